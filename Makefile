@@ -1,0 +1,38 @@
+# Aforo: `make demo` runs it embedded; `make test` runs the whole suite against real services.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo serve install test bench lint clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) is required (or set PYTHON=...)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(PY) manage.py migrate --verbosity 0
+	$(PY) manage.py demo --host $(HOST):$(PORT)
+	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+serve: install
+	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+
+test: install
+	bash scripts/test $(ARGS)
+
+bench: install
+	bash scripts/bench $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf var/chdb var/aforo.sqlite3 var/static var/test-*

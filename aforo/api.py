@@ -1,0 +1,126 @@
+"""Catalog API: customers and products of the caller's tenant."""
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aforo import catalog
+from aforo.errors import ApiError
+from aforo.models import Customer, CustomerTier, Product, ProductType
+from aforo.pagination import PageEnvelopePagination
+from aforo.permissions import CatalogPermission
+
+
+class CustomerOut(serializers.Serializer):
+    customerId = serializers.CharField(source="external_id")
+    name = serializers.CharField()
+    tier = serializers.ChoiceField(choices=CustomerTier.choices)
+
+
+class ProductOut(serializers.Serializer):
+    productId = serializers.CharField(source="external_id")
+    name = serializers.CharField()
+    productType = serializers.ChoiceField(source="product_type", choices=ProductType.choices)
+
+
+class CustomerListCreate(APIView):
+    permission_classes = [CatalogPermission]
+
+    class Input(serializers.Serializer):
+        customerId = serializers.CharField(max_length=200)
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+        tier = serializers.ChoiceField(choices=CustomerTier.choices, default=CustomerTier.FREE)
+
+    @extend_schema(responses=CustomerOut(many=True), operation_id="customers_list")
+    def get(self, request):
+        paginator = PageEnvelopePagination()
+        rows = paginator.paginate_queryset(Customer.objects.filter(tenant=request.tenant), request)
+        return paginator.get_paginated_response(CustomerOut(rows, many=True).data)
+
+    @extend_schema(request=Input, responses={201: CustomerOut})
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if Customer.objects.filter(tenant=request.tenant,
+                                   external_id=values["customerId"]).exists():
+            raise ApiError("A customer with this id exists.", field="customerId",
+                           code="conflict", status_code=409)
+        customer = catalog.customer_create(tenant=request.tenant, external_id=values["customerId"],
+                                           name=values["name"], tier=values["tier"])
+        return Response(CustomerOut(customer).data, status=status.HTTP_201_CREATED)
+
+
+class CustomerDetail(APIView):
+    permission_classes = [CatalogPermission]
+
+    class Input(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        tier = serializers.ChoiceField(choices=CustomerTier.choices, required=False)
+
+    @extend_schema(responses=CustomerOut)
+    def get(self, request, customer_id: str):
+        customer = get_object_or_404(Customer, tenant=request.tenant, external_id=customer_id)
+        return Response(CustomerOut(customer).data)
+
+    @extend_schema(request=Input, responses=CustomerOut)
+    def patch(self, request, customer_id: str):
+        customer = get_object_or_404(Customer, tenant=request.tenant, external_id=customer_id)
+        data = self.Input(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        customer = catalog.customer_update(customer=customer, **data.validated_data)
+        return Response(CustomerOut(customer).data)
+
+
+class ProductListCreate(APIView):
+    permission_classes = [CatalogPermission]
+
+    class Input(serializers.Serializer):
+        productId = serializers.CharField(max_length=200)
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+        productType = serializers.ChoiceField(choices=ProductType.choices,
+                                              default=ProductType.OTHER)
+
+    @extend_schema(responses=ProductOut(many=True), operation_id="products_list")
+    def get(self, request):
+        paginator = PageEnvelopePagination()
+        rows = paginator.paginate_queryset(Product.objects.filter(tenant=request.tenant), request)
+        return paginator.get_paginated_response(ProductOut(rows, many=True).data)
+
+    @extend_schema(request=Input, responses={201: ProductOut})
+    def post(self, request):
+        data = self.Input(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        if Product.objects.filter(tenant=request.tenant, external_id=values["productId"]).exists():
+            raise ApiError("A product with this id exists.", field="productId",
+                           code="conflict", status_code=409)
+        product = catalog.product_create(tenant=request.tenant, external_id=values["productId"],
+                                         name=values["name"], product_type=values["productType"])
+        return Response(ProductOut(product).data, status=status.HTTP_201_CREATED)
+
+
+class ProductDetail(APIView):
+    permission_classes = [CatalogPermission]
+
+    class Input(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        productType = serializers.ChoiceField(choices=ProductType.choices, required=False)
+
+    @extend_schema(responses=ProductOut)
+    def get(self, request, product_id: str):
+        product = get_object_or_404(Product, tenant=request.tenant, external_id=product_id)
+        return Response(ProductOut(product).data)
+
+    @extend_schema(request=Input, responses=ProductOut)
+    def patch(self, request, product_id: str):
+        product = get_object_or_404(Product, tenant=request.tenant, external_id=product_id)
+        data = self.Input(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        product = catalog.product_update(product=product, name=values.get("name"),
+                                         product_type=values.get("productType"))
+        return Response(ProductOut(product).data)

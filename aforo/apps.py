@@ -1,0 +1,8 @@
+"""The core app: tenancy, authentication, the catalog and the event store."""
+from django.apps import AppConfig
+
+
+class AforoConfig(AppConfig):
+    name = "aforo"
+    verbose_name = "Aforo"
+    default_auto_field = "django.db.models.BigAutoField"

@@ -1,0 +1,75 @@
+"""DRF authentication: a bearer API token, or the console's session, plus X-Tenant-Id.
+
+Authentication answers who is calling (401 when a token is absent or wrong). Which tenant and
+role the call acts as is resolved here too and checked by aforo.permissions (403).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from aforo.models import ApiToken, Membership, Role, Tenant
+
+TENANT_HEADER = "HTTP_X_TENANT_ID"
+
+
+@dataclass(frozen=True)
+class TenantAccess:
+    """What a request may act as: a tenant (None when no valid X-Tenant-Id) and its role."""
+
+    tenant: Tenant | None
+    role: Role | None
+    token: ApiToken | None = None
+
+
+def _tenant_from_header(request) -> Tenant | None:
+    slug = request.META.get(TENANT_HEADER, "").strip()
+    if not slug:
+        return None
+    return Tenant.objects.filter(slug=slug).first()
+
+
+class BearerTokenAuthentication(authentication.BaseAuthentication):
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        header = authentication.get_authorization_header(request).decode("latin-1")
+        if not header:
+            return None
+        scheme, _, raw = header.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <token>'.")
+        token = (
+            ApiToken.objects.select_related("tenant", "user")
+            .filter(token_hash=ApiToken.hash_token(raw.strip()), revoked_at__isnull=True)
+            .first()
+        )
+        if token is None:
+            raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+        tenant = _tenant_from_header(request)
+        role = Role(token.role) if tenant is not None and tenant.pk == token.tenant_id else None
+        now = timezone.now()
+        if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return (token.user, TenantAccess(tenant=tenant, role=role, token=token))
+
+    def authenticate_header(self, request) -> str:
+        return self.keyword
+
+
+class TenantSessionAuthentication(authentication.SessionAuthentication):
+    """The console's logged-in user, acting with their membership role in X-Tenant-Id."""
+
+    def authenticate(self, request):
+        result = super().authenticate(request)
+        if result is None:
+            return None
+        user, _ = result
+        tenant = _tenant_from_header(request)
+        role = None
+        if tenant is not None:
+            membership = Membership.objects.filter(tenant=tenant, user=user).first()
+            role = Role(membership.role) if membership else None
+        return (user, TenantAccess(tenant=tenant, role=role))

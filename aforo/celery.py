@@ -1,0 +1,15 @@
+"""The Celery app and every periodic job, declared in one place."""
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
+
+app = Celery("aforo")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Every periodic job of Aforo. In server mode celery-beat (DatabaseScheduler) runs them; in the
+# embedded mode aforo.schedule runs the same entries inside the web process. Later issues add
+# their jobs here (attribution nightly, rule evaluation each minute, the guard sweep, ...).
+app.conf.beat_schedule: dict[str, dict] = {}

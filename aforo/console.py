@@ -1,0 +1,49 @@
+"""The console shell: session login and logout, tenant choice, the Intelligence navigation."""
+from __future__ import annotations
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+
+from aforo.models import Membership
+
+TENANT_SESSION_KEY = "aforo_tenant"
+
+
+def memberships_of(user) -> list[Membership]:
+    return list(Membership.objects.filter(user=user).select_related("tenant")
+                .order_by("tenant__slug"))
+
+
+def current_membership(request: HttpRequest) -> Membership | None:
+    """The membership the console acts as: the chosen tenant, else the user's first."""
+    memberships = memberships_of(request.user)
+    chosen = request.session.get(TENANT_SESSION_KEY)
+    for membership in memberships:
+        if membership.tenant.slug == chosen:
+            return membership
+    return memberships[0] if memberships else None
+
+
+class LoginView(auth_views.LoginView):
+    template_name = "console/login.html"
+    redirect_authenticated_user = True
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    membership = current_membership(request)
+    return render(request, "console/home.html", {
+        "membership": membership,
+        "memberships": memberships_of(request.user),
+    })
+
+
+@login_required
+def switch_tenant(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        slug = request.POST.get("tenant", "")
+        if any(m.tenant.slug == slug for m in memberships_of(request.user)):
+            request.session[TENANT_SESSION_KEY] = slug
+    return redirect("console-home")

@@ -1,0 +1,158 @@
+"""The demo tenant: 90 days of AI usage across tiers, products, providers and models."""
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from aforo import catalog, eventstore
+from aforo.ledger import ledger_append, ledger_entry
+from aforo.models import Customer, CustomerTier, Membership, Product, Role, Tenant
+from aforo.tenancy import IssuedToken, api_token_create, membership_set, tenant_create
+
+DEMO_TENANT = "demo"
+DEMO_USER = "demo"
+DEMO_PASSWORD = "aforo-demo"
+NANO = Decimal("0.000000001")
+
+# provider, model, $ per 1M input tokens, $ per 1M output tokens
+MODELS = [
+    ("Anthropic", "claude-sonnet-4-6", "3", "15"),
+    ("Anthropic", "claude-haiku-4-5", "1", "5"),
+    ("Anthropic", "claude-opus-4-1", "15", "75"),
+    ("OpenAI", "gpt-4o", "2.5", "10"),
+    ("OpenAI", "gpt-4o-mini", "0.15", "0.6"),
+    ("OpenAI", "o3", "2", "8"),
+    ("Google", "gemini-2.5-pro", "1.25", "10"),
+    ("Google", "gemini-2.5-flash", "0.3", "2.5"),
+    ("AWS Bedrock", "amazon.nova-pro-v1", "0.8", "3.2"),
+    ("AWS Bedrock", "amazon.nova-lite-v1", "0.06", "0.24"),
+    ("AWS Bedrock", "meta.llama3-70b-instruct", "2.65", "3.5"),
+    ("OpenAI", "text-embedding-3-small", "0.02", "0"),
+]
+# product id, type, $ charged per event, the models it calls
+PRODUCTS = [
+    ("prod_translation", "API_WITH_AI", "0.02", [0, 1, 4]),
+    ("prod_support_agent", "AI_AGENT", "0.09", [0, 2, 3, 5]),
+    ("prod_summarizer", "AI_FEATURE", "0.008", [1, 4, 7]),
+    ("prod_code_review", "AI_AGENT", "0.12", [0, 2, 5, 6]),
+    ("prod_search", "API_WITH_AI", "0.002", [11, 9, 7]),
+    ("prod_docs_qa", "AI_FEATURE", "0.015", [3, 6, 8, 10]),
+    ("prod_vision", "API_WITH_AI", "0.03", [6, 3, 8]),
+]
+SOURCE_TYPES = ["GATEWAY", "SDK", "AGENT", "BATCH"]
+
+
+@dataclass(frozen=True)
+class DemoCredentials:
+    tenant: Tenant
+    username: str
+    password: str
+    token: IssuedToken
+
+
+def demo_tenant_ensure() -> DemoCredentials:
+    """The demo tenant, its owner login and a fresh API token (old demo tokens are revoked)."""
+    from django.utils import timezone as dj_timezone
+
+    with transaction.atomic():
+        tenant = Tenant.objects.filter(slug=DEMO_TENANT).first() or tenant_create(
+            slug=DEMO_TENANT, name="Demo Co")
+        user, created = get_user_model().objects.get_or_create(username=DEMO_USER)
+        if created or not user.check_password(DEMO_PASSWORD):
+            user.set_password(DEMO_PASSWORD)
+            user.is_staff = True
+            user.is_superuser = True
+            user.save()
+        membership_set(tenant=tenant, user=user, role=Role.OWNER)
+        tenant.api_tokens.filter(name="demo", revoked_at__isnull=True).update(
+            revoked_at=dj_timezone.now())
+        token = api_token_create(tenant=tenant, role=Role.OWNER, name="demo")
+    return DemoCredentials(tenant=tenant, username=DEMO_USER, password=DEMO_PASSWORD, token=token)
+
+
+def demo_event_count(tenant: Tenant) -> int:
+    rows = eventstore.tenant_query(
+        tenant.slug,
+        "SELECT sum(event_count) AS events FROM ledger WHERE tenant_id = %(tenant_id)s",
+    )
+    return int(rows[0]["events"] or 0) if rows else 0
+
+
+def _customers(rng: random.Random, count: int) -> list[tuple[str, str, Decimal]]:
+    """(customer id, tier, price multiplier); a few legacy-priced customers lose money."""
+    out = []
+    for i in range(count):
+        tier = rng.choices(["FREE", "PRO", "ENTERPRISE"], weights=[3, 5, 2])[0]
+        multiplier = {"FREE": Decimal("0.6"), "PRO": Decimal("1.2"), "ENTERPRISE": Decimal("2.2")}[tier]
+        if i % 13 == 5:  # a legacy contract priced under cost
+            multiplier = Decimal("0.12")
+        out.append((f"cust_{i:03d}", tier, multiplier))
+    return out
+
+
+def _money(value: Decimal) -> Decimal:
+    return value.quantize(NANO, rounding=ROUND_HALF_EVEN)
+
+
+def demo_seed(tenant: Tenant, *, events: int = 210_000, days: int = 90, customers: int = 60,
+              seed: int = 42, batch: int = 10_000,
+              progress: Callable[[int], None] = lambda _n: None,
+              now: datetime | None = None) -> int:
+    """Write `events` demo events over the last `days` days; returns the number written."""
+    rng = random.Random(seed)
+    now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
+    start = now - timedelta(days=days)
+    people = _customers(rng, customers)
+    for cid, tier, _m in people:
+        if not Customer.objects.filter(tenant=tenant, external_id=cid).exists():
+            catalog.customer_create(tenant=tenant, external_id=cid,
+                                    name=f"Customer {cid[5:]}", tier=CustomerTier(tier))
+    for pid, ptype, _price, _models in PRODUCTS:
+        if not Product.objects.filter(tenant=tenant, external_id=pid).exists():
+            catalog.product_create(tenant=tenant, external_id=pid,
+                                   name=pid[5:].replace("_", " ").title(), product_type=ptype)
+    span = int((now - start).total_seconds())
+    written = 0
+    rows = []
+    for n in range(events):
+        cid, _tier, multiplier = people[int(rng.paretovariate(1.2)) % len(people)]
+        pid, ptype, price, model_ix = PRODUCTS[rng.randrange(len(PRODUCTS))]
+        provider, model, in_price, out_price = MODELS[rng.choice(model_ix)]
+        input_tokens = int(rng.lognormvariate(6.5, 0.9))
+        output_tokens = int(rng.lognormvariate(5.5, 1.0))
+        cached = input_tokens // 3 if rng.random() < 0.2 else 0
+        tool_calls = rng.choice([0, 0, 0, 1, 2]) if ptype == "AI_AGENT" else 0
+        ai = _money((Decimal(input_tokens) * Decimal(in_price)
+                     + Decimal(output_tokens) * Decimal(out_price)) / Decimal(1_000_000))
+        infra = _money(Decimal("0.0004") + Decimal(input_tokens + output_tokens) * Decimal("0.0000002"))
+        fee = _money(Decimal("0.0001") + ai * Decimal("0.03"))
+        split_known = rng.random() > 0.06  # some sources send only a total
+        occurred = start + timedelta(seconds=rng.randrange(span))
+        rows.append(ledger_entry(
+            tenant_id=tenant.slug, entry_id=f"evt_demo_{n:07d}", entry_type="COST",
+            event_id=f"evt_demo_{n:07d}", occurred_at=occurred, recorded_at=occurred,
+            customer_id=cid, product_id=pid, product_type=ptype, provider=provider, model=model,
+            tool_name="web_search" if tool_calls else "", source_type=rng.choice(SOURCE_TYPES),
+            session_id=f"sess_{n // 7:06d}", event_count=1, input_tokens=input_tokens,
+            output_tokens=output_tokens, cached_input_tokens=cached, tool_calls=tool_calls,
+            reasoning_steps=tool_calls, quantity=Decimal(1),
+            ai_cogs_usd=ai if split_known else Decimal(0),
+            infra_cogs_usd=infra if split_known else Decimal(0),
+            fee_cogs_usd=fee if split_known else Decimal(0),
+            unclassified_cogs_usd=Decimal(0) if split_known else ai + infra + fee,
+            rated_revenue_usd=_money(Decimal(price) * multiplier),
+        ))
+        if len(rows) >= batch:
+            written += ledger_append(rows)
+            progress(len(rows))
+            rows = []
+    if rows:
+        written += ledger_append(rows)
+        progress(len(rows))
+    return written

@@ -1,0 +1,67 @@
+"""Every API error as {"error": {"code", "message", "field"}} with the right status."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from aforo.eventstore import EventStoreUnavailable
+
+
+class ApiError(exceptions.APIException):
+    """A client error with a field name, raised by services and views alike."""
+
+    status_code = status.HTTP_400_BAD_REQUEST
+    default_code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None, code: str = "invalid",
+                 status_code: int = 400) -> None:
+        super().__init__(message, code)
+        self.field = field
+        self.status_code = status_code
+
+
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, "field": field}}
+
+
+def _first_error(detail: Any, path: tuple[str, ...] = ()) -> tuple[str | None, str, str]:
+    """The first (field, message, code) of a DRF ValidationError detail tree."""
+    if isinstance(detail, dict) and detail:
+        key, value = next(iter(detail.items()))
+        return _first_error(value, path if key == "non_field_errors" else (*path, str(key)))
+    if isinstance(detail, list) and detail:
+        return _first_error(detail[0], path)
+    return (".".join(path) or None), str(detail), str(getattr(detail, "code", None) or "invalid")
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, EventStoreUnavailable):
+        response = Response(
+            error_body("event_store_unavailable",
+                       "The event store is unavailable; nothing was written. Retry shortly."),
+            status=503,
+        )
+        response["Retry-After"] = "5"
+        return response
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, ApiError):
+        response.data = error_body(str(exc.detail.code), str(exc.detail), exc.field)
+    elif isinstance(exc, exceptions.ValidationError):
+        field, message, code = _first_error(exc.detail)
+        response.data = error_body(code, message, field)
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        code = detail.code if hasattr(detail, "code") else getattr(exc, "default_code", "error")
+        response.data = error_body(str(code), str(detail))
+    return response
+
+
+def json_error(status_code: int, code: str, message: str, field: str | None = None) -> JsonResponse:
+    """The same error shape from plain Django views (404/500 handlers, health)."""
+    return JsonResponse(error_body(code, message, field), status=status_code)

@@ -1,0 +1,260 @@
+"""The two event-store backends: chdb in-process and a ClickHouse server via clickhouse-driver."""
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from aforo.eventstore.errors import EmbeddedStoreLocked, EventStoreError, EventStoreUnavailable
+from aforo.eventstore.escaping import render
+
+Row = dict[str, Any]
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"not a plain identifier: {name!r}")
+    return name
+
+
+class EventStore:
+    """The interface every caller uses: query (rows as dicts), insert (dict rows), command."""
+
+    name = "abstract"
+    database = "aforo"
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        raise NotImplementedError
+
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        raise NotImplementedError
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        raise NotImplementedError
+
+    def ping(self) -> None:
+        self.query("SELECT 1 AS ok")
+
+    def close(self) -> None:
+        """Release connections; the next call reopens them."""
+
+
+# --- chdb ---------------------------------------------------------------------------------
+
+def _parse_datetime(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
+
+
+def _converter(ch_type: str):
+    """A function from a JSONCompact cell to its Python value, by ClickHouse type."""
+    base = ch_type
+    nullable = False
+    if base.startswith("Nullable("):
+        nullable, base = True, base[len("Nullable("):-1]
+    if base.startswith("LowCardinality("):
+        base = base[len("LowCardinality("):-1]
+    if base.startswith("DateTime"):
+        fn = _parse_datetime
+    elif base == "Date":
+        fn = date.fromisoformat
+    elif base.startswith("Decimal"):
+        fn = Decimal  # parsed from the exact JSON text, see parse_float below
+    elif base.startswith(("Int", "UInt")):
+        fn = int
+    elif base.startswith("Array("):
+        inner = _converter(base[len("Array("):-1])
+        return lambda cell: [inner(v) for v in cell]
+    else:
+        return None
+    if nullable:
+        return lambda cell: None if cell is None else fn(cell)
+    return fn
+
+
+def _json_cell(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float):
+        raise TypeError("floats are not accepted by the event store; use Decimal")
+    return value
+
+
+class ChdbStore(EventStore):
+    """ClickHouse in this process (chdb); its directory belongs to one process at a time."""
+
+    name = "chdb"
+
+    def __init__(self, path: str, database: str = "aforo") -> None:
+        self.path = path
+        self.database = database
+        self._session = None
+        self._lock = threading.RLock()
+
+    def _open(self):
+        if self._session is None:
+            from chdb import session as chdb_session
+
+            Path(self.path).mkdir(parents=True, exist_ok=True)
+            try:
+                sess = chdb_session.Session(self.path)
+            except RuntimeError as exc:
+                raise EmbeddedStoreLocked(self.path) from exc
+            sess.query(f"CREATE DATABASE IF NOT EXISTS {_identifier(self.database)}")
+            sess.query(f"USE {self.database}")
+            self._session = sess
+        return self._session
+
+    def _run(self, sql: str, fmt: str = "CSV"):
+        with self._lock:
+            sess = self._open()
+            try:
+                return sess.query(sql, fmt)
+            except Exception as exc:  # chdb raises its own ChdbError/RuntimeError types
+                raise EventStoreError(str(exc)) from exc
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        result = self._run(render(sql, params), "JSONCompact")
+        raw = result.bytes()
+        if not raw:
+            return []
+        # :TRICKY: JSONCompact writes Decimals as bare JSON numbers with their exact digits;
+        # parse_float=Decimal keeps them exact instead of rounding through float.
+        doc = json.loads(raw, parse_float=Decimal)
+        names = [col["name"] for col in doc["meta"]]
+        converters = [_converter(col["type"]) for col in doc["meta"]]
+        out = []
+        for cells in doc["data"]:
+            out.append({
+                name: (conv(cell) if conv and cell is not None else cell)
+                for name, conv, cell in zip(names, converters, cells)
+            })
+        return out
+
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        if not rows:
+            return 0
+        columns = list(rows[0].keys())
+        header = f"INSERT INTO {_identifier(table)} ({', '.join(map(_identifier, columns))}) "
+        # The values travel as JSON data, never as SQL text, so nothing in them is parsed as SQL.
+        body = "\n".join(
+            json.dumps({c: _json_cell(row[c]) for c in columns}, ensure_ascii=False)
+            for row in rows
+        )
+        self._run(header + "FORMAT JSONEachRow\n" + body)
+        return len(rows)
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._run(render(sql, params))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._session is not None:
+                self._session.close()
+                self._session = None
+
+
+# --- ClickHouse server --------------------------------------------------------------------
+
+class ServerStore(EventStore):
+    """A ClickHouse server over its native protocol (clickhouse-driver), one client per thread."""
+
+    name = "server"
+
+    def __init__(self, url: str) -> None:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("clickhouse", "clickhouses"):
+            raise ValueError("CLICKHOUSE_URL must look like clickhouse://user:pass@host:9000/db")
+        self.url = url
+        self.host = parsed.hostname or "127.0.0.1"
+        self.port = parsed.port or 9000
+        self.user = unquote(parsed.username or "default")
+        self.password = unquote(parsed.password or "")
+        self.database = _identifier((parsed.path or "/default").lstrip("/") or "default")
+        self.secure = parsed.scheme == "clickhouses"
+        self._local = threading.local()
+        self._database_ready = False
+
+    def _client(self, database: str | None = None):
+        from clickhouse_driver import Client
+
+        key = database or self.database
+        clients = self._local.__dict__.setdefault("clients", {})
+        if key not in clients:
+            clients[key] = Client(
+                host=self.host, port=self.port, user=self.user, password=self.password,
+                database=key, secure=self.secure, connect_timeout=3, send_receive_timeout=30, sync_request_timeout=5,
+                settings={"use_numpy": False},
+            )
+        return clients[key]
+
+    def ensure_database(self) -> None:
+        """Create the configured database (it must exist before clients can select it)."""
+        self._execute(f"CREATE DATABASE IF NOT EXISTS {self.database}", database="default")
+        self._database_ready = True
+
+    def _execute(self, sql: str, data=None, *, database: str | None = None, **kwargs):
+        from clickhouse_driver import errors as ch_errors
+
+        client = self._client(database)
+        try:
+            if data is not None:
+                return client.execute(sql, data, **kwargs)
+            return client.execute(sql, **kwargs)
+        except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError) as exc:
+            client.disconnect()
+            raise EventStoreUnavailable(f"ClickHouse at {self.host}:{self.port}: {exc}") from exc
+        except ch_errors.Error as exc:
+            raise EventStoreError(str(exc)) from exc
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        rows, columns = self._execute(render(sql, params), with_column_types=True)
+        names = [name for name, _type in columns]
+        aware = [i for i, (_n, t) in enumerate(columns) if t.startswith(("DateTime", "Nullable(DateTime"))]
+        out = []
+        for row in rows:
+            record = dict(zip(names, row))
+            for i in aware:
+                value = row[i]
+                if isinstance(value, datetime) and value.tzinfo is None:
+                    record[names[i]] = value.replace(tzinfo=timezone.utc)
+            out.append(record)
+        return out
+
+    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        if not rows:
+            return 0
+        columns = list(rows[0].keys())
+        data = [tuple(_server_cell(row[c]) for c in columns) for row in rows]
+        sql = f"INSERT INTO {_identifier(table)} ({', '.join(map(_identifier, columns))}) VALUES"
+        self._execute(sql, data)
+        return len(rows)
+
+    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        self._execute(render(sql, params))
+
+    def close(self) -> None:
+        for client in self._local.__dict__.get("clients", {}).values():
+            client.disconnect()
+        self._local = threading.local()
+
+
+def _server_cell(value: Any) -> Any:
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        # :TRICKY: clickhouse-driver writes naive datetimes as given; our columns are UTC.
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+    if isinstance(value, float):
+        raise TypeError("floats are not accepted by the event store; use Decimal")
+    return value

@@ -1,0 +1,1 @@
+"""Numbered event-store migrations: each module NNNN_name.py defines statements(topology)."""

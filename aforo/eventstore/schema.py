@@ -1,0 +1,58 @@
+"""DDL for event-store tables: one helper decides single node or cluster."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_REPLICATED = {
+    "MergeTree": "ReplicatedMergeTree",
+    "SummingMergeTree": "ReplicatedSummingMergeTree",
+    "ReplacingMergeTree": "ReplicatedReplacingMergeTree",
+}
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Where tables live: one node (cluster empty) or a named cluster."""
+
+    database: str
+    cluster: str = ""
+
+    @property
+    def on_cluster(self) -> str:
+        return f" ON CLUSTER {self.cluster}" if self.cluster else ""
+
+
+def create_table(
+    topology: Topology,
+    name: str,
+    columns: str,
+    *,
+    order_by: str,
+    partition_by: str | None = None,
+    engine: str = "MergeTree",
+    engine_args: str = "",
+    sharding_key: str = "sipHash64(tenant_id)",
+) -> list[str]:
+    """CREATE statements for a table: MergeTree on one node, Replicated* + Distributed on a cluster.
+
+    On a cluster, `name` is the Distributed table every query uses and `name_local` holds the data
+    on each shard, so queries never need to know which topology they run on.
+    """
+    if engine not in _REPLICATED:
+        raise ValueError(f"unsupported engine {engine!r}")
+    partition = f" PARTITION BY {partition_by}" if partition_by else ""
+    tail = f"{partition} ORDER BY {order_by}"
+    if not topology.cluster:
+        return [
+            f"CREATE TABLE IF NOT EXISTS {name} ({columns}) "
+            f"ENGINE = {engine}({engine_args}){tail}"
+        ]
+    local = f"{name}_local"
+    zk_path = f"'/clickhouse/tables/{{shard}}/{topology.database}/{local}', '{{replica}}'"
+    args = f"{zk_path}, {engine_args}" if engine_args else zk_path
+    return [
+        f"CREATE TABLE IF NOT EXISTS {local}{topology.on_cluster} ({columns}) "
+        f"ENGINE = {_REPLICATED[engine]}({args}){tail}",
+        f"CREATE TABLE IF NOT EXISTS {name}{topology.on_cluster} AS {local} "
+        f"ENGINE = Distributed({topology.cluster}, {topology.database}, {local}, {sharding_key})",
+    ]

@@ -1,0 +1,82 @@
+"""The page envelope of API.md: page (0-based), size (default 25, capped at 200)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from rest_framework import pagination
+from rest_framework.response import Response
+
+from aforo.errors import ApiError
+
+DEFAULT_SIZE = 25
+MAX_SIZE = 200
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    page: int
+    size: int
+
+    @property
+    def offset(self) -> int:
+        return self.page * self.size
+
+
+def page_request(query_params) -> PageRequest:
+    """Parse page/size; 400 for a non-integer or negative value, size capped at MAX_SIZE."""
+    values = {}
+    for name, default in (("page", 0), ("size", DEFAULT_SIZE)):
+        raw = query_params.get(name, "")
+        if raw == "":
+            values[name] = default
+            continue
+        try:
+            values[name] = int(raw)
+        except ValueError:
+            raise ApiError(f"{name} must be an integer.", field=name) from None
+        if values[name] < (0 if name == "page" else 1):
+            raise ApiError(f"{name} is out of range.", field=name)
+    return PageRequest(page=values["page"], size=min(values["size"], MAX_SIZE))
+
+
+def envelope(content: list, request: PageRequest, total: int) -> dict:
+    return {
+        "content": content,
+        "page": request.page,
+        "size": request.size,
+        "totalElements": total,
+        "totalPages": math.ceil(total / request.size) if total else 0,
+    }
+
+
+class PageEnvelopePagination(pagination.BasePagination):
+    """DRF pagination for querysets, producing the same envelope."""
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.page = page_request(request.query_params)
+        self.total = queryset.count()
+        return list(queryset[self.page.offset:self.page.offset + self.page.size])
+
+    def get_paginated_response(self, data):
+        return Response(envelope(list(data), self.page, self.total))
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["content", "page", "size", "totalElements", "totalPages"],
+            "properties": {
+                "content": schema,
+                "page": {"type": "integer"},
+                "size": {"type": "integer"},
+                "totalElements": {"type": "integer"},
+                "totalPages": {"type": "integer"},
+            },
+        }
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {"name": "page", "in": "query", "required": False, "schema": {"type": "integer"}},
+            {"name": "size", "in": "query", "required": False,
+             "schema": {"type": "integer", "maximum": MAX_SIZE}},
+        ]

@@ -1,0 +1,35 @@
+"""URL map: the REST API under /api/v1/, the console under /console/, admin, health, docs."""
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from aforo import api, console, health
+
+api_v1 = [
+    path("customers", api.CustomerListCreate.as_view(), name="customers"),
+    path("customers/<str:customer_id>", api.CustomerDetail.as_view(), name="customer"),
+    path("products", api.ProductListCreate.as_view(), name="products"),
+    path("products/<str:product_id>", api.ProductDetail.as_view(), name="product"),
+]
+
+urlpatterns = [
+    path("", RedirectView.as_view(url="/console/", permanent=False)),
+    path("healthz", health.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(permission_classes=[],
+                                                   authentication_classes=[]), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[],
+                                                     authentication_classes=[]), name="docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", permission_classes=[],
+                                                    authentication_classes=[]), name="redoc"),
+    path("console/login/", console.LoginView.as_view(), name="login"),
+    path("console/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("console/tenant/", console.switch_tenant, name="console-tenant"),
+    path("console/", console.home, name="console-home"),
+]
+
+handler404 = "aforo.views.not_found"
+handler500 = "aforo.views.server_error"

@@ -1,0 +1,1 @@
+"""Billing: rate plans, subscriptions, rated revenue and invoices."""

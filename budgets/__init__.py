@@ -1,0 +1,1 @@
+"""Budgets: cost budgets, alert rules, alert history and notification delivery."""

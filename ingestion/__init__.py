@@ -1,0 +1,1 @@
+"""Ingestion: event intake, validation, dedupe, cost computation and ledger writes."""

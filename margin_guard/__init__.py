@@ -1,0 +1,1 @@
+"""Margin Guard: margin floors enforced in the request path."""
