@@ -60,7 +60,8 @@ def catalog_register(*, tenant: Tenant, customer_ids: set[str], products: dict[s
                      for c in customer_ids - known_customers if c]
     new_products = [
         Product(tenant=tenant, external_id=p, name=p,
-                product_type=products[p] if products[p] in ProductType.values else ProductType.OTHER)
+                product_type=products[p] if products[p] in ProductType.values
+                else ProductType.OTHER)
         for p in products.keys() - known_products if p
     ]
     for model, rows in ((Customer, new_customers), (Product, new_products)):

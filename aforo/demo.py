@@ -12,7 +12,7 @@ from django.db import transaction
 
 from aforo import catalog, eventstore
 from aforo.ledger import ledger_append, ledger_entry
-from aforo.models import Customer, CustomerTier, Membership, Product, Role, Tenant
+from aforo.models import Customer, CustomerTier, Product, Role, Tenant
 from aforo.tenancy import IssuedToken, api_token_create, membership_set, tenant_create
 
 DEMO_TENANT = "demo"
@@ -45,6 +45,8 @@ PRODUCTS = [
     ("prod_docs_qa", "AI_FEATURE", "0.015", [3, 6, 8, 10]),
     ("prod_vision", "API_WITH_AI", "0.03", [6, 3, 8]),
 ]
+TIER_PRICE_MULTIPLIER = {"FREE": Decimal("0.6"), "PRO": Decimal("1.2"),
+                         "ENTERPRISE": Decimal("2.2")}
 SOURCE_TYPES = ["GATEWAY", "SDK", "AGENT", "BATCH"]
 
 
@@ -56,13 +58,13 @@ class DemoCredentials:
     token: IssuedToken
 
 
-def demo_tenant_ensure() -> DemoCredentials:
+def demo_tenant_ensure(slug: str = DEMO_TENANT) -> DemoCredentials:
     """The demo tenant, its owner login and a fresh API token (old demo tokens are revoked)."""
     from django.utils import timezone as dj_timezone
 
     with transaction.atomic():
-        tenant = Tenant.objects.filter(slug=DEMO_TENANT).first() or tenant_create(
-            slug=DEMO_TENANT, name="Demo Co")
+        tenant = Tenant.objects.filter(slug=slug).first() or tenant_create(
+            slug=slug, name="Demo Co")
         user, created = get_user_model().objects.get_or_create(username=DEMO_USER)
         if created or not user.check_password(DEMO_PASSWORD):
             user.set_password(DEMO_PASSWORD)
@@ -89,7 +91,7 @@ def _customers(rng: random.Random, count: int) -> list[tuple[str, str, Decimal]]
     out = []
     for i in range(count):
         tier = rng.choices(["FREE", "PRO", "ENTERPRISE"], weights=[3, 5, 2])[0]
-        multiplier = {"FREE": Decimal("0.6"), "PRO": Decimal("1.2"), "ENTERPRISE": Decimal("2.2")}[tier]
+        multiplier = TIER_PRICE_MULTIPLIER[tier]
         if i % 13 == 5:  # a legacy contract priced under cost
             multiplier = Decimal("0.12")
         out.append((f"cust_{i:03d}", tier, multiplier))
@@ -130,7 +132,8 @@ def demo_seed(tenant: Tenant, *, events: int = 210_000, days: int = 90, customer
         tool_calls = rng.choice([0, 0, 0, 1, 2]) if ptype == "AI_AGENT" else 0
         ai = _money((Decimal(input_tokens) * Decimal(in_price)
                      + Decimal(output_tokens) * Decimal(out_price)) / Decimal(1_000_000))
-        infra = _money(Decimal("0.0004") + Decimal(input_tokens + output_tokens) * Decimal("0.0000002"))
+        tokens = Decimal(input_tokens + output_tokens)
+        infra = _money(Decimal("0.0004") + tokens * Decimal("0.0000002"))
         fee = _money(Decimal("0.0001") + ai * Decimal("0.03"))
         split_known = rng.random() > 0.06  # some sources send only a total
         occurred = start + timedelta(seconds=rng.randrange(span))

@@ -1,6 +1,6 @@
 """Settings: everything comes from the environment; nothing set means the embedded default."""
-from pathlib import Path
 import secrets
+from pathlib import Path
 
 import environ
 
@@ -127,6 +127,7 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 
 REST_FRAMEWORK = {

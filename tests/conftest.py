@@ -71,3 +71,6 @@ def api_client(tenant, role: Role | str = Role.OWNER, *, send_tenant: bool = Tru
 def api(tenant):
     """An OWNER's API client for the test's tenant."""
     return api_client(tenant)
+
+
+from tests.clickhouse_server import private_clickhouse  # noqa: E402,F401  (a shared fixture)

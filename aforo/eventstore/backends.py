@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
+import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -92,10 +96,27 @@ def _json_cell(value: Any) -> Any:
     return value
 
 
+@contextmanager
+def _stderr_captured() -> Iterator[Callable[[], str]]:
+    """Catch what native code writes to fd 2 (chdb prints its errors there before raising)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: (sink.seek(0), sink.read().decode(errors="replace"))[1]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class ChdbStore(EventStore):
     """ClickHouse in this process (chdb); its directory belongs to one process at a time."""
 
     name = "chdb"
+    # :TRICKY: chdb runs one embedded server per process; a second path cannot be opened
+    # while the first is, so remember which one this process holds.
+    _open_path: str | None = None
 
     def __init__(self, path: str, database: str = "aforo") -> None:
         self.path = path
@@ -108,10 +129,19 @@ class ChdbStore(EventStore):
             from chdb import session as chdb_session
 
             Path(self.path).mkdir(parents=True, exist_ok=True)
-            try:
-                sess = chdb_session.Session(self.path)
-            except RuntimeError as exc:
-                raise EmbeddedStoreLocked(self.path) from exc
+            if ChdbStore._open_path not in (None, self.path):
+                raise EventStoreError(
+                    f"this process already has the embedded store {ChdbStore._open_path} open; "
+                    "chdb allows one per process"
+                )
+            with _stderr_captured() as captured:
+                try:
+                    sess = chdb_session.Session(self.path)
+                except RuntimeError as exc:
+                    if "lock" in captured().lower() or "lock" in str(exc).lower():
+                        raise EmbeddedStoreLocked(self.path) from exc
+                    raise EventStoreError(f"{exc}: {captured().strip()}") from exc
+            ChdbStore._open_path = self.path
             sess.query(f"CREATE DATABASE IF NOT EXISTS {_identifier(self.database)}")
             sess.query(f"USE {self.database}")
             self._session = sess
@@ -139,7 +169,7 @@ class ChdbStore(EventStore):
         for cells in doc["data"]:
             out.append({
                 name: (conv(cell) if conv and cell is not None else cell)
-                for name, conv, cell in zip(names, converters, cells)
+                for name, conv, cell in zip(names, converters, cells, strict=True)
             })
         return out
 
@@ -164,6 +194,7 @@ class ChdbStore(EventStore):
             if self._session is not None:
                 self._session.close()
                 self._session = None
+                ChdbStore._open_path = None
 
 
 # --- ClickHouse server --------------------------------------------------------------------
@@ -195,7 +226,8 @@ class ServerStore(EventStore):
         if key not in clients:
             clients[key] = Client(
                 host=self.host, port=self.port, user=self.user, password=self.password,
-                database=key, secure=self.secure, connect_timeout=3, send_receive_timeout=30, sync_request_timeout=5,
+                database=key, secure=self.secure, connect_timeout=3,
+                send_receive_timeout=30, sync_request_timeout=5,
                 settings={"use_numpy": False},
             )
         return clients[key]
@@ -222,10 +254,11 @@ class ServerStore(EventStore):
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         rows, columns = self._execute(render(sql, params), with_column_types=True)
         names = [name for name, _type in columns]
-        aware = [i for i, (_n, t) in enumerate(columns) if t.startswith(("DateTime", "Nullable(DateTime"))]
+        aware = [i for i, (_n, t) in enumerate(columns)
+                 if t.startswith(("DateTime", "Nullable(DateTime"))]
         out = []
         for row in rows:
-            record = dict(zip(names, row))
+            record = dict(zip(names, row, strict=True))
             for i in aware:
                 value = row[i]
                 if isinstance(value, datetime) and value.tzinfo is None:

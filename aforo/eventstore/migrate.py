@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import importlib
-from datetime import datetime, timezone
 import pkgutil
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from aforo.eventstore import get_store
 from aforo.eventstore.backends import EventStore, ServerStore
@@ -52,7 +52,8 @@ def migrate_eventstore(
             store.command(sql)
         # :TRICKY: clickhouse-driver waits for a data block after any "INSERT ... VALUES"
         # sent as a plain query, so every insert goes through store.insert.
-        store.insert("schema_migrations", [{"name": name, "applied_at": datetime.now(timezone.utc)}])
+        store.insert("schema_migrations",
+                     [{"name": name, "applied_at": datetime.now(timezone.utc)}])
         applied.append(name)
         log(f"  Applying event store migration {name}... OK")
     return applied

@@ -1,0 +1,64 @@
+"""The in-process schedule runs due jobs; the demo seed writes a real tenant's worth of data."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from celery import shared_task
+
+from aforo import eventstore
+from aforo.demo import demo_event_count, demo_seed, demo_tenant_ensure
+from aforo.models import Customer, Product
+from aforo.schedule import run_due
+
+pytestmark = pytest.mark.django_db
+RUNS: list[int] = []
+
+
+@shared_task(name="tests.record_run")
+def record_run(value: int) -> None:
+    RUNS.append(value)
+
+
+def test_due_jobs_run_and_others_wait():
+    RUNS.clear()
+    entries = {
+        "every-tick": {"task": "tests.record_run", "schedule": timedelta(seconds=0), "args": (1,)},
+        "hourly": {"task": "tests.record_run", "schedule": timedelta(hours=1), "args": (2,)},
+    }
+    last_run: dict = {}
+    assert run_due(entries, last_run) == ["every-tick"]
+    assert run_due(entries, last_run) == ["every-tick"]
+    assert RUNS == [1, 1]
+
+
+def test_demo_seed_covers_tiers_products_providers_and_unsplit_costs(store):
+    slug = f"demo-{uuid.uuid4().hex[:8]}"
+    creds = demo_tenant_ensure(slug)
+    assert creds.token.raw.startswith("afo_")
+    written = demo_seed(creds.tenant, events=3000, batch=1000)
+    assert written == 3000 == demo_event_count(creds.tenant)
+    assert Customer.objects.filter(tenant=creds.tenant).values("tier").distinct().count() == 3
+    assert Product.objects.filter(tenant=creds.tenant).count() >= 6
+    stats = eventstore.tenant_query(
+        creds.tenant.slug,
+        "SELECT uniqExact(provider) AS providers, uniqExact(model) AS models, "
+        "countIf(unclassified_cogs_usd > 0) AS unsplit, "
+        "min(occurred_at) AS first, max(occurred_at) AS last "
+        "FROM ledger WHERE tenant_id = %(tenant_id)s",
+    )[0]
+    assert stats["providers"] == 4 and stats["models"] >= 10
+    assert stats["unsplit"] > 0
+    assert stats["last"] - stats["first"] > timedelta(days=80)
+    losers = eventstore.tenant_query(
+        creds.tenant.slug,
+        "SELECT customer_id FROM ledger WHERE tenant_id = %(tenant_id)s GROUP BY customer_id "
+        "HAVING sum(rated_revenue_usd) < sum(ai_cogs_usd + infra_cogs_usd + fee_cogs_usd "
+        "+ unclassified_cogs_usd)",
+    )
+    assert losers, "the demo needs customers who lose money"
+    # A second setup keeps the tenant and revokes the previous demo token.
+    again = demo_tenant_ensure(slug)
+    assert again.tenant.pk == creds.tenant.pk
+    assert again.tenant.api_tokens.filter(revoked_at__isnull=True).count() == 1
