@@ -149,7 +149,7 @@ def demo_seed(tenant: Tenant, *, events: int = 210_000, days: int = 90, customer
             infra_cogs_usd=infra if split_known else Decimal(0),
             fee_cogs_usd=fee if split_known else Decimal(0),
             unclassified_cogs_usd=Decimal(0) if split_known else ai + infra + fee,
-            rated_revenue_usd=_money(Decimal(price) * multiplier),
+            rated_revenue_usd=_money(Decimal(price) * multiplier), cost_source="CARRIED",
         ))
         if len(rows) >= batch:
             written += ledger_append(rows)

@@ -39,7 +39,7 @@ def test_ledger_entry_round_trips_every_column(store):
         quantity=Decimal("1.5"), ai_cogs_usd=Decimal("0.000000001"),
         infra_cogs_usd=Decimal("999999999.999999999"), fee_cogs_usd=Decimal("0.01"),
         unclassified_cogs_usd=Decimal("0"), rated_revenue_usd=Decimal("0.51"),
-        revenue_usd=Decimal("-0.25"), priced=1,
+        revenue_usd=Decimal("-0.25"), cost_source="CARRIED", unpriced=0,
     )
     assert ledger_append([row]) == 1
     got = eventstore.tenant_query(tenant, "SELECT * FROM ledger WHERE tenant_id = %(tenant_id)s")

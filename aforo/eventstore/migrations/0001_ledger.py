@@ -32,7 +32,8 @@ LEDGER_COLUMNS = """
     unclassified_cogs_usd Decimal(18, 9),
     rated_revenue_usd Decimal(18, 9),
     revenue_usd Decimal(18, 9),
-    priced UInt8,
+    cost_source Enum8('RATE_CARD' = 1, 'CARRIED' = 2),
+    unpriced Int8,
     invoice_id String,
     invoice_line_id String,
     attribution_run_id String
@@ -42,6 +43,10 @@ LEDGER_COLUMNS = """
 def statements(topology: Topology) -> list[str]:
     # event_count is 1 on an event's original COST entry and 0 on every correction, reversal
     # and REVENUE entry, so sum(event_count) counts events however many entries they have.
+    # unpriced is 1 on the original entry of an event that had no cost and no price, and -1 on
+    # the correction that later prices it, so sum(unpriced) counts events still unpriced.
+    # cost_source says whether the event carried its own cost (never repriced) or was priced
+    # from the rate card.
     return create_table(
         topology,
         "ledger",
