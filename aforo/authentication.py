@@ -73,3 +73,18 @@ class TenantSessionAuthentication(authentication.SessionAuthentication):
             membership = Membership.objects.filter(tenant=tenant, user=user).first()
             role = Role(membership.role) if membership else None
         return (user, TenantAccess(tenant=tenant, role=role))
+
+
+def authorize_token(request, permission_class) -> TenantAccess:
+    """Bearer-token auth and a role check for plain (non-DRF) views, raising DRF's exceptions.
+
+    The ingest endpoint is an async Django view (so concurrent requests can share one insert);
+    it authenticates exactly as the DRF views do.
+    """
+    authenticator = BearerTokenAuthentication()
+    result = authenticator.authenticate(request)
+    if result is None:
+        raise exceptions.NotAuthenticated()
+    request.auth = result[1]
+    permission_class().has_permission(request, None)
+    return result[1]

@@ -62,6 +62,17 @@ def exception_handler(exc, context):
     return response
 
 
+def api_exception_response(exc: exceptions.APIException) -> JsonResponse:
+    """A DRF exception as our JSON error, for plain Django views."""
+    detail = exc.detail
+    code = getattr(detail, "code", None) or exc.default_code
+    response = json_error(exc.status_code, str(code), str(detail),
+                          getattr(exc, "field", None))
+    if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+        response["WWW-Authenticate"] = "Bearer"
+    return response
+
+
 def json_error(status_code: int, code: str, message: str, field: str | None = None) -> JsonResponse:
     """The same error shape from plain Django views (404/500 handlers, health)."""
     return JsonResponse(error_body(code, message, field), status=status_code)

@@ -80,6 +80,7 @@ TEMPLATES = [
 
 # --- Relational data: SQLite under var/ unless DATABASE_URL names PostgreSQL (psycopg 3).
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'aforo.sqlite3'}")}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded mode serves from threads; wait for the write lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
@@ -111,6 +112,12 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 AFORO_IN_PROCESS_SCHEDULE = env.bool("AFORO_IN_PROCESS_SCHEDULE", default=not REDIS_URL)
+
+# --- Ingestion
+AFORO_RETENTION_DAYS = env.int("AFORO_RETENTION_DAYS", default=400)
+AFORO_MAX_BODY_BYTES = 5 * 1024 * 1024
+# Django refuses larger bodies before our view can answer 413 with a JSON error.
+DATA_UPLOAD_MAX_MEMORY_SIZE = AFORO_MAX_BODY_BYTES + 1024
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

@@ -76,6 +76,22 @@ def model_key(provider: str, model: str) -> tuple[str, str]:
     return provider.strip().lower(), model.strip()
 
 
+# How producers name providers versus LiteLLM's `litellm_provider` values.
+PROVIDER_ALIASES = {
+    "google": ("gemini", "vertex_ai-language-models"),
+    "aws bedrock": ("bedrock", "bedrock_converse"),
+    "aws": ("bedrock", "bedrock_converse"),
+    "bedrock": ("bedrock_converse",),
+    "azure openai": ("azure",),
+    "mistral ai": ("mistral",),
+}
+
+
+def provider_candidates(provider: str) -> tuple[str, ...]:
+    key = provider.strip().lower()
+    return (key, *PROVIDER_ALIASES.get(key, ()))
+
+
 class RateCard:
     """A tenant's prices and rules in memory: its own first, then the platform catalog."""
 
@@ -86,12 +102,13 @@ class RateCard:
         self.fees: dict[str, _Timeline] = defaultdict(_Timeline)
 
     def model_price(self, provider: str, model: str, at: datetime) -> Price | None:
-        key = model_key(provider, model)
+        model = model.strip()
         for table in (self.tenant_prices, self.platform_prices):
-            timeline = table.get(key)
-            price = timeline.at(at) if timeline else None
-            if price is not None:
-                return price
+            for candidate in provider_candidates(provider):
+                timeline = table.get((candidate, model))
+                price = timeline.at(at) if timeline else None
+                if price is not None:
+                    return price
         return None
 
     def infra_rule(self, product_id: str, at: datetime) -> InfraRule | None:

@@ -1,0 +1,85 @@
+"""POST /api/v1/events: an async view, so concurrent requests in a process share one insert."""
+from __future__ import annotations
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from rest_framework import exceptions
+
+from aforo.authentication import authorize_token
+from aforo.errors import api_exception_response, error_body, json_error
+from aforo.eventstore import EventStoreUnavailable
+from aforo.permissions import CanIngest
+from ingestion.cloudevents import cloudevents_split
+from ingestion.schema import BodyError, split_body
+from ingestion.services import ACCEPTED, DUPLICATE, REJECTED, IngestReport, events_ingest
+
+JSON_TYPES = {"application/json", "text/json"}
+CLOUDEVENT = "application/cloudevents+json"
+CLOUDEVENT_BATCH = "application/cloudevents-batch+json"
+
+
+def _ingest_in_worker(tenant, raws) -> IngestReport:
+    # Runs outside the request thread: open and close its own database connection.
+    close_old_connections()
+    try:
+        return events_ingest(tenant=tenant, raws=raws)
+    finally:
+        close_old_connections()
+
+
+def _reply(report: IngestReport, *, is_batch: bool) -> JsonResponse:
+    results = [r.as_json() for r in report.results]
+    body = {"accepted": report.count(ACCEPTED), "duplicates": report.count(DUPLICATE),
+            "rejected": report.count(REJECTED), "results": results}
+    if report.count(REJECTED) == len(report.results):
+        first = report.results[0]
+        body.update(error_body("invalid", first.reason or "invalid event", first.field))
+        return JsonResponse(body, status=400)
+    if not is_batch:
+        body.update(results[0])
+    return JsonResponse(body, status=200)
+
+
+@csrf_exempt
+async def events_endpoint(request: HttpRequest) -> JsonResponse:
+    if request.method != "POST":
+        return json_error(405, "method_not_allowed", "Use POST.")
+    try:
+        access = await sync_to_async(authorize_token)(request, CanIngest)
+    except exceptions.APIException as exc:
+        return api_exception_response(exc)
+    limit = settings.AFORO_MAX_BODY_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
+    body = request.body
+    if len(body) > limit:
+        return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
+    content_type = request.content_type or ""
+    try:
+        if content_type in JSON_TYPES:
+            batch = split_body(body)
+            raws, is_batch = batch.raws, batch.is_batch
+        elif content_type in (CLOUDEVENT, CLOUDEVENT_BATCH):
+            is_batch = content_type == CLOUDEVENT_BATCH
+            raws = cloudevents_split(body, batch=is_batch)
+        else:
+            return json_error(415, "unsupported_media_type",
+                              "Send application/json or CloudEvents JSON.")
+    except BodyError as exc:
+        return json_error(exc.status, exc.code, exc.message, exc.field)
+    try:
+        report = await sync_to_async(_ingest_in_worker, thread_sensitive=False)(
+            access.tenant, raws)
+    except EventStoreUnavailable:
+        response = json_error(503, "event_store_unavailable",
+                              "The event store is unavailable; nothing was written. Retry.")
+        response["Retry-After"] = "5"
+        return response
+    return _reply(report, is_batch=is_batch)

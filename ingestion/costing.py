@@ -1,0 +1,94 @@
+"""An event's cost, split into AI inference / infrastructure / gateway fees / unclassified.
+
+The rules are API.md's. An event that carries any cost keeps it as sent: only `cogsUsd` goes
+to unclassified, parts go to their buckets, and `cogsUsd` minus the parts is unclassified.
+An event that carries none is priced: AI from the model price in force at `occurredAt`,
+infrastructure and gateway fees from their rules. With no price it is accepted unpriced.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from ingestion.rate_cards import Price, RateCard
+
+ZERO = Decimal(0)
+NANO = Decimal("0.000000001")
+MILLION = Decimal(1_000_000)
+THOUSAND = Decimal(1000)
+HUNDRED = Decimal(100)
+
+
+def money(value: Decimal) -> Decimal:
+    """Round to the ledger's nine decimals, half to even."""
+    return value.quantize(NANO, rounding=ROUND_HALF_EVEN)
+
+
+@dataclass(frozen=True)
+class Usage:
+    provider: str
+    model: str
+    product_id: str
+    source_type: str
+    occurred_at: datetime
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_input_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class CostSplit:
+    ai: Decimal
+    infra: Decimal
+    fee: Decimal
+    unclassified: Decimal
+    carried: bool
+    priced: bool  # False: no carried cost and no model price for it
+
+    @property
+    def total(self) -> Decimal:
+        return self.ai + self.infra + self.fee + self.unclassified
+
+
+def ai_cost(price: Price, usage: Usage) -> Decimal:
+    """API.md: uncached input, cached input, non-reasoning output and reasoning tokens at their
+    prices (missing cached/reasoning prices fall back to input/output), plus the per-call price."""
+    cached_price = price.cached_input_per_1m if price.cached_input_per_1m is not None \
+        else price.input_per_1m
+    reasoning_price = price.reasoning_per_1m if price.reasoning_per_1m is not None \
+        else price.output_per_1m
+    per_million = (
+        (usage.input_tokens - usage.cached_input_tokens) * price.input_per_1m
+        + usage.cached_input_tokens * cached_price
+        + (usage.output_tokens - usage.reasoning_tokens) * price.output_per_1m
+        + usage.reasoning_tokens * reasoning_price
+    )
+    return per_million / MILLION + price.per_call
+
+
+def carried_split(cogs: Decimal | None, ai: Decimal | None, infra: Decimal | None,
+                  fee: Decimal | None) -> CostSplit:
+    parts = [ai or ZERO, infra or ZERO, fee or ZERO]
+    unclassified = cogs - sum(parts, ZERO) if cogs is not None else ZERO
+    return CostSplit(money(parts[0]), money(parts[1]), money(parts[2]), money(unclassified),
+                     carried=True, priced=True)
+
+
+def priced_split(card: RateCard, usage: Usage) -> CostSplit:
+    price = card.model_price(usage.provider, usage.model, usage.occurred_at) \
+        if usage.model else None
+    ai = money(ai_cost(price, usage)) if price is not None else ZERO
+    infra = ZERO
+    rule = card.infra_rule(usage.product_id, usage.occurred_at)
+    if rule is not None:
+        tokens = Decimal(usage.input_tokens + usage.output_tokens)
+        infra = money(rule.per_event_usd + tokens * rule.per_1k_tokens_usd / THOUSAND)
+    fee = ZERO
+    fee_rule = card.fee_rule(usage.source_type, usage.occurred_at)
+    if fee_rule is not None:
+        fee = money(fee_rule.per_call_usd + ai * fee_rule.pct_of_ai_cost / HUNDRED)
+    # An event naming no model has no AI cost to price; only a model without a price is unpriced.
+    priced = price is not None or not usage.model
+    return CostSplit(ai, infra, fee, ZERO, carried=False, priced=priced)

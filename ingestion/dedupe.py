@@ -1,0 +1,155 @@
+"""Exactly-once intake: an eventId counts once per tenant, however often and concurrently sent.
+
+Two layers. Claims (Redis `SET NX` across processes in server mode; a lock-guarded dict in the
+embedded mode, which is one process by construction) stop two requests from inserting the same
+event at once. The ledger itself is the durable truth: before inserting, the claimed ids are
+looked up there, so an event written before a Redis restart is still a duplicate. A claim is
+marked done only after its insert succeeded, and released if the insert failed, so a failed
+event is never counted and its retry lands once.
+"""
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from aforo import eventstore
+
+CLAIM_TTL_MS = 60_000
+DONE_TTL_S = 300  # a fast path for quick retries; the ledger is the lasting truth
+WAIT_FOR_PENDING_S = 10.0
+DONE = b"done"
+
+
+@dataclass
+class ClaimResult:
+    """Of the ids asked for: which are ours to insert, which were already counted."""
+
+    claimed: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+
+
+class LocalClaims:
+    """The embedded mode's claims: one process owns the store, so a dict under a lock is enough."""
+
+    def __init__(self) -> None:
+        self._state: dict[tuple[str, str], bytes] = {}
+        self._cond = threading.Condition()
+
+    def claim(self, tenant: str, ids: list[str], token: bytes) -> ClaimResult:
+        result = ClaimResult()
+        deadline = time.monotonic() + WAIT_FOR_PENDING_S
+        with self._cond:
+            for event_id in ids:
+                key = (tenant, event_id)
+                while self._state.get(key) not in (None, DONE) and time.monotonic() < deadline:
+                    self._cond.wait(timeout=0.05)
+                state = self._state.get(key)
+                if state is None:
+                    self._state[key] = token
+                    result.claimed.append(event_id)
+                else:  # done, or still pending after the wait: never insert twice
+                    result.duplicates.append(event_id)
+        return result
+
+    def finish(self, tenant: str, ids: Iterable[str], token: bytes, *, ok: bool) -> None:
+        with self._cond:
+            for event_id in ids:
+                key = (tenant, event_id)
+                if self._state.get(key) == token:
+                    if ok:
+                        self._state[key] = DONE
+                    else:
+                        del self._state[key]
+            self._cond.notify_all()
+
+
+class RedisClaims:
+    """Claims shared by every process: `SET key token NX PX` per event, pipelined per batch."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self.redis = redis.Redis.from_url(url)
+        # Release only a claim we still hold (compare-and-delete / compare-and-set).
+        self._finish = self.redis.register_script(
+            "for i, key in ipairs(KEYS) do "
+            "  if redis.call('GET', key) == ARGV[1] then "
+            "    if ARGV[2] == '1' then redis.call('SET', key, 'done', 'EX', ARGV[3]) "
+            "    else redis.call('DEL', key) end "
+            "  end "
+            "end return 1"
+        )
+
+    @staticmethod
+    def _key(tenant: str, event_id: str) -> str:
+        return f"aforo:evt:{tenant}:{event_id}"
+
+    def claim(self, tenant: str, ids: list[str], token: bytes) -> ClaimResult:
+        result = ClaimResult()
+        pending = list(ids)
+        deadline = time.monotonic() + WAIT_FOR_PENDING_S
+        while pending:
+            pipe = self.redis.pipeline(transaction=False)
+            for event_id in pending:
+                pipe.set(self._key(tenant, event_id), token, nx=True, px=CLAIM_TTL_MS)
+            won = pipe.execute()
+            losers = [e for e, ok in zip(pending, won, strict=True) if not ok]
+            result.claimed.extend(e for e, ok in zip(pending, won, strict=True) if ok)
+            if not losers:
+                break
+            states = self.redis.mget([self._key(tenant, e) for e in losers])
+            pending = []
+            for event_id, state in zip(losers, states, strict=True):
+                if state == DONE:
+                    result.duplicates.append(event_id)
+                elif state is None or time.monotonic() < deadline:
+                    pending.append(event_id)  # released or still in flight: ask again
+                else:
+                    result.duplicates.append(event_id)
+            if pending:
+                time.sleep(0.02)
+        return result
+
+    def finish(self, tenant: str, ids: Iterable[str], token: bytes, *, ok: bool) -> None:
+        keys = [self._key(tenant, e) for e in ids]
+        if keys:
+            self._finish(keys=keys, args=[token, "1" if ok else "0", DONE_TTL_S])
+
+
+_claims = None
+_claims_lock = threading.Lock()
+
+
+def claims():
+    global _claims
+    if _claims is None:
+        with _claims_lock:
+            if _claims is None:
+                _claims = RedisClaims(settings.REDIS_URL) if settings.REDIS_URL else LocalClaims()
+    return _claims
+
+
+def new_claim_token() -> bytes:
+    return uuid.uuid4().hex.encode()
+
+
+def already_in_ledger(tenant: str, ids: list[str]) -> set[str]:
+    """The ids among `ids` whose original COST entry is already in the ledger.
+
+    Read from ledger_event_ids, which a materialized view fills from every ledger insert and
+    which is ordered by (tenant_id, event_id), so this is a primary-key lookup.
+    """
+    if not ids:
+        return set()
+    rows = eventstore.tenant_query(
+        tenant,
+        "SELECT DISTINCT event_id FROM ledger_event_ids WHERE tenant_id = %(tenant_id)s "
+        "AND event_id IN %(ids)s",
+        {"ids": tuple(ids)},
+    )
+    return {row["event_id"] for row in rows}
