@@ -37,24 +37,24 @@ def priced_events_current(tenant_slug: str, *, start: datetime, end: datetime,
     if model:
         filters += "AND model = %(model)s "
         params["model"] = model
-    # :TRICKY: corrections carry zero tokens, so sum() of tokens is the original's, and sum()
-    # of each cost bucket is the event's current cost however many corrections it has had.
-    return eventstore.tenant_query(
+    # :TRICKY: ClickHouse aliases are visible in WHERE and inside other expressions, so an
+    # alias equal to a column name (sum(x) AS x) turns `WHERE x ...` into an aggregate; every
+    # alias here gets a cur_ prefix that is stripped below.
+    # Corrections carry zero tokens, so sum() of tokens is the original's, and sum() of each
+    # cost bucket is the event's current cost however many corrections it has had.
+    dims = ("occurred_at", "customer_id", "product_id", "product_type", "provider", "model",
+            "requested_model", "tool_name", "source_type", "session_id")
+    measures = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
+                "reasoning_steps", "tool_calls", "quantity", "ai_cogs_usd", "infra_cogs_usd",
+                "fee_cogs_usd", "unclassified_cogs_usd", "rated_revenue_usd", "unpriced")
+    columns = ", ".join([f"any({d}) AS cur_{d}" for d in dims]
+                        + [f"sum({m}) AS cur_{m}" for m in measures])
+    rows = eventstore.tenant_query(
         tenant_slug,
-        "SELECT event_id, any(occurred_at) AS occurred_at, any(customer_id) AS customer_id, "
-        "any(product_id) AS product_id, any(product_type) AS product_type, "
-        "any(provider) AS provider, any(model) AS model, "
-        "any(requested_model) AS requested_model, any(tool_name) AS tool_name, "
-        "any(source_type) AS source_type, any(session_id) AS session_id, "
-        "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens, "
-        "sum(cached_input_tokens) AS cached_input_tokens, "
-        "sum(reasoning_tokens) AS reasoning_tokens, sum(reasoning_steps) AS reasoning_steps, "
-        "sum(tool_calls) AS tool_calls, sum(quantity) AS quantity, "
-        "sum(ai_cogs_usd) AS ai_cogs_usd, sum(infra_cogs_usd) AS infra_cogs_usd, "
-        "sum(fee_cogs_usd) AS fee_cogs_usd, sum(unclassified_cogs_usd) AS unclassified_cogs_usd, "
-        "sum(rated_revenue_usd) AS rated_revenue_usd, sum(unpriced) AS unpriced "
-        "FROM ledger WHERE tenant_id = %(tenant_id)s AND entry_type = 'COST' "
-        "AND cost_source = 'RATE_CARD' AND occurred_at >= %(start)s AND occurred_at < %(end)s "
+        f"SELECT event_id, {columns} FROM ledger WHERE tenant_id = %(tenant_id)s "
+        "AND entry_type = 'COST' AND cost_source = 'RATE_CARD' "
+        "AND occurred_at >= %(start)s AND occurred_at < %(end)s "
         f"{filters}GROUP BY event_id ORDER BY event_id",
         params,
     )
+    return [{key.removeprefix("cur_"): value for key, value in row.items()} for row in rows]

@@ -249,7 +249,8 @@ class ServerStore(EventStore):
             client.disconnect()
             raise EventStoreUnavailable(f"ClickHouse at {self.host}:{self.port}: {exc}") from exc
         except ch_errors.Error as exc:
-            raise EventStoreError(str(exc)) from exc
+            # The server appends its stack trace to the message; keep the message.
+            raise EventStoreError(str(exc).split("Stack trace:")[0].strip()) from exc
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
         rows, columns = self._execute(render(sql, params), with_column_types=True)
