@@ -5,13 +5,12 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from aforo import catalog, eventstore
-from aforo.ledger import ledger_append, ledger_entry
 from aforo.models import Customer, CustomerTier, Product, Role, Tenant
 from aforo.tenancy import IssuedToken, api_token_create, membership_set, tenant_create
 
@@ -33,7 +32,7 @@ MODELS = [
     ("AWS Bedrock", "amazon.nova-pro-v1", "0.8", "3.2"),
     ("AWS Bedrock", "amazon.nova-lite-v1", "0.06", "0.24"),
     ("AWS Bedrock", "meta.llama3-70b-instruct", "2.65", "3.5"),
-    ("OpenAI", "text-embedding-3-small", "0.02", "0"),
+    ("OpenAI", "text-embedding-3-small", "0.02", "0.02"),
 ]
 # product id, type, $ charged per event, the models it calls
 PRODUCTS = [
@@ -98,15 +97,64 @@ def _customers(rng: random.Random, count: int) -> list[tuple[str, str, Decimal]]
     return out
 
 
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(NANO, rounding=ROUND_HALF_EVEN)
+def demo_rate_card(tenant: Tenant, *, start: datetime) -> None:
+    """Prices for the demo's models, an infrastructure rule per product and a gateway fee."""
+    from ingestion import prices
+    from ingestion.models import InfraCostRule, ModelPrice
+
+    if ModelPrice.objects.filter(tenant=tenant).exists():
+        return
+    for provider, model, in_price, out_price in MODELS:
+        prices.model_price_create(
+            tenant=tenant, provider=provider, model=model, effective_from=start,
+            input_per_1m=Decimal(in_price), output_per_1m=Decimal(out_price),
+            cached_input_per_1m=Decimal(in_price) / 10)
+    if not InfraCostRule.objects.filter(tenant=tenant).exists():
+        for pid, *_rest in PRODUCTS:
+            prices.infra_rule_create(tenant=tenant, product_id=pid, effective_from=start,
+                                     per_event_usd=Decimal("0.0004"),
+                                     per_1k_tokens_usd=Decimal("0.0002"))
+        prices.fee_rule_create(tenant=tenant, source_type="GATEWAY", effective_from=start,
+                               per_call_usd=Decimal("0.0001"), pct_of_ai_cost=Decimal("3"))
+
+
+def demo_event(rng: random.Random, n: int, people, occurred: datetime) -> dict:
+    """One event as a producer sends it: most carry only usage, some their own cost."""
+    cid, _tier, _multiplier = people[int(rng.paretovariate(1.2)) % len(people)]
+    pid, ptype, _price, model_ix = PRODUCTS[rng.randrange(len(PRODUCTS))]
+    provider, model, in_price, out_price = MODELS[rng.choice(model_ix)]
+    input_tokens = int(rng.lognormvariate(6.5, 0.9))
+    output_tokens = int(rng.lognormvariate(5.5, 1.0))
+    tool_calls = rng.choice([0, 0, 0, 1, 2]) if ptype == "AI_AGENT" else 0
+    event = {
+        "eventId": f"evt_demo_{n:07d}", "occurredAt": occurred.isoformat(),
+        "customerId": cid, "productId": pid, "productType": ptype, "provider": provider,
+        "model": model, "toolName": "web_search" if tool_calls else None,
+        "sourceType": rng.choice(SOURCE_TYPES), "sessionId": f"sess_{n // 7:06d}",
+        "inputTokens": input_tokens, "outputTokens": output_tokens,
+        "cachedInputTokens": input_tokens // 3 if rng.random() < 0.2 else 0,
+        "toolCalls": tool_calls, "reasoningSteps": tool_calls,
+    }
+    roll = rng.random()
+    if roll < 0.14:  # a gateway that reports the provider's bill, split
+        ai = (Decimal(input_tokens) * Decimal(in_price)
+              + Decimal(output_tokens) * Decimal(out_price)) / Decimal(1_000_000)
+        event.update(aiCogsUsd=str(ai.quantize(NANO)), infraCogsUsd="0.0006",
+                     feeCogsUsd="0.0002")
+    elif roll < 0.20:  # a source that only knows its total
+        total = (Decimal(input_tokens) * Decimal(in_price) * Decimal("1.1")
+                 + Decimal(output_tokens) * Decimal(out_price)) / Decimal(1_000_000)
+        event["cogsUsd"] = str(total.quantize(NANO) + Decimal("0.0008"))
+    return event
 
 
 def demo_seed(tenant: Tenant, *, events: int = 210_000, days: int = 90, customers: int = 60,
-              seed: int = 42, batch: int = 10_000,
+              seed: int = 42, batch: int = 1000,
               progress: Callable[[int], None] = lambda _n: None,
               now: datetime | None = None) -> int:
-    """Write `events` demo events over the last `days` days; returns the number written."""
+    """Send `events` demo events over the last `days` days through the ingestion service."""
+    from ingestion.services import events_ingest_dicts
+
     rng = random.Random(seed)
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     start = now - timedelta(days=days)
@@ -119,43 +167,13 @@ def demo_seed(tenant: Tenant, *, events: int = 210_000, days: int = 90, customer
         if not Product.objects.filter(tenant=tenant, external_id=pid).exists():
             catalog.product_create(tenant=tenant, external_id=pid,
                                    name=pid[5:].replace("_", " ").title(), product_type=ptype)
+    demo_rate_card(tenant, start=start - timedelta(days=1))
     span = int((now - start).total_seconds())
     written = 0
-    rows = []
-    for n in range(events):
-        cid, _tier, multiplier = people[int(rng.paretovariate(1.2)) % len(people)]
-        pid, ptype, price, model_ix = PRODUCTS[rng.randrange(len(PRODUCTS))]
-        provider, model, in_price, out_price = MODELS[rng.choice(model_ix)]
-        input_tokens = int(rng.lognormvariate(6.5, 0.9))
-        output_tokens = int(rng.lognormvariate(5.5, 1.0))
-        cached = input_tokens // 3 if rng.random() < 0.2 else 0
-        tool_calls = rng.choice([0, 0, 0, 1, 2]) if ptype == "AI_AGENT" else 0
-        ai = _money((Decimal(input_tokens) * Decimal(in_price)
-                     + Decimal(output_tokens) * Decimal(out_price)) / Decimal(1_000_000))
-        tokens = Decimal(input_tokens + output_tokens)
-        infra = _money(Decimal("0.0004") + tokens * Decimal("0.0000002"))
-        fee = _money(Decimal("0.0001") + ai * Decimal("0.03"))
-        split_known = rng.random() > 0.06  # some sources send only a total
-        occurred = start + timedelta(seconds=rng.randrange(span))
-        rows.append(ledger_entry(
-            tenant_id=tenant.slug, entry_id=f"evt_demo_{n:07d}", entry_type="COST",
-            event_id=f"evt_demo_{n:07d}", occurred_at=occurred, recorded_at=occurred,
-            customer_id=cid, product_id=pid, product_type=ptype, provider=provider, model=model,
-            tool_name="web_search" if tool_calls else "", source_type=rng.choice(SOURCE_TYPES),
-            session_id=f"sess_{n // 7:06d}", event_count=1, input_tokens=input_tokens,
-            output_tokens=output_tokens, cached_input_tokens=cached, tool_calls=tool_calls,
-            reasoning_steps=tool_calls, quantity=Decimal(1),
-            ai_cogs_usd=ai if split_known else Decimal(0),
-            infra_cogs_usd=infra if split_known else Decimal(0),
-            fee_cogs_usd=fee if split_known else Decimal(0),
-            unclassified_cogs_usd=Decimal(0) if split_known else ai + infra + fee,
-            rated_revenue_usd=_money(Decimal(price) * multiplier), cost_source="CARRIED",
-        ))
-        if len(rows) >= batch:
-            written += ledger_append(rows)
-            progress(len(rows))
-            rows = []
-    if rows:
-        written += ledger_append(rows)
-        progress(len(rows))
+    for first in range(0, events, batch):
+        chunk = [demo_event(rng, n, people, start + timedelta(seconds=rng.randrange(span)))
+                 for n in range(first, min(first + batch, events))]
+        report = events_ingest_dicts(tenant=tenant, events=chunk, now=now)
+        written += len(report.rows)
+        progress(len(chunk))
     return written

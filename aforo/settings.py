@@ -85,6 +85,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # The embedded mode serves from threads; wait for the write lock instead of failing.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# SQLite cannot enforce "one platform price per model and start" (NULL tenant); the services
+# check it before writing, and PostgreSQL enforces it too.
+SILENCED_SYSTEM_CHECKS = ["models.W047"]
 
 # --- Event store: chdb under var/ unless CLICKHOUSE_URL names a ClickHouse server.
 CLICKHOUSE_URL = env("CLICKHOUSE_URL", default="")

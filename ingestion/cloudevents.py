@@ -7,14 +7,8 @@ import msgspec
 from ingestion.schema import MAX_BATCH, BodyError
 
 
-class CloudEvent(msgspec.Struct):
-    id: msgspec.Raw | None = None
-    subject: msgspec.Raw | None = None
-    time: msgspec.Raw | None = None
-    data: dict[str, msgspec.Raw] | None = None
-
-
-_one = msgspec.json.Decoder(CloudEvent)
+_one = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_data = msgspec.json.Decoder(dict[str, msgspec.Raw] | None)
 _many = msgspec.json.Decoder(list[msgspec.Raw])
 _encoder = msgspec.json.Encoder()
 
@@ -22,14 +16,13 @@ _encoder = msgspec.json.Encoder()
 def cloudevent_to_event(raw: msgspec.Raw) -> msgspec.Raw:
     """One CloudEvent's JSON as our event's JSON (values pass through untouched for validation)."""
     try:
-        ce = _one.decode(raw)
+        envelope = _one.decode(raw)
+        fields: dict[str, msgspec.Raw] = dict(_data.decode(envelope.get("data", b"null")) or {})
     except (msgspec.DecodeError, msgspec.ValidationError):
         return raw  # let event validation name what is wrong
-    fields: dict[str, msgspec.Raw] = dict(ce.data or {})
-    for source, target in ((ce.id, "eventId"), (ce.subject, "customerId"),
-                           (ce.time, "occurredAt")):
-        if source is not None:
-            fields[target] = source
+    for source, target in (("id", "eventId"), ("subject", "customerId"), ("time", "occurredAt")):
+        if source in envelope:
+            fields[target] = envelope[source]
     return msgspec.Raw(_encoder.encode(fields))
 
 

@@ -27,10 +27,16 @@ DONE = b"done"
 
 @dataclass
 class ClaimResult:
-    """Of the ids asked for: which are ours to insert, which were already counted."""
+    """Of the ids asked for: ours to insert, already counted, and in flight in another request."""
 
     claimed: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+
+
+# A request never waits for another while it holds claims of its own (two requests with
+# overlapping batches would wait for each other): it claims what it can, writes and finishes
+# those, and only then waits for the ids that were in flight elsewhere.
 
 
 class LocalClaims:
@@ -40,21 +46,29 @@ class LocalClaims:
         self._state: dict[tuple[str, str], bytes] = {}
         self._cond = threading.Condition()
 
-    def claim(self, tenant: str, ids: list[str], token: bytes) -> ClaimResult:
+    def try_claim(self, tenant: str, ids: list[str], token: bytes) -> ClaimResult:
         result = ClaimResult()
-        deadline = time.monotonic() + WAIT_FOR_PENDING_S
         with self._cond:
             for event_id in ids:
-                key = (tenant, event_id)
-                while self._state.get(key) not in (None, DONE) and time.monotonic() < deadline:
-                    self._cond.wait(timeout=0.05)
-                state = self._state.get(key)
+                state = self._state.get((tenant, event_id))
                 if state is None:
-                    self._state[key] = token
+                    self._state[(tenant, event_id)] = token
                     result.claimed.append(event_id)
-                else:  # done, or still pending after the wait: never insert twice
+                elif state == DONE:
                     result.duplicates.append(event_id)
+                else:
+                    result.pending.append(event_id)
         return result
+
+    def wait(self, tenant: str, ids: list[str], timeout: float = WAIT_FOR_PENDING_S) -> None:
+        """Until none of `ids` is in flight (each is done or released), or the timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while any(self._state.get((tenant, e)) not in (None, DONE) for e in ids):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self._cond.wait(timeout=min(left, 0.05))
 
     def finish(self, tenant: str, ids: Iterable[str], token: bytes, *, ok: bool) -> None:
         with self._cond:
@@ -75,7 +89,7 @@ class RedisClaims:
         import redis
 
         self.redis = redis.Redis.from_url(url)
-        # Release only a claim we still hold (compare-and-delete / compare-and-set).
+        # Finish only a claim we still hold (compare-and-set / compare-and-delete).
         self._finish = self.redis.register_script(
             "for i, key in ipairs(KEYS) do "
             "  if redis.call('GET', key) == ARGV[1] then "
@@ -89,31 +103,29 @@ class RedisClaims:
     def _key(tenant: str, event_id: str) -> str:
         return f"aforo:evt:{tenant}:{event_id}"
 
-    def claim(self, tenant: str, ids: list[str], token: bytes) -> ClaimResult:
+    def try_claim(self, tenant: str, ids: list[str], token: bytes) -> ClaimResult:
         result = ClaimResult()
-        pending = list(ids)
-        deadline = time.monotonic() + WAIT_FOR_PENDING_S
-        while pending:
-            pipe = self.redis.pipeline(transaction=False)
-            for event_id in pending:
-                pipe.set(self._key(tenant, event_id), token, nx=True, px=CLAIM_TTL_MS)
-            won = pipe.execute()
-            losers = [e for e, ok in zip(pending, won, strict=True) if not ok]
-            result.claimed.extend(e for e, ok in zip(pending, won, strict=True) if ok)
-            if not losers:
-                break
+        pipe = self.redis.pipeline(transaction=False)
+        for event_id in ids:
+            pipe.set(self._key(tenant, event_id), token, nx=True, px=CLAIM_TTL_MS)
+        won = pipe.execute()
+        losers = [e for e, ok in zip(ids, won, strict=True) if not ok]
+        result.claimed = [e for e, ok in zip(ids, won, strict=True) if ok]
+        if losers:
             states = self.redis.mget([self._key(tenant, e) for e in losers])
-            pending = []
             for event_id, state in zip(losers, states, strict=True):
-                if state == DONE:
-                    result.duplicates.append(event_id)
-                elif state is None or time.monotonic() < deadline:
-                    pending.append(event_id)  # released or still in flight: ask again
-                else:
-                    result.duplicates.append(event_id)
-            if pending:
-                time.sleep(0.02)
+                (result.duplicates if state == DONE else result.pending).append(event_id)
         return result
+
+    def wait(self, tenant: str, ids: list[str], timeout: float = WAIT_FOR_PENDING_S) -> None:
+        deadline = time.monotonic() + timeout
+        keys = [self._key(tenant, e) for e in ids]
+        while keys and time.monotonic() < deadline:
+            states = self.redis.mget(keys)
+            keys = [k for k, state in zip(keys, states, strict=True)
+                    if state is not None and state != DONE]
+            if keys:
+                time.sleep(0.01)
 
     def finish(self, tenant: str, ids: Iterable[str], token: bytes, *, ok: bool) -> None:
         keys = [self._key(tenant, e) for e in ids]

@@ -126,18 +126,41 @@ def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
 
     claims = dedupe.claims()
     token = dedupe.new_claim_token()
-    claimed = claims.claim(tenant.slug, list(decoded), token)
-    for event_id in claimed.duplicates:
-        slots[event_id].status = DUPLICATE
+    remaining = list(decoded)
+    for _round in range(3):
+        claimed = claims.try_claim(tenant.slug, remaining, token)
+        for event_id in claimed.duplicates:
+            slots[event_id].status = DUPLICATE
+        report.rows.extend(_write_claimed(tenant, card, decoded, slots, claimed.claimed,
+                                          claims, token, now))
+        if not claimed.pending:
+            break
+        # In flight in another request: once it has finished, each id is either done
+        # (a duplicate, found by the next try) or released after a failure (ours to write).
+        claims.wait(tenant.slug, claimed.pending)
+        remaining = claimed.pending
+    else:
+        # Still in flight elsewhere after three rounds: that request answers for them.
+        for event_id in remaining:
+            slots[event_id].status = DUPLICATE
+    if report.rows:
+        broadcast.ledger_broadcast(tenant=tenant, rows=report.rows)
+    return report
+
+
+def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
+                   slots: dict[str, EventResult], claimed: list[str], claims, token: bytes,
+                   now: datetime) -> list[dict[str, Any]]:
+    """Write the events this request holds claims for; finish the claims either way."""
+    if not claimed:
+        return []
     ok = False
-    to_write: list[str] = []
     try:
-        in_ledger = dedupe.already_in_ledger(tenant.slug, claimed.claimed)
+        in_ledger = dedupe.already_in_ledger(tenant.slug, claimed)
         for event_id in in_ledger:
             slots[event_id].status = DUPLICATE
-        to_write = [e for e in claimed.claimed if e not in in_ledger]
         rows = [cost_entry(tenant, decoded[e], event_cost(card, decoded[e]), now)
-                for e in to_write]
+                for e in claimed if e not in in_ledger]
         if rows:
             _rate(tenant, rows)
             catalog_register(
@@ -146,15 +169,12 @@ def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
                 products={r["product_id"]: r["product_type"] for r in rows},
             )
             committer.insert(rows)
-        report.rows = rows
         ok = True
+        return rows
     finally:
-        # Written ids are done (and in_ledger ones were already); a failed write releases its
-        # claims so the retry can land.
-        claims.finish(tenant.slug, claimed.claimed, token, ok=ok)
-    if report.rows:
-        broadcast.ledger_broadcast(tenant=tenant, rows=report.rows)
-    return report
+        # Written ids are done (in_ledger ones already were); a failed write releases its
+        # claims so a retry can land.
+        claims.finish(tenant.slug, claimed, token, ok=ok)
 
 
 def events_ingest_dicts(*, tenant: Tenant, events: list[dict[str, Any]],

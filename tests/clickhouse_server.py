@@ -34,7 +34,8 @@ class PrivateClickHouse:
         subprocess.run([str(SCRIPT), "start"], env=self.env, check=True, capture_output=True)
 
     def stop(self) -> None:
-        subprocess.run([str(SCRIPT), "stop"], env=self.env, check=True, capture_output=True)
+        """The server dies at once (SIGKILL), as when its machine fails."""
+        subprocess.run([str(SCRIPT), "kill"], env=self.env, check=True, capture_output=True)
 
     def remove(self) -> None:
         self.stop()

@@ -1,6 +1,7 @@
 """The two event-store backends: chdb in-process and a ClickHouse server via clickhouse-driver."""
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
@@ -142,6 +143,8 @@ class ChdbStore(EventStore):
                         raise EmbeddedStoreLocked(self.path) from exc
                     raise EventStoreError(f"{exc}: {captured().strip()}") from exc
             ChdbStore._open_path = self.path
+            # :TRICKY: chdb prints an error at interpreter exit unless its session was closed.
+            atexit.register(self.close)
             sess.query(f"CREATE DATABASE IF NOT EXISTS {_identifier(self.database)}")
             sess.query(f"USE {self.database}")
             self._session = sess
