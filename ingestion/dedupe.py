@@ -89,6 +89,16 @@ class RedisClaims:
         import redis
 
         self.redis = redis.Redis.from_url(url)
+        # One round trip per batch: claim every free key, and say of the others whether they
+        # are done (1 claimed, 2 done, 3 in flight elsewhere).
+        self._claim = self.redis.register_script(
+            "local out = {} "
+            "for i, key in ipairs(KEYS) do "
+            "  if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then out[i] = 1 "
+            "  elseif redis.call('GET', key) == 'done' then out[i] = 2 "
+            "  else out[i] = 3 end "
+            "end return out"
+        )
         # Finish only a claim we still hold (compare-and-set / compare-and-delete).
         self._finish = self.redis.register_script(
             "for i, key in ipairs(KEYS) do "
@@ -105,16 +115,13 @@ class RedisClaims:
 
     def try_claim(self, tenant: str, ids: list[str], token: bytes) -> ClaimResult:
         result = ClaimResult()
-        pipe = self.redis.pipeline(transaction=False)
-        for event_id in ids:
-            pipe.set(self._key(tenant, event_id), token, nx=True, px=CLAIM_TTL_MS)
-        won = pipe.execute()
-        losers = [e for e, ok in zip(ids, won, strict=True) if not ok]
-        result.claimed = [e for e, ok in zip(ids, won, strict=True) if ok]
-        if losers:
-            states = self.redis.mget([self._key(tenant, e) for e in losers])
-            for event_id, state in zip(losers, states, strict=True):
-                (result.duplicates if state == DONE else result.pending).append(event_id)
+        if not ids:
+            return result
+        outcomes = self._claim(keys=[self._key(tenant, e) for e in ids],
+                               args=[token, CLAIM_TTL_MS])
+        buckets = {1: result.claimed, 2: result.duplicates, 3: result.pending}
+        for event_id, outcome in zip(ids, outcomes, strict=True):
+            buckets[outcome].append(event_id)
         return result
 
     def wait(self, tenant: str, ids: list[str], timeout: float = WAIT_FOR_PENDING_S) -> None:

@@ -5,12 +5,13 @@ The ClickHouse 18.16 server cannot bind parameters server-side, so both backends
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from clickhouse_driver.util.escape import escape_param
+from clickhouse_driver.util.escape import escape_chars_map, escape_param
 
 
 class _UtcServerInfo:
@@ -32,6 +33,9 @@ class _Literal(str):
     """A value already rendered as SQL; escape_param passes non-str objects through."""
 
 
+_NEEDS_ESCAPE = re.compile("[" + re.escape("".join(escape_chars_map)) + "]")
+
+
 def _escape(value: Any) -> Any:
     # :TRICKY: escape_param returns a Decimal unchanged and `%` then calls str(), which gives
     # '1E-9' for tiny values; ClickHouse would read that as a Float64. Render fixed-point.
@@ -39,6 +43,9 @@ def _escape(value: Any) -> Any:
         if not value.is_finite():
             raise ValueError("non-finite Decimal cannot be sent to the event store")
         return format(value, "f")
+    if isinstance(value, str) and not _NEEDS_ESCAPE.search(value):
+        # Fast path: with nothing to escape, escape_param's result is the value in quotes.
+        return f"'{value}'"
     if isinstance(value, bool):
         return 1 if value else 0
     if isinstance(value, float):

@@ -6,6 +6,8 @@ from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from aforo import eventstore
 from aforo.eventstore.migrate import available_migrations, migrate_eventstore
@@ -162,3 +164,12 @@ def test_a_fresh_database_is_migrated_from_scratch(event_stores):
     finally:
         fresh.command(f"DROP DATABASE IF EXISTS {db}")
         fresh.close()
+
+
+@given(st.text())
+def test_string_fast_path_renders_exactly_as_the_driver_escapes(text):
+    from clickhouse_driver.util.escape import escape_param
+
+    from aforo.eventstore.escaping import _CONTEXT, render
+
+    assert render("%(x)s", {"x": text}) == escape_param(text, _CONTEXT)

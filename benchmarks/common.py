@@ -1,0 +1,64 @@
+"""Shared benchmark plumbing: the machine line, RESULTS.md, and a server-mode environment."""
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "RESULTS.md"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return (f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, Python {platform.python_version()}, "
+            f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
+
+
+def record(title: str, lines: list[str]) -> None:
+    """Append a section to RESULTS.md and print it."""
+    text = f"\n## {title}\n\n_{machine()}_\n\n" + "\n".join(lines) + "\n"
+    print(text)
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmark results\n\nEach section is appended by a script in "
+                           "`benchmarks/` (`make bench`).\n")
+    with RESULTS.open("a") as handle:
+        handle.write(text)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ClickHouseServer:
+    """A private ClickHouse server for a benchmark run (scripts/clickhouse-test-server)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, "CH_TEST_DIR": str(directory), "CH_TEST_PORT": str(self.port),
+                    "CH_TEST_HTTP_PORT": str(free_port())}
+
+    def __enter__(self) -> "ClickHouseServer":
+        subprocess.run([str(ROOT / "scripts" / "clickhouse-test-server"), "start"], env=self.env,
+                       check=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        subprocess.run([str(ROOT / "scripts" / "clickhouse-test-server"), "stop"], env=self.env,
+                       check=False)
+
+    def url(self, database: str) -> str:
+        return f"clickhouse://default@127.0.0.1:{self.port}/{database}"
