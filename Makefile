@@ -29,6 +29,7 @@ test: install
 	bash scripts/test $(ARGS)
 
 bench: install
+	@echo "Benchmarks write their figures to benchmarks/RESULTS.md"
 	bash scripts/bench $(ARGS)
 
 lint: install

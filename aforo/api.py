@@ -29,7 +29,7 @@ class ProductOut(serializers.Serializer):
 class CustomerListCreate(APIView):
     permission_classes = [CatalogPermission]
 
-    class Input(serializers.Serializer):
+    class CustomerCreate(serializers.Serializer):
         customerId = serializers.CharField(max_length=200)
         name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
         tier = serializers.ChoiceField(choices=CustomerTier.choices, default=CustomerTier.FREE)
@@ -40,9 +40,9 @@ class CustomerListCreate(APIView):
         rows = paginator.paginate_queryset(Customer.objects.filter(tenant=request.tenant), request)
         return paginator.get_paginated_response(CustomerOut(rows, many=True).data)
 
-    @extend_schema(request=Input, responses={201: CustomerOut})
+    @extend_schema(request=CustomerCreate, responses={201: CustomerOut})
     def post(self, request):
-        data = self.Input(data=request.data)
+        data = self.CustomerCreate(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         if Customer.objects.filter(tenant=request.tenant,
@@ -57,7 +57,7 @@ class CustomerListCreate(APIView):
 class CustomerDetail(APIView):
     permission_classes = [CatalogPermission]
 
-    class Input(serializers.Serializer):
+    class CustomerUpdate(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
         tier = serializers.ChoiceField(choices=CustomerTier.choices, required=False)
 
@@ -66,10 +66,10 @@ class CustomerDetail(APIView):
         customer = get_object_or_404(Customer, tenant=request.tenant, external_id=customer_id)
         return Response(CustomerOut(customer).data)
 
-    @extend_schema(request=Input, responses=CustomerOut)
+    @extend_schema(request=CustomerUpdate, responses=CustomerOut)
     def patch(self, request, customer_id: str):
         customer = get_object_or_404(Customer, tenant=request.tenant, external_id=customer_id)
-        data = self.Input(data=request.data, partial=True)
+        data = self.CustomerUpdate(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         customer = catalog.customer_update(customer=customer, **data.validated_data)
         return Response(CustomerOut(customer).data)
@@ -78,7 +78,7 @@ class CustomerDetail(APIView):
 class ProductListCreate(APIView):
     permission_classes = [CatalogPermission]
 
-    class Input(serializers.Serializer):
+    class ProductCreate(serializers.Serializer):
         productId = serializers.CharField(max_length=200)
         name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
         productType = serializers.ChoiceField(choices=ProductType.choices,
@@ -90,9 +90,9 @@ class ProductListCreate(APIView):
         rows = paginator.paginate_queryset(Product.objects.filter(tenant=request.tenant), request)
         return paginator.get_paginated_response(ProductOut(rows, many=True).data)
 
-    @extend_schema(request=Input, responses={201: ProductOut})
+    @extend_schema(request=ProductCreate, responses={201: ProductOut})
     def post(self, request):
-        data = self.Input(data=request.data)
+        data = self.ProductCreate(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         if Product.objects.filter(tenant=request.tenant, external_id=values["productId"]).exists():
@@ -106,7 +106,7 @@ class ProductListCreate(APIView):
 class ProductDetail(APIView):
     permission_classes = [CatalogPermission]
 
-    class Input(serializers.Serializer):
+    class ProductUpdate(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
         productType = serializers.ChoiceField(choices=ProductType.choices, required=False)
 
@@ -115,10 +115,10 @@ class ProductDetail(APIView):
         product = get_object_or_404(Product, tenant=request.tenant, external_id=product_id)
         return Response(ProductOut(product).data)
 
-    @extend_schema(request=Input, responses=ProductOut)
+    @extend_schema(request=ProductUpdate, responses=ProductOut)
     def patch(self, request, product_id: str):
         product = get_object_or_404(Product, tenant=request.tenant, external_id=product_id)
-        data = self.Input(data=request.data, partial=True)
+        data = self.ProductUpdate(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         product = catalog.product_update(product=product, name=values.get("name"),

@@ -6,3 +6,6 @@ class AforoConfig(AppConfig):
     name = "aforo"
     verbose_name = "Aforo"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from aforo import openapi  # noqa: F401  (registers the schema extensions)

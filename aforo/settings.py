@@ -162,13 +162,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "CAMELIZE_NAMES": False,
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {
-            "bearer": {"type": "http", "scheme": "bearer"},
-            "tenant": {"type": "apiKey", "in": "header", "name": "X-Tenant-Id"},
-        }
-    },
-    "SECURITY": [{"bearer": [], "tenant": []}],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ingestion.openapi.add_events_path",
+    ],
 }
 
 LOGGING = {

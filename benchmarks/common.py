@@ -51,7 +51,7 @@ class ClickHouseServer:
         self.env = {**os.environ, "CH_TEST_DIR": str(directory), "CH_TEST_PORT": str(self.port),
                     "CH_TEST_HTTP_PORT": str(free_port())}
 
-    def __enter__(self) -> "ClickHouseServer":
+    def __enter__(self) -> ClickHouseServer:
         subprocess.run([str(ROOT / "scripts" / "clickhouse-test-server"), "start"], env=self.env,
                        check=True)
         return self

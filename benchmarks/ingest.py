@@ -30,7 +30,8 @@ PY = sys.executable
 
 def _bodies(total: int, batch: int, run: str) -> list[bytes]:
     now = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-    models = [("OpenAI", "gpt-4o"), ("Anthropic", "claude-sonnet-4-6"), ("Google", "gemini-2.5-pro")]
+    models = [("OpenAI", "gpt-4o"), ("Anthropic", "claude-sonnet-4-6"),
+              ("Google", "gemini-2.5-pro")]
     bodies = []
     for start in range(0, total, batch):
         events = []

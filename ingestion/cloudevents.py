@@ -6,7 +6,6 @@ import msgspec
 
 from ingestion.schema import MAX_BATCH, BodyError
 
-
 _one = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _data = msgspec.json.Decoder(dict[str, msgspec.Raw] | None)
 _many = msgspec.json.Decoder(list[msgspec.Raw])

@@ -1,0 +1,69 @@
+"""The OpenAPI description of POST /api/v1/events (an async Django view DRF cannot introspect)."""
+from __future__ import annotations
+
+from ingestion.schema import Event, camel
+
+_INT = {"type": "integer", "minimum": 0}
+_MONEY = {"oneOf": [{"type": "number"}, {"type": "string"}], "minimum": 0,
+          "description": "USD, at most 9 decimals, below 10^9"}
+_TYPES = {"occurred_at": {"type": "string", "format": "date-time",
+                          "description": "Default now; at most 5 minutes ahead, within retention"},
+          "quantity": {"oneOf": [{"type": "number"}, {"type": "string"}]}}
+
+
+def _event_schema() -> dict:
+    properties = {}
+    for name in Event.__struct_fields__:
+        if name in _TYPES:
+            properties[camel(name)] = _TYPES[name]
+        elif name.endswith("_usd"):
+            properties[camel(name)] = _MONEY
+        elif name.endswith(("_tokens", "_calls", "_steps")):
+            properties[camel(name)] = _INT
+        else:
+            properties[camel(name)] = {"type": "string", "maxLength": 200,
+                                       "nullable": name != "event_id"}
+    return {"type": "object", "required": ["eventId"], "properties": properties}
+
+
+_RESULT = {"type": "object", "properties": {
+    "eventId": {"type": "string", "nullable": True},
+    "status": {"type": "string", "enum": ["accepted", "duplicate", "rejected"]},
+    "field": {"type": "string", "nullable": True}, "reason": {"type": "string"}}}
+_REPLY = {"type": "object", "properties": {
+    "accepted": {"type": "integer"}, "duplicates": {"type": "integer"},
+    "rejected": {"type": "integer"}, "results": {"type": "array", "items": _RESULT}}}
+_ERROR = {"type": "object", "properties": {"error": {"type": "object", "properties": {
+    "code": {"type": "string"}, "message": {"type": "string"},
+    "field": {"type": "string", "nullable": True}}}}}
+
+
+def events_path() -> dict:
+    event = _event_schema()
+    body = {"oneOf": [event, {"type": "object", "required": ["events"], "properties": {
+        "events": {"type": "array", "maxItems": 1000, "items": event}}}]}
+    return {"post": {
+        "operationId": "events_ingest",
+        "summary": "Ingest one event or a batch of up to 1,000, each counted exactly once",
+        "tags": ["events"],
+        "requestBody": {"required": True, "content": {
+            "application/json": {"schema": body},
+            "application/cloudevents+json": {"schema": {"type": "object"}},
+            "application/cloudevents-batch+json": {"schema": {"type": "array"}}}},
+        "responses": {
+            "200": {"description": "Per-event results", "content": {
+                "application/json": {"schema": _REPLY}}},
+            **{code: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
+               for code, text in (("400", "Every event rejected, or a bad batch"),
+                                  ("401", "No or bad token"),
+                                  ("403", "No tenant or no ingest role"),
+                                  ("413", "Body over 5 MB"), ("415", "Body is not JSON"),
+                                  ("503", "Event store unavailable; retry (Retry-After)"))},
+        },
+    }}
+
+
+def add_events_path(result, generator, request, public):
+    """drf-spectacular postprocessing hook."""
+    result["paths"]["/api/v1/events"] = events_path()
+    return result
