@@ -12,4 +12,6 @@ app.autodiscover_tasks()
 # Every periodic job of Aforo. In server mode celery-beat (DatabaseScheduler) runs them; in the
 # embedded mode aforo.schedule runs the same entries inside the web process. Later issues add
 # their jobs here (attribution nightly, rule evaluation each minute, the guard sweep, ...).
-app.conf.beat_schedule: dict[str, dict] = {}
+app.conf.beat_schedule: dict[str, dict] = {
+    "evaluate-alerts": {"task": "budgets.evaluate_alerts", "schedule": 60.0},
+}

@@ -11,6 +11,7 @@ from ingestion import api as ingestion_api
 api_v1 = [
     path("events", ingestion_api.events_endpoint, name="events"),
     path("rate-cards/", include("ingestion.urls")),
+    path("cogs/", include("budgets.urls")),
     path("customers", api.CustomerListCreate.as_view(), name="customers"),
     path("customers/<str:customer_id>", api.CustomerDetail.as_view(), name="customer"),
     path("products", api.ProductListCreate.as_view(), name="products"),
