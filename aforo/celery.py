@@ -14,4 +14,5 @@ app.autodiscover_tasks()
 # their jobs here (attribution nightly, rule evaluation each minute, the guard sweep, ...).
 app.conf.beat_schedule: dict[str, dict] = {
     "evaluate-alerts": {"task": "budgets.evaluate_alerts", "schedule": 60.0},
+    "margin-guard-sweep": {"task": "margin_guard.sweep", "schedule": 60.0},
 }

@@ -12,6 +12,7 @@ api_v1 = [
     path("events", ingestion_api.events_endpoint, name="events"),
     path("rate-cards/", include("ingestion.urls")),
     path("cogs/", include("budgets.urls")),
+    path("margin-guard/", include("margin_guard.urls")),
     path("customers", api.CustomerListCreate.as_view(), name="customers"),
     path("customers/<str:customer_id>", api.CustomerDetail.as_view(), name="customer"),
     path("products", api.ProductListCreate.as_view(), name="products"),
