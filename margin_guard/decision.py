@@ -1,7 +1,9 @@
 """The decision in the request path: ALLOW, THROTTLE (with a cheaper model) or BLOCK.
 
-Every level change stores a small profile per scope in the cache (Redis in server mode), and a
-decision is a cache read plus a few comparisons; no database and no ClickHouse on this path.
+Every level change stores a small profile per scope in the cache (Redis in server mode). Each
+process mirrors the profiles it reads for at most LOCAL_TTL, so a decision is a dict lookup plus
+a few comparisons (no database, no ClickHouse, and a Redis read only when the mirror is stale);
+a level change is seen everywhere within LOCAL_TTL, inside the guard's one-second promise.
 """
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ from django.core.cache import cache
 ALLOW, THROTTLE, BLOCK = "ALLOW", "THROTTLE", "BLOCK"
 NONE, ALERT, THROTTLE_LEVEL, BLOCK_LEVEL = 0, 1, 2, 3
 PROFILE_TTL = 7 * 24 * 3600
+LOCAL_TTL = 0.5  # seconds a process trusts its mirror of a profile
+MIRROR_MAX = 200_000
+_MISSING: dict = {}
+_mirror: dict[str, tuple[float, dict]] = {}
 
 
 def _key(tenant_slug: str, customer_id: str, product_id: str) -> str:
@@ -31,8 +37,26 @@ def profile_store(state, policy) -> None:
         "override_until": state.override_until.timestamp() if state.override_until else None,
         "margin_pct": str(state.margin_pct) if state.margin_pct is not None else None,
     }
-    cache.set(_key(state.tenant.slug, state.customer_id, state.product_id or ""), profile,
-              PROFILE_TTL)
+    key = _key(state.tenant.slug, state.customer_id, state.product_id or "")
+    cache.set(key, profile, PROFILE_TTL)
+    _mirror[key] = (time.monotonic(), profile)
+
+
+def _profiles(keys: list[str]) -> list[dict]:
+    """The profiles for `keys` from this process's mirror, refreshed together when stale."""
+    now = time.monotonic()
+    held = [_mirror.get(k) for k in keys]
+    if all(h is not None and now - h[0] < LOCAL_TTL for h in held):
+        return [h[1] for h in held]
+    found = cache.get_many(keys)
+    if len(_mirror) > MIRROR_MAX:
+        _mirror.clear()  # a crude bound; the next reads refill what is hot
+    out = []
+    for key in keys:
+        profile = found.get(key, _MISSING)
+        _mirror[key] = (now, profile)
+        out.append(profile)
+    return out
 
 
 @dataclass(frozen=True)
@@ -83,9 +107,9 @@ def decide(tenant_slug: str, *, customer_id: str, product_id: str = "", model: s
            feature: str = "") -> Decision:
     """The in-process call for apps that embed Aforo (the HTTP endpoint wraps it)."""
     keys = [_key(tenant_slug, customer_id, product_id), _key(tenant_slug, customer_id, "")]
-    found = cache.get_many(keys)
-    profile = found.get(keys[0]) or found.get(keys[1])
-    if profile is None or profile["level"] == NONE:
+    specific, general = _profiles(keys)
+    profile = specific or general
+    if not profile or profile["level"] == NONE:
         return Decision(ALLOW, NONE, model=model)
     override = profile["override_until"]
     if override and override > datetime.now(timezone.utc).timestamp():
