@@ -19,7 +19,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, ClickHouseServer, free_port, record  # noqa: E402
+from benchmarks.common import ClickHouseServer, free_port, record  # noqa: E402
 from benchmarks.ingest import _manage, _serve  # noqa: E402
 
 SETUP = """
@@ -51,7 +51,7 @@ for n in range(200_000):
                     feature='batch')
     lat.append(time.perf_counter_ns() - start)
 lat.sort()
-print(lat[len(lat) // 2] / 1000, lat[int(len(lat) * 0.99)] / 1000, lat[int(len(lat) * 0.999)] / 1000)
+print(*(lat[int(len(lat) * q)] / 1000 for q in (0.5, 0.99, 0.999)))
 """
     out = _manage(env, "shell", "-v", "0", "-c", code).strip().splitlines()[-1].split()
     return [f"| in-process `decide()` ({'Redis' if 'REDIS_URL' in env else 'local memory'}) "
