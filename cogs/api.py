@@ -45,14 +45,19 @@ def pct(value: Decimal | None) -> float | None:
     return float(value.quantize(PCT, rounding=ROUND_HALF_EVEN))
 
 
-def _margin_fields(totals: Totals) -> dict:
-    return {"cogsUsd": money(totals.cogs_usd), "revenueUsd": money(totals.revenue_usd),
-            "marginUsd": money(totals.margin_usd), "marginPct": pct(totals.margin_pct),
+def _margin_fields(totals: Totals, margin_pct: Decimal | None = None) -> dict:
+    cogs = totals.cogs_usd
+    margin = totals.revenue_usd - cogs
+    if margin_pct is None:
+        margin_pct = queries.margin_pct(totals.revenue_usd, cogs)
+    return {"cogsUsd": money(cogs), "revenueUsd": money(totals.revenue_usd),
+            "marginUsd": money(margin), "marginPct": pct(margin_pct),
             "eventCount": totals.event_count}
 
 
 def product_row(totals: Totals) -> dict:
-    return {"productId": totals.key[0], "productType": totals.attributes.get("product_type", ""),
+    return {"productId": totals.key[0],
+            "productType": (totals.attributes or {}).get("product_type", ""),
             **_margin_fields(totals)}
 
 
@@ -60,6 +65,20 @@ def customer_row(totals: Totals, floors: queries.TagFloors) -> dict:
     tag = queries.customer_tag(totals, floors)
     return {"customerId": totals.key[0], **_margin_fields(totals),
             "tag": tag.value if tag else None}
+
+
+def limit_param(request) -> int | None:
+    """Optional `limit`: only the first N rows of a ranked list (all when absent)."""
+    raw = request.query_params.get("limit", "")
+    if raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError("limit must be an integer.", field="limit") from None
+    if value < 1:
+        raise ApiError("limit must be at least 1.", field="limit")
+    return value
 
 
 def transaction_row(event: Transaction) -> dict:
@@ -198,13 +217,19 @@ class ByProduct(_DashboardView):
                          for row in queries.products_breakdown(request.tenant, period)])
 
 
+LIMIT_PARAMETER = OpenApiParameter(
+    "limit", OpenApiTypes.INT, description="Only the first N customers of the ranking")
+
+
 class ByCustomer(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[*PERIOD_PARAMETERS, LIMIT_PARAMETER],
+                   responses=OpenApiTypes.OBJECT)
     def get(self, request):
         settings, period = self.settings_and_period(request)
+        limit = limit_param(request)
         floors = _floors(settings)
-        return Response([customer_row(row, floors)
-                         for row in queries.customers_breakdown(request.tenant, period)])
+        return Response([customer_row(row, floors) for row in
+                         queries.customers_breakdown(request.tenant, period, limit=limit)])
 
 
 class ByModel(_DashboardView):
@@ -240,16 +265,18 @@ class TokenAnalysis(_DashboardView):
 
 
 class Pnl(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[*PERIOD_PARAMETERS, LIMIT_PARAMETER],
+                   responses=OpenApiTypes.OBJECT)
     def get(self, request):
         settings, period = self.settings_and_period(request)
+        limit = limit_param(request)
         floors = _floors(settings)
         products = queries.products_breakdown(request.tenant, period)
-        customers = queries.customers_breakdown(request.tenant, period)
+        # Ranked by their own margin: who carries the book first, who erodes it last.
+        customers = queries.customers_breakdown(request.tenant, period,
+                                                rank=queries.Rank.MARGIN, limit=limit)
         unit = queries.unit_economics(queries.totals_sum(products),
                                       settings.fixed_costs_per_month_usd)
-        # Ranked by their own margin: who carries the book first, who erodes it last.
-        by_margin = lambda r: (-r.margin_usd, r.key)  # noqa: E731
         return Response({
             "unitEconomics": {
                 "avgCostPerEventUsd": money(unit.avg_cost_per_event_usd),
@@ -257,8 +284,8 @@ class Pnl(_DashboardView):
                 "avgMarginPerEventUsd": money(unit.avg_margin_per_event_usd),
                 "breakEvenEvents": unit.break_even_events,
             },
-            "products": [product_row(r) for r in sorted(products, key=by_margin)],
-            "customers": [customer_row(r, floors) for r in sorted(customers, key=by_margin)],
+            "products": [product_row(r) for r in queries.ranked(products, queries.Rank.MARGIN)],
+            "customers": [customer_row(r, floors) for r in customers],
         })
 
 

@@ -10,7 +10,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
 from aforo import eventstore
@@ -19,6 +19,7 @@ from aforo.models import Tenant
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 THOUSAND = Decimal(1000)
+NANO = Decimal("0.000000001")
 MIN_ANOMALY_GROUP_EVENTS = 20
 
 
@@ -108,12 +109,12 @@ _ROLLUP_MEASURES = """
 """
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Totals:
     """Summed measures of one group (or of the whole period)."""
 
     key: tuple = ()
-    attributes: dict = field(default_factory=dict, compare=False)
+    attributes: dict | None = field(default=None, compare=False)
     event_count: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -177,9 +178,18 @@ def _source(dimension: Dimension, period: Period, use_rollups: bool) -> tuple[st
             "occurred_at >= %(start_at)s AND occurred_at < %(end_at)s")
 
 
+class Rank(enum.Enum):
+    """Orders for a limited breakdown: the biggest cost, or the best margin, first."""
+
+    COGS = "(cogs_ai + cogs_infra + cogs_fee + cogs_unclassified) DESC"
+    MARGIN = "(revenue - (cogs_ai + cogs_infra + cogs_fee + cogs_unclassified)) DESC"
+
+
 def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
-              use_rollups: bool = True) -> list[Totals]:
-    """One row of totals per value of `dimension` in the period (unordered)."""
+              use_rollups: bool = True, rank: Rank | None = None,
+              limit: int | None = None) -> list[Totals]:
+    """One row of totals per value of `dimension` in the period: all of them, unordered, or
+    the first `limit` by `rank` (ties by key)."""
     dimension = Dimension(dimension)
     table, measures, period_filter = _source(dimension, period, use_rollups)
     keys = _KEYS[dimension]
@@ -198,14 +208,16 @@ def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
         f"WHERE tenant_id = %(tenant_id)s AND {period_filter} "
         f"GROUP BY {', '.join(keys)}"
     )
+    if limit is not None:
+        sql += f" ORDER BY {Rank(rank).value}, {', '.join(keys)} LIMIT %(limit)s"
     rows = eventstore.tenant_query(tenant.slug, sql, {
         "first": period.first, "last": period.last, "start_at": period.start_at,
-        "end_at": period.end_at, "time_zone": period.time_zone,
+        "end_at": period.end_at, "time_zone": period.time_zone, "limit": limit,
     })
     return [
         Totals(
             key=tuple(row[column] for column in keys),
-            attributes={column: row[f"{column}_max"] for column in carried},
+            attributes={column: row[f"{column}_max"] for column in carried} if carried else None,
             event_count=int(row["events"]), input_tokens=int(row["tokens_in"]),
             output_tokens=int(row["tokens_out"]), ai_cogs_usd=row["cogs_ai"],
             infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
@@ -217,6 +229,13 @@ def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
 
 def _ranked_by_cost(rows: list[Totals]) -> list[Totals]:
     return sorted(rows, key=lambda r: (-r.cogs_usd, r.key))
+
+
+def ranked(rows: list[Totals], rank: Rank) -> list[Totals]:
+    """Rows in `rank` order, ties by key (the order totals_by's LIMIT uses)."""
+    if rank is Rank.MARGIN:
+        return sorted(rows, key=lambda r: (-r.margin_usd, r.key))
+    return _ranked_by_cost(rows)
 
 
 def daily_series(tenant: Tenant, period: Period, *, use_rollups: bool = True) -> list[Totals]:
@@ -281,11 +300,11 @@ def customer_tag(totals: Totals, floors: TagFloors) -> CustomerTag | None:
     return CustomerTag.STANDARD
 
 
-def customers_breakdown(tenant: Tenant, period: Period, *,
-                        use_rollups: bool = True) -> list[Totals]:
-    """Per customer, highest COGS first."""
-    return _ranked_by_cost(totals_by(tenant, Dimension.CUSTOMER, period,
-                                     use_rollups=use_rollups))
+def customers_breakdown(tenant: Tenant, period: Period, *, use_rollups: bool = True,
+                        rank: Rank = Rank.COGS, limit: int | None = None) -> list[Totals]:
+    """Per customer in `rank` order (highest COGS first); all, or the first `limit`."""
+    return ranked(totals_by(tenant, Dimension.CUSTOMER, period, use_rollups=use_rollups,
+                            rank=rank, limit=limit), rank)
 
 
 @dataclass(frozen=True)
@@ -543,7 +562,13 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
     # corrections (then only the sum of its entries can tell); the outer query sums and
     # checks exactly. This avoids a GROUP BY over every event of the period.
     # :TRICKY: 18.16 does not see an outer alias inside an IN subquery; `gi` is spelled out.
-    candidates = (f"SELECT event_id FROM ledger WHERE {_COST_IN_PERIOD} AND {gi} > 0 "
+    # PREWHERE first drops every entry under the lowest line of any group (a cheap Decimal
+    # comparison, rounded down so it never drops a true anomaly) before the per-group check.
+    lowest_line = min(multiplier * row.cogs_usd / row.event_count for row in groups)
+    params["lowest_line"] = format(lowest_line.quantize(NANO, rounding=ROUND_FLOOR), "f")
+    candidates = (f"SELECT event_id FROM ledger PREWHERE entry_type = 'COST' AND "
+                  f"(entry_kind != 'ORIGINAL' OR {cost} >= toDecimal64(%(lowest_line)s, 9)) "
+                  f"WHERE {_COST_IN_PERIOD} AND {gi} > 0 "
                   f"AND (entry_kind != 'ORIGINAL' OR {over_the_line(cost, gi)})")
     summed = (f"SELECT event_id, {gi} AS gi, sum({cost}) AS cogs, min(occurred_at) AS at "
               f"FROM ledger WHERE {_COST_IN_PERIOD} AND event_id IN ({candidates}) "
