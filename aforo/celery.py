@@ -2,6 +2,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
 
@@ -12,12 +13,11 @@ app.autodiscover_tasks()
 # Every periodic job of Aforo. In server mode celery-beat (DatabaseScheduler) runs them; in the
 # embedded mode aforo.schedule runs the same entries inside the web process. Later issues add
 # their jobs here (attribution nightly, rule evaluation each minute, the guard sweep, ...).
-app.conf.beat_schedule: dict[str, dict] = {}
-
-from celery.schedules import crontab  # noqa: E402
-
-# Billing: revenue attribution nightly; last month's invoices on the 1st (after late events).
-app.conf.beat_schedule["billing-attribute-revenue-nightly"] = {
-    "task": "billing.attribute_revenue_all", "schedule": crontab(hour=2, minute=15)}
-app.conf.beat_schedule["billing-close-previous-month"] = {
-    "task": "billing.close_previous_month", "schedule": crontab(day_of_month=1, hour=1, minute=0)}
+app.conf.beat_schedule: dict[str, dict] = {
+    # Billing: revenue attribution nightly; last month's invoices on the 1st, before it.
+    "billing-attribute-revenue-nightly": {
+        "task": "billing.attribute_revenue_all", "schedule": crontab(hour=2, minute=15)},
+    "billing-close-previous-month": {
+        "task": "billing.close_previous_month",
+        "schedule": crontab(day_of_month=1, hour=1, minute=0)},
+}

@@ -184,20 +184,66 @@ ARRAY JOIN arrayFilter(x -> x.2 != toDecimal64(0, 9),
                         ('ORIGINAL', desired_usd)]) AS kind_amount
 """
 
-_LINE_SUMMARY = """
-SELECT line_no, count() AS events
-FROM ({matched})
+# Fast path, for batches none of whose invoices has REVENUE entries yet: the allocation is
+# written as it is, without the reconciliation's GROUP BY.
+_FRESH = """
+INSERT INTO ledger ({columns})
+SELECT %(tenant_id)s, concat(%(run_id)s, '/ORIGINAL/',
+                             hex(cityHash64(invoice_id, line_id, event_id))),
+       'REVENUE', 'ORIGINAL', event_id, occurred_at, %(now)s, customer_id, product_id,
+       product_type, provider, model, requested_model, tool_name, source_type, session_id,
+       toDecimal64(alloc_nanos, 0) * toDecimal64('0.000000001', 9), 'RATE_CARD', invoice_id,
+       line_id, %(run_id)s
+FROM ({allocation})
+WHERE alloc_nanos != 0
+"""
+
+# A line's fingerprint: the sum of hash(event id) × nanodollars over its entries. It is
+# linear, so a REVERSAL and its ORIGINAL cancel out, and the net entries of a line match its
+# desired allocation exactly when the fingerprints (and net sums) are equal.
+# :TRICKY: Int64 products and sums wrap around; both sides wrap the same way.
+_FINGERPRINT = "sum(toInt64(cityHash64(event_id)) * {nanos})"
+_NET_NANOS = "toInt64(toDecimal128(revenue_usd, 9) * 1000000000)"
+
+_DESIRED_BY_LINE = """
+SELECT line_no, countIf(alloc_nanos != 0) AS events, sum(alloc_nanos) AS net_nanos,
+       {fingerprint} AS fingerprint
+FROM ({allocation})
 GROUP BY line_no
 """
 
+_EXISTING_BY_LINE = """
+SELECT invoice_id, invoice_line_id, sum({nanos}) AS net_nanos,
+       {fingerprint} AS fingerprint
+FROM ledger
+WHERE tenant_id = %(tenant_id)s AND entry_type = 'REVENUE'
+  AND invoice_id IN (SELECT invoice_id FROM attribution_invoices
+                     WHERE tenant_id = %(tenant_id)s AND run_id = %(batch)s)
+GROUP BY invoice_id, invoice_line_id
+"""
+
+_WRITTEN_BY_LINE = """
+SELECT invoice_id, invoice_line_id, count() AS events
+FROM ledger
+WHERE tenant_id = %(tenant_id)s AND entry_type = 'REVENUE' AND attribution_run_id = %(run_id)s
+  AND invoice_id IN (SELECT invoice_id FROM attribution_invoices
+                     WHERE tenant_id = %(tenant_id)s AND run_id = %(batch)s)
+GROUP BY invoice_id, invoice_line_id
+"""
+
+
+def _allocation_sql(*, wildcard: bool, dimensions: bool = True) -> str:
+    matched = _matched_sql(wildcard=wildcard)
+    if not dimensions:  # for fingerprints: the dims tuple is the cost, carry one column only
+        return _ALLOCATION.format(dim_out="dim.1 AS occurred_at", dim_in="occurred_at",
+                                  matched=matched)
+    return _ALLOCATION.format(
+        dim_out=", ".join(f"dim.{i + 1} AS {name}" for i, name in enumerate(DIMENSIONS)),
+        dim_in=", ".join(DIMENSIONS), matched=matched)
+
 
 def _reconcile_sql(*, wildcard: bool) -> str:
-    matched = _matched_sql(wildcard=wildcard)
-    allocation = _ALLOCATION.format(
-        dim_out=", ".join(f"dim.{i + 1} AS {name}" for i, name in enumerate(DIMENSIONS)),
-        dim_in=", ".join(DIMENSIONS),
-        matched=matched,
-    )
+    allocation = _allocation_sql(wildcard=wildcard)
     return _RECONCILE.format(
         columns=_LEDGER_COLUMNS,
         any_dimensions=", ".join(f"any({d}) AS {d}" for d in DIMENSIONS),
@@ -240,15 +286,8 @@ def _batches(invoices: list[Invoice], size: int) -> Iterable[list[Invoice]]:
         yield [inv for group in groups[start:start + size] for inv in group]
 
 
-def _attribute_batch(tenant: Tenant, run: AttributionRun, batch_no: int,
-                     invoices: list[Invoice], totals: RunTotals, now: datetime) -> None:
-    batch = f"{run.run_id}:{batch_no}"
-    lines: list[_Line] = []
-    for invoice in invoices:
-        if invoice.status != InvoiceStatus.FINALIZED:
-            continue
-        for line in invoice.lines.all():
-            lines.append(_Line(line_no=len(lines) + 1, line=line, invoice=invoice))
+def _ship(tenant: Tenant, batch: str, invoices: list[Invoice], lines: list[_Line]) -> None:
+    """Copy a batch's invoice ids and lines into the event store under the batch id."""
     eventstore.insert("attribution_invoices", [
         {"tenant_id": tenant.slug, "run_id": batch, "invoice_id": invoice_id}
         for invoice_id in sorted({inv.invoice_id for inv in invoices})
@@ -263,30 +302,75 @@ def _attribute_batch(tenant: Tenant, run: AttributionRun, batch_no: int,
              "unit": item.line.unit, "amount_nanos": _nanos(item.line.amount_usd)}
             for item in lines
         ])
+
+
+def _attribute_batch(tenant: Tenant, run: AttributionRun, batch_no: int,
+                     invoices: list[Invoice], totals: RunTotals, now: datetime) -> None:
+    batch = f"{run.run_id}:{batch_no}"
+    lines: list[_Line] = []
+    for invoice in invoices:
+        if invoice.status != InvoiceStatus.FINALIZED:
+            continue
+        for line in invoice.lines.all():
+            lines.append(_Line(line_no=len(lines) + 1, line=line, invoice=invoice))
+    _ship(tenant, batch, invoices, lines)
     wildcard = any(not item.line.product_id for item in lines)
     params = {
         "tenant_id": tenant.slug, "batch": batch, "run_id": str(run.run_id), "now": now,
         "start": min((i.invoice.period_start for i in lines), default=now),
         "end": max((i.invoice.period_end for i in lines), default=now),
     }
-    if lines:
-        summary = eventstore.tenant_query(
-            tenant.slug, _LINE_SUMMARY.format(matched=_matched_sql(wildcard=wildcard)), params)
-        counts = {row["line_no"]: row["events"] for row in summary}
+    fingerprint = _FINGERPRINT.format(nanos=_NET_NANOS)
+    existing = {
+        (row["invoice_id"], row["invoice_line_id"]): (row["net_nanos"], row["fingerprint"])
+        for row in eventstore.tenant_query(
+            tenant.slug, _EXISTING_BY_LINE.format(nanos=_NET_NANOS, fingerprint=fingerprint),
+            params)
+    }
+    if not existing:
+        # Nothing attributed yet for these invoices: write the allocation as it is.
+        if lines:
+            eventstore.command(_FRESH.format(
+                columns=_LEDGER_COLUMNS, allocation=_allocation_sql(wildcard=wildcard)), params)
+        counts = {(row["invoice_id"], row["invoice_line_id"]): row["events"]
+                  for row in eventstore.tenant_query(tenant.slug, _WRITTEN_BY_LINE, params)}
         for item in lines:
-            item.events = counts.get(item.line_no, 0)
-            totals.lines += 1
-            if item.events:
-                totals.lines_matched += 1
-                totals.events += item.events
-                totals.attributed_usd += item.line.amount_usd
-            else:
-                totals.unattributed_usd += item.line.amount_usd
-                totals.unattributed_lines.append({
-                    "invoiceId": item.invoice.invoice_id, "lineId": item.line.line_id,
-                    "productId": item.line.product_id or None,
-                    "amountUsd": str(item.line.amount_usd)})
-    eventstore.command(_reconcile_sql(wildcard=wildcard), params)
+            item.events = counts.get((item.invoice.invoice_id, item.line.line_id), 0)
+    else:
+        desired = {}
+        if lines:
+            desired = {row["line_no"]: row for row in eventstore.tenant_query(
+                tenant.slug, _DESIRED_BY_LINE.format(
+                    allocation=_allocation_sql(wildcard=wildcard, dimensions=False),
+                    fingerprint=_FINGERPRINT.format(nanos="alloc_nanos")), params)}
+        wanted: dict[tuple[str, str], tuple[int, int]] = {}
+        for item in lines:
+            row = desired.get(item.line_no)
+            item.events = row["events"] if row else 0
+            wanted[(item.invoice.invoice_id, item.line.line_id)] = (
+                (row["net_nanos"], row["fingerprint"]) if row else (0, 0))
+        dirty = {key[0] for key in wanted.keys() | existing.keys()
+                 if wanted.get(key, (0, 0)) != existing.get(key, (0, 0))}
+        if dirty:
+            # Reconcile only the invoices whose attribution changed, as a sub-batch.
+            sub = f"{batch}:changed"
+            sub_lines = [i for i in lines if i.invoice.invoice_id in dirty]
+            _ship(tenant, sub, [inv for inv in invoices if inv.invoice_id in dirty], sub_lines)
+            eventstore.command(
+                _reconcile_sql(wildcard=any(not i.line.product_id for i in sub_lines)),
+                {**params, "batch": sub})
+    for item in lines:
+        totals.lines += 1
+        if item.events or not item.line.amount_usd:
+            totals.lines_matched += 1
+            totals.events += item.events
+            totals.attributed_usd += item.line.amount_usd
+        else:
+            totals.unattributed_usd += item.line.amount_usd
+            totals.unattributed_lines.append({
+                "invoiceId": item.invoice.invoice_id, "lineId": item.line.line_id,
+                "productId": item.line.product_id or None,
+                "amountUsd": str(item.line.amount_usd)})
 
 
 def attribution_run(*, tenant: Tenant, trigger: str = "MANUAL",

@@ -79,9 +79,13 @@ def stripe_invoice_lines(payload: Mapping[str, Any], *, product_map: Mapping[str
     specs = []
     for i, line in enumerate(lines.get("data") or []):
         price, price_id, stripe_product = _price_and_product(line)
-        product = (product_map.get(stripe_product) or product_map.get(price_id)
-                   or (line.get("metadata") or {}).get("aforo_product_id")
-                   or (price.get("metadata") or {}).get("aforo_product_id") or stripe_product)
+        if stripe_product in product_map or price_id in product_map:
+            # an empty mapping means "every product of the customer"
+            product = product_map.get(stripe_product, product_map.get(price_id, ""))
+        else:
+            product = ((line.get("metadata") or {}).get("aforo_product_id")
+                       or (price.get("metadata") or {}).get("aforo_product_id")
+                       or stripe_product)
         try:
             unit = _unit(line, price, [price_id, stripe_product], unit_map)
         except ValueError:
