@@ -2,6 +2,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
 
@@ -15,4 +16,10 @@ app.autodiscover_tasks()
 app.conf.beat_schedule: dict[str, dict] = {
     "evaluate-alerts": {"task": "budgets.evaluate_alerts", "schedule": 60.0},
     "margin-guard-sweep": {"task": "margin_guard.sweep", "schedule": 60.0},
+    # Billing: revenue attribution nightly; last month's invoices on the 1st, before it.
+    "billing-attribute-revenue-nightly": {
+        "task": "billing.attribute_revenue_all", "schedule": crontab(hour=2, minute=15)},
+    "billing-close-previous-month": {
+        "task": "billing.close_previous_month",
+        "schedule": crontab(day_of_month=1, hour=1, minute=0)},
 }

@@ -18,6 +18,7 @@ api_v1 = [
     path("products", api.ProductListCreate.as_view(), name="products"),
     path("products/<str:product_id>", api.ProductDetail.as_view(), name="product"),
     path("analytics/cogs/", include("cogs.urls")),
+    path("billing/", include("billing.urls")),
 ]
 
 urlpatterns = [
