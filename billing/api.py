@@ -95,7 +95,7 @@ def _current(tenant, invoice_id: str) -> Invoice:
 class InvoiceListImport(APIView):
     permission_classes = [BillingPermission]
 
-    class Input(serializers.Serializer):
+    class InvoiceImportIn(serializers.Serializer):
         class Line(serializers.Serializer):
             lineId = serializers.CharField(max_length=200)
             productId = serializers.CharField(max_length=200, required=False, allow_null=True,
@@ -119,9 +119,9 @@ class InvoiceListImport(APIView):
         rows = paginator.paginate_queryset(invoices, request)
         return paginator.get_paginated_response(InvoiceOut(rows, many=True).data)
 
-    @extend_schema(request=Input, responses={201: InvoiceOut})
+    @extend_schema(request=InvoiceImportIn, responses={201: InvoiceOut})
     def post(self, request):
-        data = self.Input(data=request.data)
+        data = self.InvoiceImportIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         invoice = services.invoice_import(
@@ -137,19 +137,19 @@ class InvoiceListImport(APIView):
 class StripeInvoiceImport(APIView):
     permission_classes = [BillingPermission]
 
-    class Input(serializers.Serializer):
+    class StripeInvoiceIn(serializers.Serializer):
         invoice = serializers.JSONField(help_text="The Stripe invoice object, either API shape.")
         customerId = serializers.CharField(required=False, allow_blank=True)
         productMap = serializers.DictField(child=serializers.CharField(), required=False)
         unitMap = serializers.DictField(child=serializers.ChoiceField(choices=Unit.choices),
                                         required=False)
 
-    @extend_schema(request=Input, responses={201: InvoiceOut})
+    @extend_schema(request=StripeInvoiceIn, responses={201: InvoiceOut})
     def post(self, request):
         body = request.data
         if isinstance(body, dict) and body.get("object") == "invoice":
             body = {"invoice": body}
-        data = self.Input(data=body)
+        data = self.StripeInvoiceIn(data=body)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         if not isinstance(values["invoice"], dict):
@@ -190,7 +190,7 @@ class InvoiceVoid(APIView):
 class AttributionRunListCreate(APIView):
     permission_classes = [BillingPermission]
 
-    class Input(serializers.Serializer):
+    class AttributionRunIn(serializers.Serializer):
         invoiceIds = serializers.ListField(child=serializers.CharField(), required=False)
 
     @extend_schema(responses=AttributionRunOut(many=True), operation_id="attribution_runs_list")
@@ -200,9 +200,9 @@ class AttributionRunListCreate(APIView):
             AttributionRun.objects.filter(tenant=request.tenant), request)
         return paginator.get_paginated_response(AttributionRunOut(rows, many=True).data)
 
-    @extend_schema(request=Input, responses={201: AttributionRunOut})
+    @extend_schema(request=AttributionRunIn, responses={201: AttributionRunOut})
     def post(self, request):
-        data = self.Input(data=request.data or {})
+        data = self.AttributionRunIn(data=request.data or {})
         data.is_valid(raise_exception=True)
         run = attribution.attribution_run(tenant=request.tenant, trigger="API",
                                           invoice_ids=data.validated_data.get("invoiceIds"))

@@ -88,10 +88,8 @@ def cost_entry(tenant: Tenant, event: Event, cost: CostSplit, now: datetime) -> 
 
 def _rate(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
     """Each event's rated revenue: what its customer's plan will charge for it."""
-    try:
-        from billing.rating import rated_revenue
-    except ImportError:  # until the billing app's rating lands; then this guard goes
-        return
+    from billing.rating import rated_revenue
+
     for row, revenue in zip(rows, rated_revenue(tenant=tenant, entries=rows), strict=True):
         row["rated_revenue_usd"] = revenue
 
@@ -284,10 +282,8 @@ def events_reprice(*, tenant: Tenant, start: datetime, end: datetime,
 def _rerate(tenant: Tenant, corrections: list[dict[str, Any]]) -> None:
     """Set each correction's rated revenue to the change the new cost makes to it."""
     fulls = [c.pop("_full") for c in corrections]
-    try:
-        from billing.rating import rated_revenue
-    except ImportError:  # until the billing app's rating lands; then this guard goes
-        return
+    from billing.rating import rated_revenue
+
     for correction, full, revenue in zip(corrections, fulls,
                                          rated_revenue(tenant=tenant, entries=fulls),
                                          strict=True):
