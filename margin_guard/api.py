@@ -55,9 +55,10 @@ class PolicySerializer(serializers.ModelSerializer):
                   "throttleRatePerMinute", "notifyChannel", "notifyDestination"]
 
     def validate(self, attrs):
-        merged = {f: getattr(self.instance, f) for f in (
-            "scope", "tier", "product_id", "customer_id", "alert_below_pct",
-            "throttle_below_pct", "block_below_pct")} if self.instance else {}
+        fields = ("scope", "tier", "product_id", "customer_id", "alert_below_pct",
+                  "throttle_below_pct", "block_below_pct")
+        source = self.instance or GuardPolicy()  # a new policy starts from the defaults
+        merged = {f: getattr(source, f) for f in fields}
         merged.update(attrs)
         needs = {"TIER": "tier", "PRODUCT": "product_id", "CUSTOMER": "customer_id",
                  "CUSTOMER_PRODUCT": "customer_id"}
@@ -71,7 +72,7 @@ class PolicySerializer(serializers.ModelSerializer):
             raise serializers.ValidationError({"productId": "CUSTOMER_PRODUCT needs a product."})
         floors = [merged.get(k) for k in ("alert_below_pct", "throttle_below_pct",
                                           "block_below_pct")]
-        if all(v is not None for v in floors) and not floors[0] >= floors[1] >= floors[2]:
+        if not floors[0] >= floors[1] >= floors[2]:
             raise serializers.ValidationError(
                 {"throttleBelowPct": "Floors must descend: alert ≥ throttle ≥ block."})
         return attrs
