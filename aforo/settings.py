@@ -126,6 +126,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = AFORO_MAX_BODY_BYTES + 1024
 AFORO_PUBLIC_URL = env("AFORO_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Slack and webhook destinations must be https; allow http for local sinks in development.
 AFORO_ALLOW_HTTP_WEBHOOKS = env.bool("AFORO_ALLOW_HTTP_WEBHOOKS", default=False)
+AFORO_PAGERDUTY_URL = env("AFORO_PAGERDUTY_URL",
+                          default="https://events.pagerduty.com/v2/enqueue")
 EMAIL_HOST = env("EMAIL_HOST", default="")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")

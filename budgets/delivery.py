@@ -1,4 +1,5 @@
-"""Sending alerts: email over SMTP, Slack incoming webhooks (Block Kit), signed webhooks.
+"""Sending alerts and guard actions: email over SMTP, Slack incoming webhooks (Block Kit),
+PagerDuty Events API v2, and webhooks signed with HMAC-SHA256.
 
 A delivery is tried, and on failure retried with exponential backoff (30 s, 1 min, 2 min, ...)
 by the evaluation job until MAX_ATTEMPTS, then marked FAILED; every attempt is logged, so an
@@ -84,18 +85,34 @@ def _post(url: str, body: bytes, headers: dict[str, str]) -> str:
         return f"HTTP {response.status}"
 
 
+def _content(delivery: Delivery) -> tuple[str, dict, dict]:
+    """What a delivery says: a title, the JSON payload and the Slack message."""
+    if delivery.alert_id:
+        alert = delivery.alert
+        return alert.title, alert_payload(alert), slack_message(alert)
+    from margin_guard.notify import action_payload, action_title, slack_blocks
+
+    action = delivery.guard_action
+    return action_title(action), action_payload(action), slack_blocks(action)
+
+
 def send(delivery: Delivery) -> str:
     """Send once; returns a detail line, raises on failure."""
-    alert = delivery.alert
+    title, payload, slack = _content(delivery)
     if delivery.channel == Channel.EMAIL:
-        payload = alert_payload(alert)
         lines = [f"{k}: {v}" for k, v in payload.items() if v is not None]
-        send_mail(subject=f"[Aforo] {alert.title}", message="\n".join(lines),
+        send_mail(subject=f"[Aforo] {title}", message="\n".join(lines),
                   from_email=None, recipient_list=[delivery.destination])
         return "sent"
     if delivery.channel == Channel.SLACK:
-        return _post(delivery.destination, json.dumps(slack_message(alert)).encode(), {})
-    body = json.dumps(alert_payload(alert)).encode()
+        return _post(delivery.destination, json.dumps(slack).encode(), {})
+    if delivery.channel == Channel.PAGERDUTY:
+        event = {"routing_key": delivery.destination, "event_action": "trigger",
+                 "dedup_key": f"aforo-{payload.get('tenantId')}-{title}"[:255],
+                 "payload": {"summary": title[:1024], "source": "aforo",
+                             "severity": "warning", "custom_details": payload}}
+        return _post(settings.AFORO_PAGERDUTY_URL, json.dumps(event).encode(), {})
+    body = json.dumps(payload).encode()
     signature = webhook_signature(delivery.signing_secret, int(time.time()), body)
     return _post(delivery.destination, body, {"X-Aforo-Signature": signature})
 
@@ -126,7 +143,8 @@ def delivery_attempt(*, delivery: Delivery, now: datetime) -> bool:
 def deliveries_send_due(*, now: datetime, limit: int = 200) -> int:
     """Attempt every pending delivery that is due; returns how many landed."""
     landed = 0
-    due = (Delivery.objects.select_related("alert", "alert__tenant")
+    due = (Delivery.objects.select_related("alert", "alert__tenant", "guard_action",
+                                           "guard_action__tenant")
            .filter(state=Delivery.State.PENDING, next_attempt_at__lte=now)
            .order_by("next_attempt_at")[:limit])
     for delivery in due:

@@ -16,6 +16,7 @@ class Channel(models.TextChoices):
     EMAIL = "EMAIL"
     SLACK = "SLACK"
     WEBHOOK = "WEBHOOK"
+    PAGERDUTY = "PAGERDUTY"  # Margin Guard notifications; the destination is a routing key
 
 
 class CostBudget(models.Model):
@@ -135,7 +136,10 @@ class Delivery(models.Model):
         DELIVERED = "DELIVERED"
         FAILED = "FAILED"  # gave up after the last attempt; shown in the history
 
-    alert = models.ForeignKey(Alert, on_delete=models.CASCADE, related_name="deliveries")
+    alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="deliveries")
+    guard_action = models.ForeignKey("margin_guard.GuardAction", null=True, blank=True,
+                                     on_delete=models.CASCADE, related_name="deliveries")
     channel = models.CharField(max_length=10, choices=Channel.choices)
     destination = models.CharField(max_length=500)
     signing_secret = models.CharField(max_length=64, blank=True)

@@ -41,6 +41,10 @@ def check_destination(channel: str, destination: str, field: str = "destination"
         if not EMAIL.match(destination or ""):
             raise ApiError("destination must be an email address.", field=field)
         return
+    if channel == Channel.PAGERDUTY:
+        if not re.fullmatch(r"[A-Za-z0-9]{8,64}", destination or ""):
+            raise ApiError("destination must be a PagerDuty routing key.", field=field)
+        return
     url = urlparse(destination or "")
     allowed = ("https", "http") if settings.AFORO_ALLOW_HTTP_WEBHOOKS else ("https",)
     if url.scheme not in allowed or not url.netloc:

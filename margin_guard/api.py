@@ -70,6 +70,13 @@ class PolicySerializer(serializers.ModelSerializer):
             raise serializers.ValidationError({scope.lower(): f"{scope} needs its id."})
         if scope == "CUSTOMER_PRODUCT" and not merged.get("product_id"):
             raise serializers.ValidationError({"productId": "CUSTOMER_PRODUCT needs a product."})
+        channel = attrs.get("notify_channel", getattr(self.instance, "notify_channel", ""))
+        if channel:
+            from budgets.services import check_destination
+
+            check_destination(channel, attrs.get("notify_destination",
+                                                 getattr(self.instance, "notify_destination",
+                                                         "")), "notifyDestination")
         floors = [merged.get(k) for k in ("alert_below_pct", "throttle_below_pct",
                                           "block_below_pct")]
         if not floors[0] >= floors[1] >= floors[2]:

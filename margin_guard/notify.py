@@ -1,36 +1,55 @@
-"""Guard notifications: Slack (Block Kit), PagerDuty Events API v2, email and signed webhooks."""
+"""What Margin Guard tells people when a level changes: Slack (Block Kit), PagerDuty, email and
+signed webhooks, sent and retried by the same delivery machinery as alerts (budgets.delivery)."""
 from __future__ import annotations
 
-import json
-import time
-import urllib.request
+from datetime import datetime, timezone
+from decimal import Decimal
 
-from django.core.mail import send_mail
-
-from budgets.delivery import TIMEOUT_S, webhook_signature
+from budgets.delivery import delivery_attempt
+from budgets.models import Delivery
 from margin_guard.models import GuardAction, GuardPolicy, Level
+
+ACTIONS = {Level.NONE: "Restored full access", Level.ALERT: "Alert sent",
+           Level.THROTTLE: "Throttling to cheaper models", Level.BLOCK: "Premium features locked"}
+
+
+def action_title(action: GuardAction) -> str:
+    return (f"Margin Guard: {action.customer_id} {Level(action.from_level).label} → "
+            f"{Level(action.to_level).label}")
+
+
+def estimated_savings_per_hour(action: GuardAction) -> Decimal | None:
+    """The loss rate the action stops: cost minus revenue per hour of the window measured,
+    when margin is negative (an estimate, labelled as such)."""
+    if action.to_level < Level.THROTTLE or action.cost_usd <= action.revenue_usd:
+        return None
+    return ((action.cost_usd - action.revenue_usd) / Decimal(24)).quantize(Decimal("0.01"))
 
 
 def action_payload(action: GuardAction) -> dict:
+    savings = estimated_savings_per_hour(action)
     return {
         "tenantId": action.tenant.slug, "customerId": action.customer_id,
         "productId": action.product_id or None, "fromLevel": Level(action.from_level).label,
-        "toLevel": Level(action.to_level).label, "mode": action.mode,
+        "toLevel": Level(action.to_level).label, "actionTaken": ACTIONS[action.to_level],
+        "mode": action.mode,
         "marginPct": str(action.margin_pct) if action.margin_pct is not None else None,
         "costUsd": str(action.cost_usd), "revenueUsd": str(action.revenue_usd),
-        "eventsEvaluated": action.events_evaluated, "reason": action.reason,
-        "actor": action.actor, "at": action.at.isoformat(),
+        "eventsEvaluated": action.events_evaluated,
+        "estimatedSavingsUsdPerHour": str(savings) if savings is not None else None,
+        "reason": action.reason, "actor": action.actor, "at": action.at.isoformat(),
     }
 
 
 def slack_blocks(action: GuardAction) -> dict:
     payload = action_payload(action)
+    margin = f"{Decimal(payload['marginPct']):.1f}%" if payload["marginPct"] else "no revenue"
     fields = [("Tenant", payload["tenantId"]), ("Customer", payload["customerId"]),
-              ("Product", payload["productId"] or "all products"),
-              ("Margin", f"{payload['marginPct']}%" if payload["marginPct"] else "no revenue"),
-              ("Action taken", f"{payload['fromLevel']} → {payload['toLevel']} "
-                               f"({payload['mode']})")]
-    return {"text": f"Margin Guard: {payload['customerId']} → {payload['toLevel']}",
+              ("Product", payload["productId"] or "all products"), ("Current margin", margin),
+              ("Action taken", f"{payload['actionTaken']} ({payload['mode']})"),
+              ("Estimated savings", f"${payload['estimatedSavingsUsdPerHour']}/hr (estimate)"
+               if payload["estimatedSavingsUsdPerHour"] else "n/a")]
+    return {"text": action_title(action),
             "blocks": [
                 {"type": "header", "text": {"type": "plain_text",
                                             "text": "Profitability guardrail triggered"}},
@@ -40,32 +59,12 @@ def slack_blocks(action: GuardAction) -> dict:
             ]}
 
 
-def _post(url: str, body: bytes, headers: dict | None = None) -> None:
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              **(headers or {})})
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S):
-        pass
-
-
-def action_notify(*, action: GuardAction, policy: GuardPolicy) -> None:
-    channel, destination = policy.notify_channel, policy.notify_destination
-    if channel == "SLACK":
-        _post(destination, json.dumps(slack_blocks(action)).encode())
-    elif channel == "EMAIL":
-        send_mail(subject=f"[Aforo] Margin Guard: {action.customer_id} "
-                          f"{Level(action.to_level).label}",
-                  message=json.dumps(action_payload(action), indent=2), from_email=None,
-                  recipient_list=[destination])
-    elif channel == "PAGERDUTY":
-        event = {"routing_key": destination, "event_action": "trigger",
-                 "dedup_key": f"aforo-guard-{action.tenant.slug}-{action.customer_id}",
-                 "payload": {"summary": f"Margin Guard: {action.customer_id} "
-                                        f"{Level(action.to_level).label}",
-                             "source": "aforo", "severity": "warning",
-                             "custom_details": action_payload(action)}}
-        _post("https://events.pagerduty.com/v2/enqueue", json.dumps(event).encode())
-    elif channel == "WEBHOOK":
-        body = json.dumps(action_payload(action)).encode()
-        _post(destination, body, {"X-Aforo-Signature": webhook_signature(
-            policy.signing_secret, int(time.time()), body)})
+def action_notify(*, action: GuardAction, policy: GuardPolicy) -> Delivery:
+    """Queue the notification and try it once now; the evaluation job retries failures."""
+    now = datetime.now(timezone.utc)
+    delivery = Delivery.objects.create(
+        guard_action=action, channel=policy.notify_channel,
+        destination=policy.notify_destination, signing_secret=policy.signing_secret,
+        next_attempt_at=now)
+    delivery_attempt(delivery=delivery, now=now)
+    return delivery

@@ -193,3 +193,43 @@ def test_policy_validation_and_most_specific_wins(store, tenant, priced_customer
     send(tenant, "0.65", 5)  # margin 35%: below the FREE tier's 40% throttle floor
     assert decide_until(tenant, "THROTTLE").decision == "THROTTLE"
 
+
+
+def test_notifications_are_signed_retried_and_logged(store, tenant, priced_customer,
+                                                     http_sink, settings):
+    from budgets.delivery import deliveries_send_due, webhook_signature
+    from budgets.models import Delivery
+
+    settings.AFORO_PAGERDUTY_URL = http_sink.url + "/pagerduty"
+    http_sink.fail_first = 1
+    hook = policy(tenant, http_sink, notify_channel="WEBHOOK",
+                  notify_destination=http_sink.url + "/signed")
+    send(tenant, "2.00", 10)
+    decide_until(tenant, "BLOCK", feature="batch")
+    deadline = time.monotonic() + 2
+    while not Delivery.objects.filter(guard_action__tenant=tenant, attempts__gte=1).exists() \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    delivery = Delivery.objects.get(guard_action__tenant=tenant)
+    assert (delivery.state, delivery.attempts) == ("PENDING", 1)  # the sink failed once
+    deliveries_send_due(now=datetime.now(timezone.utc) + timedelta(minutes=1))
+    delivery.refresh_from_db()
+    assert (delivery.state, [a.ok for a in delivery.log.all()]) == ("DELIVERED", [False, True])
+    signed = http_sink.accepted[0]
+    t, v1 = (part.split("=", 1)[1] for part in signed["headers"]["X-Aforo-Signature"].split(","))
+    assert webhook_signature(hook.signing_secret, int(t), signed["body"]) == f"t={t},v1={v1}"
+    assert signed["json"]["toLevel"] == "BLOCK"
+    assert signed["json"]["estimatedSavingsUsdPerHour"] == "0.42"  # (20 - 10) / 24 h
+
+    # PagerDuty: an Events API v2 trigger with the routing key
+    GuardPolicy.objects.filter(tenant=tenant).update(notify_channel="PAGERDUTY",
+                                                     notify_destination="R0UT1NGKEY0123456")
+    send(tenant, "0.01", 200)  # recovery -> a NONE action, notified to PagerDuty
+    deadline = time.monotonic() + 2
+    while not any(r["path"] == "/hook/pagerduty" for r in http_sink.requests) \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    page = next(r for r in http_sink.requests if r["path"] == "/hook/pagerduty")
+    assert page["json"]["routing_key"] == "R0UT1NGKEY0123456"
+    assert page["json"]["event_action"] == "trigger"
+    assert page["json"]["payload"]["custom_details"]["customerId"] == "cust_g"

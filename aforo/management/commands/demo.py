@@ -1,8 +1,8 @@
 """Set up the demo tenant (seeding it once, with a progress bar) and print how to log in."""
+from datetime import datetime, timedelta, timezone
+
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
-
-from datetime import datetime, timedelta, timezone
 
 from aforo.demo import demo_event_count, demo_seed, demo_settle, demo_tenant_ensure
 
