@@ -29,7 +29,10 @@ DAYS = 90
 ENDPOINTS = ["", "/trends", "/cost-composition", "/by-product", "/by-customer", "/by-model",
              "/token-analysis", "/pnl", "/transactions", "/anomalies"]
 EXTRA = {"/transactions?provider": ("/transactions", {"provider": "OpenAI"}),
-         "/transactions?customerId": ("/transactions", {"customerId": "cust_42"})}
+         "/transactions?customerId": ("/transactions", {"customerId": "cust_42"}),
+         "/transactions?page=100": ("/transactions", {"page": 100}),
+         "/by-customer?limit=100": ("/by-customer", {"limit": 100}),
+         "/pnl?limit=100": ("/pnl", {"limit": 100})}
 PERIODS = {"7D": 7, "30D": 30, "90D": 90}
 
 

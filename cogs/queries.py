@@ -488,19 +488,52 @@ def _transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list
     return out
 
 
-def transactions_page(tenant: Tenant, period: Period, filters: TransactionFilters, *,
-                      offset: int, limit: int) -> tuple[list[Transaction], int]:
-    """One page of events, newest first, and the number of events that match."""
+def _daily_event_counts(tenant: Tenant, period: Period, filters: TransactionFilters, *,
+                        use_rollups: bool) -> dict[date, int]:
+    """Events per day of the period matching the filters, from a rollup when one fits."""
     where, params = filters.sql()
-    params |= {"start_at": period.start_at, "end_at": period.end_at,
-               "offset": offset, "limit": limit}
-    count = eventstore.tenant_query(
-        tenant.slug, f"SELECT count() AS n FROM ledger WHERE {_ORIGINALS}{where}", params)
-    total = int(count[0]["n"]) if count else 0
-    if offset >= total:
+    params |= {"start_at": period.start_at, "end_at": period.end_at, "first": period.first,
+               "last": period.last, "time_zone": period.time_zone}
+    by_customer = filters.customer_id is not None
+    by_dims = filters.product_id is not None or filters.provider is not None
+    if use_rollups and period.is_utc and not (by_customer and by_dims):
+        table = "ledger_daily_customers" if by_customer else "ledger_daily"
+        sql = (f"SELECT day, toInt64(sum(events)) AS n FROM {table} "
+               f"WHERE tenant_id = %(tenant_id)s AND day >= %(first)s AND day <= %(last)s{where} "
+               "GROUP BY day")
+    else:
+        sql = (f"SELECT toDate(occurred_at, %(time_zone)s) AS day, count() AS n FROM ledger "
+               f"WHERE {_ORIGINALS}{where} GROUP BY day")
+    return {row["day"]: int(row["n"]) for row in eventstore.tenant_query(tenant.slug, sql, params)
+            if int(row["n"])}
+
+
+def transactions_page(tenant: Tenant, period: Period, filters: TransactionFilters, *,
+                      offset: int, limit: int, use_rollups: bool = True,
+                      ) -> tuple[list[Transaction], int]:
+    """One page of events, newest first, and the number of events that match."""
+    per_day = _daily_event_counts(tenant, period, filters, use_rollups=use_rollups)
+    total = sum(per_day.values())
+    if offset >= total or limit < 1:
         return [], total
-    # Step 1 picks the page from original entries only (one per event, no GROUP BY over the
-    # whole period); step 2 sums every entry of just those events.
+    # The daily counts say which days hold rows offset..offset+limit (newest first), so the
+    # page is sorted out of those days only, not out of the whole period.
+    newer = 0  # events on days newer than the window
+    window: list[date] = []
+    for day in sorted(per_day, reverse=True):
+        if newer + per_day[day] <= offset and not window:
+            newer += per_day[day]
+            continue
+        window.append(day)
+        if newer + sum(per_day[d] for d in window) >= offset + limit:
+            break
+    where, params = filters.sql()
+    params |= {"start_at": max(period.start_at, _day_start(window[-1], period.time_zone)),
+               "end_at": min(period.end_at,
+                             _day_start(window[0] + timedelta(days=1), period.time_zone)),
+               "offset": offset - newer, "limit": limit}
+    # Step 1 picks the page from original entries only (one per event, no GROUP BY);
+    # step 2 sums every entry of just those events.
     picked = eventstore.tenant_query(
         tenant.slug,
         f"SELECT event_id, occurred_at FROM ledger WHERE {_ORIGINALS}{where} "
@@ -558,24 +591,31 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
                 f"toDecimal128(arrayElement(%(group_cogs)s, {index} + 1), 9) "
                 "* %(multiplier_pct)s")
 
-    # An event is a candidate when its original entry alone is over the line, or when it has
-    # corrections (then only the sum of its entries can tell); the outer query sums and
-    # checks exactly. This avoids a GROUP BY over every event of the period.
-    # :TRICKY: 18.16 does not see an outer alias inside an IN subquery; `gi` is spelled out.
-    # PREWHERE first drops every entry under the lowest line of any group (a cheap Decimal
-    # comparison, rounded down so it never drops a true anomaly) before the per-group check.
+    # Step 1, one scan: an event is a candidate when its original entry alone is over the
+    # line, or when it has corrections (then only the sum of its entries can tell). PREWHERE
+    # first drops every entry under the lowest line of any group (a cheap Decimal comparison,
+    # rounded down so it never drops a true anomaly) before the per-group check.
     lowest_line = min(multiplier * row.cogs_usd / row.event_count for row in groups)
     params["lowest_line"] = format(lowest_line.quantize(NANO, rounding=ROUND_FLOOR), "f")
-    candidates = (f"SELECT event_id FROM ledger PREWHERE entry_type = 'COST' AND "
-                  f"(entry_kind != 'ORIGINAL' OR {cost} >= toDecimal64(%(lowest_line)s, 9)) "
-                  f"WHERE {_COST_IN_PERIOD} AND {gi} > 0 "
-                  f"AND (entry_kind != 'ORIGINAL' OR {over_the_line(cost, gi)})")
-    summed = (f"SELECT event_id, {gi} AS gi, sum({cost}) AS cogs, min(occurred_at) AS at "
-              f"FROM ledger WHERE {_COST_IN_PERIOD} AND event_id IN ({candidates}) "
-              "GROUP BY event_id, gi")
+    candidates = eventstore.tenant_query(
+        tenant.slug,
+        f"SELECT DISTINCT event_id, occurred_at FROM ledger PREWHERE entry_type = 'COST' AND "
+        f"(entry_kind != 'ORIGINAL' OR {cost} >= toDecimal64(%(lowest_line)s, 9)) "
+        f"WHERE {_COST_IN_PERIOD} AND {gi} > 0 "
+        f"AND (entry_kind != 'ORIGINAL' OR {over_the_line(cost, gi)})",
+        params,
+    )
+    if not candidates:
+        return [], 0
+    # Step 2 sums every entry of just those events and checks exactly. Their timestamps let the
+    # primary key skip all other granules instead of scanning the period again.
+    params |= {"ids": tuple({row["event_id"] for row in candidates}),
+               "times": tuple({row["occurred_at"] for row in candidates})}
     found = eventstore.tenant_query(
         tenant.slug,
-        f"SELECT event_id, at, gi, cogs FROM ({summed}) WHERE {over_the_line('cogs', 'gi')}",
+        f"SELECT event_id, {gi} AS gi, sum({cost}) AS cogs, min(occurred_at) AS at FROM ledger "
+        f"WHERE {_COST_IN_PERIOD} AND occurred_at IN %(times)s AND event_id IN %(ids)s "
+        f"GROUP BY event_id, gi HAVING {over_the_line('cogs', 'gi')}",
         params,
     )
     ranked = []
