@@ -29,7 +29,10 @@ DAYS = 90
 ENDPOINTS = ["", "/trends", "/cost-composition", "/by-product", "/by-customer", "/by-model",
              "/token-analysis", "/pnl", "/transactions", "/anomalies"]
 EXTRA = {"/transactions?provider": ("/transactions", {"provider": "OpenAI"}),
-         "/transactions?customerId": ("/transactions", {"customerId": "cust_42"})}
+         "/transactions?customerId": ("/transactions", {"customerId": "cust_42"}),
+         "/transactions?page=100": ("/transactions", {"page": 100}),
+         "/by-customer?limit=100": ("/by-customer", {"limit": 100}),
+         "/pnl?limit=100": ("/pnl", {"limit": 100})}
 PERIODS = {"7D": 7, "30D": 30, "90D": 90}
 
 
@@ -45,6 +48,8 @@ def parse_args() -> argparse.Namespace:
                         help="benchmark a ClickHouse server instead of the embedded engine")
     parser.add_argument("--var-dir", default=str(ROOT / "var" / "bench-dashboard"))
     parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument("--generate-only", action="store_true",
+                        help="write the events and stop (a later run reuses them)")
     return parser.parse_args()
 
 
@@ -212,6 +217,8 @@ def main() -> None:
     migrate_eventstore(store)
     end = datetime.now(timezone.utc).date()
     ensure_data(end)
+    if ARGS.generate_only:
+        return
     tenant = Tenant.objects.get(slug=TENANT)
     token = api_token_create(tenant=tenant, role=Role.VIEWER, name="benchmark")
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token.raw}", HTTP_X_TENANT_ID=TENANT)

@@ -107,6 +107,75 @@ def transaction_row(event: Transaction) -> dict:
     }
 
 
+# --- response shapes, for the OpenAPI schema (rendering builds dicts directly, for speed) --
+
+def _money_field(**kwargs) -> serializers.FloatField:
+    return serializers.FloatField(**kwargs)
+
+
+class TransactionRowSchema(serializers.Serializer):
+    eventId = serializers.CharField()
+    occurredAt = serializers.DateTimeField()
+    customerId = serializers.CharField()
+    productId = serializers.CharField()
+    productType = serializers.CharField()
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    toolName = serializers.CharField(allow_null=True)
+    sourceType = serializers.CharField()
+    cogsUsd = _money_field()
+    revenueUsd = _money_field()
+    marginUsd = _money_field()
+    marginPct = serializers.FloatField(allow_null=True)
+    aiCogsUsd = _money_field()
+    infraCogsUsd = _money_field()
+    feeCogsUsd = _money_field()
+    unclassifiedCogsUsd = _money_field(required=False)
+    inputTokens = serializers.IntegerField(required=False)
+    outputTokens = serializers.IntegerField(required=False)
+    totalTokens = serializers.IntegerField(required=False)
+    revenueStatus = serializers.ChoiceField(choices=["SETTLED", "SETTLING"], required=False)
+
+
+class _Envelope(serializers.Serializer):
+    page = serializers.IntegerField()
+    size = serializers.IntegerField()
+    totalElements = serializers.IntegerField()
+    totalPages = serializers.IntegerField()
+
+
+class TransactionPageSchema(_Envelope):
+    content = TransactionRowSchema(many=True)
+
+
+class AnomalyRowSchema(TransactionRowSchema):
+    averageCogsUsd = _money_field()
+    ratio = serializers.FloatField(allow_null=True)
+    groupEventCount = serializers.IntegerField()
+
+
+class AnomalyPageSchema(_Envelope):
+    content = AnomalyRowSchema(many=True)
+
+
+class CostCompositionSchema(serializers.Serializer):
+    aiCogsUsd = _money_field()
+    infraCogsUsd = _money_field()
+    feeCogsUsd = _money_field()
+    unclassifiedUsd = _money_field()
+    totalCogsUsd = _money_field()
+
+
+class DashboardSchema(serializers.Serializer):
+    totalCogsUsd = _money_field()
+    revenueUsd = _money_field()
+    grossMarginPct = serializers.FloatField(allow_null=True)
+    costPerEventUsd = _money_field(allow_null=True)
+    aiModelSpendUsd = _money_field()
+    activeProducts = serializers.IntegerField()
+    eventCount = serializers.IntegerField()
+
+
 # --- request parsing ----------------------------------------------------------------------
 
 def _date_param(request, name: str) -> date | None:
@@ -167,7 +236,7 @@ def _floors(settings: CogsSettings) -> queries.TagFloors:
 # --- the ten reads ------------------------------------------------------------------------
 
 class Dashboard(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT,
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=DashboardSchema,
                    operation_id="cogs_dashboard")
     def get(self, request):
         _settings, period = self.settings_and_period(request)
@@ -196,7 +265,7 @@ class Trends(_DashboardView):
 
 
 class CostComposition(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=CostCompositionSchema)
     def get(self, request):
         _settings, period = self.settings_and_period(request)
         totals = queries.overview(request.tenant, period).totals
@@ -295,7 +364,7 @@ class Transactions(_DashboardView):
         OpenApiParameter("productId", OpenApiTypes.STR),
         OpenApiParameter("customerId", OpenApiTypes.STR),
         OpenApiParameter("provider", OpenApiTypes.STR),
-    ], responses=OpenApiTypes.OBJECT)
+    ], responses=TransactionPageSchema)
     def get(self, request):
         _settings, period = self.settings_and_period(request)
         page = page_request(request.query_params)
@@ -311,7 +380,7 @@ class Transactions(_DashboardView):
 
 class Anomalies(_DashboardView):
     @extend_schema(parameters=[*PERIOD_PARAMETERS, *PAGE_PARAMETERS],
-                   responses=OpenApiTypes.OBJECT)
+                   responses=AnomalyPageSchema)
     def get(self, request):
         settings, period = self.settings_and_period(request)
         page = page_request(request.query_params)
