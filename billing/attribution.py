@@ -96,7 +96,8 @@ def _matched_sql(*, wildcard: bool) -> str:
 # Largest remainder per line, in integer nanodollars: base_i = floor(|A|·w_i / W), the
 # leftover |A| − Σ base_i (< number of events) goes one nano each to the events with the
 # largest remainders |A|·w_i − base_i·W, ties broken by event id, so the parts sum exactly to
-# the line. All weights zero (a TOOL_CALLS line whose events made no tool calls): equal shares.
+# the line (the leftover events are those whose (remainder, hash, id) reaches the leftover-th
+# largest). All weights zero (a TOOL_CALLS line whose events made no tool calls): equal shares.
 # :TRICKY: |A|·w_i overflows Int64 (a $1M line is 1e15 nanos, times 1e7 tokens); Decimal(38, 0)
 # multiplies and divides exactly on 18.16 and on current ClickHouse (Int128 is not on 18.16).
 # :TRICKY: 18.16 cannot arraySum Decimal(38, 0); each base fits Int64 (it is at most |A|).
@@ -115,13 +116,14 @@ FROM (
         arrayMap((w, a) -> toDecimal128(a, 0) * w, eff_ws, replicate(abs_nanos, eff_ws))
             AS products,
         arrayMap((p, t) -> toInt64(p / t), products, replicate(eff_total, eff_ws)) AS bases,
-        arrayMap((p, b, t) -> p - toDecimal128(b, 0) * t,
+        arrayMap((p, b, t) -> toInt64(p - toDecimal128(b, 0) * t),
                  products, bases, replicate(eff_total, eff_ws)) AS rems,
         abs_nanos - arraySum(bases) AS leftover,
-        arrayReverseSort((i, r, id) -> (r, id), arrayEnumerate(ids), rems, ids) AS by_remainder,
-        arraySort((k, i) -> i, arrayEnumerate(by_remainder), by_remainder) AS ranks,
-        arrayMap((b, k, l, s) -> (b + if(k <= l, 1, 0)) * s,
-                 bases, ranks, replicate(leftover, ranks), replicate(sgn, ranks)) AS allocs
+        arrayMap((r, id) -> tuple(r, cityHash64(id), id), rems, ids) AS rank_keys,
+        arrayReverseSort(rank_keys)[greatest(leftover, 1)] AS threshold,
+        arrayMap((b, key, l, th, s) -> (b + if(l > 0 AND key >= th, 1, 0)) * s,
+                 bases, rank_keys, replicate(leftover, bases), replicate(threshold, bases),
+                 replicate(sgn, bases)) AS allocs
     FROM (
         SELECT line_no, any(invoice_id) AS invoice_id, any(line_id) AS line_id,
                any(amount_nanos) AS amount_nanos, sum(weight) AS total_weight,
