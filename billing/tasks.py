@@ -7,15 +7,19 @@ from celery import shared_task
 
 from aforo.models import Tenant
 
+LOOKBACK_DAYS = 92
+
 
 @shared_task(name="billing.attribute_revenue_all")
-def attribute_revenue_all() -> int:
-    """Nightly: an attribution run per tenant; returns the number of runs."""
+def attribute_revenue_all(lookback_days: int = LOOKBACK_DAYS) -> int:
+    """Nightly: an attribution run per tenant over the invoices of the last `lookback_days`
+    (by period end, import or void); returns the number of runs."""
     from billing.attribution import attribution_run
 
+    since = datetime.now(timezone.utc) - timedelta(days=lookback_days)
     runs = 0
     for tenant in Tenant.objects.all():
-        attribution_run(tenant=tenant, trigger="NIGHTLY")
+        attribution_run(tenant=tenant, trigger="NIGHTLY", changed_since=since)
         runs += 1
     return runs
 
