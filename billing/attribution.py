@@ -158,8 +158,8 @@ _LEDGER_COLUMNS = (
 # (kind, amount) tuples are cast to one type, as 18.16 does not unify them itself.
 _RECONCILE = """
 INSERT INTO ledger ({columns})
-SELECT %(tenant_id)s, concat(%(run_id)s, '/', kind_amount.1, '/',
-                             hex(cityHash64(invoice_id, invoice_line_id, event_id))),
+SELECT %(tenant_id)s, concat('rev-', hex(cityHash64(%(run_id)s, kind_amount.1, invoice_id,
+                                                  invoice_line_id, event_id))),
        'REVENUE', kind_amount.1, event_id, occurred_at, %(now)s, customer_id, product_id,
        product_type, provider, model, requested_model, tool_name, source_type, session_id,
        kind_amount.2, 'RATE_CARD', invoice_id, invoice_line_id, %(run_id)s
@@ -190,8 +190,8 @@ ARRAY JOIN arrayFilter(x -> x.2 != toDecimal64(0, 9),
 # written as it is, without the reconciliation's GROUP BY.
 _FRESH = """
 INSERT INTO ledger ({columns})
-SELECT %(tenant_id)s, concat(%(run_id)s, '/ORIGINAL/',
-                             hex(cityHash64(invoice_id, line_id, event_id))),
+SELECT %(tenant_id)s, concat('rev-', hex(cityHash64(%(run_id)s, 'ORIGINAL', invoice_id,
+                                                  line_id, event_id))),
        'REVENUE', 'ORIGINAL', event_id, occurred_at, %(now)s, customer_id, product_id,
        product_type, provider, model, requested_model, tool_name, source_type, session_id,
        toDecimal64(alloc_nanos, 0) * toDecimal64('0.000000001', 9), 'RATE_CARD', invoice_id,
