@@ -34,8 +34,9 @@ NANOS = Decimal("0.000000001")
 INVOICES_PER_BATCH = 1000
 _LOCK = "aforo:attribution-lock:{tenant_id}"
 
-# The weight of an event in a line of each unit (API.md: FLAT and EVENTS equally per event).
-# COGS (generated markup lines) weighs by the event's original cost, in nanodollars.
+# The weight of an event in a line of each unit (API.md: FLAT and EVENTS equally per event),
+# read from the event's ORIGINAL COST entry (corrections never change usage). COGS (generated
+# markup lines) weighs by that entry's cost in nanodollars, before any repricing correction.
 WEIGHT_SQL = """multiIf(
     line_unit = 'INPUT_TOKENS', input_tokens,
     line_unit = 'OUTPUT_TOKENS', output_tokens,
