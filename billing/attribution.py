@@ -401,9 +401,12 @@ def attribution_run(*, tenant: Tenant, trigger: str = "MANUAL",
         if invoice_ids is not None:
             invoices = invoices.filter(invoice_id__in=invoice_ids)
         if changed_since is not None:
-            invoices = invoices.filter(Q(period_end__gte=changed_since)
-                                       | Q(created_at__gte=changed_since)
-                                       | Q(voided_at__gte=changed_since))
+            # every version of an invoice in the window, so old ones are reconciled with it
+            recent = (Invoice.objects.filter(tenant=tenant)
+                      .filter(Q(period_end__gte=changed_since) | Q(created_at__gte=changed_since)
+                              | Q(voided_at__gte=changed_since))
+                      .values("invoice_id"))
+            invoices = invoices.filter(invoice_id__in=recent)
         invoices = list(invoices)
         run.invoices = len({inv.invoice_id for inv in invoices if
                             inv.status == InvoiceStatus.FINALIZED})
