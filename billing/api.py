@@ -3,7 +3,7 @@ runs (trigger, list, detail)."""
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -95,7 +95,9 @@ def _current(tenant, invoice_id: str) -> Invoice:
 class InvoiceListImport(APIView):
     permission_classes = [BillingPermission]
 
+    @extend_schema_serializer(component_name="InvoiceImport")
     class Input(serializers.Serializer):
+        @extend_schema_serializer(component_name="InvoiceImportLine")
         class Line(serializers.Serializer):
             lineId = serializers.CharField(max_length=200)
             productId = serializers.CharField(max_length=200, required=False, allow_null=True,
@@ -137,6 +139,7 @@ class InvoiceListImport(APIView):
 class StripeInvoiceImport(APIView):
     permission_classes = [BillingPermission]
 
+    @extend_schema_serializer(component_name="StripeInvoiceImport")
     class Input(serializers.Serializer):
         invoice = serializers.JSONField(help_text="The Stripe invoice object, either API shape.")
         customerId = serializers.CharField(required=False, allow_blank=True)
@@ -190,6 +193,7 @@ class InvoiceVoid(APIView):
 class AttributionRunListCreate(APIView):
     permission_classes = [BillingPermission]
 
+    @extend_schema_serializer(component_name="AttributionRunRequest")
     class Input(serializers.Serializer):
         invoiceIds = serializers.ListField(child=serializers.CharField(), required=False)
 
