@@ -2,7 +2,10 @@
 runs (trigger, list, detail)."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from django.shortcuts import get_object_or_404
+from django.utils.dateparse import parse_date
 from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -17,6 +20,17 @@ from billing.models import AttributionRun, Invoice, Unit
 
 class BillingPermission(ReadOrWrite):
     write_roles = BILLING_ROLES
+
+
+class MomentField(serializers.DateTimeField):
+    """An ISO-8601 datetime, or a date meaning its midnight UTC (periods are [start, end))."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str) and len(value) == 10:
+            parsed = parse_date(value)
+            if parsed is not None:
+                return datetime(parsed.year, parsed.month, parsed.day, tzinfo=timezone.utc)
+        return super().to_internal_value(value)
 
 
 def _money(value) -> float:
@@ -107,8 +121,8 @@ class InvoiceListImport(APIView):
 
         invoiceId = serializers.CharField(max_length=200)
         customerId = serializers.CharField(max_length=200)
-        periodStart = serializers.DateTimeField()
-        periodEnd = serializers.DateTimeField()
+        periodStart = MomentField()
+        periodEnd = MomentField()
         lines = Line(many=True, allow_empty=False)
 
     @extend_schema(responses=InvoiceOut(many=True), operation_id="billing_invoices_list")
