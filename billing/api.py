@@ -2,8 +2,11 @@
 runs (trigger, list, detail)."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from django.utils.dateparse import parse_date
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,6 +20,17 @@ from billing.models import AttributionRun, Invoice, Unit
 
 class BillingPermission(ReadOrWrite):
     write_roles = BILLING_ROLES
+
+
+class MomentField(serializers.DateTimeField):
+    """An ISO-8601 datetime, or a date meaning its midnight UTC (periods are [start, end))."""
+
+    def to_internal_value(self, value):
+        if isinstance(value, str) and len(value) == 10:
+            parsed = parse_date(value)
+            if parsed is not None:
+                return datetime(parsed.year, parsed.month, parsed.day, tzinfo=timezone.utc)
+        return super().to_internal_value(value)
 
 
 def _money(value) -> float:
@@ -95,7 +109,9 @@ def _current(tenant, invoice_id: str) -> Invoice:
 class InvoiceListImport(APIView):
     permission_classes = [BillingPermission]
 
-    class InvoiceImportIn(serializers.Serializer):
+    @extend_schema_serializer(component_name="InvoiceImport")
+    class Input(serializers.Serializer):
+        @extend_schema_serializer(component_name="InvoiceImportLine")
         class Line(serializers.Serializer):
             lineId = serializers.CharField(max_length=200)
             productId = serializers.CharField(max_length=200, required=False, allow_null=True,
@@ -105,8 +121,8 @@ class InvoiceListImport(APIView):
 
         invoiceId = serializers.CharField(max_length=200)
         customerId = serializers.CharField(max_length=200)
-        periodStart = serializers.DateTimeField()
-        periodEnd = serializers.DateTimeField()
+        periodStart = MomentField()
+        periodEnd = MomentField()
         lines = Line(many=True, allow_empty=False)
 
     @extend_schema(responses=InvoiceOut(many=True), operation_id="billing_invoices_list")
@@ -119,9 +135,9 @@ class InvoiceListImport(APIView):
         rows = paginator.paginate_queryset(invoices, request)
         return paginator.get_paginated_response(InvoiceOut(rows, many=True).data)
 
-    @extend_schema(request=InvoiceImportIn, responses={201: InvoiceOut})
+    @extend_schema(request=Input, responses={201: InvoiceOut})
     def post(self, request):
-        data = self.InvoiceImportIn(data=request.data)
+        data = self.Input(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         invoice = services.invoice_import(
@@ -137,19 +153,20 @@ class InvoiceListImport(APIView):
 class StripeInvoiceImport(APIView):
     permission_classes = [BillingPermission]
 
-    class StripeInvoiceIn(serializers.Serializer):
+    @extend_schema_serializer(component_name="StripeInvoiceImport")
+    class Input(serializers.Serializer):
         invoice = serializers.JSONField(help_text="The Stripe invoice object, either API shape.")
         customerId = serializers.CharField(required=False, allow_blank=True)
         productMap = serializers.DictField(child=serializers.CharField(), required=False)
         unitMap = serializers.DictField(child=serializers.ChoiceField(choices=Unit.choices),
                                         required=False)
 
-    @extend_schema(request=StripeInvoiceIn, responses={201: InvoiceOut})
+    @extend_schema(request=Input, responses={201: InvoiceOut})
     def post(self, request):
         body = request.data
         if isinstance(body, dict) and body.get("object") == "invoice":
             body = {"invoice": body}
-        data = self.StripeInvoiceIn(data=body)
+        data = self.Input(data=body)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         if not isinstance(values["invoice"], dict):
@@ -190,7 +207,8 @@ class InvoiceVoid(APIView):
 class AttributionRunListCreate(APIView):
     permission_classes = [BillingPermission]
 
-    class AttributionRunIn(serializers.Serializer):
+    @extend_schema_serializer(component_name="AttributionRunRequest")
+    class Input(serializers.Serializer):
         invoiceIds = serializers.ListField(child=serializers.CharField(), required=False)
 
     @extend_schema(responses=AttributionRunOut(many=True), operation_id="attribution_runs_list")
@@ -200,9 +218,9 @@ class AttributionRunListCreate(APIView):
             AttributionRun.objects.filter(tenant=request.tenant), request)
         return paginator.get_paginated_response(AttributionRunOut(rows, many=True).data)
 
-    @extend_schema(request=AttributionRunIn, responses={201: AttributionRunOut})
+    @extend_schema(request=Input, responses={201: AttributionRunOut})
     def post(self, request):
-        data = self.AttributionRunIn(data=request.data or {})
+        data = self.Input(data=request.data or {})
         data.is_valid(raise_exception=True)
         run = attribution.attribution_run(tenant=request.tenant, trigger="API",
                                           invoice_ids=data.validated_data.get("invoiceIds"))

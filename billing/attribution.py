@@ -10,7 +10,6 @@ unchanged data therefore writes nothing.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -18,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
+from django.db.models import Q
 
 from aforo import eventstore
 from aforo.errors import ApiError
@@ -34,8 +34,9 @@ NANOS = Decimal("0.000000001")
 INVOICES_PER_BATCH = 1000
 _LOCK = "aforo:attribution-lock:{tenant_id}"
 
-# The weight of an event in a line of each unit (API.md: FLAT and EVENTS equally per event).
-# COGS (generated markup lines) weighs by the event's original cost, in nanodollars.
+# The weight of an event in a line of each unit (API.md: FLAT and EVENTS equally per event),
+# read from the event's ORIGINAL COST entry (corrections never change usage). COGS (generated
+# markup lines) weighs by that entry's cost in nanodollars, before any repricing correction.
 WEIGHT_SQL = """multiIf(
     line_unit = 'INPUT_TOKENS', input_tokens,
     line_unit = 'OUTPUT_TOKENS', output_tokens,
@@ -96,7 +97,8 @@ def _matched_sql(*, wildcard: bool) -> str:
 # Largest remainder per line, in integer nanodollars: base_i = floor(|A|·w_i / W), the
 # leftover |A| − Σ base_i (< number of events) goes one nano each to the events with the
 # largest remainders |A|·w_i − base_i·W, ties broken by event id, so the parts sum exactly to
-# the line. All weights zero (a TOOL_CALLS line whose events made no tool calls): equal shares.
+# the line (the leftover events are those whose (remainder, hash, id) reaches the leftover-th
+# largest). All weights zero (a TOOL_CALLS line whose events made no tool calls): equal shares.
 # :TRICKY: |A|·w_i overflows Int64 (a $1M line is 1e15 nanos, times 1e7 tokens); Decimal(38, 0)
 # multiplies and divides exactly on 18.16 and on current ClickHouse (Int128 is not on 18.16).
 # :TRICKY: 18.16 cannot arraySum Decimal(38, 0); each base fits Int64 (it is at most |A|).
@@ -115,13 +117,14 @@ FROM (
         arrayMap((w, a) -> toDecimal128(a, 0) * w, eff_ws, replicate(abs_nanos, eff_ws))
             AS products,
         arrayMap((p, t) -> toInt64(p / t), products, replicate(eff_total, eff_ws)) AS bases,
-        arrayMap((p, b, t) -> p - toDecimal128(b, 0) * t,
+        arrayMap((p, b, t) -> toInt64(p - toDecimal128(b, 0) * t),
                  products, bases, replicate(eff_total, eff_ws)) AS rems,
         abs_nanos - arraySum(bases) AS leftover,
-        arrayReverseSort((i, r, id) -> (r, id), arrayEnumerate(ids), rems, ids) AS by_remainder,
-        arraySort((k, i) -> i, arrayEnumerate(by_remainder), by_remainder) AS ranks,
-        arrayMap((b, k, l, s) -> (b + if(k <= l, 1, 0)) * s,
-                 bases, ranks, replicate(leftover, ranks), replicate(sgn, ranks)) AS allocs
+        arrayMap((r, id) -> tuple(r, cityHash64(id), id), rems, ids) AS rank_keys,
+        arrayReverseSort(rank_keys)[greatest(leftover, 1)] AS threshold,
+        arrayMap((b, key, l, th, s) -> (b + if(l > 0 AND key >= th, 1, 0)) * s,
+                 bases, rank_keys, replicate(leftover, bases), replicate(threshold, bases),
+                 replicate(sgn, bases)) AS allocs
     FROM (
         SELECT line_no, any(invoice_id) AS invoice_id, any(line_id) AS line_id,
                any(amount_nanos) AS amount_nanos, sum(weight) AS total_weight,
@@ -156,8 +159,8 @@ _LEDGER_COLUMNS = (
 # (kind, amount) tuples are cast to one type, as 18.16 does not unify them itself.
 _RECONCILE = """
 INSERT INTO ledger ({columns})
-SELECT %(tenant_id)s, concat(%(run_id)s, '/', kind_amount.1, '/',
-                             hex(cityHash64(invoice_id, invoice_line_id, event_id))),
+SELECT %(tenant_id)s, concat('rev-', hex(cityHash64(%(run_id)s, kind_amount.1, invoice_id,
+                                                  invoice_line_id, event_id))),
        'REVENUE', kind_amount.1, event_id, occurred_at, %(now)s, customer_id, product_id,
        product_type, provider, model, requested_model, tool_name, source_type, session_id,
        kind_amount.2, 'RATE_CARD', invoice_id, invoice_line_id, %(run_id)s
@@ -188,8 +191,8 @@ ARRAY JOIN arrayFilter(x -> x.2 != toDecimal64(0, 9),
 # written as it is, without the reconciliation's GROUP BY.
 _FRESH = """
 INSERT INTO ledger ({columns})
-SELECT %(tenant_id)s, concat(%(run_id)s, '/ORIGINAL/',
-                             hex(cityHash64(invoice_id, line_id, event_id))),
+SELECT %(tenant_id)s, concat('rev-', hex(cityHash64(%(run_id)s, 'ORIGINAL', invoice_id,
+                                                  line_id, event_id))),
        'REVENUE', 'ORIGINAL', event_id, occurred_at, %(now)s, customer_id, product_id,
        product_type, provider, model, requested_model, tool_name, source_type, session_id,
        toDecimal64(alloc_nanos, 0) * toDecimal64('0.000000001', 9), 'RATE_CARD', invoice_id,
@@ -375,10 +378,13 @@ def _attribute_batch(tenant: Tenant, run: AttributionRun, batch_no: int,
 
 def attribution_run(*, tenant: Tenant, trigger: str = "MANUAL",
                     invoice_ids: list[str] | None = None,
+                    changed_since: datetime | None = None,
                     progress: Callable[[int, int], None] | None = None,
                     batch_size: int = INVOICES_PER_BATCH) -> AttributionRun:
     """Attribute every finalized invoice of the tenant (or those named) and reverse voided ones.
 
+    `changed_since` narrows the run to invoices whose period ended, or that were imported or
+    voided, after that moment (the nightly run's window; late events rarely arrive later).
     Returns the run record. One run per tenant at a time: a concurrent one gets a 409.
     """
     lock = _LOCK.format(tenant_id=tenant.pk)
@@ -394,6 +400,13 @@ def attribution_run(*, tenant: Tenant, trigger: str = "MANUAL",
         ).prefetch_related("lines").order_by("invoice_id", "version")
         if invoice_ids is not None:
             invoices = invoices.filter(invoice_id__in=invoice_ids)
+        if changed_since is not None:
+            # every version of an invoice in the window, so old ones are reconciled with it
+            recent = (Invoice.objects.filter(tenant=tenant)
+                      .filter(Q(period_end__gte=changed_since) | Q(created_at__gte=changed_since)
+                              | Q(voided_at__gte=changed_since))
+                      .values("invoice_id"))
+            invoices = invoices.filter(invoice_id__in=recent)
         invoices = list(invoices)
         run.invoices = len({inv.invoice_id for inv in invoices if
                             inv.status == InvoiceStatus.FINALIZED})
@@ -431,6 +444,3 @@ def attribution_run(*, tenant: Tenant, trigger: str = "MANUAL",
         cache.delete(lock)
     return run
 
-
-def new_run_id() -> str:
-    return str(uuid.uuid4())

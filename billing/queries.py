@@ -33,20 +33,28 @@ def usage_by_customer_product(tenant_id: str, *, start: datetime, end: datetime,
 
 
 def revenue_status(tenant_id: str, event_ids: Iterable[str]) -> dict[str, str]:
-    """SETTLED for events with REVENUE entries (from an invoice), else SETTLING."""
+    """SETTLED for events holding revenue from an invoice, else SETTLING.
+
+    An event whose every REVENUE entry was reversed (its invoice voided) is SETTLING again.
+    """
     ids = tuple(sorted(set(event_ids)))
     if not ids:
         return {}
     rows = eventstore.tenant_query(
         tenant_id,
-        "SELECT DISTINCT event_id FROM ledger WHERE tenant_id = %(tenant_id)s "
-        "AND entry_type = 'REVENUE' AND event_id IN %(ids)s",
+        f"SELECT event_id, {REVENUE_STATUS_SQL} AS status FROM ledger "
+        "WHERE tenant_id = %(tenant_id)s AND entry_type = 'REVENUE' AND event_id IN %(ids)s "
+        "GROUP BY event_id",
         {"ids": ids},
     )
-    settled = {row["event_id"] for row in rows}
+    settled = {row["event_id"] for row in rows if row["status"] == "SETTLED"}
     return {i: ("SETTLED" if i in settled else "SETTLING") for i in ids}
 
 
-# For SQL that selects per-event rows: a column expression giving revenueStatus, for readers
-# that build their own ledger query (the COGS transactions list).
-REVENUE_STATUS_SQL = "if(countIf(entry_type = 'REVENUE') > 0, 'SETTLED', 'SETTLING')"
+# revenueStatus as a column expression over an event's ledger entries (GROUP BY event_id), for
+# readers that build their own per-event ledger query (the COGS transactions list): every
+# REVERSAL undoes one earlier ORIGINAL REVENUE entry.
+REVENUE_STATUS_SQL = (
+    "if(countIf(entry_type = 'REVENUE' AND entry_kind = 'ORIGINAL') > "
+    "countIf(entry_type = 'REVENUE' AND entry_kind = 'REVERSAL'), 'SETTLED', 'SETTLING')"
+)

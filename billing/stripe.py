@@ -135,8 +135,17 @@ def stripe_invoice_import(*, tenant: Tenant, payload: Mapping[str, Any],
     if not customer:
         raise ApiError("The invoice names no customer.", field="customer")
     lines = stripe_invoice_lines(payload, product_map=product_map or {}, unit_map=unit_map or {})
+    start = _moment(payload.get("period_start"), "period_start")
+    end = _moment(payload.get("period_end"), "period_end")
+    if end <= start:
+        # One-off invoices carry an empty invoice period; their lines' periods say what usage
+        # they bill.
+        periods = [ln.get("period") or {} for ln in (payload.get("lines") or {}).get("data", [])]
+        starts = [p["start"] for p in periods if isinstance(p.get("start"), int)]
+        ends = [p["end"] for p in periods if isinstance(p.get("end"), int)]
+        if starts and ends:
+            start, end = _moment(min(starts), "period.start"), _moment(max(ends), "period.end")
     return invoice_import(
         tenant=tenant, invoice_id=invoice_id, customer_id=customer,
-        period_start=_moment(payload.get("period_start"), "period_start"),
-        period_end=_moment(payload.get("period_end"), "period_end"),
+        period_start=start, period_end=end,
         lines=lines, source=InvoiceSource.STRIPE, status=InvoiceStatus.FINALIZED)

@@ -1,5 +1,6 @@
-"""Property: over random lines and events, every line's parts sum exactly to the line, and each
-part is within one nanodollar of its exact proportional share (largest remainder)."""
+"""Property: over random lines and events, every line's parts sum exactly to the line, each part
+is within one nanodollar of its exact proportional share, and the parts rounded up are those
+with the largest remainders."""
 from __future__ import annotations
 
 import uuid
@@ -60,6 +61,14 @@ def test_allocation_sums_exactly_to_every_line(store, db, events, lines):
         total = sum(weights.values())
         if total == 0:  # no event has the unit: equal shares
             weights, total = {k: 1 for k in weights}, len(weights)
+        rounded_up, rounded_down = [], []
         for event_id, weight in weights.items():
-            exact = amount * weight / Decimal(total)
-            assert abs(got.get(event_id, Decimal(0)) - exact) < NANO, (unit, event_id)
+            exact = abs(amount) * weight / Decimal(total)
+            part = abs(got.get(event_id, Decimal(0)))
+            assert abs(part - exact) < NANO, (unit, event_id)
+            floor = (exact / NANO).to_integral_value(rounding="ROUND_FLOOR") * NANO
+            (rounded_up if part > floor else rounded_down).append(exact - floor)
+        # largest remainder: every part rounded up had a remainder at least as large as any
+        # part rounded down
+        if rounded_up and rounded_down:
+            assert min(rounded_up) >= max(rounded_down), unit

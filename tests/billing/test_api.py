@@ -45,6 +45,14 @@ def test_import_attribute_and_read_back(store, tenant):
     assert revenue_by_event(tenant) == {}
 
 
+def test_periods_may_be_plain_dates(tenant):
+    client = api_client(tenant, "OWNER")
+    body = {**INVOICE, "periodStart": "2026-10-01", "periodEnd": "2026-11-01"}
+    response = client.post("/api/v1/billing/invoices", body, format="json")
+    assert response.status_code == 201, response.json()
+    assert response.json()["periodStart"] == "2026-10-01T00:00:00Z"
+
+
 def test_bad_invoices_are_refused_with_the_field(tenant):
     client = api_client(tenant, "OWNER")
     bad_unit = {**INVOICE, "lines": [{**INVOICE["lines"][0], "unit": "SECONDS"}]}

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 from billing.attribution import attribution_run
 from billing.models import AttributionRunStatus
+from billing.queries import revenue_status
 from billing.services import invoice_void
 from tests.billing.helpers import event, invoice, revenue_by_event, revenue_entries
 from tests.factories import ingest
@@ -120,7 +121,23 @@ def test_voiding_reverses_the_attribution(store, tenant):
     assert sorted(e["entry_kind"] for e in entries) == ["ORIGINAL", "ORIGINAL",
                                                         "REVERSAL", "REVERSAL"]
     assert revenue_by_event(tenant) == {}
+    assert revenue_status(tenant.slug, ["a", "b"]) == {"a": "SETTLING", "b": "SETTLING"}
     assert attribution_run(tenant=tenant).entries_written == 0
+
+
+def test_nightly_window_skips_old_invoices_but_not_voided_ones(store, tenant):
+    from datetime import datetime, timezone
+
+    ingest(tenant, [event("a")])
+    inv = invoice(tenant, lines=[("l1", "prod_x", "3.00", "EVENTS")])
+    later = datetime(2030, 1, 1, tzinfo=timezone.utc)
+    assert attribution_run(tenant=tenant, changed_since=later).lines == 0
+    assert attribution_run(tenant=tenant).lines == 1
+    inv.status = "VOID"
+    inv.voided_at = later
+    inv.save()
+    attribution_run(tenant=tenant, changed_since=later)
+    assert revenue_by_event(tenant) == {}
 
 
 def test_reimporting_a_changed_invoice_reverses_and_reattributes(store, tenant):

@@ -70,7 +70,7 @@ def test_close_period_command_and_drafts(store, tenant):
     inv.refresh_from_db()
     assert inv.status == InvoiceStatus.FINALIZED
     call_command("attribute_revenue", "--tenant", tenant.slug, stdout=out)
-    assert "2/2" not in out.getvalue() or True
+    assert "1/1 lines matched, 2 event allocations" in out.getvalue()
     assert revenue_by_event(tenant) == {"a": Decimal("1"), "b": Decimal("1")}
 
 
@@ -82,3 +82,17 @@ def test_the_schedule_declares_the_billing_jobs():
     import billing.tasks  # noqa: F401  (registers the tasks)
 
     assert "billing.attribute_revenue_all" in app.tasks
+
+
+def test_the_nightly_task_attributes_every_tenant(store, tenant, other_tenant):
+    from billing.tasks import attribute_revenue_all
+
+    ingest(tenant, [event("a")])
+    ingest(other_tenant, [event("b")])
+    from tests.billing.helpers import invoice
+
+    invoice(tenant)
+    invoice(other_tenant)
+    assert attribute_revenue_all.apply().get() == 2
+    assert revenue_by_event(tenant) == {"a": Decimal("10")}
+    assert revenue_by_event(other_tenant) == {"b": Decimal("10")}
