@@ -16,6 +16,8 @@ app.autodiscover_tasks()
 app.conf.beat_schedule: dict[str, dict] = {
     "evaluate-alerts": {"task": "budgets.evaluate_alerts", "schedule": 60.0},
     "margin-guard-sweep": {"task": "margin_guard.sweep", "schedule": 60.0},
+    "margin-guard-daily-summary": {"task": "margin_guard.daily_summary",
+                                   "schedule": crontab(hour=7, minute=0)},
     # Billing: revenue attribution nightly; last month's invoices on the 1st, before it.
     "billing-attribute-revenue-nightly": {
         "task": "billing.attribute_revenue_all", "schedule": crontab(hour=2, minute=15)},

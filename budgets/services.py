@@ -22,8 +22,10 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def tenant_time_zone(tenant: Tenant) -> str:
-    """The tenant's time zone for calendar periods (UTC until tenant settings say otherwise)."""
-    return "UTC"
+    """The tenant's time zone (its COGS settings) for calendar periods."""
+    from cogs.services import cogs_settings_get
+
+    return cogs_settings_get(tenant=tenant).time_zone
 
 
 # --- validation shared by budgets and rules ------------------------------------------------

@@ -1,11 +1,11 @@
 """Margin Guard API under /api/v1/margin-guard/: policies, states, actions, decide, override."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -219,6 +219,27 @@ class Decide(APIView):
         if verdict.retry_after:
             response["Retry-After"] = str(verdict.retry_after)
         return response
+
+
+class Impact(APIView):
+    """Net profit recovered over `from`–`to` (default the last 30 days), with its method."""
+
+    @extend_schema(responses={200: {"type": "object"}}, parameters=[
+        OpenApiParameter("from", str), OpenApiParameter("to", str)])
+    def get(self, request):
+        from margin_guard.impact import impact_report
+
+        today = datetime.now(timezone.utc).date()
+        try:
+            first = date.fromisoformat(request.query_params.get("from") or
+                                       (today - timedelta(days=29)).isoformat())
+            last = date.fromisoformat(request.query_params.get("to") or today.isoformat())
+        except ValueError:
+            raise ApiError("from and to must be ISO-8601 dates.", field="from") from None
+        if last < first:
+            raise ApiError("to is before from.", field="to")
+        report = impact_report(tenant=request.tenant, start=first, end=last)
+        return Response({"from": first, "to": last, **report.as_json()})
 
 
 class Override(APIView):

@@ -118,4 +118,8 @@ def decide(tenant_slug: str, *, customer_id: str, product_id: str = "", model: s
     if profile["mode"] == "DRY_RUN":
         return Decision(ALLOW, profile["level"], model=model, would=verdict.decision,
                         reason=f"dry run: would {verdict.decision}")
+    if verdict.decision == BLOCK:
+        from margin_guard.impact import blocked_count
+
+        blocked_count(tenant_slug, customer_id, feature or model)
     return verdict

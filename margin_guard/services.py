@@ -164,3 +164,39 @@ def tenant_guarded(tenant: Tenant) -> bool:
 
 
 LEVEL_NAMES = {level.value: level.label for level in Level}
+
+
+def daily_summary_send(*, now: datetime) -> int:
+    """Email each tenant's owners and admins the accounts that hit a floor in the last 24 h."""
+    from django.core.mail import send_mail
+
+    from aforo.models import Membership, Role
+
+    since = now - timedelta(hours=24)
+    sent = 0
+    hits = (GuardAction.objects.filter(at__gte=since, at__lt=now, to_level__gte=Level.ALERT)
+            .select_related("tenant").order_by("tenant_id", "customer_id", "-at"))
+    by_tenant: dict[int, dict[tuple[str, str], GuardAction]] = {}
+    tenants = {}
+    for action in hits:
+        tenants[action.tenant_id] = action.tenant
+        by_tenant.setdefault(action.tenant_id, {}).setdefault(
+            (action.customer_id, action.product_id), action)  # the latest per account
+    for tenant_id, accounts in by_tenant.items():
+        recipients = list(
+            Membership.objects.filter(tenant_id=tenant_id, role__in=[Role.OWNER, Role.ADMIN])
+            .exclude(user__email="").values_list("user__email", flat=True))
+        if not recipients:
+            continue
+        lines = [f"{len(accounts)} account(s) hit a margin floor in the past 24 hours:", ""]
+        for (customer_id, product_id), action in sorted(accounts.items()):
+            margin = f"{action.margin_pct:.1f}%" if action.margin_pct is not None \
+                else "no revenue"
+            scope = f"{customer_id}" + (f" / {product_id}" if product_id else "")
+            lines.append(f"- {scope}: margin {margin}, now {Level(action.to_level).label}"
+                         f" ({action.mode})")
+        send_mail(subject=f"[Aforo] Daily profitability summary: {len(accounts)} account(s) "
+                          "hit a margin floor",
+                  message="\n".join(lines), from_email=None, recipient_list=recipients)
+        sent += 1
+    return sent

@@ -10,4 +10,5 @@ urlpatterns = [
     path("actions", api.ActionList.as_view(), name="guard-actions"),
     path("decide", api.Decide.as_view(), name="guard-decide"),
     path("overrides", api.Override.as_view(), name="guard-override"),
+    path("impact", api.Impact.as_view(), name="guard-impact"),
 ]

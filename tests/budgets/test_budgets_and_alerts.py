@@ -267,3 +267,16 @@ def test_another_tenants_alerts_are_invisible(store, tenant, other_tenant, http_
     assert client.get(f"/api/v1/cogs/alert-history/{theirs.pk}").status_code == 404
     assert api_client(tenant, "OWNER").post(
         f"/api/v1/cogs/alert-history/{theirs.pk}/resolve").status_code == 404
+
+
+@pytest.mark.django_db
+def test_budget_periods_follow_the_tenants_time_zone(store, tenant):
+    from cogs.services import cogs_settings_update
+
+    cogs_settings_update(tenant=tenant, time_zone="Asia/Tokyo")
+    budget = services.budget_create(tenant=tenant, name="Tokyo", period="MONTHLY",
+                                    cap_usd=Decimal("10"))
+    at = datetime(2026, 11, 30, 16, 0, tzinfo=timezone.utc)  # already December 1st in Tokyo
+    state = services.budget_status(budget, now=at)
+    assert state.period_start == datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
+    assert state.period_end == datetime(2026, 12, 31, 15, 0, tzinfo=timezone.utc)

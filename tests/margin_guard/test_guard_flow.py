@@ -233,3 +233,55 @@ def test_notifications_are_signed_retried_and_logged(store, tenant, priced_custo
     assert page["json"]["routing_key"] == "R0UT1NGKEY0123456"
     assert page["json"]["event_action"] == "trigger"
     assert page["json"]["payload"]["custom_details"]["customerId"] == "cust_g"
+
+
+def test_impact_report_prices_throttled_calls_and_estimates_blocked_ones(
+        store, tenant, priced_customer, http_sink):
+    from ingestion.prices import model_price_create
+
+    for model, price_in, price_out in (("gpt-4o", "2.5", "10"), ("gpt-4o-mini", "0.15", "0.6")):
+        model_price_create(tenant=tenant, provider="OpenAI", model=model,
+                           effective_from=NOW - timedelta(days=5), input_per_1m=Decimal(price_in),
+                           output_per_1m=Decimal(price_out))
+    policy(tenant, http_sink, notify_channel="")
+    # two downgraded calls, priced from the rate card: they asked for gpt-4o, ran on mini
+    events_ingest_dicts(tenant=tenant, now=datetime.now(timezone.utc), events=[
+        {"eventId": f"d{i}", "occurredAt": NOW.isoformat(), "customerId": "cust_g",
+         "productId": "prod_chat", "provider": "OpenAI", "model": "gpt-4o-mini",
+         "requestedModel": "gpt-4o", "inputTokens": 1_000_000, "outputTokens": 100_000}
+        for i in range(2)])
+    # the same customer's batch calls cost $2 each, and push margin below zero
+    events_ingest_dicts(tenant=tenant, now=datetime.now(timezone.utc), events=[
+        {"eventId": f"b{i}", "occurredAt": NOW.isoformat(), "customerId": "cust_g",
+         "productId": "prod_chat", "toolName": "batch", "cogsUsd": "2"} for i in range(8)])
+    decide_until(tenant, "BLOCK", feature="batch")
+    for _ in range(2):
+        decision.decide(tenant.slug, customer_id="cust_g", product_id="prod_chat",
+                        feature="batch")
+    body = api_client(tenant).get("/api/v1/margin-guard/impact").json()
+    # requested: 1M x 2.5 + 0.1M x 10 = $3.50 per call; actual 1M x 0.15 + 0.1M x 0.6 = $0.21
+    assert body["throttled"]["calls"] == 2
+    assert Decimal(str(body["throttled"]["savingsUsd"])) == Decimal("6.58")
+    # three blocked decisions x $2 average batch call = $6 (an estimate)
+    assert body["blocked"]["calls"] == 3 and body["blocked"]["estimate"] is True
+    assert Decimal(str(body["blocked"]["estimatedSavingsUsd"])) == Decimal("6")
+    assert Decimal(str(body["netRecoveredUsd"])) == Decimal("12.58")
+
+
+def test_daily_summary_lists_the_accounts_that_hit_a_floor(store, tenant, priced_customer,
+                                                           http_sink, smtp_sink):
+    from django.contrib.auth import get_user_model
+
+    from aforo.tenancy import membership_set
+    from margin_guard.services import daily_summary_send
+
+    owner = get_user_model().objects.create_user("owner", email="owner@example.com")
+    membership_set(tenant=tenant, user=owner, role="OWNER")
+    policy(tenant, http_sink, notify_channel="")
+    send(tenant, "2.00", 10)
+    decide_until(tenant, "BLOCK", feature="batch")
+    assert daily_summary_send(now=datetime.now(timezone.utc) + timedelta(minutes=1)) == 1
+    (mail,) = smtp_sink
+    assert mail["To"] == "owner@example.com"
+    assert "1 account(s)" in mail["Subject"]
+    assert "cust_g" in mail.get_payload() and "BLOCK" in mail.get_payload()
