@@ -16,6 +16,7 @@ api_v1 = [
     path("customers/<str:customer_id>", api.CustomerDetail.as_view(), name="customer"),
     path("products", api.ProductListCreate.as_view(), name="products"),
     path("products/<str:product_id>", api.ProductDetail.as_view(), name="product"),
+    path("analytics/cogs/", include("cogs.urls")),
 ]
 
 urlpatterns = [

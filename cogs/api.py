@@ -1,0 +1,351 @@
+"""COGS & Margins API: the ten dashboard reads and the tenant's COGS settings."""
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aforo.errors import ApiError
+from aforo.pagination import envelope, page_request
+from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
+from cogs import queries, services
+from cogs.models import CogsSettings
+from cogs.queries import Period, Totals, Transaction
+
+MAX_PERIOD_DAYS = 731
+MONEY = Decimal("0.000001")
+RATE = Decimal("0.000000001")
+PCT = Decimal("0.01")
+
+
+# --- rendering: exact Decimals inside, JSON numbers at the edge ---------------------------
+
+def money(value: Decimal | None) -> float | None:
+    """At most 6 decimals (half-even), as a JSON number."""
+    if value is None:
+        return None
+    return float(value.quantize(MONEY, rounding=ROUND_HALF_EVEN))
+
+
+def rate(value: Decimal | None) -> float | None:
+    """A price per 1K tokens keeps 9 decimals: $0.0375/1M is $0.0000375/1K."""
+    if value is None:
+        return None
+    return float(value.quantize(RATE, rounding=ROUND_HALF_EVEN))
+
+
+def pct(value: Decimal | None) -> float | None:
+    if value is None:
+        return None
+    return float(value.quantize(PCT, rounding=ROUND_HALF_EVEN))
+
+
+def _margin_fields(totals: Totals) -> dict:
+    return {"cogsUsd": money(totals.cogs_usd), "revenueUsd": money(totals.revenue_usd),
+            "marginUsd": money(totals.margin_usd), "marginPct": pct(totals.margin_pct),
+            "eventCount": totals.event_count}
+
+
+def product_row(totals: Totals) -> dict:
+    return {"productId": totals.key[0], "productType": totals.attributes.get("product_type", ""),
+            **_margin_fields(totals)}
+
+
+def customer_row(totals: Totals, floors: queries.TagFloors) -> dict:
+    tag = queries.customer_tag(totals, floors)
+    return {"customerId": totals.key[0], **_margin_fields(totals),
+            "tag": tag.value if tag else None}
+
+
+def transaction_row(event: Transaction) -> dict:
+    return {
+        "eventId": event.event_id,
+        "occurredAt": event.occurred_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "customerId": event.customer_id,
+        "productId": event.product_id,
+        "productType": event.product_type,
+        "provider": event.provider,
+        "model": event.model,
+        "toolName": event.tool_name or None,
+        "sourceType": event.source_type,
+        "cogsUsd": money(event.cogs_usd),
+        "revenueUsd": money(event.revenue_usd),
+        "marginUsd": money(event.margin_usd),
+        "marginPct": pct(event.margin_pct),
+        "aiCogsUsd": money(event.ai_cogs_usd),
+        "infraCogsUsd": money(event.infra_cogs_usd),
+        "feeCogsUsd": money(event.fee_cogs_usd),
+        "unclassifiedCogsUsd": money(event.unclassified_cogs_usd),
+        "inputTokens": event.input_tokens,
+        "outputTokens": event.output_tokens,
+        "totalTokens": event.input_tokens + event.output_tokens,
+        "revenueStatus": "SETTLED" if event.settled else "SETTLING",
+    }
+
+
+# --- request parsing ----------------------------------------------------------------------
+
+def _date_param(request, name: str) -> date | None:
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise ApiError(f"{name} must be an ISO-8601 date (YYYY-MM-DD).", field=name) from None
+
+
+def period_from_request(request, settings: CogsSettings) -> Period:
+    """from/to (inclusive calendar days in the tenant's time zone); default the last 30 days."""
+    first, last = _date_param(request, "from"), _date_param(request, "to")
+    if first is None and last is None:
+        return queries.period_default(time_zone=settings.time_zone)
+    # One end given: a 30-day period from or to it.
+    first = first or last - timedelta(days=29)
+    last = last or first + timedelta(days=29)
+    if first > last:
+        raise ApiError("from must be on or before to.", field="from")
+    if (last - first).days + 1 > MAX_PERIOD_DAYS:
+        raise ApiError(f"The period may span at most {MAX_PERIOD_DAYS} days.", field="from")
+    return Period(first=first, last=last, time_zone=settings.time_zone)
+
+
+def _optional(request, name: str) -> str | None:
+    value = request.query_params.get(name)
+    return value if value not in (None, "") else None
+
+
+PERIOD_PARAMETERS = [
+    OpenApiParameter("from", OpenApiTypes.DATE, description="First day (default: 29 days ago)"),
+    OpenApiParameter("to", OpenApiTypes.DATE, description="Last day, included (default: today)"),
+]
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", OpenApiTypes.INT, description="0-based page"),
+    OpenApiParameter("size", OpenApiTypes.INT, description="Rows per page (max 200)"),
+]
+
+
+class _DashboardView(APIView):
+    permission_classes = [CanRead]
+
+    def settings_and_period(self, request) -> tuple[CogsSettings, Period]:
+        settings = services.cogs_settings_get(tenant=request.tenant)
+        return settings, period_from_request(request, settings)
+
+
+def _floors(settings: CogsSettings) -> queries.TagFloors:
+    return queries.TagFloors(at_risk_pct=settings.at_risk_floor_pct,
+                             high_value_pct=settings.high_value_floor_pct)
+
+
+# --- the ten reads ------------------------------------------------------------------------
+
+class Dashboard(_DashboardView):
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT,
+                   operation_id="cogs_dashboard")
+    def get(self, request):
+        _settings, period = self.settings_and_period(request)
+        headline = queries.overview(request.tenant, period)
+        totals = headline.totals
+        return Response({
+            "totalCogsUsd": money(totals.cogs_usd),
+            "revenueUsd": money(totals.revenue_usd),
+            "grossMarginPct": pct(totals.margin_pct),
+            "costPerEventUsd": money(headline.cost_per_event_usd),
+            "aiModelSpendUsd": money(totals.ai_cogs_usd),
+            "activeProducts": headline.active_products,
+            "eventCount": totals.event_count,
+        })
+
+
+class Trends(_DashboardView):
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        _settings, period = self.settings_and_period(request)
+        return Response([
+            {"date": day.key[0].isoformat(), "cogsUsd": money(day.cogs_usd),
+             "revenueUsd": money(day.revenue_usd), "marginPct": pct(day.margin_pct)}
+            for day in queries.daily_series(request.tenant, period)
+        ])
+
+
+class CostComposition(_DashboardView):
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        _settings, period = self.settings_and_period(request)
+        totals = queries.overview(request.tenant, period).totals
+        return Response({
+            "aiCogsUsd": money(totals.ai_cogs_usd),
+            "infraCogsUsd": money(totals.infra_cogs_usd),
+            "feeCogsUsd": money(totals.fee_cogs_usd),
+            "unclassifiedUsd": money(totals.unclassified_cogs_usd),
+            "totalCogsUsd": money(totals.cogs_usd),
+        })
+
+
+class ByProduct(_DashboardView):
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        _settings, period = self.settings_and_period(request)
+        return Response([product_row(row)
+                         for row in queries.products_breakdown(request.tenant, period)])
+
+
+class ByCustomer(_DashboardView):
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        settings, period = self.settings_and_period(request)
+        floors = _floors(settings)
+        return Response([customer_row(row, floors)
+                         for row in queries.customers_breakdown(request.tenant, period)])
+
+
+class ByModel(_DashboardView):
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        _settings, period = self.settings_and_period(request)
+        return Response([
+            {
+                "provider": row.provider, "model": row.model,
+                "inputTokens": row.totals.input_tokens, "outputTokens": row.totals.output_tokens,
+                "totalTokens": row.totals.total_tokens, "cogsUsd": money(row.totals.cogs_usd),
+                "aiCogsUsd": money(row.totals.ai_cogs_usd),
+                "avgCostPer1kUsd": money(row.avg_cost_per_1k_usd),
+                "inputRatePer1k": rate(row.input_rate_per_1k),
+                "outputRatePer1k": rate(row.output_rate_per_1k),
+                "eventCount": row.totals.event_count,
+            }
+            for row in queries.models_breakdown(request.tenant, period)
+        ])
+
+
+class TokenAnalysis(_DashboardView):
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        _settings, period = self.settings_and_period(request)
+        totals = queries.overview(request.tenant, period).totals
+        return Response({
+            "totalTokens": totals.total_tokens,
+            "inputTokens": totals.input_tokens,
+            "outputTokens": totals.output_tokens,
+            "avgCostPer1kTokensUsd": money(queries.cost_per_1k_tokens(totals)),
+        })
+
+
+class Pnl(_DashboardView):
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        settings, period = self.settings_and_period(request)
+        floors = _floors(settings)
+        products = queries.products_breakdown(request.tenant, period)
+        customers = queries.customers_breakdown(request.tenant, period)
+        unit = queries.unit_economics(queries.totals_sum(products),
+                                      settings.fixed_costs_per_month_usd)
+        # Ranked by their own margin: who carries the book first, who erodes it last.
+        by_margin = lambda r: (-r.margin_usd, r.key)  # noqa: E731
+        return Response({
+            "unitEconomics": {
+                "avgCostPerEventUsd": money(unit.avg_cost_per_event_usd),
+                "avgRevenuePerEventUsd": money(unit.avg_revenue_per_event_usd),
+                "avgMarginPerEventUsd": money(unit.avg_margin_per_event_usd),
+                "breakEvenEvents": unit.break_even_events,
+            },
+            "products": [product_row(r) for r in sorted(products, key=by_margin)],
+            "customers": [customer_row(r, floors) for r in sorted(customers, key=by_margin)],
+        })
+
+
+class Transactions(_DashboardView):
+    @extend_schema(parameters=[
+        *PERIOD_PARAMETERS, *PAGE_PARAMETERS,
+        OpenApiParameter("productId", OpenApiTypes.STR),
+        OpenApiParameter("customerId", OpenApiTypes.STR),
+        OpenApiParameter("provider", OpenApiTypes.STR),
+    ], responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        _settings, period = self.settings_and_period(request)
+        page = page_request(request.query_params)
+        filters = queries.TransactionFilters(
+            product_id=_optional(request, "productId"),
+            customer_id=_optional(request, "customerId"),
+            provider=_optional(request, "provider"),
+        )
+        rows, total = queries.transactions_page(request.tenant, period, filters,
+                                                offset=page.offset, limit=page.size)
+        return Response(envelope([transaction_row(r) for r in rows], page, total))
+
+
+class Anomalies(_DashboardView):
+    @extend_schema(parameters=[*PERIOD_PARAMETERS, *PAGE_PARAMETERS],
+                   responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        settings, period = self.settings_and_period(request)
+        page = page_request(request.query_params)
+        found, total = queries.anomalies(request.tenant, period,
+                                         multiplier=settings.anomaly_multiplier,
+                                         offset=page.offset, limit=page.size)
+        return Response(envelope([
+            {**transaction_row(a.transaction), "averageCogsUsd": money(a.average_cogs_usd),
+             "ratio": pct(a.ratio), "groupEventCount": a.group_event_count}
+            for a in found
+        ], page, total))
+
+
+# --- settings -----------------------------------------------------------------------------
+
+class CanEditCogsSettings(ReadOrWrite):
+    write_roles = BILLING_ROLES
+
+
+class SettingsOut(serializers.Serializer):
+    atRiskFloorPct = serializers.DecimalField(source="at_risk_floor_pct", max_digits=7,
+                                              decimal_places=2, coerce_to_string=False)
+    highValueFloorPct = serializers.DecimalField(source="high_value_floor_pct", max_digits=7,
+                                                 decimal_places=2, coerce_to_string=False)
+    anomalyMultiplier = serializers.DecimalField(source="anomaly_multiplier", max_digits=7,
+                                                 decimal_places=2, coerce_to_string=False)
+    fixedCostsPerMonthUsd = serializers.DecimalField(
+        source="fixed_costs_per_month_usd", max_digits=18, decimal_places=2,
+        coerce_to_string=False, allow_null=True)
+    timeZone = serializers.CharField(source="time_zone")
+
+
+class CogsSettingsDetail(APIView):
+    permission_classes = [CanEditCogsSettings]
+
+    class Input(serializers.Serializer):
+        atRiskFloorPct = serializers.DecimalField(max_digits=7, decimal_places=2,
+                                                  min_value=Decimal(0), max_value=Decimal(100),
+                                                  required=False)
+        highValueFloorPct = serializers.DecimalField(max_digits=7, decimal_places=2,
+                                                     min_value=Decimal(0),
+                                                     max_value=Decimal(100), required=False)
+        anomalyMultiplier = serializers.DecimalField(max_digits=7, decimal_places=2,
+                                                     required=False)
+        fixedCostsPerMonthUsd = serializers.DecimalField(max_digits=18, decimal_places=2,
+                                                         required=False, allow_null=True)
+        timeZone = serializers.CharField(max_length=64, required=False)
+
+    @extend_schema(responses=SettingsOut, operation_id="cogs_settings_retrieve")
+    def get(self, request):
+        return Response(SettingsOut(services.cogs_settings_get(tenant=request.tenant)).data)
+
+    @extend_schema(request=Input, responses=SettingsOut)
+    def patch(self, request):
+        data = self.Input(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        names = {"atRiskFloorPct": "at_risk_floor_pct",
+                 "highValueFloorPct": "high_value_floor_pct",
+                 "anomalyMultiplier": "anomaly_multiplier",
+                 "fixedCostsPerMonthUsd": "fixed_costs_per_month_usd", "timeZone": "time_zone"}
+        updated = services.cogs_settings_update(
+            tenant=request.tenant, **{names[key]: value for key, value in values.items()})
+        return Response(SettingsOut(updated).data)

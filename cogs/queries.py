@@ -1,0 +1,594 @@
+"""COGS & Margins reads: totals by a whitelisted dimension, the per-event ledger, anomalies.
+
+Every number is a sum() over ledger entries (or the daily rollups that sum them), so the
+per-product, per-customer, per-model rows, the composition, the headline and the transaction
+rows reconcile exactly. Money stays Decimal; rounding happens only when the API renders it.
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from aforo import eventstore
+from aforo.models import Tenant
+
+ZERO = Decimal(0)
+HUNDRED = Decimal(100)
+THOUSAND = Decimal(1000)
+MIN_ANOMALY_GROUP_EVENTS = 20
+
+
+# --- the period ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Period:
+    """Calendar days `first`..`last` (both included) in `time_zone`."""
+
+    first: date
+    last: date
+    time_zone: str = "UTC"
+
+    @property
+    def start_at(self) -> datetime:
+        """The first instant of the period, in UTC."""
+        return _day_start(self.first, self.time_zone)
+
+    @property
+    def end_at(self) -> datetime:
+        """The first instant after the period, in UTC (exclusive end)."""
+        return _day_start(self.last + timedelta(days=1), self.time_zone)
+
+    @property
+    def days(self) -> list[date]:
+        return [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+
+    @property
+    def is_utc(self) -> bool:
+        return self.time_zone == "UTC"
+
+
+def _day_start(day: date, time_zone: str) -> datetime:
+    local = datetime.combine(day, time.min, tzinfo=ZoneInfo(time_zone))
+    return local.astimezone(timezone.utc)
+
+
+def period_default(*, time_zone: str = "UTC", today: date | None = None) -> Period:
+    """The last 30 days, ending today (in the tenant's time zone)."""
+    today = today or datetime.now(ZoneInfo(time_zone)).date()
+    return Period(first=today - timedelta(days=29), last=today, time_zone=time_zone)
+
+
+# --- totals by dimension ------------------------------------------------------------------
+
+class Dimension(enum.Enum):
+    """The grains a breakdown may group by; anything else never reaches SQL."""
+
+    PRODUCT = "product"
+    CUSTOMER = "customer"
+    PROVIDER = "provider"
+    MODEL = "model"
+    DAY = "day"
+
+
+# The key columns per dimension, and columns carried alongside (max(): deterministic, and an
+# entry that left one blank, e.g. a REVENUE entry, cannot win over the event's own value).
+_KEYS: dict[Dimension, tuple[str, ...]] = {
+    Dimension.PRODUCT: ("product_id",),
+    Dimension.CUSTOMER: ("customer_id",),
+    Dimension.PROVIDER: ("provider",),
+    Dimension.MODEL: ("provider", "model"),
+    Dimension.DAY: ("day",),
+}
+_CARRIED: dict[Dimension, tuple[str, ...]] = {Dimension.PRODUCT: ("product_type",)}
+
+# The same measures over the raw ledger and over a rollup (see eventstore migration 0002).
+_RAW_MEASURES = """
+    toInt64(sumIf(event_count, entry_type = 'COST')) AS events,
+    toInt64(sumIf(input_tokens, entry_type = 'COST')) AS tokens_in,
+    toInt64(sumIf(output_tokens, entry_type = 'COST')) AS tokens_out,
+    sumIf(ai_cogs_usd, entry_type = 'COST') AS cogs_ai,
+    sumIf(infra_cogs_usd, entry_type = 'COST') AS cogs_infra,
+    sumIf(fee_cogs_usd, entry_type = 'COST') AS cogs_fee,
+    sumIf(unclassified_cogs_usd, entry_type = 'COST') AS cogs_unclassified,
+    sumIf(revenue_usd, entry_type = 'REVENUE') AS revenue
+"""
+_ROLLUP_MEASURES = """
+    toInt64(sum(events)) AS events,
+    toInt64(sum(tokens_in)) AS tokens_in,
+    toInt64(sum(tokens_out)) AS tokens_out,
+    sum(cogs_ai) AS cogs_ai,
+    sum(cogs_infra) AS cogs_infra,
+    sum(cogs_fee) AS cogs_fee,
+    sum(cogs_unclassified) AS cogs_unclassified,
+    sum(revenue) AS revenue
+"""
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Summed measures of one group (or of the whole period)."""
+
+    key: tuple = ()
+    attributes: dict = field(default_factory=dict, compare=False)
+    event_count: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    ai_cogs_usd: Decimal = ZERO
+    infra_cogs_usd: Decimal = ZERO
+    fee_cogs_usd: Decimal = ZERO
+    unclassified_cogs_usd: Decimal = ZERO
+    revenue_usd: Decimal = ZERO
+
+    @property
+    def cogs_usd(self) -> Decimal:
+        return (self.ai_cogs_usd + self.infra_cogs_usd + self.fee_cogs_usd
+                + self.unclassified_cogs_usd)
+
+    @property
+    def margin_usd(self) -> Decimal:
+        return self.revenue_usd - self.cogs_usd
+
+    @property
+    def margin_pct(self) -> Decimal | None:
+        return margin_pct(self.revenue_usd, self.cogs_usd)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Totals) -> Totals:
+        return Totals(
+            key=(), event_count=self.event_count + other.event_count,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            ai_cogs_usd=self.ai_cogs_usd + other.ai_cogs_usd,
+            infra_cogs_usd=self.infra_cogs_usd + other.infra_cogs_usd,
+            fee_cogs_usd=self.fee_cogs_usd + other.fee_cogs_usd,
+            unclassified_cogs_usd=self.unclassified_cogs_usd + other.unclassified_cogs_usd,
+            revenue_usd=self.revenue_usd + other.revenue_usd,
+        )
+
+
+def margin_pct(revenue: Decimal, cogs: Decimal) -> Decimal | None:
+    """(revenue − COGS) / revenue × 100, or None where revenue is zero."""
+    if revenue == 0:
+        return None
+    return (revenue - cogs) / revenue * HUNDRED
+
+
+def totals_sum(rows: Iterable[Totals]) -> Totals:
+    total = Totals()
+    for row in rows:
+        total = total + row
+    return total
+
+
+def _source(dimension: Dimension, period: Period, use_rollups: bool) -> tuple[str, str, str]:
+    """(table, measures, period filter) for a breakdown."""
+    # The rollups are by UTC day, so a period in another time zone reads the raw ledger.
+    if use_rollups and period.is_utc:
+        table = "ledger_daily_customers" if dimension is Dimension.CUSTOMER else "ledger_daily"
+        return table, _ROLLUP_MEASURES, "day >= %(first)s AND day <= %(last)s"
+    return ("ledger", _RAW_MEASURES,
+            "occurred_at >= %(start_at)s AND occurred_at < %(end_at)s")
+
+
+def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
+              use_rollups: bool = True) -> list[Totals]:
+    """One row of totals per value of `dimension` in the period (unordered)."""
+    dimension = Dimension(dimension)
+    table, measures, period_filter = _source(dimension, period, use_rollups)
+    keys = _KEYS[dimension]
+    carried = _CARRIED.get(dimension, ())
+    selected = []
+    for column in keys:
+        if column == "day" and table == "ledger":
+            # :TRICKY: toDate(DateTime, tz) gives the calendar day in that zone; the plain
+            # toDate(occurred_at) would use the column's own zone (UTC).
+            selected.append("toDate(occurred_at, %(time_zone)s) AS day")
+        else:
+            selected.append(column)
+    selected += [f"max({column}) AS {column}_max" for column in carried]
+    sql = (
+        f"SELECT {', '.join(selected)}, {measures} FROM {table} "
+        f"WHERE tenant_id = %(tenant_id)s AND {period_filter} "
+        f"GROUP BY {', '.join(keys)}"
+    )
+    rows = eventstore.tenant_query(tenant.slug, sql, {
+        "first": period.first, "last": period.last, "start_at": period.start_at,
+        "end_at": period.end_at, "time_zone": period.time_zone,
+    })
+    return [
+        Totals(
+            key=tuple(row[column] for column in keys),
+            attributes={column: row[f"{column}_max"] for column in carried},
+            event_count=int(row["events"]), input_tokens=int(row["tokens_in"]),
+            output_tokens=int(row["tokens_out"]), ai_cogs_usd=row["cogs_ai"],
+            infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
+            unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],
+        )
+        for row in rows
+    ]
+
+
+def _ranked_by_cost(rows: list[Totals]) -> list[Totals]:
+    return sorted(rows, key=lambda r: (-r.cogs_usd, r.key))
+
+
+def daily_series(tenant: Tenant, period: Period, *, use_rollups: bool = True) -> list[Totals]:
+    """Every day of the period in order, zero where nothing happened."""
+    found = {row.key[0]: row for row in totals_by(tenant, Dimension.DAY, period,
+                                                   use_rollups=use_rollups)}
+    return [found.get(day) or Totals(key=(day,)) for day in period.days]
+
+
+# --- headline, products, customers, models ------------------------------------------------
+
+@dataclass(frozen=True)
+class Overview:
+    """The headline: period totals and the number of products with an event."""
+
+    totals: Totals
+    active_products: int
+
+    @property
+    def cost_per_event_usd(self) -> Decimal | None:
+        count = self.totals.event_count
+        return self.totals.cogs_usd / count if count else None
+
+
+def overview(tenant: Tenant, period: Period, *, use_rollups: bool = True) -> Overview:
+    # The headline is the sum of the per-product rows, so the two reconcile by construction.
+    products = totals_by(tenant, Dimension.PRODUCT, period, use_rollups=use_rollups)
+    return Overview(totals=totals_sum(products),
+                    active_products=sum(1 for row in products if row.event_count > 0))
+
+
+def products_breakdown(tenant: Tenant, period: Period, *,
+                       use_rollups: bool = True) -> list[Totals]:
+    """Per product, highest COGS first."""
+    return _ranked_by_cost(totals_by(tenant, Dimension.PRODUCT, period, use_rollups=use_rollups))
+
+
+class CustomerTag(enum.StrEnum):
+    HIGH_VALUE = "HIGH_VALUE"
+    STANDARD = "STANDARD"
+    AT_RISK = "AT_RISK"
+    UNPROFITABLE = "UNPROFITABLE"
+
+
+@dataclass(frozen=True)
+class TagFloors:
+    at_risk_pct: Decimal = Decimal(20)
+    high_value_pct: Decimal = Decimal(60)
+
+
+def customer_tag(totals: Totals, floors: TagFloors) -> CustomerTag | None:
+    """The customer's tag from its own numbers; None while revenue and cost are both zero."""
+    if totals.revenue_usd == 0 and totals.cogs_usd == 0:
+        return None
+    if totals.margin_usd < 0:
+        return CustomerTag.UNPROFITABLE
+    pct = totals.margin_pct
+    if pct is None or pct < floors.at_risk_pct:  # pct None here means revenue 0 and COGS < 0
+        return CustomerTag.AT_RISK
+    if pct >= floors.high_value_pct:
+        return CustomerTag.HIGH_VALUE
+    return CustomerTag.STANDARD
+
+
+def customers_breakdown(tenant: Tenant, period: Period, *,
+                        use_rollups: bool = True) -> list[Totals]:
+    """Per customer, highest COGS first."""
+    return _ranked_by_cost(totals_by(tenant, Dimension.CUSTOMER, period,
+                                     use_rollups=use_rollups))
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    totals: Totals
+    input_rate_per_1k: Decimal | None
+    output_rate_per_1k: Decimal | None
+
+    @property
+    def provider(self) -> str:
+        return self.totals.key[0]
+
+    @property
+    def model(self) -> str:
+        return self.totals.key[1]
+
+    @property
+    def avg_cost_per_1k_usd(self) -> Decimal | None:
+        return cost_per_1k_tokens(self.totals)
+
+
+def cost_per_1k_tokens(totals: Totals) -> Decimal | None:
+    """AI COGS / (input + output tokens) × 1000; None without tokens."""
+    tokens = totals.total_tokens
+    return totals.ai_cogs_usd / tokens * THOUSAND if tokens else None
+
+
+def models_breakdown(tenant: Tenant, period: Period, *,
+                     use_rollups: bool = True) -> list[ModelCost]:
+    """Per provider+model, highest COGS first, with the rate card in force at the period's end."""
+    from ingestion.rate_cards import model_price_at
+
+    at = period.end_at - timedelta(microseconds=1)
+    out = []
+    for row in _ranked_by_cost(totals_by(tenant, Dimension.MODEL, period,
+                                         use_rollups=use_rollups)):
+        provider, model = row.key
+        price = model_price_at(tenant=tenant, provider=provider, model=model, at=at)
+        out.append(ModelCost(totals=row,
+                             input_rate_per_1k=price.input_per_1k if price else None,
+                             output_rate_per_1k=price.output_per_1k if price else None))
+    return out
+
+
+# --- unit economics -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class UnitEconomics:
+    avg_cost_per_event_usd: Decimal | None
+    avg_revenue_per_event_usd: Decimal | None
+    avg_margin_per_event_usd: Decimal | None
+    break_even_events: int | None
+
+
+def unit_economics(totals: Totals, fixed_costs_per_month_usd: Decimal | None) -> UnitEconomics:
+    """Per-event averages; break-even = fixed costs / average margin per event, rounded up."""
+    count = totals.event_count
+    if not count:
+        return UnitEconomics(None, None, None, None)
+    avg_margin = totals.margin_usd / count
+    break_even = None
+    if fixed_costs_per_month_usd is not None and fixed_costs_per_month_usd > 0 and avg_margin > 0:
+        # Exact: fixed / (margin / count) = fixed × count / margin, with no rounded division.
+        numerator = fixed_costs_per_month_usd * count
+        quotient, remainder = divmod(numerator, totals.margin_usd)
+        break_even = int(quotient) + (1 if remainder else 0)
+    elif fixed_costs_per_month_usd is not None and fixed_costs_per_month_usd == 0 \
+            and avg_margin > 0:
+        break_even = 0
+    return UnitEconomics(
+        avg_cost_per_event_usd=totals.cogs_usd / count,
+        avg_revenue_per_event_usd=totals.revenue_usd / count,
+        avg_margin_per_event_usd=avg_margin,
+        break_even_events=break_even,
+    )
+
+
+# --- the per-event ledger -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Transaction:
+    event_id: str
+    occurred_at: datetime
+    customer_id: str
+    product_id: str
+    product_type: str
+    provider: str
+    model: str
+    tool_name: str
+    source_type: str
+    input_tokens: int
+    output_tokens: int
+    ai_cogs_usd: Decimal
+    infra_cogs_usd: Decimal
+    fee_cogs_usd: Decimal
+    unclassified_cogs_usd: Decimal
+    revenue_usd: Decimal
+    settled: bool
+
+    @property
+    def cogs_usd(self) -> Decimal:
+        return (self.ai_cogs_usd + self.infra_cogs_usd + self.fee_cogs_usd
+                + self.unclassified_cogs_usd)
+
+    @property
+    def margin_usd(self) -> Decimal:
+        return self.revenue_usd - self.cogs_usd
+
+    @property
+    def margin_pct(self) -> Decimal | None:
+        return margin_pct(self.revenue_usd, self.cogs_usd)
+
+
+@dataclass(frozen=True)
+class TransactionFilters:
+    product_id: str | None = None
+    customer_id: str | None = None
+    provider: str | None = None
+
+    def sql(self) -> tuple[str, dict]:
+        clauses, params = [], {}
+        for name, column in (("product_id", "product_id"), ("customer_id", "customer_id"),
+                             ("provider", "provider")):
+            value = getattr(self, name)
+            if value is not None:
+                clauses.append(f" AND {column} = %(f_{name})s")
+                params[f"f_{name}"] = value
+        return "".join(clauses), params
+
+
+# Each event has exactly one ORIGINAL COST entry (event_count 1): it names the event once.
+_ORIGINALS = ("tenant_id = %(tenant_id)s AND occurred_at >= %(start_at)s "
+              "AND occurred_at < %(end_at)s AND entry_type = 'COST' AND entry_kind = 'ORIGINAL'")
+
+_EVENT_COLUMNS = """
+    event_id,
+    anyIf(customer_id, {original}) AS customer_id,
+    anyIf(product_id, {original}) AS product_id,
+    anyIf(product_type, {original}) AS product_type,
+    anyIf(provider, {original}) AS provider,
+    anyIf(model, {original}) AS model,
+    anyIf(tool_name, {original}) AS tool_name,
+    anyIf(source_type, {original}) AS source_type,
+    toInt64(sumIf(input_tokens, entry_type = 'COST')) AS tokens_in,
+    toInt64(sumIf(output_tokens, entry_type = 'COST')) AS tokens_out,
+    sumIf(ai_cogs_usd, entry_type = 'COST') AS cogs_ai,
+    sumIf(infra_cogs_usd, entry_type = 'COST') AS cogs_infra,
+    sumIf(fee_cogs_usd, entry_type = 'COST') AS cogs_fee,
+    sumIf(unclassified_cogs_usd, entry_type = 'COST') AS cogs_unclassified,
+    sumIf(revenue_usd, entry_type = 'REVENUE') AS revenue,
+    countIf(entry_type = 'REVENUE') AS revenue_entries
+""".format(original="entry_type = 'COST' AND entry_kind = 'ORIGINAL'")
+
+
+def _transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list[Transaction]:
+    """Full rows for (event id, occurred at) pairs, in the order given."""
+    if not picked:
+        return []
+    ids = tuple(event_id for event_id, _at in picked)
+    # The page's own time range lets the primary key skip everything else.
+    low = min(at for _id, at in picked)
+    high = max(at for _id, at in picked)
+    sql = (f"SELECT {_EVENT_COLUMNS} FROM ledger WHERE tenant_id = %(tenant_id)s "
+           "AND occurred_at >= %(low)s AND occurred_at <= %(high)s AND event_id IN %(ids)s "
+           "GROUP BY event_id")
+    rows = {row["event_id"]: row for row in eventstore.tenant_query(
+        tenant.slug, sql, {"low": low, "high": high, "ids": ids})}
+    out = []
+    for event_id, at in picked:
+        row = rows[event_id]
+        out.append(Transaction(
+            event_id=event_id, occurred_at=at, customer_id=row["customer_id"],
+            product_id=row["product_id"], product_type=row["product_type"],
+            provider=row["provider"], model=row["model"], tool_name=row["tool_name"],
+            source_type=row["source_type"], input_tokens=int(row["tokens_in"]),
+            output_tokens=int(row["tokens_out"]), ai_cogs_usd=row["cogs_ai"],
+            infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
+            unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],
+            settled=int(row["revenue_entries"]) > 0,
+        ))
+    return out
+
+
+def transactions_page(tenant: Tenant, period: Period, filters: TransactionFilters, *,
+                      offset: int, limit: int) -> tuple[list[Transaction], int]:
+    """One page of events, newest first, and the number of events that match."""
+    where, params = filters.sql()
+    params |= {"start_at": period.start_at, "end_at": period.end_at,
+               "offset": offset, "limit": limit}
+    count = eventstore.tenant_query(
+        tenant.slug, f"SELECT count() AS n FROM ledger WHERE {_ORIGINALS}{where}", params)
+    total = int(count[0]["n"]) if count else 0
+    if offset >= total:
+        return [], total
+    # Step 1 picks the page from original entries only (one per event, no GROUP BY over the
+    # whole period); step 2 sums every entry of just those events.
+    picked = eventstore.tenant_query(
+        tenant.slug,
+        f"SELECT event_id, occurred_at FROM ledger WHERE {_ORIGINALS}{where} "
+        "ORDER BY occurred_at DESC, event_id DESC LIMIT %(offset)s, %(limit)s",
+        params,
+    )
+    return _transactions_of(tenant, [(r["event_id"], r["occurred_at"]) for r in picked]), total
+
+
+# --- anomalies ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Anomaly:
+    transaction: Transaction
+    group_cogs_usd: Decimal
+    group_event_count: int
+
+    @property
+    def average_cogs_usd(self) -> Decimal:
+        return self.group_cogs_usd / self.group_event_count
+
+    @property
+    def ratio(self) -> Decimal | None:
+        if self.group_cogs_usd == 0:
+            return None
+        return self.transaction.cogs_usd * self.group_event_count / self.group_cogs_usd
+
+
+def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: int = 0,
+              limit: int = 50, use_rollups: bool = True) -> tuple[list[Anomaly], int]:
+    """Events costing ≥ multiplier × their product+model average (groups of ≥ 20 events),
+    highest ratio first; and how many there are."""
+    groups = _anomaly_groups(tenant, period, use_rollups=use_rollups)
+    if not groups:
+        return [], 0
+    params = {
+        "start_at": period.start_at, "end_at": period.end_at,
+        "group_keys": ["\x1f".join(row.key) for row in groups],
+        # Element 1 is a placeholder for "no group" (indexOf gives 0), see over_the_line.
+        "group_events": [0] + [row.event_count for row in groups],
+        "group_cogs": ["0"] + [format(row.cogs_usd, "f") for row in groups],
+        "multiplier_pct": int((multiplier * HUNDRED).to_integral_value()),
+    }
+    gi = "indexOf(%(group_keys)s, concat(product_id, '\x1f', provider, '\x1f', model))"
+    cost = "(ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd)"
+
+    def over_the_line(amount: str, index: str) -> str:
+        # cost ≥ m × group cost / group events  ⇔  cost × events × 100 ≥ group cost × m×100:
+        # Decimal times integers on both sides, so the comparison is exact.
+        # :TRICKY: a Decimal array literal would parse as Float64, so the group costs travel
+        # as strings and become Decimal128 in SQL.
+        # :TRICKY: 18.16 evaluates this even for rows that `gi > 0` already rejected, and
+        # toDecimal128('') throws; index + 1 reads the placeholder "0" there instead.
+        return (f"{amount} * arrayElement(%(group_events)s, {index} + 1) * 100 >= "
+                f"toDecimal128(arrayElement(%(group_cogs)s, {index} + 1), 9) "
+                "* %(multiplier_pct)s")
+
+    # An event is a candidate when its original entry alone is over the line, or when it has
+    # corrections (then only the sum of its entries can tell); the outer query sums and
+    # checks exactly. This avoids a GROUP BY over every event of the period.
+    # :TRICKY: 18.16 does not see an outer alias inside an IN subquery; `gi` is spelled out.
+    candidates = (f"SELECT event_id FROM ledger WHERE {_COST_IN_PERIOD} AND {gi} > 0 "
+                  f"AND (entry_kind != 'ORIGINAL' OR {over_the_line(cost, gi)})")
+    summed = (f"SELECT event_id, {gi} AS gi, sum({cost}) AS cogs, min(occurred_at) AS at "
+              f"FROM ledger WHERE {_COST_IN_PERIOD} AND event_id IN ({candidates}) "
+              "GROUP BY event_id, gi")
+    found = eventstore.tenant_query(
+        tenant.slug,
+        f"SELECT event_id, at, gi, cogs FROM ({summed}) WHERE {over_the_line('cogs', 'gi')}",
+        params,
+    )
+    ranked = []
+    for row in found:
+        group = groups[int(row["gi"]) - 1]
+        ratio = row["cogs"] * group.event_count / group.cogs_usd
+        ranked.append((ratio, row, group))
+    ranked.sort(key=lambda item: (-item[0], -item[1]["at"].timestamp(), item[1]["event_id"]))
+    page = ranked[offset:offset + limit]
+    transactions = _transactions_of(tenant, [(row["event_id"], row["at"]) for _r, row, _g in page])
+    out = [Anomaly(transaction=transaction, group_cogs_usd=group.cogs_usd,
+                   group_event_count=group.event_count)
+           for (_ratio, _row, group), transaction in zip(page, transactions, strict=True)]
+    return out, len(ranked)
+
+
+_COST_IN_PERIOD = ("tenant_id = %(tenant_id)s AND occurred_at >= %(start_at)s "
+                   "AND occurred_at < %(end_at)s AND entry_type = 'COST'")
+
+
+def _anomaly_groups(tenant: Tenant, period: Period, *, use_rollups: bool) -> list[Totals]:
+    """Product+provider+model groups big enough (≥ 20 events) and with a cost to compare to."""
+    table, measures, period_filter = _source(Dimension.MODEL, period, use_rollups)
+    sql = (f"SELECT product_id, provider, model, {measures} FROM {table} "
+           f"WHERE tenant_id = %(tenant_id)s AND {period_filter} "
+           "GROUP BY product_id, provider, model")
+    rows = eventstore.tenant_query(tenant.slug, sql, {
+        "first": period.first, "last": period.last, "start_at": period.start_at,
+        "end_at": period.end_at,
+    })
+    groups = []
+    for row in rows:
+        totals = Totals(
+            key=(row["product_id"], row["provider"], row["model"]),
+            event_count=int(row["events"]), ai_cogs_usd=row["cogs_ai"],
+            infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
+            unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],
+        )
+        if totals.event_count >= MIN_ANOMALY_GROUP_EVENTS and totals.cogs_usd > 0:
+            groups.append(totals)
+    return groups
