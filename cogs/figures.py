@@ -85,9 +85,10 @@ def composition_figure(totals: Totals) -> dict:
             y=["COGS"], x=[_f(amount)], name=label, orientation="h",
             marker={"color": COLORS[color]},
             hovertemplate=f"{label}<br>$%{{x:,.4f}}<extra></extra>"))
-    fig.update_layout(**{**_LAYOUT, "margin": {"l": 16, "r": 16, "t": 36, "b": 24}},
-                      barmode="stack", height=170, title={"text": "Cost composition", "x": 0},
-                      yaxis={"showticklabels": False}, xaxis={"tickprefix": "$"})
+    fig.update_layout(**{**_LAYOUT, "margin": {"l": 16, "r": 16, "t": 8, "b": 24},
+                         "legend": {"orientation": "h", "y": -0.35, "traceorder": "normal"}},
+                      barmode="stack", height=150, yaxis={"showticklabels": False},
+                      xaxis={"tickprefix": "$"})
     return _as_dict(fig)
 
 

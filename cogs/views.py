@@ -345,7 +345,7 @@ def _breakdown(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSet
         "products": products,
         "product_figure": _bars(products[:TOP_N], "COGS by product"),
         "customers": [{"totals": c, "name": names.get(c.key[0], "")} for c in customers],
-        "customer_figure": _bars(customers, f"Top {TOP_N} customers by COGS"),
+        "customer_figure": _bars(customers, "Customers with the highest COGS"),
         "token_cost_per_1k": queries.cost_per_1k_tokens(totals),
         "output_share": _share(totals.output_tokens, totals.total_tokens),
     }

@@ -92,8 +92,8 @@ REVENUE = {"tr-0": "0.90", "ag-1": "0.05", "total-only": "0.30", "xss-1": "0.10"
            "old-1": "4.00"}
 
 
-@pytest.fixture
-def seeded(store, tenant):
+def seed(tenant) -> list[dict]:
+    """The seed events through the ingestion service, their revenue, a name that is markup."""
     events = seed_events()
     report = events_ingest_dicts(tenant=tenant, events=events)
     assert report.count("accepted") == len(events), [r.as_json() for r in report.results]
@@ -104,3 +104,8 @@ def seeded(store, tenant):
     customer_update(customer=Customer.objects.get(tenant=tenant, external_id="cust_loss"),
                     name=XSS)
     return events
+
+
+@pytest.fixture
+def seeded(store, tenant):
+    return seed(tenant)
