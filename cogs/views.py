@@ -210,7 +210,7 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
          "Attributed from finalized invoice lines"),
         ("gross-margin", "Gross Margin", "pct", totals.margin_pct,
          "(Revenue − COGS) / Revenue"),
-        ("cost-per-event", "Cost / Event", "usd", headline.cost_per_event_usd,
+        ("cost-per-event", "Cost / Event", "usd_exact", headline.cost_per_event_usd,
          f"{totals.event_count:,} events"),
         ("ai-spend", "AI Model Spend", "usd", totals.ai_cogs_usd, "The AI-inference slice"),
         ("active-products", "Active Products", "count", headline.active_products,

@@ -33,9 +33,29 @@ def usd_text(value: Decimal | int | float | str | None) -> str:
     return f"{sign}${text}"
 
 
+def usd_exact_text(value: Decimal | int | float | str | None) -> str:
+    """A per-event amount to the API's six decimals ($0.038334, $0.50); smaller than that,
+    two significant digits as `usd_text` writes them."""
+    if value is None or value == "":
+        return "—"
+    amount = Decimal(str(value))
+    if amount == 0 or abs(amount) >= 1 or abs(amount) < Decimal("0.000001"):
+        return usd_text(amount)
+    sign = "−" if amount < 0 else ""
+    text = format(abs(amount).quantize(Decimal("0.000001"), rounding=ROUND_HALF_EVEN), "f")
+    whole, fraction = text.split(".")
+    fraction = fraction.rstrip("0").ljust(2, "0")
+    return f"{sign}${whole}.{fraction}"
+
+
 @register.filter
 def usd(value) -> str:
     return usd_text(value)
+
+
+@register.filter
+def usd_exact(value) -> str:
+    return usd_exact_text(value)
 
 
 @register.filter

@@ -17,7 +17,8 @@
     });
   }
 
-  // --- money, as the server writes it: never a tiny amount as $0.00 -------------------------
+  // --- money, as the server writes a per-event amount (usd_exact): six decimals at most,
+  // two significant digits below that; never a tiny amount as $0.00 ----------------------------
   function usd(text) {
     if (text === null || text === undefined || text === "") return "—";
     var n = Number(text);
@@ -25,12 +26,14 @@
     var sign = n < 0 ? "−" : "";
     n = Math.abs(n);
     var out;
-    if (n >= 0.01) {
+    if (n >= 1) {
       out = n.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
     } else {
-      var decimals = Math.min(9, Math.floor(-Math.log10(n)) + 2);
-      out = n.toFixed(decimals).replace(/0+$/, "");
-      if (out.endsWith(".")) out += "00";
+      var decimals = n >= 0.000001 ? 6 : Math.min(9, Math.floor(-Math.log10(n)) + 2);
+      var parts = n.toFixed(decimals).split(".");
+      var fraction = parts[1].replace(/0+$/, "");
+      while (fraction.length < 2) fraction += "0";
+      out = parts[0] + "." + fraction;
     }
     return sign + "$" + out;
   }

@@ -261,7 +261,7 @@ def test_an_event_posted_to_the_api_appears_live_and_expands(world, page, live_s
     assert time.monotonic() - sent < LIVE_WITHIN_MS / 1000 + 0.5
     assert page.locator("#ledger-rows tr.tx").first.get_attribute("data-event-id") == "live-evt-1"
     assert row.get_by_text(XSS, exact=True).is_visible()  # the markup is text
-    assert "$0.00052" in row.inner_text()  # 0.000521: a tiny cost keeps its digits
+    assert "$0.000521" in row.inner_text()  # a tiny cost keeps its digits
     row.get_by_role("button").click()
     detail = page.locator(f"#{row.get_by_role('button').get_attribute('aria-controls')}")
     assert detail.is_visible()
