@@ -45,14 +45,19 @@ def pct(value: Decimal | None) -> float | None:
     return float(value.quantize(PCT, rounding=ROUND_HALF_EVEN))
 
 
-def _margin_fields(totals: Totals) -> dict:
-    return {"cogsUsd": money(totals.cogs_usd), "revenueUsd": money(totals.revenue_usd),
-            "marginUsd": money(totals.margin_usd), "marginPct": pct(totals.margin_pct),
+def _margin_fields(totals: Totals, margin_pct: Decimal | None = None) -> dict:
+    cogs = totals.cogs_usd
+    margin = totals.revenue_usd - cogs
+    if margin_pct is None:
+        margin_pct = queries.margin_pct(totals.revenue_usd, cogs)
+    return {"cogsUsd": money(cogs), "revenueUsd": money(totals.revenue_usd),
+            "marginUsd": money(margin), "marginPct": pct(margin_pct),
             "eventCount": totals.event_count}
 
 
 def product_row(totals: Totals) -> dict:
-    return {"productId": totals.key[0], "productType": totals.attributes.get("product_type", ""),
+    return {"productId": totals.key[0],
+            "productType": (totals.attributes or {}).get("product_type", ""),
             **_margin_fields(totals)}
 
 
@@ -60,6 +65,20 @@ def customer_row(totals: Totals, floors: queries.TagFloors) -> dict:
     tag = queries.customer_tag(totals, floors)
     return {"customerId": totals.key[0], **_margin_fields(totals),
             "tag": tag.value if tag else None}
+
+
+def limit_param(request) -> int | None:
+    """Optional `limit`: only the first N rows of a ranked list (all when absent)."""
+    raw = request.query_params.get("limit", "")
+    if raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError("limit must be an integer.", field="limit") from None
+    if value < 1:
+        raise ApiError("limit must be at least 1.", field="limit")
+    return value
 
 
 def transaction_row(event: Transaction) -> dict:
@@ -86,6 +105,75 @@ def transaction_row(event: Transaction) -> dict:
         "totalTokens": event.input_tokens + event.output_tokens,
         "revenueStatus": "SETTLED" if event.settled else "SETTLING",
     }
+
+
+# --- response shapes, for the OpenAPI schema (rendering builds dicts directly, for speed) --
+
+def _money_field(**kwargs) -> serializers.FloatField:
+    return serializers.FloatField(**kwargs)
+
+
+class TransactionRowSchema(serializers.Serializer):
+    eventId = serializers.CharField()
+    occurredAt = serializers.DateTimeField()
+    customerId = serializers.CharField()
+    productId = serializers.CharField()
+    productType = serializers.CharField()
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    toolName = serializers.CharField(allow_null=True)
+    sourceType = serializers.CharField()
+    cogsUsd = _money_field()
+    revenueUsd = _money_field()
+    marginUsd = _money_field()
+    marginPct = serializers.FloatField(allow_null=True)
+    aiCogsUsd = _money_field()
+    infraCogsUsd = _money_field()
+    feeCogsUsd = _money_field()
+    unclassifiedCogsUsd = _money_field(required=False)
+    inputTokens = serializers.IntegerField(required=False)
+    outputTokens = serializers.IntegerField(required=False)
+    totalTokens = serializers.IntegerField(required=False)
+    revenueStatus = serializers.ChoiceField(choices=["SETTLED", "SETTLING"], required=False)
+
+
+class _Envelope(serializers.Serializer):
+    page = serializers.IntegerField()
+    size = serializers.IntegerField()
+    totalElements = serializers.IntegerField()
+    totalPages = serializers.IntegerField()
+
+
+class TransactionPageSchema(_Envelope):
+    content = TransactionRowSchema(many=True)
+
+
+class AnomalyRowSchema(TransactionRowSchema):
+    averageCogsUsd = _money_field()
+    ratio = serializers.FloatField(allow_null=True)
+    groupEventCount = serializers.IntegerField()
+
+
+class AnomalyPageSchema(_Envelope):
+    content = AnomalyRowSchema(many=True)
+
+
+class CostCompositionSchema(serializers.Serializer):
+    aiCogsUsd = _money_field()
+    infraCogsUsd = _money_field()
+    feeCogsUsd = _money_field()
+    unclassifiedUsd = _money_field()
+    totalCogsUsd = _money_field()
+
+
+class DashboardSchema(serializers.Serializer):
+    totalCogsUsd = _money_field()
+    revenueUsd = _money_field()
+    grossMarginPct = serializers.FloatField(allow_null=True)
+    costPerEventUsd = _money_field(allow_null=True)
+    aiModelSpendUsd = _money_field()
+    activeProducts = serializers.IntegerField()
+    eventCount = serializers.IntegerField()
 
 
 # --- request parsing ----------------------------------------------------------------------
@@ -148,7 +236,7 @@ def _floors(settings: CogsSettings) -> queries.TagFloors:
 # --- the ten reads ------------------------------------------------------------------------
 
 class Dashboard(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT,
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=DashboardSchema,
                    operation_id="cogs_dashboard")
     def get(self, request):
         _settings, period = self.settings_and_period(request)
@@ -177,7 +265,7 @@ class Trends(_DashboardView):
 
 
 class CostComposition(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=CostCompositionSchema)
     def get(self, request):
         _settings, period = self.settings_and_period(request)
         totals = queries.overview(request.tenant, period).totals
@@ -198,13 +286,19 @@ class ByProduct(_DashboardView):
                          for row in queries.products_breakdown(request.tenant, period)])
 
 
+LIMIT_PARAMETER = OpenApiParameter(
+    "limit", OpenApiTypes.INT, description="Only the first N customers of the ranking")
+
+
 class ByCustomer(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[*PERIOD_PARAMETERS, LIMIT_PARAMETER],
+                   responses=OpenApiTypes.OBJECT)
     def get(self, request):
         settings, period = self.settings_and_period(request)
+        limit = limit_param(request)
         floors = _floors(settings)
-        return Response([customer_row(row, floors)
-                         for row in queries.customers_breakdown(request.tenant, period)])
+        return Response([customer_row(row, floors) for row in
+                         queries.customers_breakdown(request.tenant, period, limit=limit)])
 
 
 class ByModel(_DashboardView):
@@ -240,16 +334,18 @@ class TokenAnalysis(_DashboardView):
 
 
 class Pnl(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[*PERIOD_PARAMETERS, LIMIT_PARAMETER],
+                   responses=OpenApiTypes.OBJECT)
     def get(self, request):
         settings, period = self.settings_and_period(request)
+        limit = limit_param(request)
         floors = _floors(settings)
         products = queries.products_breakdown(request.tenant, period)
-        customers = queries.customers_breakdown(request.tenant, period)
+        # Ranked by their own margin: who carries the book first, who erodes it last.
+        customers = queries.customers_breakdown(request.tenant, period,
+                                                rank=queries.Rank.MARGIN, limit=limit)
         unit = queries.unit_economics(queries.totals_sum(products),
                                       settings.fixed_costs_per_month_usd)
-        # Ranked by their own margin: who carries the book first, who erodes it last.
-        by_margin = lambda r: (-r.margin_usd, r.key)  # noqa: E731
         return Response({
             "unitEconomics": {
                 "avgCostPerEventUsd": money(unit.avg_cost_per_event_usd),
@@ -257,8 +353,8 @@ class Pnl(_DashboardView):
                 "avgMarginPerEventUsd": money(unit.avg_margin_per_event_usd),
                 "breakEvenEvents": unit.break_even_events,
             },
-            "products": [product_row(r) for r in sorted(products, key=by_margin)],
-            "customers": [customer_row(r, floors) for r in sorted(customers, key=by_margin)],
+            "products": [product_row(r) for r in queries.ranked(products, queries.Rank.MARGIN)],
+            "customers": [customer_row(r, floors) for r in customers],
         })
 
 
@@ -268,7 +364,7 @@ class Transactions(_DashboardView):
         OpenApiParameter("productId", OpenApiTypes.STR),
         OpenApiParameter("customerId", OpenApiTypes.STR),
         OpenApiParameter("provider", OpenApiTypes.STR),
-    ], responses=OpenApiTypes.OBJECT)
+    ], responses=TransactionPageSchema)
     def get(self, request):
         _settings, period = self.settings_and_period(request)
         page = page_request(request.query_params)
@@ -284,7 +380,7 @@ class Transactions(_DashboardView):
 
 class Anomalies(_DashboardView):
     @extend_schema(parameters=[*PERIOD_PARAMETERS, *PAGE_PARAMETERS],
-                   responses=OpenApiTypes.OBJECT)
+                   responses=AnomalyPageSchema)
     def get(self, request):
         settings, period = self.settings_and_period(request)
         page = page_request(request.query_params)

@@ -10,7 +10,7 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from zoneinfo import ZoneInfo
 
 from aforo import eventstore
@@ -19,6 +19,7 @@ from aforo.models import Tenant
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 THOUSAND = Decimal(1000)
+NANO = Decimal("0.000000001")
 MIN_ANOMALY_GROUP_EVENTS = 20
 
 
@@ -108,12 +109,12 @@ _ROLLUP_MEASURES = """
 """
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Totals:
     """Summed measures of one group (or of the whole period)."""
 
     key: tuple = ()
-    attributes: dict = field(default_factory=dict, compare=False)
+    attributes: dict | None = field(default=None, compare=False)
     event_count: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
@@ -177,9 +178,18 @@ def _source(dimension: Dimension, period: Period, use_rollups: bool) -> tuple[st
             "occurred_at >= %(start_at)s AND occurred_at < %(end_at)s")
 
 
+class Rank(enum.Enum):
+    """Orders for a limited breakdown: the biggest cost, or the best margin, first."""
+
+    COGS = "(cogs_ai + cogs_infra + cogs_fee + cogs_unclassified) DESC"
+    MARGIN = "(revenue - (cogs_ai + cogs_infra + cogs_fee + cogs_unclassified)) DESC"
+
+
 def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
-              use_rollups: bool = True) -> list[Totals]:
-    """One row of totals per value of `dimension` in the period (unordered)."""
+              use_rollups: bool = True, rank: Rank | None = None,
+              limit: int | None = None) -> list[Totals]:
+    """One row of totals per value of `dimension` in the period: all of them, unordered, or
+    the first `limit` by `rank` (ties by key)."""
     dimension = Dimension(dimension)
     table, measures, period_filter = _source(dimension, period, use_rollups)
     keys = _KEYS[dimension]
@@ -198,14 +208,16 @@ def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
         f"WHERE tenant_id = %(tenant_id)s AND {period_filter} "
         f"GROUP BY {', '.join(keys)}"
     )
+    if limit is not None:
+        sql += f" ORDER BY {Rank(rank).value}, {', '.join(keys)} LIMIT %(limit)s"
     rows = eventstore.tenant_query(tenant.slug, sql, {
         "first": period.first, "last": period.last, "start_at": period.start_at,
-        "end_at": period.end_at, "time_zone": period.time_zone,
+        "end_at": period.end_at, "time_zone": period.time_zone, "limit": limit,
     })
     return [
         Totals(
             key=tuple(row[column] for column in keys),
-            attributes={column: row[f"{column}_max"] for column in carried},
+            attributes={column: row[f"{column}_max"] for column in carried} if carried else None,
             event_count=int(row["events"]), input_tokens=int(row["tokens_in"]),
             output_tokens=int(row["tokens_out"]), ai_cogs_usd=row["cogs_ai"],
             infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
@@ -217,6 +229,13 @@ def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
 
 def _ranked_by_cost(rows: list[Totals]) -> list[Totals]:
     return sorted(rows, key=lambda r: (-r.cogs_usd, r.key))
+
+
+def ranked(rows: list[Totals], rank: Rank) -> list[Totals]:
+    """Rows in `rank` order, ties by key (the order totals_by's LIMIT uses)."""
+    if rank is Rank.MARGIN:
+        return sorted(rows, key=lambda r: (-r.margin_usd, r.key))
+    return _ranked_by_cost(rows)
 
 
 def daily_series(tenant: Tenant, period: Period, *, use_rollups: bool = True) -> list[Totals]:
@@ -281,11 +300,11 @@ def customer_tag(totals: Totals, floors: TagFloors) -> CustomerTag | None:
     return CustomerTag.STANDARD
 
 
-def customers_breakdown(tenant: Tenant, period: Period, *,
-                        use_rollups: bool = True) -> list[Totals]:
-    """Per customer, highest COGS first."""
-    return _ranked_by_cost(totals_by(tenant, Dimension.CUSTOMER, period,
-                                     use_rollups=use_rollups))
+def customers_breakdown(tenant: Tenant, period: Period, *, use_rollups: bool = True,
+                        rank: Rank = Rank.COGS, limit: int | None = None) -> list[Totals]:
+    """Per customer in `rank` order (highest COGS first); all, or the first `limit`."""
+    return ranked(totals_by(tenant, Dimension.CUSTOMER, period, use_rollups=use_rollups,
+                            rank=rank, limit=limit), rank)
 
 
 @dataclass(frozen=True)
@@ -469,19 +488,52 @@ def _transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list
     return out
 
 
-def transactions_page(tenant: Tenant, period: Period, filters: TransactionFilters, *,
-                      offset: int, limit: int) -> tuple[list[Transaction], int]:
-    """One page of events, newest first, and the number of events that match."""
+def _daily_event_counts(tenant: Tenant, period: Period, filters: TransactionFilters, *,
+                        use_rollups: bool) -> dict[date, int]:
+    """Events per day of the period matching the filters, from a rollup when one fits."""
     where, params = filters.sql()
-    params |= {"start_at": period.start_at, "end_at": period.end_at,
-               "offset": offset, "limit": limit}
-    count = eventstore.tenant_query(
-        tenant.slug, f"SELECT count() AS n FROM ledger WHERE {_ORIGINALS}{where}", params)
-    total = int(count[0]["n"]) if count else 0
-    if offset >= total:
+    params |= {"start_at": period.start_at, "end_at": period.end_at, "first": period.first,
+               "last": period.last, "time_zone": period.time_zone}
+    by_customer = filters.customer_id is not None
+    by_dims = filters.product_id is not None or filters.provider is not None
+    if use_rollups and period.is_utc and not (by_customer and by_dims):
+        table = "ledger_daily_customers" if by_customer else "ledger_daily"
+        sql = (f"SELECT day, toInt64(sum(events)) AS n FROM {table} "
+               f"WHERE tenant_id = %(tenant_id)s AND day >= %(first)s AND day <= %(last)s{where} "
+               "GROUP BY day")
+    else:
+        sql = (f"SELECT toDate(occurred_at, %(time_zone)s) AS day, count() AS n FROM ledger "
+               f"WHERE {_ORIGINALS}{where} GROUP BY day")
+    return {row["day"]: int(row["n"]) for row in eventstore.tenant_query(tenant.slug, sql, params)
+            if int(row["n"])}
+
+
+def transactions_page(tenant: Tenant, period: Period, filters: TransactionFilters, *,
+                      offset: int, limit: int, use_rollups: bool = True,
+                      ) -> tuple[list[Transaction], int]:
+    """One page of events, newest first, and the number of events that match."""
+    per_day = _daily_event_counts(tenant, period, filters, use_rollups=use_rollups)
+    total = sum(per_day.values())
+    if offset >= total or limit < 1:
         return [], total
-    # Step 1 picks the page from original entries only (one per event, no GROUP BY over the
-    # whole period); step 2 sums every entry of just those events.
+    # The daily counts say which days hold rows offset..offset+limit (newest first), so the
+    # page is sorted out of those days only, not out of the whole period.
+    newer = 0  # events on days newer than the window
+    window: list[date] = []
+    for day in sorted(per_day, reverse=True):
+        if newer + per_day[day] <= offset and not window:
+            newer += per_day[day]
+            continue
+        window.append(day)
+        if newer + sum(per_day[d] for d in window) >= offset + limit:
+            break
+    where, params = filters.sql()
+    params |= {"start_at": max(period.start_at, _day_start(window[-1], period.time_zone)),
+               "end_at": min(period.end_at,
+                             _day_start(window[0] + timedelta(days=1), period.time_zone)),
+               "offset": offset - newer, "limit": limit}
+    # Step 1 picks the page from original entries only (one per event, no GROUP BY);
+    # step 2 sums every entry of just those events.
     picked = eventstore.tenant_query(
         tenant.slug,
         f"SELECT event_id, occurred_at FROM ledger WHERE {_ORIGINALS}{where} "
@@ -539,18 +591,31 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
                 f"toDecimal128(arrayElement(%(group_cogs)s, {index} + 1), 9) "
                 "* %(multiplier_pct)s")
 
-    # An event is a candidate when its original entry alone is over the line, or when it has
-    # corrections (then only the sum of its entries can tell); the outer query sums and
-    # checks exactly. This avoids a GROUP BY over every event of the period.
-    # :TRICKY: 18.16 does not see an outer alias inside an IN subquery; `gi` is spelled out.
-    candidates = (f"SELECT event_id FROM ledger WHERE {_COST_IN_PERIOD} AND {gi} > 0 "
-                  f"AND (entry_kind != 'ORIGINAL' OR {over_the_line(cost, gi)})")
-    summed = (f"SELECT event_id, {gi} AS gi, sum({cost}) AS cogs, min(occurred_at) AS at "
-              f"FROM ledger WHERE {_COST_IN_PERIOD} AND event_id IN ({candidates}) "
-              "GROUP BY event_id, gi")
+    # Step 1, one scan: an event is a candidate when its original entry alone is over the
+    # line, or when it has corrections (then only the sum of its entries can tell). PREWHERE
+    # first drops every entry under the lowest line of any group (a cheap Decimal comparison,
+    # rounded down so it never drops a true anomaly) before the per-group check.
+    lowest_line = min(multiplier * row.cogs_usd / row.event_count for row in groups)
+    params["lowest_line"] = format(lowest_line.quantize(NANO, rounding=ROUND_FLOOR), "f")
+    candidates = eventstore.tenant_query(
+        tenant.slug,
+        f"SELECT DISTINCT event_id, occurred_at FROM ledger PREWHERE entry_type = 'COST' AND "
+        f"(entry_kind != 'ORIGINAL' OR {cost} >= toDecimal64(%(lowest_line)s, 9)) "
+        f"WHERE {_COST_IN_PERIOD} AND {gi} > 0 "
+        f"AND (entry_kind != 'ORIGINAL' OR {over_the_line(cost, gi)})",
+        params,
+    )
+    if not candidates:
+        return [], 0
+    # Step 2 sums every entry of just those events and checks exactly. Their timestamps let the
+    # primary key skip all other granules instead of scanning the period again.
+    params |= {"ids": tuple({row["event_id"] for row in candidates}),
+               "times": tuple({row["occurred_at"] for row in candidates})}
     found = eventstore.tenant_query(
         tenant.slug,
-        f"SELECT event_id, at, gi, cogs FROM ({summed}) WHERE {over_the_line('cogs', 'gi')}",
+        f"SELECT event_id, {gi} AS gi, sum({cost}) AS cogs, min(occurred_at) AS at FROM ledger "
+        f"WHERE {_COST_IN_PERIOD} AND occurred_at IN %(times)s AND event_id IN %(ids)s "
+        f"GROUP BY event_id, gi HAVING {over_the_line('cogs', 'gi')}",
         params,
     )
     ranked = []

@@ -248,3 +248,13 @@ def test_rollups_and_raw_ledger_agree(demo_numbers):
         raw = sorted(queries.totals_by(demo_numbers, dimension, period, use_rollups=False),
                      key=lambda r: r.key)
         assert rolled == raw, dimension
+
+
+def test_limit_keeps_the_first_customers_of_each_ranking(demo_numbers):
+    assert [r["customerId"] for r in get(demo_numbers, "/by-customer", limit=2)] == [
+        "cust_acme", "cust_b"]
+    pnl = get(demo_numbers, "/pnl", limit=2)
+    assert [r["customerId"] for r in pnl["customers"]] == ["cust_c", "cust_acme"]
+    assert pnl["unitEconomics"]["avgCostPerEventUsd"] == 0.10  # still the whole period
+    response = api_client(demo_numbers).get(f"{BASE}/by-customer", {"limit": "0"})
+    assert response.status_code == 400 and response.json()["error"]["field"] == "limit"

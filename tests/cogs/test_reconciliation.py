@@ -87,11 +87,12 @@ def _measures(t: queries.Totals) -> tuple:
             t.fee_cogs_usd, t.unclassified_cogs_usd, t.revenue_usd)
 
 
-def _all_transactions(tenant) -> tuple[list[queries.Transaction], int]:
+def _all_transactions(tenant, use_rollups=True) -> tuple[list[queries.Transaction], int]:
     rows, offset = [], 0
     while True:
         page, total = queries.transactions_page(tenant, PERIOD, queries.TransactionFilters(),
-                                                offset=offset, limit=7)
+                                                offset=offset, limit=7,
+                                                use_rollups=use_rollups)
         rows += page
         offset += 7
         if offset >= total:
@@ -133,6 +134,11 @@ def test_every_grain_reconciles_exactly(store, generated):
                                                                                      bucket)
     assert sum((t.revenue_usd for t in transactions), Decimal(0)) == oracle.revenue_usd
     assert sum((t.cogs_usd for t in transactions), Decimal(0)) == headline.cogs_usd
+    raw_rows, raw_total = _all_transactions(tenant, use_rollups=False)
+    assert raw_total == total and [t.event_id for t in raw_rows] == [
+        t.event_id for t in transactions]
+    assert [t.occurred_at for t in transactions] == sorted(
+        (t.occurred_at for t in transactions), reverse=True)
 
     # Through the API, rounded to 6 decimals per number, everything agrees to the cent.
     client = api_client(tenant)
