@@ -326,7 +326,7 @@ def _breakdown(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSet
     providers = sorted(queries.totals_by(tenant, Dimension.PROVIDER, period),
                        key=lambda r: (-r.cogs_usd, r.key))
     models = queries.models_breakdown(tenant, period)
-    customers = queries.customers_breakdown(tenant, period)[:TOP_N]
+    customers = queries.customers_breakdown(tenant, period, limit=TOP_N)
     names = _customer_names(tenant, [c.key[0] for c in customers])
     segments = [
         {"label": label, "css": css, "amount": getattr(totals, attribute),
