@@ -200,9 +200,19 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
     providers = sorted(queries.totals_by(tenant, Dimension.PROVIDER, period),
                        key=lambda r: (-r.cogs_usd, r.key))
     products = queries.products_breakdown(tenant, period)
-    found, anomaly_count = queries.anomalies(tenant, period,
-                                             multiplier=settings.anomaly_multiplier,
-                                             limit=ANOMALIES_SHOWN)
+    # The anomaly scan is the heaviest read of the tab; if it fails, the card says so and the
+    # rest of the page still shows (an unreachable store fails the whole page above).
+    anomaly_error = None
+    try:
+        found, anomaly_count = queries.anomalies(tenant, period,
+                                                 multiplier=settings.anomaly_multiplier,
+                                                 limit=ANOMALIES_SHOWN)
+    except EventStoreUnavailable:
+        raise
+    except EventStoreError:
+        log.exception("console: the anomaly query failed")
+        found, anomaly_count = [], None
+        anomaly_error = "The anomaly scan failed; it has been logged. The other figures are fine."
     kpis = [
         ("total-cogs", "Total COGS", "usd", totals.cogs_usd,
          "AI inference + infrastructure + gateway fees + unclassified"),
@@ -224,7 +234,7 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
             [r.key[0] for r in providers], [r.cogs_usd for r in providers],
             "Spend by provider") if any(r.cogs_usd for r in providers) else None,
         "products": products,
-        "anomalies": found, "anomaly_count": anomaly_count,
+        "anomalies": found, "anomaly_count": anomaly_count, "anomaly_error": anomaly_error,
         "anomaly_multiplier": settings.anomaly_multiplier,
     }
 

@@ -196,6 +196,18 @@ def test_an_unavailable_event_store_is_explained_in_the_page(monkeypatch, tenant
     assert "plotly.min.js" not in body
 
 
+def test_a_failed_anomaly_scan_leaves_the_rest_of_the_overview(monkeypatch, seeded, console):
+    from aforo.eventstore import EventStoreError
+
+    def broken(*args, **kwargs):
+        raise EventStoreError("Max query size exceeded")
+
+    monkeypatch.setattr(queries, "anomalies", broken)
+    body = page(console, "/console/", period="7d")
+    assert "The anomaly scan failed" in body and 'data-kpi="total-cogs"' in body
+    assert "fig-trend" in body
+
+
 def test_plotly_js_is_served_from_our_static_files(db):
     response = Client().get("/static/vendor/plotly.min.js")
     assert response.status_code == 200
