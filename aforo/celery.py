@@ -13,3 +13,8 @@ app.autodiscover_tasks()
 # embedded mode aforo.schedule runs the same entries inside the web process. Later issues add
 # their jobs here (attribution nightly, rule evaluation each minute, the guard sweep, ...).
 app.conf.beat_schedule: dict[str, dict] = {}
+
+# `make demo` only: a few live events every few seconds, so the console's live ledger moves.
+if os.environ.get("AFORO_DEMO_TRAFFIC", "").lower() in ("1", "true", "yes"):
+    app.conf.beat_schedule["demo-live-traffic"] = {"task": "aforo.demo_traffic",
+                                                   "schedule": 4.0}

@@ -67,3 +67,20 @@ def test_new_events_of_the_current_tenant_stream_and_no_others(store, tenant, ot
         await comm.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_make_demo_traffic_feeds_the_live_ledger(store, tenant, settings):
+    from datetime import datetime, timedelta, timezone
+
+    from aforo.demo import demo_rate_card, demo_traffic_send
+    from aforo.tasks import demo_traffic
+    from cogs import queries
+
+    settings.AFORO_DEMO_TRAFFIC = False
+    assert demo_traffic() == 0  # off unless `make demo` turns it on
+    demo_rate_card(tenant, start=datetime.now(timezone.utc) - timedelta(days=1))
+    assert demo_traffic_send(tenant, events=3) == 3
+    rows, total = queries.transactions_page(
+        tenant, queries.period_default(), queries.TransactionFilters(), offset=0, limit=10)
+    assert total == 3 and all(r.event_id.startswith("evt_live_") for r in rows)
+    assert all(r.cogs_usd > 0 for r in rows)  # carried or priced from the demo rate card
