@@ -21,6 +21,7 @@ HUNDRED = Decimal(100)
 THOUSAND = Decimal(1000)
 NANO = Decimal("0.000000001")
 MIN_ANOMALY_GROUP_EVENTS = 20
+ANOMALY_CHUNK = 2000
 
 
 # --- the period ---------------------------------------------------------------------------
@@ -463,15 +464,13 @@ def _transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list
     """Full rows for (event id, occurred at) pairs, in the order given."""
     if not picked:
         return []
-    ids = tuple(event_id for event_id, _at in picked)
-    # The page's own time range lets the primary key skip everything else.
-    low = min(at for _id, at in picked)
-    high = max(at for _id, at in picked)
+    ids = tuple({event_id for event_id, _at in picked})
+    # The events' own timestamps let the primary key skip every other granule.
+    times = tuple({at for _id, at in picked})
     sql = (f"SELECT {_EVENT_COLUMNS} FROM ledger WHERE tenant_id = %(tenant_id)s "
-           "AND occurred_at >= %(low)s AND occurred_at <= %(high)s AND event_id IN %(ids)s "
-           "GROUP BY event_id")
+           "AND occurred_at IN %(times)s AND event_id IN %(ids)s GROUP BY event_id")
     rows = {row["event_id"]: row for row in eventstore.tenant_query(
-        tenant.slug, sql, {"low": low, "high": high, "ids": ids})}
+        tenant.slug, sql, {"times": times, "ids": ids})}
     out = []
     for event_id, at in picked:
         row = rows[event_id]
@@ -569,77 +568,89 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
     groups = _anomaly_groups(tenant, period, use_rollups=use_rollups)
     if not groups:
         return [], 0
-    params = {
-        "start_at": period.start_at, "end_at": period.end_at,
-        "group_keys": ["\x1f".join(row.key) for row in groups],
-        # Element 1 is a placeholder for "no group" (indexOf gives 0), see over_the_line.
-        "group_events": [0] + [row.event_count for row in groups],
-        "group_cogs": ["0"] + [format(row.cogs_usd, "f") for row in groups],
-        "multiplier_pct": int((multiplier * HUNDRED).to_integral_value()),
-    }
-    gi = "indexOf(%(group_keys)s, concat(product_id, '\x1f', provider, '\x1f', model))"
+    params: dict = {"start_at": period.start_at, "end_at": period.end_at}
+    multiplier_pct = int((multiplier * HUNDRED).to_integral_value())
+    by_key = {row.key: row for row in groups}
     cost = "(ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd)"
+    in_period = ("tenant_id = %(tenant_id)s AND occurred_at >= %(start_at)s "
+                 "AND occurred_at < %(end_at)s")
 
-    def over_the_line(amount: str, index: str) -> str:
-        # cost ≥ m × group cost / group events  ⇔  cost × events × 100 ≥ group cost × m×100:
-        # Decimal times integers on both sides, so the comparison is exact.
-        # :TRICKY: a Decimal array literal would parse as Float64, so the group costs travel
-        # as strings and become Decimal128 in SQL.
-        # :TRICKY: 18.16 evaluates this even for rows that `gi > 0` already rejected, and
-        # toDecimal128('') throws; index + 1 reads the placeholder "0" there instead.
-        return (f"{amount} * arrayElement(%(group_events)s, {index} + 1) * 100 >= "
-                f"toDecimal128(arrayElement(%(group_cogs)s, {index} + 1), 9) "
-                "* %(multiplier_pct)s")
+    def anomalous(cogs: Decimal, group: Totals | None) -> bool:
+        # cost ≥ m × group cost / group events  ⇔  cost × events × 100 ≥ group cost × m×100,
+        # in Decimal and integers: exact.
+        return group is not None and (
+            cogs * group.event_count * 100 >= group.cogs_usd * multiplier_pct)
 
-    # Step 1, one scan: an event is a candidate when its original entry alone is over the
-    # line, or when it has corrections (then only the sum of its entries can tell). PREWHERE
-    # first drops every entry under the lowest line of any group (a cheap Decimal comparison,
-    # rounded down so it never drops a true anomaly) before the per-group check.
-    lowest_line = min(multiplier * row.cogs_usd / row.event_count for row in groups)
-    params["lowest_line"] = format(lowest_line.quantize(NANO, rounding=ROUND_FLOOR), "f")
-    candidates = eventstore.tenant_query(
+    # Step 1 reads ledger_event_costs, sorted by (tenant, group hash, cost): for each group only
+    # the entries at or over its line (rounded down, so none is missed), a few granules each.
+    # Every candidate is then checked exactly against the group found by its key, so a hash
+    # collision (2^-64 per pair) could at worst hide an anomaly, never invent one.
+    entries: list[dict] = []
+    for start in range(0, len(groups), 500):  # keeps the SQL text well under 256 KiB
+        chunk = groups[start:start + 500]
+        lines = " OR ".join(
+            f"(group_hash = %(h{i})s AND cogs >= toDecimal64(%(l{i})s, 9))"
+            for i in range(len(chunk)))
+        chunk_params = dict(params)
+        for i, group in enumerate(chunk):
+            line = multiplier * group.cogs_usd / group.event_count
+            chunk_params[f"h{i}"] = group.attributes["hash"]
+            chunk_params[f"l{i}"] = format(line.quantize(NANO, rounding=ROUND_FLOOR), "f")
+        entries += eventstore.tenant_query(
+            tenant.slug,
+            "SELECT event_id, occurred_at, entry_kind, product_id, provider, model, cogs "
+            f"FROM ledger_event_costs WHERE {in_period} AND ({lines})",
+            chunk_params,
+        )
+    # An event with corrections costs the sum of its entries: those are settled in step 2.
+    corrections = eventstore.tenant_query(
         tenant.slug,
-        f"SELECT DISTINCT event_id, occurred_at FROM ledger PREWHERE entry_type = 'COST' AND "
-        f"(entry_kind != 'ORIGINAL' OR {cost} >= toDecimal64(%(lowest_line)s, 9)) "
-        f"WHERE {_COST_IN_PERIOD} AND {gi} > 0 "
-        f"AND (entry_kind != 'ORIGINAL' OR {over_the_line(cost, gi)})",
+        "SELECT DISTINCT event_id, occurred_at FROM ledger_event_costs "
+        f"WHERE {in_period} AND entry_kind != 'ORIGINAL'",
         params,
     )
-    if not candidates:
-        return [], 0
-    # Step 2 sums every entry of just those events and checks exactly. Their timestamps let the
-    # primary key skip all other granules instead of scanning the period again.
-    params |= {"ids": tuple({row["event_id"] for row in candidates}),
-               "times": tuple({row["occurred_at"] for row in candidates})}
-    found = eventstore.tenant_query(
-        tenant.slug,
-        f"SELECT event_id, {gi} AS gi, sum({cost}) AS cogs, min(occurred_at) AS at FROM ledger "
-        f"WHERE {_COST_IN_PERIOD} AND occurred_at IN %(times)s AND event_id IN %(ids)s "
-        f"GROUP BY event_id, gi HAVING {over_the_line('cogs', 'gi')}",
-        params,
-    )
-    ranked = []
-    for row in found:
-        group = groups[int(row["gi"]) - 1]
-        ratio = row["cogs"] * group.event_count / group.cogs_usd
-        ranked.append((ratio, row, group))
-    ranked.sort(key=lambda item: (-item[0], -item[1]["at"].timestamp(), item[1]["event_id"]))
+    corrected = {row["event_id"] for row in corrections}
+    # An event with no correction costs exactly its original entry: decided here.
+    found = [
+        (row["event_id"], row["occurred_at"], row["cogs"], group)
+        for row in entries
+        if row["event_id"] not in corrected
+        and anomalous(row["cogs"], group := by_key.get(
+            (row["product_id"], row["provider"], row["model"])))
+    ]
+    # Step 2, only for corrected events: sum all their entries. In chunks, so the SQL text
+    # stays well under the servers' max_query_size (256 KiB).
+    ordered = sorted({(row["occurred_at"], row["event_id"]) for row in corrections})
+    for start in range(0, len(ordered), ANOMALY_CHUNK):
+        chunk = ordered[start:start + ANOMALY_CHUNK]
+        for row in eventstore.tenant_query(
+            tenant.slug,
+            f"SELECT event_id, product_id, provider, model, sum({cost}) AS cogs, "
+            f"min(occurred_at) AS at FROM ledger WHERE {in_period} AND entry_type = 'COST' "
+            "AND occurred_at IN %(times)s AND event_id IN %(ids)s "
+            "GROUP BY event_id, product_id, provider, model",
+            params | {"ids": tuple({event_id for _at, event_id in chunk}),
+                      "times": tuple({at for at, _id in chunk})},
+        ):
+            group = by_key.get((row["product_id"], row["provider"], row["model"]))
+            if anomalous(row["cogs"], group):
+                found.append((row["event_id"], row["at"], row["cogs"], group))
+    ranked = sorted(
+        found, key=lambda item: (-(item[2] * item[3].event_count / item[3].cogs_usd),
+                                 -item[1].timestamp(), item[0]))
     page = ranked[offset:offset + limit]
-    transactions = _transactions_of(tenant, [(row["event_id"], row["at"]) for _r, row, _g in page])
+    transactions = _transactions_of(tenant, [(event_id, at) for event_id, at, _c, _g in page])
     out = [Anomaly(transaction=transaction, group_cogs_usd=group.cogs_usd,
                    group_event_count=group.event_count)
-           for (_ratio, _row, group), transaction in zip(page, transactions, strict=True)]
+           for (_id, _at, _cogs, group), transaction in zip(page, transactions, strict=True)]
     return out, len(ranked)
-
-
-_COST_IN_PERIOD = ("tenant_id = %(tenant_id)s AND occurred_at >= %(start_at)s "
-                   "AND occurred_at < %(end_at)s AND entry_type = 'COST'")
 
 
 def _anomaly_groups(tenant: Tenant, period: Period, *, use_rollups: bool) -> list[Totals]:
     """Product+provider+model groups big enough (≥ 20 events) and with a cost to compare to."""
     table, measures, period_filter = _source(Dimension.MODEL, period, use_rollups)
-    sql = (f"SELECT product_id, provider, model, {measures} FROM {table} "
+    sql = (f"SELECT product_id, provider, model, "
+           f"cityHash64(product_id, provider, model) AS group_hash, {measures} FROM {table} "
            f"WHERE tenant_id = %(tenant_id)s AND {period_filter} "
            "GROUP BY product_id, provider, model")
     rows = eventstore.tenant_query(tenant.slug, sql, {
@@ -650,6 +661,7 @@ def _anomaly_groups(tenant: Tenant, period: Period, *, use_rollups: bool) -> lis
     for row in rows:
         totals = Totals(
             key=(row["product_id"], row["provider"], row["model"]),
+            attributes={"hash": int(row["group_hash"])},
             event_count=int(row["events"]), ai_cogs_usd=row["cogs_ai"],
             infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
             unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],

@@ -1,9 +1,13 @@
-"""Daily rollups of the ledger for the COGS dashboards: SummingMergeTree tables fed by views.
+"""Read models of the ledger for the COGS dashboards, each a table fed by a materialized view.
 
 `ledger_daily` sums per day, product, provider and model (a few hundred rows a day);
 `ledger_daily_customers` per day and customer. Both carry the same measures, summed from COST
 entries (events, tokens, the four cost buckets) and REVENUE entries (revenue), so a query over
 either gives the same totals as the same query over the raw ledger.
+
+`ledger_event_costs` holds each COST entry's total, sorted by product+provider+model group and
+cost, so "entries of this group costing at least X" (anomalies) reads a few granules instead of
+scanning the period.
 """
 from aforo.eventstore.schema import Topology, create_table
 
@@ -42,6 +46,29 @@ ROLLUPS = {
 }
 
 
+EVENT_COSTS_SELECT = """
+    tenant_id, cityHash64(product_id, provider, model) AS group_hash,
+    ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd AS cogs,
+    occurred_at, event_id, entry_kind, product_id, provider, model
+"""
+
+
+def _event_costs(topology: Topology, source: str, target: str) -> list[str]:
+    out = create_table(
+        topology, "ledger_event_costs",
+        "tenant_id String, group_hash UInt64, cogs Decimal(18, 9), occurred_at DateTime('UTC'), "
+        "event_id String, entry_kind Enum8('ORIGINAL' = 1, 'CORRECTION' = 2, 'REVERSAL' = 3), "
+        "product_id String, provider String, model String",
+        partition_by="toYYYYMM(occurred_at)", order_by="(tenant_id, group_hash, cogs)",
+    )
+    out.append(f"INSERT INTO ledger_event_costs SELECT {EVENT_COSTS_SELECT} FROM ledger "
+               "WHERE entry_type = 'COST'")
+    out.append(f"CREATE MATERIALIZED VIEW IF NOT EXISTS ledger_event_costs_mv"
+               f"{topology.on_cluster} TO {target} AS SELECT {EVENT_COSTS_SELECT} "
+               f"FROM {source} WHERE entry_type = 'COST'")
+    return out
+
+
 def statements(topology: Topology) -> list[str]:
     # On a cluster each shard's view reads that shard's ledger_local and writes its own
     # rollup_local; the Distributed rollup table reads them all.
@@ -71,4 +98,6 @@ def statements(topology: Topology) -> list[str]:
             f"{MEASURE_SELECT} FROM {source} "
             f"GROUP BY tenant_id, day, {dimensions}"
         )
+    out += _event_costs(topology, source,
+                        "ledger_event_costs_local" if clustered else "ledger_event_costs")
     return out
