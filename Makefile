@@ -20,7 +20,7 @@ install: $(STAMP)
 demo: install
 	$(PY) manage.py migrate --verbosity 0
 	$(PY) manage.py demo --host $(HOST):$(PORT)
-	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	AFORO_DEMO_TRAFFIC=true $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 serve: install
 	$(PY) manage.py runserver $(HOST):$(PORT) --noreload

@@ -11,8 +11,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Every periodic job of Aforo. In server mode celery-beat (DatabaseScheduler) runs them; in the
-# embedded mode aforo.schedule runs the same entries inside the web process. Later issues add
-# their jobs here (attribution nightly, rule evaluation each minute, the guard sweep, ...).
+# embedded mode aforo.schedule runs the same entries inside the web process.
 app.conf.beat_schedule: dict[str, dict] = {
     "evaluate-alerts": {"task": "budgets.evaluate_alerts", "schedule": 60.0},
     "margin-guard-sweep": {"task": "margin_guard.sweep", "schedule": 60.0},
@@ -25,3 +24,8 @@ app.conf.beat_schedule: dict[str, dict] = {
         "task": "billing.close_previous_month",
         "schedule": crontab(day_of_month=1, hour=1, minute=0)},
 }
+
+# `make demo` only: a few live events every few seconds, so the console's live ledger moves.
+if os.environ.get("AFORO_DEMO_TRAFFIC", "").lower() in ("1", "true", "yes"):
+    app.conf.beat_schedule["demo-live-traffic"] = {"task": "aforo.demo_traffic",
+                                                   "schedule": 4.0}

@@ -227,3 +227,22 @@ def demo_seed(tenant: Tenant, *, events: int = 210_000, days: int = 90, customer
         written += len(report.rows)
         progress(len(chunk))
     return written
+
+
+def demo_traffic_send(tenant: Tenant, *, events: int = 3,
+                      rng: random.Random | None = None) -> int:
+    """A few demo events happening now, through the ingestion service: what a newcomer
+    watches arrive in the console's live ledger while `make demo` runs."""
+    import uuid
+
+    from ingestion.services import events_ingest_dicts
+
+    rng = rng or random.Random()
+    people = _customers(random.Random(42), 60)  # the seeded demo customers
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    batch = []
+    for _ in range(events):
+        event = demo_event(rng, 0, people, now)
+        event["eventId"] = f"evt_live_{uuid.uuid4().hex[:12]}"
+        batch.append(event)
+    return len(events_ingest_dicts(tenant=tenant, events=batch).rows)

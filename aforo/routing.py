@@ -1,2 +1,8 @@
-"""WebSocket routes; the console issue adds the live ledger consumer here."""
-websocket_urlpatterns: list = []
+"""WebSocket routes: the console's live ledger."""
+from django.urls import path
+
+from cogs.consumers import LiveLedgerConsumer
+
+websocket_urlpatterns: list = [
+    path("ws/console/ledger/", LiveLedgerConsumer.as_asgi()),
+]

@@ -115,6 +115,8 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = "UTC"
 AFORO_IN_PROCESS_SCHEDULE = env.bool("AFORO_IN_PROCESS_SCHEDULE", default=not REDIS_URL)
+# `make demo` sets it: the demo tenant gets a few live events every few seconds.
+AFORO_DEMO_TRAFFIC = env.bool("AFORO_DEMO_TRAFFIC", default=False)
 
 # --- Ingestion
 AFORO_RETENTION_DAYS = env.int("AFORO_RETENTION_DAYS", default=400)
@@ -155,6 +157,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "aforo.plotly_static.PlotlyFinder",  # plotly.min.js from the plotly package, never a CDN
+]
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

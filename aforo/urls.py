@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from aforo import api, console, health
+from cogs import views as cogs_views
 from ingestion import api as ingestion_api
 
 api_v1 = [
@@ -35,7 +36,12 @@ urlpatterns = [
     path("console/login/", console.LoginView.as_view(), name="login"),
     path("console/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("console/tenant/", console.switch_tenant, name="console-tenant"),
-    path("console/", console.home, name="console-home"),
+    path("console/cogs/pnl/", cogs_views.pnl, name="console-cogs-pnl"),
+    path("console/cogs/costs/", cogs_views.breakdown, name="console-cogs-breakdown"),
+    path("console/cogs/transactions/", cogs_views.transactions,
+         name="console-cogs-transactions"),
+    path("console/cogs/budgets/", cogs_views.budgets, name="console-cogs-budgets"),
+    path("console/", cogs_views.overview, name="console-home"),
 ]
 
 handler404 = "aforo.views.not_found"

@@ -29,6 +29,8 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("\nAforo is ready."))
         self.stdout.write(f"  Console:  http://{host}/console/   login {creds.username} / "
                           f"{creds.password}")
+        self.stdout.write(f"  Live:     http://{host}/console/cogs/transactions/?live=1   "
+                          "(make demo sends a few events every few seconds)")
         self.stdout.write(f"  API docs: http://{host}/api/docs/")
         self.stdout.write(f"  Admin:    http://{host}/admin/")
         self.stdout.write(f"  API:      curl -H 'Authorization: Bearer {creds.token.raw}' "

@@ -1,0 +1,410 @@
+"""Console pages of Intelligence → COGS & Margins: one thin view per tab over `cogs.queries`.
+
+Every number comes from the same query functions as the API, so the console and
+/api/v1/analytics/cogs/dashboard never disagree. The period lives in the URL
+(`?period=7d|30d|90d`, or `?from=YYYY-MM-DD&to=YYYY-MM-DD`), so a view can be shared as a link.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import render
+
+from aforo.console import current_membership, memberships_of
+from aforo.eventstore import EventStoreError, EventStoreUnavailable
+from aforo.models import Customer, Tenant
+from cogs import figures, queries, services
+from cogs.models import CogsSettings
+from cogs.queries import Dimension, Period, Totals
+
+log = logging.getLogger(__name__)
+
+PRESETS = {"7d": 7, "30d": 30, "90d": 90}
+DEFAULT_PRESET = "30d"
+MAX_PERIOD_DAYS = 731  # as the API
+PAGE_SIZES = (25, 50, 100, 200)
+CUSTOMERS_PER_PAGE = 50
+ANOMALIES_SHOWN = 10
+TOP_N = 15  # bars in a breakdown chart
+
+TABS = [
+    ("overview", "Overview", "console-home"),
+    ("pnl", "P&L Analysis", "console-cogs-pnl"),
+    ("breakdown", "Cost Breakdown", "console-cogs-breakdown"),
+    ("transactions", "Transactions", "console-cogs-transactions"),
+    ("budgets", "Budgets & Alerts", "console-cogs-budgets"),
+]
+
+
+class PageError(Exception):
+    """Bad input on a console page: shown in the page, with the status to answer."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+# --- the period selector -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConsolePeriod:
+    period: Period
+    preset: str | None  # "7d" / "30d" / "90d", or None for a custom from–to
+
+    @property
+    def params(self) -> dict[str, str]:
+        """The querystring that selects this period again (what every link carries)."""
+        if self.preset:
+            return {"period": self.preset}
+        return {"from": self.period.first.isoformat(), "to": self.period.last.isoformat()}
+
+    @property
+    def label(self) -> str:
+        first, last = self.period.first, self.period.last
+        return f"{first:%b %-d, %Y} – {last:%b %-d, %Y}"
+
+    def includes_recent(self, today: date) -> bool:
+        """Whether the period reaches into the last day, whose revenue is still settling."""
+        return self.period.last >= today - timedelta(days=1)
+
+
+def _today(time_zone: str) -> date:
+    return datetime.now(ZoneInfo(time_zone)).date()
+
+
+def _parse_day(raw: str, name: str) -> date:
+    try:
+        if len(raw) != 10:
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise PageError(f"“{name}” must be a date like 2026-06-14.") from None
+
+
+def console_period(params: QueryDict, time_zone: str) -> ConsolePeriod:
+    """The period the querystring asks for; a preset ends today in the tenant's time zone."""
+    today = _today(time_zone)
+    first_raw, last_raw = params.get("from", "").strip(), params.get("to", "").strip()
+    if first_raw or last_raw:
+        if not (first_raw and last_raw):
+            raise PageError("A custom period needs both a from and a to date.")
+        first, last = _parse_day(first_raw, "from"), _parse_day(last_raw, "to")
+        if first > last:
+            raise PageError("The period's from date must be on or before its to date.")
+        if (last - first).days + 1 > MAX_PERIOD_DAYS:
+            raise PageError(f"A period may span at most {MAX_PERIOD_DAYS} days.")
+        return ConsolePeriod(Period(first=first, last=last, time_zone=time_zone), None)
+    preset = params.get("period", DEFAULT_PRESET).lower()
+    if preset not in PRESETS:
+        raise PageError("The period must be 7D, 30D, 90D or a custom from–to.")
+    days = PRESETS[preset]
+    return ConsolePeriod(Period(first=today - timedelta(days=days - 1), last=today,
+                                time_zone=time_zone), preset)
+
+
+def _link(params: dict[str, Any]) -> str:
+    return "?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
+
+
+# --- the page frame shared by every tab ---------------------------------------------------
+
+def _tab_page(tab: str, build: Callable[..., dict[str, Any]]) -> Callable:
+    """A login-required view rendering `console/cogs/<tab>.html` with the shell's context.
+
+    `build(request, tenant, period, settings)` returns the tab's own context. Bad input and an
+    unreachable event store are shown in the page (with 400 / 503), never as a crash page.
+    """
+
+    @login_required
+    def view(request: HttpRequest) -> HttpResponse:
+        membership = current_membership(request)
+        context: dict[str, Any] = {
+            "membership": membership, "memberships": memberships_of(request.user),
+            "tab": tab, "errors": [],
+        }
+        if membership is None:
+            return render(request, "console/cogs/no_tenant.html", context)
+        tenant = membership.tenant
+        settings = services.cogs_settings_get(tenant=tenant)
+        status = 200
+        try:
+            chosen = console_period(request.GET, settings.time_zone)
+        except PageError as exc:
+            context["errors"].append(exc.message)
+            status = exc.status
+            chosen = console_period(QueryDict(""), settings.time_zone)
+        context.update(
+            chosen=chosen, period=chosen.period, period_query=_link(chosen.params),
+            presets=[(key, key.upper(), _link({"period": key})) for key in PRESETS],
+            tabs=[(key, title, name, key == tab) for key, title, name in TABS],
+            settling=chosen.includes_recent(_today(settings.time_zone)),
+            settings=settings,
+        )
+        try:
+            context.update(build(request, tenant, chosen, settings))
+        except PageError as exc:
+            context["errors"].append(exc.message)
+            status = max(status, exc.status)
+        except EventStoreUnavailable as exc:
+            log.warning("console: event store unavailable: %s", exc)
+            context["errors"].append(
+                f"The event store is unavailable right now, so no figures can be shown. {exc}")
+            context["unavailable"] = True
+            status = 503
+        except EventStoreError:
+            log.exception("console: event store query failed on %s", tab)
+            context["errors"].append("A query failed; it has been logged. Try again, or "
+                                     "choose another period.")
+            context["unavailable"] = True
+            status = 500
+        return render(request, f"console/cogs/{tab}.html", context, status=status)
+
+    view.__name__ = f"cogs_{tab}"
+    return view
+
+
+# --- helpers over query results -----------------------------------------------------------
+
+def _floors(settings: CogsSettings) -> queries.TagFloors:
+    return queries.TagFloors(at_risk_pct=settings.at_risk_floor_pct,
+                             high_value_pct=settings.high_value_floor_pct)
+
+
+def _customer_names(tenant: Tenant, ids: list[str]) -> dict[str, str]:
+    """Display names from the catalog for the customers on screen (the id where none)."""
+    named = Customer.objects.filter(tenant=tenant, external_id__in=ids).exclude(name="")
+    return dict(named.values_list("external_id", "name"))
+
+
+def _share(part, whole) -> float | None:
+    return float(part / whole * 100) if whole else None
+
+
+# --- Overview -----------------------------------------------------------------------------
+
+def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
+    period = chosen.period
+    headline = queries.overview(tenant, period)
+    totals = headline.totals
+    days = queries.daily_series(tenant, period)
+    providers = sorted(queries.totals_by(tenant, Dimension.PROVIDER, period),
+                       key=lambda r: (-r.cogs_usd, r.key))
+    products = queries.products_breakdown(tenant, period)
+    # The anomaly scan is the heaviest read of the tab; if it fails, the card says so and the
+    # rest of the page still shows (an unreachable store fails the whole page above).
+    anomaly_error = None
+    try:
+        found, anomaly_count = queries.anomalies(tenant, period,
+                                                 multiplier=settings.anomaly_multiplier,
+                                                 limit=ANOMALIES_SHOWN)
+    except EventStoreUnavailable:
+        raise
+    except EventStoreError:
+        log.exception("console: the anomaly query failed")
+        found, anomaly_count = [], None
+        anomaly_error = "The anomaly scan failed; it has been logged. The other figures are fine."
+    kpis = [
+        ("total-cogs", "Total COGS", "usd", totals.cogs_usd,
+         "AI inference + infrastructure + gateway fees + unclassified"),
+        ("revenue", "Revenue", "usd", totals.revenue_usd,
+         "Attributed from finalized invoice lines"),
+        ("gross-margin", "Gross Margin", "pct", totals.margin_pct,
+         "(Revenue − COGS) / Revenue"),
+        ("cost-per-event", "Cost / Event", "usd_exact", headline.cost_per_event_usd,
+         f"{totals.event_count:,} events"),
+        ("ai-spend", "AI Model Spend", "usd", totals.ai_cogs_usd, "The AI-inference slice"),
+        ("active-products", "Active Products", "count", headline.active_products,
+         "With at least one event"),
+    ]
+    has_data = totals.event_count > 0 or totals.revenue_usd != 0
+    return {
+        "kpis": kpis, "totals": totals, "has_data": has_data,
+        "trend_figure": figures.trend_figure(days) if has_data else None,
+        "provider_figure": figures.donut_figure(
+            [r.key[0] for r in providers], [r.cogs_usd for r in providers],
+            "Spend by provider") if any(r.cogs_usd for r in providers) else None,
+        "products": products,
+        "anomalies": found, "anomaly_count": anomaly_count, "anomaly_error": anomaly_error,
+        "anomaly_multiplier": settings.anomaly_multiplier,
+    }
+
+
+# --- P&L Analysis -------------------------------------------------------------------------
+
+CUSTOMER_SORTS: dict[str, Callable[[dict], Any]] = {
+    "customer": lambda c: c["id"].lower(),
+    "events": lambda c: c["totals"].event_count,
+    "revenue": lambda c: c["totals"].revenue_usd,
+    "cogs": lambda c: c["totals"].cogs_usd,
+    "margin": lambda c: c["totals"].margin_usd,
+    # Customers without revenue (no margin %) sort below every percentage.
+    "margin_pct": lambda c: (c["totals"].margin_pct is not None,
+                             c["totals"].margin_pct or 0),
+    "tag": lambda c: ["UNPROFITABLE", "AT_RISK", "STANDARD", "HIGH_VALUE", ""].index(c["tag"]),
+}
+
+
+def _pnl(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
+    period = chosen.period
+    products = queries.products_breakdown(tenant, period)
+    customers = queries.customers_breakdown(tenant, period)
+    totals = queries.totals_sum(products)
+    unit = queries.unit_economics(totals, settings.fixed_costs_per_month_usd)
+    floors = _floors(settings)
+    rows = []
+    for row in customers:
+        tag = queries.customer_tag(row, floors)
+        rows.append({"id": row.key[0], "totals": row, "tag": tag.value if tag else ""})
+    tag_counts = {name: sum(1 for r in rows if r["tag"] == name)
+                  for name in ("HIGH_VALUE", "STANDARD", "AT_RISK", "UNPROFITABLE")}
+
+    sort = request.GET.get("sort", "margin")
+    if sort not in CUSTOMER_SORTS:
+        sort = "margin"
+    direction = request.GET.get("dir", "asc" if sort in ("customer", "tag") else "desc")
+    direction = direction if direction in ("asc", "desc") else "desc"
+    rows.sort(key=lambda c: c["id"])
+    rows.sort(key=CUSTOMER_SORTS[sort], reverse=direction == "desc")
+    pages = max(1, math.ceil(len(rows) / CUSTOMERS_PER_PAGE))
+    page = _int_param(request, "page", 0, minimum=0)
+    page = min(page, pages - 1)
+    shown = rows[page * CUSTOMERS_PER_PAGE:(page + 1) * CUSTOMERS_PER_PAGE]
+    names = _customer_names(tenant, [r["id"] for r in shown])
+    for row in shown:
+        row["name"] = names.get(row["id"], "")
+
+    base = _link({**chosen.params})[1:]
+    headers = []
+    for key, title in (("customer", "Customer"), ("tag", "Tag"), ("events", "Events"),
+                       ("revenue", "Revenue"), ("cogs", "COGS"), ("margin", "Margin"),
+                       ("margin_pct", "Margin %")):
+        active = key == sort
+        flip = "asc" if active and direction == "desc" else "desc"
+        if not active and key in ("customer", "tag"):
+            flip = "asc"
+        headers.append({"key": key, "title": title, "active": active,
+                        "aria_sort": ("descending" if direction == "desc" else "ascending")
+                        if active else "none",
+                        "href": f"?{base}&sort={key}&dir={flip}#customers"})
+    ranked = sorted(products, key=lambda r: (-r.margin_usd, r.key))
+    return {
+        "products": ranked,
+        "margin_figure": figures.margin_figure(
+            [r.key[0] for r in ranked], [r.margin_usd for r in ranked]) if ranked else None,
+        "product_totals": totals, "unit": unit,
+        "fixed_costs": settings.fixed_costs_per_month_usd,
+        "customers": shown, "customer_count": len(rows), "tag_counts": tag_counts,
+        "customer_headers": headers, "floors": floors,
+        "customer_page": page, "customer_pages": pages,
+        "customer_prev": f"?{base}&sort={sort}&dir={direction}&page={page - 1}#customers"
+        if page > 0 else None,
+        "customer_next": f"?{base}&sort={sort}&dir={direction}&page={page + 1}#customers"
+        if page + 1 < pages else None,
+    }
+
+
+def _int_param(request, name: str, default: int, *, minimum: int = 0,
+               maximum: int | None = None) -> int:
+    raw = request.GET.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise PageError(f"“{name}” must be a whole number.") from None
+    if value < minimum:
+        raise PageError(f"“{name}” must be at least {minimum}.")
+    return value if maximum is None else min(value, maximum)
+
+
+# --- Cost Breakdown -----------------------------------------------------------------------
+
+def _breakdown(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
+    period = chosen.period
+    products = queries.products_breakdown(tenant, period)
+    totals = queries.totals_sum(products)
+    providers = sorted(queries.totals_by(tenant, Dimension.PROVIDER, period),
+                       key=lambda r: (-r.cogs_usd, r.key))
+    models = queries.models_breakdown(tenant, period)
+    customers = queries.customers_breakdown(tenant, period, limit=TOP_N)
+    names = _customer_names(tenant, [c.key[0] for c in customers])
+    segments = [
+        {"label": label, "css": css, "amount": getattr(totals, attribute),
+         "share": _share(getattr(totals, attribute), totals.cogs_usd)}
+        for label, attribute, css in figures.COMPOSITION_SEGMENTS
+    ]
+    has_cost = totals.event_count > 0
+    return {
+        "totals": totals, "segments": segments, "has_data": has_cost,
+        "unclassified_share": _share(totals.unclassified_cogs_usd, totals.cogs_usd),
+        "composition_figure": figures.composition_figure(totals) if totals.cogs_usd else None,
+        "providers": [{"totals": r, "share": _share(r.cogs_usd, totals.cogs_usd)}
+                      for r in providers],
+        "provider_figure": _bars(providers, "COGS by provider"),
+        "models": models,
+        "products": products,
+        "product_figure": _bars(products[:TOP_N], "COGS by product"),
+        "customers": [{"totals": c, "name": names.get(c.key[0], "")} for c in customers],
+        "customer_figure": _bars(customers, "Customers with the highest COGS"),
+        "token_cost_per_1k": queries.cost_per_1k_tokens(totals),
+        "output_share": _share(totals.output_tokens, totals.total_tokens),
+    }
+
+
+def _bars(rows: list[Totals], title: str) -> dict | None:
+    if not any(r.cogs_usd for r in rows):
+        return None
+    return figures.bar_figure([r.key[0] for r in rows], [r.cogs_usd for r in rows], title)
+
+
+# --- Transactions -------------------------------------------------------------------------
+
+def _transactions(request, tenant: Tenant, chosen: ConsolePeriod,
+                  settings: CogsSettings) -> dict:
+    period = chosen.period
+    filters = queries.TransactionFilters(
+        product_id=request.GET.get("productId") or None,
+        customer_id=request.GET.get("customerId", "").strip() or None,
+        provider=request.GET.get("provider") or None,
+    )
+    size = _int_param(request, "size", 25, minimum=1, maximum=PAGE_SIZES[-1])
+    page = _int_param(request, "page", 0, minimum=0)
+    rows, total = queries.transactions_page(tenant, period, filters, offset=page * size,
+                                            limit=size)
+    pages = math.ceil(total / size) if total else 0
+    products = sorted(r.key[0] for r in queries.totals_by(tenant, Dimension.PRODUCT, period))
+    providers = sorted(r.key[0] for r in queries.totals_by(tenant, Dimension.PROVIDER, period))
+    kept = {**chosen.params, "productId": filters.product_id or "",
+            "customerId": filters.customer_id or "", "provider": filters.provider or "",
+            "size": size if size != 25 else ""}
+    return {
+        "rows": rows, "total": total, "page": page, "pages": pages, "size": size,
+        "sizes": PAGE_SIZES, "filters": filters, "filtered": any(
+            (filters.product_id, filters.customer_id, filters.provider)),
+        "product_choices": products, "provider_choices": providers,
+        "first_row": page * size + 1 if rows else 0, "last_row": page * size + len(rows),
+        "prev_link": _link({**kept, "page": page - 1}) if page > 0 else None,
+        "next_link": _link({**kept, "page": page + 1}) if page + 1 < pages else None,
+        "live_allowed": page == 0 and period.last >= _today(settings.time_zone),
+    }
+
+
+def _budgets(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
+    return {}
+
+
+overview = _tab_page("overview", _overview)
+pnl = _tab_page("pnl", _pnl)
+breakdown = _tab_page("breakdown", _breakdown)
+transactions = _tab_page("transactions", _transactions)
+budgets = _tab_page("budgets", _budgets)
