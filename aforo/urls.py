@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from aforo import api, console, health
+from budgets import views as budget_views
 from cogs import views as cogs_views
 from ingestion import api as ingestion_api
 
@@ -41,6 +42,14 @@ urlpatterns = [
     path("console/cogs/transactions/", cogs_views.transactions,
          name="console-cogs-transactions"),
     path("console/cogs/budgets/", cogs_views.budgets, name="console-cogs-budgets"),
+    path("console/cogs/budgets/new/", budget_views.budget_save, name="console-budget-save"),
+    path("console/cogs/budgets/<int:budget_id>/delete/", budget_views.budget_delete,
+         name="console-budget-delete"),
+    path("console/cogs/rules/save/", budget_views.rule_save, name="console-rule-save"),
+    path("console/cogs/rules/<int:rule_id>/delete/", budget_views.rule_delete,
+         name="console-rule-delete"),
+    path("console/cogs/alerts/<int:alert_id>/<str:action>/", budget_views.alert_transition,
+         name="console-alert-transition"),
     path("console/", cogs_views.overview, name="console-home"),
 ]
 
