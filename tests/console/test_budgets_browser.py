@@ -27,7 +27,7 @@ from tests.console.test_browser import (  # noqa: F401  (shared fixtures)
 
 
 @pytest.fixture
-def shop(browser_store, tenant):
+def shop(browser_store, tenant):  # noqa: F811  (fixture imported above)
     customer = customer_create(tenant=tenant, external_id="cust_thin", name="Thin Margins Ltd")
     product_create(tenant=tenant, external_id="prod_chat", name="Chat")
     plan = rate_plan_create(tenant=tenant, code="per-call", components=[
@@ -39,7 +39,7 @@ def shop(browser_store, tenant):
 
 
 def test_budget_and_margin_floor_from_the_console_to_slack_and_email(
-        shop, page, http_sink, smtp_sink):
+        shop, page, http_sink, smtp_sink):  # noqa: F811
     log_in(page)
     page.goto("/console/cogs/budgets/?period=7d")
     page.get_by_text("New budget").click()
@@ -114,7 +114,7 @@ def test_budget_and_margin_floor_from_the_console_to_slack_and_email(
     assert page.errors == []
 
 
-def test_a_viewer_sees_budgets_but_no_forms(shop, page):
+def test_a_viewer_sees_budgets_but_no_forms(shop, page):  # noqa: F811
     console_user(shop, "vera", role="VIEWER")
     log_in(page, "vera")
     page.goto("/console/cogs/budgets/")
