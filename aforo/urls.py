@@ -9,6 +9,7 @@ from aforo import api, console, health
 from budgets import views as budget_views
 from cogs import views as cogs_views
 from ingestion import api as ingestion_api
+from margin_guard import views as guard_views
 
 api_v1 = [
     path("events", ingestion_api.events_endpoint, name="events"),
@@ -42,6 +43,8 @@ urlpatterns = [
     path("console/cogs/transactions/", cogs_views.transactions,
          name="console-cogs-transactions"),
     path("console/cogs/budgets/", cogs_views.budgets, name="console-cogs-budgets"),
+    path("console/margin-guard/", guard_views.guard_page, name="console-margin-guard"),
+    path("console/margin-guard/override/", guard_views.override, name="console-guard-override"),
     path("console/cogs/budgets/new/", budget_views.budget_save, name="console-budget-save"),
     path("console/cogs/budgets/<int:budget_id>/delete/", budget_views.budget_delete,
          name="console-budget-delete"),
