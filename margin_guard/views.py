@@ -1,4 +1,4 @@
-"""Console page Intelligence → Margin Guard: policies, levels per customer, interventions, impact."""
+"""Console page Margin Guard: policies, levels per customer, interventions and impact."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
