@@ -259,7 +259,9 @@ def write_results(mode: str, results, raw) -> None:
         f"## COGS dashboard, {mode} mode, {ARGS.events:,} events "
         f"(+{noise:,} other tenants'), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {machine()}. Django test client end to end (routing, auth, DRF, JSON); "
+        f"Machine: {machine()}; load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        "at the end (other processes share the cores). "
+        "Django test client end to end (routing, auth, DRF, JSON); "
         f"{ARGS.requests} timed requests per cell after {ARGS.warmup} warm-up. "
         "Targets: aggregate endpoints p95 ≤ 100 ms at 30D embedded; first transactions page "
         "≤ 50 ms.",
