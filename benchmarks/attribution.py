@@ -98,6 +98,7 @@ def main() -> None:
         InvoiceLine.objects.bulk_create(lines)
         total += sum(line.amount_usd for line in lines)
 
+    load_before = os.getloadavg()[0]
     t0 = time.monotonic()
     first = attribution_run(tenant=tenant, trigger="BENCH")
     first_s = time.monotonic() - t0
@@ -119,6 +120,8 @@ def main() -> None:
         f"second run (nothing to change): {second_s:.1f} s; entries written "
         f"{second.entries_written:,}",
         f"revenue in ledger {check['revenue']} = invoice total {total}: {exact}",
+        f"machine load average (1 min) before / after the runs: {load_before:.1f} / "
+        f"{os.getloadavg()[0]:.1f} (other work shares these cores)",
     ]
     for line in lines:
         print(line)

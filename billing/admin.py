@@ -10,6 +10,24 @@ from billing.models import (
     RatePlan,
     Subscription,
 )
+from billing.rating import plans_changed
+
+
+class PlanCacheAdmin(admin.ModelAdmin):
+    """Edits here change what ingest rates; tell the in-memory plan books to reload."""
+
+    @staticmethod
+    def tenant_of(obj):
+        return obj.plan.tenant if isinstance(obj, PriceComponent) else obj.tenant
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        plans_changed(self.tenant_of(form.instance))
+
+    def delete_model(self, request, obj):
+        tenant = self.tenant_of(obj)
+        super().delete_model(request, obj)
+        plans_changed(tenant)
 
 
 class PriceComponentInline(admin.TabularInline):
@@ -18,7 +36,7 @@ class PriceComponentInline(admin.TabularInline):
 
 
 @admin.register(RatePlan)
-class RatePlanAdmin(admin.ModelAdmin):
+class RatePlanAdmin(PlanCacheAdmin):
     list_display = ("code", "name", "tenant", "created_at")
     list_filter = ("tenant",)
     search_fields = ("code", "name")
@@ -31,14 +49,14 @@ class PriceTierInline(admin.TabularInline):
 
 
 @admin.register(PriceComponent)
-class PriceComponentAdmin(admin.ModelAdmin):
+class PriceComponentAdmin(PlanCacheAdmin):
     list_display = ("plan", "kind", "product_id", "unit_price")
     list_filter = ("kind",)
     inlines = [PriceTierInline]
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(PlanCacheAdmin):
     list_display = ("customer", "plan", "starts_at", "ends_at", "tenant")
     list_filter = ("tenant", "plan")
 
