@@ -76,3 +76,22 @@ def test_roles_and_tenants(tenant, other_tenant):
     assert mine.get("/api/v1/billing/invoices/inv_api_1").status_code == 404
     assert api_client(tenant, "OWNER").post(
         "/api/v1/billing/invoices/inv_api_1/void").status_code == 404
+
+
+def test_drafts_are_finalized_once(store, tenant):
+    from datetime import datetime, timezone
+
+    from billing.services import LineSpec, invoice_import
+
+    invoice_import(tenant=tenant, invoice_id="draft_1", customer_id="cust_a",
+                   period_start=datetime(2026, 10, 1, tzinfo=timezone.utc),
+                   period_end=datetime(2026, 11, 1, tzinfo=timezone.utc),
+                   lines=[LineSpec(line_id="l1", product_id="prod_x",
+                                   amount_usd=Decimal("1"), unit="FLAT")],
+                   status="DRAFT")
+    client = api_client(tenant, "ADMIN")
+    assert client.get("/api/v1/billing/invoices?status=DRAFT").json()["totalElements"] == 1
+    response = client.post("/api/v1/billing/invoices/draft_1/finalize")
+    assert response.status_code == 200 and response.json()["status"] == "FINALIZED"
+    again = client.post("/api/v1/billing/invoices/draft_1/finalize")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_state"
