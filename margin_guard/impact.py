@@ -9,6 +9,9 @@
 """
 from __future__ import annotations
 
+import threading
+import time as clock
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -28,15 +31,35 @@ def _blocked_key(tenant_slug: str, customer_id: str, feature: str, day: date) ->
     return f"aforo:guard-blocked:{tenant_slug}:{customer_id}:{feature}:{day:%Y%m%d}"
 
 
+FLUSH_EVERY_S = 1.0
+_pending: Counter[str] = Counter()
+_pending_lock = threading.Lock()
+_last_flush = [0.0]
+
+
 def blocked_count(tenant_slug: str, customer_id: str, feature: str) -> None:
-    """Count one BLOCK decision (called on the decision path, only when it blocks)."""
+    """Count one BLOCK decision. On the decision path, so counts gather in this process and
+    reach the cache at most once a second (a count can lag by that second, never be lost
+    while the process lives)."""
     key = _blocked_key(tenant_slug, customer_id, feature, datetime.now(timezone.utc).date())
-    if cache.add(key, 1, BLOCK_COUNT_TTL):
-        return
-    try:
-        cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, BLOCK_COUNT_TTL)
+    with _pending_lock:
+        _pending[key] += 1
+    if clock.monotonic() - _last_flush[0] >= FLUSH_EVERY_S:
+        blocked_counts_flush()
+
+
+def blocked_counts_flush() -> None:
+    with _pending_lock:
+        counts = dict(_pending)
+        _pending.clear()
+        _last_flush[0] = clock.monotonic()
+    for key, count in counts.items():
+        if cache.add(key, count, BLOCK_COUNT_TTL):
+            continue
+        try:
+            cache.incr(key, count)
+        except ValueError:
+            cache.set(key, count, BLOCK_COUNT_TTL)
 
 
 @dataclass
@@ -79,6 +102,7 @@ class ImpactReport:
 
 def impact_report(*, tenant: Tenant, start: date, end: date) -> ImpactReport:
     """The report for the days [start, end] (UTC)."""
+    blocked_counts_flush()  # this process's latest counts, at least
     report = ImpactReport()
     since = datetime.combine(start, time.min, tzinfo=timezone.utc)
     until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc)
