@@ -200,11 +200,14 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
     providers = sorted(queries.totals_by(tenant, Dimension.PROVIDER, period),
                        key=lambda r: (-r.cogs_usd, r.key))
     products = queries.products_breakdown(tenant, period)
-    # The anomaly scan is the heaviest read of the tab; if it fails, the card says so and the
-    # rest of the page still shows (an unreachable store fails the whole page above).
+    # Today's anomalies (the period's last day): events costing ≥ the multiplier × the average
+    # of their product and model that day. One day also keeps the scan cheap at any period.
+    anomaly_day = Period(first=period.last, last=period.last, time_zone=period.time_zone)
+    # If the scan fails, the card says so and the rest of the page still shows (an
+    # unreachable store fails the whole page above).
     anomaly_error = None
     try:
-        found, anomaly_count = queries.anomalies(tenant, period,
+        found, anomaly_count = queries.anomalies(tenant, anomaly_day,
                                                  multiplier=settings.anomaly_multiplier,
                                                  limit=ANOMALIES_SHOWN)
     except EventStoreUnavailable:
@@ -235,7 +238,8 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
             "Spend by provider") if any(r.cogs_usd for r in providers) else None,
         "products": products,
         "anomalies": found, "anomaly_count": anomaly_count, "anomaly_error": anomaly_error,
-        "anomaly_multiplier": settings.anomaly_multiplier,
+        "anomaly_multiplier": settings.anomaly_multiplier, "anomaly_day": period.last,
+        "anomaly_today": period.last == _today(settings.time_zone),
     }
 
 

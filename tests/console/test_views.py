@@ -81,6 +81,7 @@ def test_overview_has_trend_donut_products_and_anomalies(seeded, console):
     assert 'data-table="products"' in body and "prod_translation" in body
     anomalies = body.split('data-table="anomalies"')[1].split("</table>")[0]
     assert "tr-spike" in anomalies and "tr-3<" not in anomalies
+    assert "Cost anomalies today" in body
     assert "Revenue still settling" in body
     assert '<script src="/static/vendor/plotly.min.js">' in body
 
