@@ -48,6 +48,9 @@ def parse_args() -> argparse.Namespace:
                         help="benchmark a ClickHouse server instead of the embedded engine")
     parser.add_argument("--var-dir", default=str(ROOT / "var" / "bench-dashboard"))
     parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument("--chunk", type=int, default=0,
+                        help="events per INSERT ... SELECT (default 1M embedded, 100k server: "
+                             "a server insert must finish within the client's 30 s timeout)")
     parser.add_argument("--generate-only", action="store_true",
                         help="write the events and stop (a later run reuses them)")
     return parser.parse_args()
@@ -73,7 +76,7 @@ from aforo.eventstore.migrate import migrate_eventstore  # noqa: E402
 from aforo.models import Role, Tenant  # noqa: E402
 from aforo.tenancy import api_token_create  # noqa: E402
 
-CHUNK = 1_000_000
+CHUNK = ARGS.chunk or (100_000 if ARGS.clickhouse_url else 1_000_000)
 PROVIDERS = ["Anthropic", "OpenAI", "Google", "AWS Bedrock"]
 PRODUCT_TYPES = ["API_WITH_AI", "AI_AGENT", "AI_FEATURE", "API", "SAAS", "OTHER"]
 
@@ -259,7 +262,9 @@ def write_results(mode: str, results, raw) -> None:
         f"## COGS dashboard, {mode} mode, {ARGS.events:,} events "
         f"(+{noise:,} other tenants'), {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
         "",
-        f"Machine: {machine()}. Django test client end to end (routing, auth, DRF, JSON); "
+        f"Machine: {machine()}; load average {' / '.join(f'{x:.1f}' for x in os.getloadavg())} "
+        "at the end (other processes share the cores). "
+        "Django test client end to end (routing, auth, DRF, JSON); "
         f"{ARGS.requests} timed requests per cell after {ARGS.warmup} warm-up. "
         "Targets: aggregate endpoints p95 ≤ 100 ms at 30D embedded; first transactions page "
         "≤ 50 ms.",

@@ -122,6 +122,15 @@ def test_every_grain_reconciles_exactly(store, generated):
         raw = queries.totals_by(tenant, dimension, PERIOD, use_rollups=False)
         assert sorted(map(_measures, rolled)) == sorted(map(_measures, raw)), dimension
         assert sorted(r.key for r in rolled) == sorted(r.key for r in raw), dimension
+    # The anomalies' per-entry cost table holds the same money as the ledger.
+    from aforo import eventstore
+
+    entry_costs = eventstore.tenant_query(
+        tenant.slug,
+        "SELECT sum(cogs) AS cogs FROM ledger_event_costs WHERE tenant_id = %(tenant_id)s "
+        "AND occurred_at >= %(start)s AND occurred_at < %(end)s",
+        {"start": PERIOD.start_at, "end": PERIOD.end_at})
+    assert (entry_costs[0]["cogs"] or 0) == oracle.cogs_usd
     models = queries.models_breakdown(tenant, PERIOD)
     assert _measures(queries.totals_sum(m.totals for m in models)) == _measures(oracle)
     assert sum(d.cogs_usd for d in queries.daily_series(tenant, PERIOD)) == oracle.cogs_usd
