@@ -5,6 +5,7 @@ role the call acts as is resolved here too and checked by aforo.permissions (403
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from django.utils import timezone
@@ -24,11 +25,29 @@ class TenantAccess:
     token: ApiToken | None = None
 
 
+# Per-process memory of recent lookups, so a hot endpoint (the guard's decision) does not pay
+# two database queries per call. A revoked token stops working within AUTH_MEMORY_S.
+AUTH_MEMORY_S = 5.0
+_recent: dict[tuple[str, str], tuple[float, object]] = {}
+
+
+def _remembered(kind: str, key: str, load):
+    now = time.monotonic()
+    held = _recent.get((kind, key))
+    if held is not None and now - held[0] < AUTH_MEMORY_S:
+        return held[1]
+    value = load()
+    if len(_recent) > 10_000:
+        _recent.clear()
+    _recent[(kind, key)] = (now, value)
+    return value
+
+
 def _tenant_from_header(request) -> Tenant | None:
     slug = request.META.get(TENANT_HEADER, "").strip()
     if not slug:
         return None
-    return Tenant.objects.filter(slug=slug).first()
+    return _remembered("tenant", slug, lambda: Tenant.objects.filter(slug=slug).first())
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):
@@ -41,17 +60,17 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         scheme, _, raw = header.partition(" ")
         if scheme.lower() != "bearer" or not raw.strip():
             raise exceptions.AuthenticationFailed("Authorization must be 'Bearer <token>'.")
-        token = (
+        token_hash = ApiToken.hash_token(raw.strip())
+        token = _remembered("token", token_hash, lambda: (
             ApiToken.objects.select_related("tenant", "user")
-            .filter(token_hash=ApiToken.hash_token(raw.strip()), revoked_at__isnull=True)
-            .first()
-        )
+            .filter(token_hash=token_hash, revoked_at__isnull=True).first()))
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
         tenant = _tenant_from_header(request)
         role = Role(token.role) if tenant is not None and tenant.pk == token.tenant_id else None
         now = timezone.now()
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+            token.last_used_at = now
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         return (token.user, TenantAccess(tenant=tenant, role=role, token=token))
 

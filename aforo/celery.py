@@ -2,6 +2,7 @@
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
 
@@ -10,9 +11,19 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Every periodic job of Aforo. In server mode celery-beat (DatabaseScheduler) runs them; in the
-# embedded mode aforo.schedule runs the same entries inside the web process. Later issues add
-# their jobs here (attribution nightly, rule evaluation each minute, the guard sweep, ...).
-app.conf.beat_schedule: dict[str, dict] = {}
+# embedded mode aforo.schedule runs the same entries inside the web process.
+app.conf.beat_schedule: dict[str, dict] = {
+    "evaluate-alerts": {"task": "budgets.evaluate_alerts", "schedule": 60.0},
+    "margin-guard-sweep": {"task": "margin_guard.sweep", "schedule": 60.0},
+    "margin-guard-daily-summary": {"task": "margin_guard.daily_summary",
+                                   "schedule": crontab(hour=7, minute=0)},
+    # Billing: revenue attribution nightly; last month's invoices on the 1st, before it.
+    "billing-attribute-revenue-nightly": {
+        "task": "billing.attribute_revenue_all", "schedule": crontab(hour=2, minute=15)},
+    "billing-close-previous-month": {
+        "task": "billing.close_previous_month",
+        "schedule": crontab(day_of_month=1, hour=1, minute=0)},
+}
 
 # `make demo` only: a few live events every few seconds, so the console's live ledger moves.
 if os.environ.get("AFORO_DEMO_TRAFFIC", "").lower() in ("1", "true", "yes"):

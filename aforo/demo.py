@@ -46,6 +46,7 @@ PRODUCTS = [
 ]
 TIER_PRICE_MULTIPLIER = {"FREE": Decimal("0.6"), "PRO": Decimal("1.2"),
                          "ENTERPRISE": Decimal("2.2")}
+LEGACY_MULTIPLIER = Decimal("0.12")
 SOURCE_TYPES = ["GATEWAY", "SDK", "AGENT", "BATCH"]
 
 
@@ -92,7 +93,7 @@ def _customers(rng: random.Random, count: int) -> list[tuple[str, str, Decimal]]
         tier = rng.choices(["FREE", "PRO", "ENTERPRISE"], weights=[3, 5, 2])[0]
         multiplier = TIER_PRICE_MULTIPLIER[tier]
         if i % 13 == 5:  # a legacy contract priced under cost
-            multiplier = Decimal("0.12")
+            multiplier = LEGACY_MULTIPLIER
         out.append((f"cust_{i:03d}", tier, multiplier))
     return out
 
@@ -116,6 +117,54 @@ def demo_rate_card(tenant: Tenant, *, start: datetime) -> None:
                                      per_1k_tokens_usd=Decimal("0.0002"))
         prices.fee_rule_create(tenant=tenant, source_type="GATEWAY", effective_from=start,
                                per_call_usd=Decimal("0.0001"), pct_of_ai_cost=Decimal("3"))
+
+
+def demo_billing(tenant: Tenant, people, *, start: datetime) -> None:
+    """A plan per tier, a legacy plan priced under cost, and everyone subscribed from `start`."""
+    from billing.models import RatePlan
+    from billing.services import ComponentSpec, rate_plan_create, subscription_create
+
+    if RatePlan.objects.filter(tenant=tenant).exists():
+        return
+    plans = {
+        "FREE": rate_plan_create(tenant=tenant, code="free", name="Free", components=[
+            ComponentSpec(kind="PER_1K_TOKENS", unit_price=Decimal("0.011"))]),
+        "PRO": rate_plan_create(tenant=tenant, code="pro", name="Pro", components=[
+            ComponentSpec(kind="PER_EVENT", unit_price=Decimal("0.01")),
+            ComponentSpec(kind="PER_1K_TOKENS", unit_price=Decimal("0.004")),
+            ComponentSpec(kind="PER_TOOL_CALL", unit_price=Decimal("0.002"))]),
+        "ENTERPRISE": rate_plan_create(tenant=tenant, code="enterprise", name="Enterprise",
+                                       components=[
+            ComponentSpec(kind="PER_EVENT", unit_price=Decimal("0.005")),
+            ComponentSpec(kind="MARKUP_PCT", unit_price=Decimal("45"))]),
+        "LEGACY": rate_plan_create(tenant=tenant, code="legacy-2023", name="Legacy 2023",
+                                   components=[
+            ComponentSpec(kind="PER_EVENT", unit_price=Decimal("0.002"))]),
+    }
+    customers = {c.external_id: c for c in Customer.objects.filter(tenant=tenant)}
+    for cid, tier, multiplier in people:
+        plan = plans["LEGACY"] if multiplier == LEGACY_MULTIPLIER else plans[tier]
+        subscription_create(tenant=tenant, customer=customers[cid], plan=plan, starts_at=start)
+
+
+def demo_settle(tenant: Tenant, *, start: datetime, now: datetime,
+                say: Callable[[str], None] = lambda _m: None) -> None:
+    """Invoice every month closed before `now` and attribute the revenue to its events; the
+    current month stays as rated revenue, still settling."""
+    from billing.attribution import attribution_run
+    from billing.invoicing import invoices_generate, month_bounds
+
+    month = start.replace(day=1, hour=0, minute=0, second=0)
+    current = now.replace(day=1, hour=0, minute=0, second=0)
+    while month < current:
+        period_start, period_end = month_bounds(f"{month:%Y-%m}")
+        invoices = invoices_generate(tenant=tenant, period_start=period_start,
+                                     period_end=period_end)
+        say(f"Invoiced {month:%Y-%m}: {len(invoices)} invoices.")
+        month = period_end
+    run = attribution_run(tenant=tenant, trigger="DEMO")
+    say(f"Attribution run: {run.lines_matched} invoice lines over {run.events:,} "
+        "event allocations.")
 
 
 def demo_event(rng: random.Random, n: int, people, occurred: datetime) -> dict:
@@ -168,6 +217,7 @@ def demo_seed(tenant: Tenant, *, events: int = 210_000, days: int = 90, customer
             catalog.product_create(tenant=tenant, external_id=pid,
                                    name=pid[5:].replace("_", " ").title(), product_type=ptype)
     demo_rate_card(tenant, start=start - timedelta(days=1))
+    demo_billing(tenant, people, start=start - timedelta(days=1))
     span = int((now - start).total_seconds())
     written = 0
     for first in range(0, events, batch):

@@ -18,8 +18,8 @@ LEDGER_DEFAULTS: dict[str, Any] = {
     "reasoning_steps": 0, "tool_calls": 0,
     "quantity": ZERO, "ai_cogs_usd": ZERO, "infra_cogs_usd": ZERO, "fee_cogs_usd": ZERO,
     "unclassified_cogs_usd": ZERO, "rated_revenue_usd": ZERO, "revenue_usd": ZERO,
-    "cost_source": "RATE_CARD", "unpriced": 0, "invoice_id": "", "invoice_line_id": "",
-    "attribution_run_id": "",
+    "cost_source": "RATE_CARD", "unpriced": 0,
+    "invoice_id": "", "invoice_line_id": "", "attribution_run_id": "",
 }
 LEDGER_COLUMNS = ("tenant_id", "entry_id", "entry_type", "event_id", "occurred_at",
                   "recorded_at", *LEDGER_DEFAULTS)

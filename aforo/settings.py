@@ -124,6 +124,22 @@ AFORO_MAX_BODY_BYTES = 5 * 1024 * 1024
 # Django refuses larger bodies before our view can answer 413 with a JSON error.
 DATA_UPLOAD_MAX_MEMORY_SIZE = AFORO_MAX_BODY_BYTES + 1024
 
+# --- Alerts: where links point, and how email leaves (SMTP when EMAIL_HOST is set).
+AFORO_PUBLIC_URL = env("AFORO_PUBLIC_URL", default="http://127.0.0.1:8000")
+# Slack and webhook destinations must be https; allow http for local sinks in development.
+AFORO_ALLOW_HTTP_WEBHOOKS = env.bool("AFORO_ALLOW_HTTP_WEBHOOKS", default=False)
+AFORO_PAGERDUTY_URL = env("AFORO_PAGERDUTY_URL",
+                          default="https://events.pagerduty.com/v2/enqueue")
+EMAIL_HOST = env("EMAIL_HOST", default="")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = 10
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="alerts@aforo.local")
+EMAIL_BACKEND = ("django.core.mail.backends.smtp.EmailBackend" if EMAIL_HOST
+                 else "django.core.mail.backends.console.EmailBackend")
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
@@ -169,6 +185,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "CAMELIZE_NAMES": False,
+    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "budgets.models.Channel"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ingestion.openapi.add_events_path",

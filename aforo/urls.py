@@ -6,17 +6,22 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from aforo import api, console, health
+from budgets import views as budget_views
 from cogs import views as cogs_views
 from ingestion import api as ingestion_api
+from margin_guard import views as guard_views
 
 api_v1 = [
     path("events", ingestion_api.events_endpoint, name="events"),
     path("rate-cards/", include("ingestion.urls")),
+    path("cogs/", include("budgets.urls")),
+    path("margin-guard/", include("margin_guard.urls")),
     path("customers", api.CustomerListCreate.as_view(), name="customers"),
     path("customers/<str:customer_id>", api.CustomerDetail.as_view(), name="customer"),
     path("products", api.ProductListCreate.as_view(), name="products"),
     path("products/<str:product_id>", api.ProductDetail.as_view(), name="product"),
     path("analytics/cogs/", include("cogs.urls")),
+    path("billing/", include("billing.urls")),
 ]
 
 urlpatterns = [
@@ -38,6 +43,16 @@ urlpatterns = [
     path("console/cogs/transactions/", cogs_views.transactions,
          name="console-cogs-transactions"),
     path("console/cogs/budgets/", cogs_views.budgets, name="console-cogs-budgets"),
+    path("console/margin-guard/", guard_views.guard_page, name="console-margin-guard"),
+    path("console/margin-guard/override/", guard_views.override, name="console-guard-override"),
+    path("console/cogs/budgets/new/", budget_views.budget_save, name="console-budget-save"),
+    path("console/cogs/budgets/<int:budget_id>/delete/", budget_views.budget_delete,
+         name="console-budget-delete"),
+    path("console/cogs/rules/save/", budget_views.rule_save, name="console-rule-save"),
+    path("console/cogs/rules/<int:rule_id>/delete/", budget_views.rule_delete,
+         name="console-rule-delete"),
+    path("console/cogs/alerts/<int:alert_id>/<str:action>/", budget_views.alert_transition,
+         name="console-alert-transition"),
     path("console/", cogs_views.overview, name="console-home"),
 ]
 

@@ -120,7 +120,7 @@ def run_mode(mode: str, args, workdir: Path) -> list[str]:
                         f"CREATE DATABASE {db}"], check=True, capture_output=True)
     try:
         _manage(env, "migrate", "-v0")
-        _manage(env, "shell", "-c", "from aforo.tenancy import tenant_create; "
+        _manage(env, "shell", "-v", "0", "-c", "from aforo.tenancy import tenant_create; "
                 "tenant_create(slug='bench', name='Bench')")
         token = _manage(env, "create_api_token", "--tenant", "bench", "--role",
                         "DEVELOPER").strip()
@@ -149,7 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=1,
+    parser.add_argument("--workers", type=int, default=2,
                         help="web processes in server mode (uvicorn --workers when > 1)")
     parser.add_argument("--modes", default="embedded,server")
     args = parser.parse_args()

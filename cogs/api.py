@@ -416,7 +416,7 @@ class SettingsOut(serializers.Serializer):
 class CogsSettingsDetail(APIView):
     permission_classes = [CanEditCogsSettings]
 
-    class Input(serializers.Serializer):
+    class SettingsIn(serializers.Serializer):
         atRiskFloorPct = serializers.DecimalField(max_digits=7, decimal_places=2,
                                                   min_value=Decimal(0), max_value=Decimal(100),
                                                   required=False)
@@ -433,9 +433,9 @@ class CogsSettingsDetail(APIView):
     def get(self, request):
         return Response(SettingsOut(services.cogs_settings_get(tenant=request.tenant)).data)
 
-    @extend_schema(request=Input, responses=SettingsOut)
+    @extend_schema(request=SettingsIn, responses=SettingsOut)
     def patch(self, request):
-        data = self.Input(data=request.data, partial=True)
+        data = self.SettingsIn(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         values = data.validated_data
         names = {"atRiskFloorPct": "at_risk_floor_pct",

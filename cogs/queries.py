@@ -456,7 +456,8 @@ _EVENT_COLUMNS = """
     sumIf(fee_cogs_usd, entry_type = 'COST') AS cogs_fee,
     sumIf(unclassified_cogs_usd, entry_type = 'COST') AS cogs_unclassified,
     sumIf(revenue_usd, entry_type = 'REVENUE') AS revenue,
-    countIf(entry_type = 'REVENUE') AS revenue_entries
+    countIf(entry_type = 'REVENUE' AND entry_kind = 'ORIGINAL')
+        - countIf(entry_type = 'REVENUE' AND entry_kind = 'REVERSAL') AS revenue_entries
 """.format(original="entry_type = 'COST' AND entry_kind = 'ORIGINAL'")
 
 
@@ -482,6 +483,7 @@ def _transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list
             output_tokens=int(row["tokens_out"]), ai_cogs_usd=row["cogs_ai"],
             infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
             unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],
+            # as billing.queries.REVENUE_STATUS_SQL: revenue fully reversed is settling again
             settled=int(row["revenue_entries"]) > 0,
         ))
     return out

@@ -410,7 +410,13 @@ def _transactions(request, tenant: Tenant, chosen: ConsolePeriod,
 
 
 def _budgets(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
-    return {}
+    from aforo.models import Role
+    from aforo.permissions import MANAGE_BUDGET_ROLES
+    from budgets.views import budgets_tab_context
+
+    membership = current_membership(request)
+    can_manage = Role(membership.role) in MANAGE_BUDGET_ROLES
+    return budgets_tab_context(request, tenant, can_manage)
 
 
 overview = _tab_page("overview", _overview)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -20,6 +21,7 @@ from ingestion.rate_cards import RateCard, rate_card_for
 from ingestion.schema import Event, EventRejected, event_decode, raw_event_id
 
 log = logging.getLogger(__name__)
+_guard_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aforo-guard")
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 
 
@@ -86,10 +88,8 @@ def cost_entry(tenant: Tenant, event: Event, cost: CostSplit, now: datetime) -> 
 
 def _rate(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
     """Each event's rated revenue: what its customer's plan will charge for it."""
-    try:
-        from billing.rating import rated_revenue
-    except ImportError:  # until the billing app's rating lands; then this guard goes
-        return
+    from billing.rating import rated_revenue
+
     for row, revenue in zip(rows, rated_revenue(tenant=tenant, entries=rows), strict=True):
         row["rated_revenue_usd"] = revenue
 
@@ -145,7 +145,30 @@ def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
             slots[event_id].status = DUPLICATE
     if report.rows:
         broadcast.ledger_broadcast(tenant=tenant, rows=report.rows)
+        guard_after_ingest(tenant, report.rows)
     return report
+
+
+def guard_after_ingest(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
+    """Margin Guard re-evaluates the scopes this batch touched, off the request's path."""
+    from margin_guard.services import tenant_guarded
+
+    if not tenant_guarded(tenant):
+        return
+    scopes = {(r["customer_id"], r["product_id"]) for r in rows}
+    _guard_pool.submit(_guard_in_worker, tenant, scopes)
+
+
+def _guard_in_worker(tenant: Tenant, scopes: set[tuple[str, str]]) -> None:
+    from django.db import close_old_connections
+
+    from margin_guard.services import guard_evaluate_scopes
+
+    close_old_connections()
+    try:
+        guard_evaluate_scopes(tenant=tenant, scopes=scopes)
+    finally:
+        close_old_connections()
 
 
 def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
@@ -259,10 +282,8 @@ def events_reprice(*, tenant: Tenant, start: datetime, end: datetime,
 def _rerate(tenant: Tenant, corrections: list[dict[str, Any]]) -> None:
     """Set each correction's rated revenue to the change the new cost makes to it."""
     fulls = [c.pop("_full") for c in corrections]
-    try:
-        from billing.rating import rated_revenue
-    except ImportError:  # until the billing app's rating lands; then this guard goes
-        return
+    from billing.rating import rated_revenue
+
     for correction, full, revenue in zip(corrections, fulls,
                                          rated_revenue(tenant=tenant, entries=fulls),
                                          strict=True):

@@ -74,3 +74,4 @@ def api(tenant):
 
 
 from tests.clickhouse_server import private_clickhouse  # noqa: E402,F401  (a shared fixture)
+from tests.sinks import http_sink, smtp_sink  # noqa: E402,F401  (shared fixtures)

@@ -2,13 +2,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from celery import shared_task
 
 from aforo import eventstore
-from aforo.demo import demo_event_count, demo_seed, demo_tenant_ensure
+from aforo.demo import demo_event_count, demo_seed, demo_settle, demo_tenant_ensure
 from aforo.models import Customer, Product
 from aforo.schedule import run_due
 
@@ -37,7 +37,9 @@ def test_demo_seed_covers_tiers_products_providers_and_unsplit_costs(store):
     slug = f"demo-{uuid.uuid4().hex[:8]}"
     creds = demo_tenant_ensure(slug)
     assert creds.token.raw.startswith("afo_")
-    written = demo_seed(creds.tenant, events=3000, batch=1000)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    written = demo_seed(creds.tenant, events=3000, batch=1000, now=now)
+    demo_settle(creds.tenant, start=now - timedelta(days=90), now=now)
     assert written == 3000 == demo_event_count(creds.tenant)
     assert Customer.objects.filter(tenant=creds.tenant).values("tier").distinct().count() == 3
     assert Product.objects.filter(tenant=creds.tenant).count() >= 6
@@ -60,6 +62,18 @@ def test_demo_seed_covers_tiers_products_providers_and_unsplit_costs(store):
     by_source = {r["cost_source"]: r for r in sources}
     assert by_source["RATE_CARD"]["events"] > by_source["CARRIED"]["events"] > 0
     assert sum(r["unpriced"] for r in sources) == 0
+    # Closed months are invoiced and attributed; legacy customers lose money; the current
+    # month is still settling.
+    money = eventstore.tenant_query(
+        creds.tenant.slug,
+        "SELECT customer_id, sum(revenue_usd) AS revenue, sum(ai_cogs_usd + infra_cogs_usd "
+        "+ fee_cogs_usd + unclassified_cogs_usd) AS cogs FROM ledger "
+        "WHERE tenant_id = %(tenant_id)s AND occurred_at < %(month)s GROUP BY customer_id",
+        {"month": now.replace(day=1, hour=0, minute=0, second=0)},
+    )
+    assert sum(r["revenue"] for r in money) > 0
+    losers = {r["customer_id"] for r in money if r["revenue"] < r["cogs"]}
+    assert losers and len(losers) < len(money) / 2
     # A second setup keeps the tenant and revokes the previous demo token.
     again = demo_tenant_ensure(slug)
     assert again.tenant.pk == creds.tenant.pk

@@ -9,7 +9,7 @@ import pytest
 from aforo.ledger import ledger_append
 from aforo.models import Role
 from cogs import queries
-from ingestion.models import ModelPrice
+from ingestion.prices import model_price_create
 from tests.cogs.conftest import attribute, cost_correction_entry
 from tests.conftest import api_client
 from tests.factories import ingest
@@ -62,9 +62,9 @@ def demo_numbers(store, tenant, other_tenant):
     at = datetime(2026, 1, 1, tzinfo=timezone.utc)
     for start, price_in in ((at, "3"), (datetime(2026, 6, 14, 12, tzinfo=timezone.utc), "4"),
                             (datetime(2026, 6, 15, tzinfo=timezone.utc), "99")):
-        ModelPrice.objects.create(tenant=tenant, provider="Anthropic", model="claude-sonnet-4-6",
-                                  effective_from=start, input_per_1m=Decimal(price_in),
-                                  output_per_1m=Decimal("15"))
+        model_price_create(tenant=tenant, provider="Anthropic", model="claude-sonnet-4-6",
+                           effective_from=start, input_per_1m=Decimal(price_in),
+                           output_per_1m=Decimal("15"))
     return tenant
 
 

@@ -1,8 +1,10 @@
 """Set up the demo tenant (seeding it once, with a progress bar) and print how to log in."""
+from datetime import datetime, timedelta, timezone
+
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from aforo.demo import demo_event_count, demo_seed, demo_tenant_ensure
+from aforo.demo import demo_event_count, demo_seed, demo_settle, demo_tenant_ensure
 
 
 class Command(BaseCommand):
@@ -18,8 +20,11 @@ class Command(BaseCommand):
         if existing:
             self.stdout.write(f"Demo tenant already seeded ({existing:,} events); reusing it.")
         else:
+            now = datetime.now(timezone.utc).replace(microsecond=0)
             with tqdm(total=options["events"], unit="ev", desc="Seeding demo events") as bar:
-                demo_seed(creds.tenant, events=options["events"], progress=bar.update)
+                demo_seed(creds.tenant, events=options["events"], progress=bar.update, now=now)
+            demo_settle(creds.tenant, start=now - timedelta(days=90), now=now,
+                        say=self.stdout.write)
         host = options["host"]
         self.stdout.write(self.style.SUCCESS("\nAforo is ready."))
         self.stdout.write(f"  Console:  http://{host}/console/   login {creds.username} / "

@@ -1,0 +1,18 @@
+"""Billing routes under /api/v1/billing/."""
+from django.urls import path
+
+from billing import api
+
+urlpatterns = [
+    path("invoices", api.InvoiceListImport.as_view(), name="billing-invoices"),
+    path("invoices/stripe", api.StripeInvoiceImport.as_view(), name="billing-invoices-stripe"),
+    path("invoices/<str:invoice_id>", api.InvoiceDetail.as_view(), name="billing-invoice"),
+    path("invoices/<str:invoice_id>/finalize", api.InvoiceFinalize.as_view(),
+         name="billing-invoice-finalize"),
+    path("invoices/<str:invoice_id>/void", api.InvoiceVoid.as_view(),
+         name="billing-invoice-void"),
+    path("attribution-runs", api.AttributionRunListCreate.as_view(),
+         name="billing-attribution-runs"),
+    path("attribution-runs/<uuid:run_id>", api.AttributionRunDetail.as_view(),
+         name="billing-attribution-run"),
+]

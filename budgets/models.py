@@ -1,0 +1,164 @@
+"""Cost budgets, alert rules, the alerts they fire, and every delivery attempt."""
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from aforo.models import Tenant
+
+MONEY = {"max_digits": 20, "decimal_places": 9}
+
+
+class Channel(models.TextChoices):
+    EMAIL = "EMAIL"
+    SLACK = "SLACK"
+    WEBHOOK = "WEBHOOK"
+    PAGERDUTY = "PAGERDUTY"  # Margin Guard notifications; the destination is a routing key
+
+
+class CostBudget(models.Model):
+    class Period(models.TextChoices):
+        MONTHLY = "MONTHLY"
+        QUARTERLY = "QUARTERLY"
+        ANNUAL = "ANNUAL"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    period = models.CharField(max_length=10, choices=Period.choices)
+    product_id = models.CharField(max_length=200, blank=True)
+    customer_id = models.CharField(max_length=200, blank=True)
+    cap_usd = models.DecimalField(**MONEY)
+    warning_threshold_pct = models.DecimalField(max_digits=5, decimal_places=2, default=80)
+    notify_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    notify_destination = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AlertRule(models.Model):
+    class Metric(models.TextChoices):
+        COST = "COST"      # spend in the window, USD
+        MARGIN = "MARGIN"  # margin % in the window
+        RATIO = "RATIO"    # COGS / revenue in the window
+
+    class Comparison(models.TextChoices):
+        GT = "GT"
+        GTE = "GTE"
+        LT = "LT"
+        LTE = "LTE"
+
+    class Window(models.TextChoices):
+        HOUR = "1h"
+        DAY = "24h"
+        WEEK = "7d"
+        MONTH = "30d"
+        PERIOD_TO_DATE = "PTD"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=200)
+    metric = models.CharField(max_length=10, choices=Metric.choices)
+    comparison = models.CharField(max_length=3, choices=Comparison.choices)
+    threshold = models.DecimalField(max_digits=20, decimal_places=9)
+    window = models.CharField(max_length=3, choices=Window.choices, default=Window.DAY)
+    product_id = models.CharField(max_length=200, blank=True)
+    customer_id = models.CharField(max_length=200, blank=True)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    destination = models.CharField(max_length=500)
+    enabled = models.BooleanField(default=True)
+    auto_resolve = models.BooleanField(default=False)
+    signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
+                                      help_text="Signs WEBHOOK deliveries (X-Aforo-Signature).")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Alert(models.Model):
+    """One firing of a rule or a budget level; one open (FIRED or ACKNOWLEDGED) per key."""
+
+    class State(models.TextChoices):
+        FIRED = "FIRED"
+        ACKNOWLEDGED = "ACKNOWLEDGED"
+        RESOLVED = "RESOLVED"
+
+    OPEN_STATES = (State.FIRED, State.ACKNOWLEDGED)
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    rule = models.ForeignKey(AlertRule, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="alerts")
+    budget = models.ForeignKey(CostBudget, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="alerts")
+    open_key = models.CharField(max_length=100, help_text="rule:ID or budget:ID:LEVEL")
+    title = models.CharField(max_length=300)
+    metric = models.CharField(max_length=20)
+    value = models.DecimalField(max_digits=38, decimal_places=9, null=True)
+    threshold = models.DecimalField(max_digits=38, decimal_places=9)
+    window_start = models.DateTimeField()
+    window_end = models.DateTimeField()
+    product_id = models.CharField(max_length=200, blank=True)
+    customer_id = models.CharField(max_length=200, blank=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.FIRED)
+    fired_at = models.DateTimeField()
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                        on_delete=models.SET_NULL, related_name="+")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.CharField(max_length=150, blank=True,
+                                   help_text="A username, or 'auto' when the condition cleared.")
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-fired_at", "-id"]
+        constraints = [models.UniqueConstraint(
+            fields=["tenant", "open_key"], condition=Q(state__in=["FIRED", "ACKNOWLEDGED"]),
+            name="one_open_alert_per_key")]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.state})"
+
+
+class Delivery(models.Model):
+    """A notification of an alert to one destination, retried with backoff until it lands."""
+
+    class State(models.TextChoices):
+        PENDING = "PENDING"
+        DELIVERED = "DELIVERED"
+        FAILED = "FAILED"  # gave up after the last attempt; shown in the history
+
+    alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.CASCADE,
+                              related_name="deliveries")
+    guard_action = models.ForeignKey("margin_guard.GuardAction", null=True, blank=True,
+                                     on_delete=models.CASCADE, related_name="deliveries")
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    destination = models.CharField(max_length=500)
+    signing_secret = models.CharField(max_length=64, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"])]
+
+
+class DeliveryAttempt(models.Model):
+    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="log")
+    attempted_at = models.DateTimeField()
+    ok = models.BooleanField()
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]

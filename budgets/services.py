@@ -1,0 +1,288 @@
+"""Budgets and alert rules: writes, the evaluation that fires and resolves alerts, and states."""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from aforo.errors import ApiError
+from aforo.models import Customer, Product, Tenant
+from budgets.models import Alert, AlertRule, Channel, CostBudget, Delivery
+from budgets.periods import period_bounds, window_bounds
+from cogs.realtime import HUNDRED, window_totals
+
+log = logging.getLogger(__name__)
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def tenant_time_zone(tenant: Tenant) -> str:
+    """The tenant's time zone (its COGS settings) for calendar periods."""
+    from cogs.services import cogs_settings_get
+
+    return cogs_settings_get(tenant=tenant).time_zone
+
+
+# --- validation shared by budgets and rules ------------------------------------------------
+
+def _check_scope(tenant: Tenant, product_id: str, customer_id: str) -> None:
+    if product_id and not Product.objects.filter(tenant=tenant, external_id=product_id).exists():
+        raise ApiError(f"No product {product_id!r} in this tenant.", field="productId")
+    if customer_id and not Customer.objects.filter(tenant=tenant,
+                                                   external_id=customer_id).exists():
+        raise ApiError(f"No customer {customer_id!r} in this tenant.", field="customerId")
+
+
+def check_destination(channel: str, destination: str, field: str = "destination") -> None:
+    if channel == Channel.EMAIL:
+        if not EMAIL.match(destination or ""):
+            raise ApiError("destination must be an email address.", field=field)
+        return
+    if channel == Channel.PAGERDUTY:
+        if not re.fullmatch(r"[A-Za-z0-9]{8,64}", destination or ""):
+            raise ApiError("destination must be a PagerDuty routing key.", field=field)
+        return
+    url = urlparse(destination or "")
+    allowed = ("https", "http") if settings.AFORO_ALLOW_HTTP_WEBHOOKS else ("https",)
+    if url.scheme not in allowed or not url.netloc:
+        raise ApiError("destination must be an https URL.", field=field)
+
+
+# --- budgets --------------------------------------------------------------------------------
+
+def _check_budget(tenant: Tenant, values: dict) -> None:
+    if values.get("cap_usd") is not None and values["cap_usd"] <= 0:
+        raise ApiError("capUsd must be greater than 0.", field="capUsd")
+    pct = values.get("warning_threshold_pct")
+    if pct is not None and not (1 <= pct <= 100):
+        raise ApiError("warningThresholdPct must be between 1 and 100.",
+                       field="warningThresholdPct")
+    _check_scope(tenant, values.get("product_id", ""), values.get("customer_id", ""))
+    if values.get("notify_channel"):
+        check_destination(values["notify_channel"], values.get("notify_destination", ""),
+                          "notifyDestination")
+
+
+def budget_create(*, tenant: Tenant, name: str, period: str, cap_usd: Decimal,
+                  warning_threshold_pct: Decimal = Decimal(80), product_id: str = "",
+                  customer_id: str = "", notify_channel: str = "",
+                  notify_destination: str = "") -> CostBudget:
+    values = dict(name=name, period=period, cap_usd=cap_usd,
+                  warning_threshold_pct=warning_threshold_pct, product_id=product_id,
+                  customer_id=customer_id, notify_channel=notify_channel,
+                  notify_destination=notify_destination)
+    _check_budget(tenant, values)
+    return CostBudget.objects.create(tenant=tenant, **values)
+
+
+def budget_update(*, budget: CostBudget, **changes) -> CostBudget:
+    merged = {f: getattr(budget, f) for f in ("cap_usd", "warning_threshold_pct", "product_id",
+                                              "customer_id", "notify_channel",
+                                              "notify_destination")}
+    merged.update(changes)
+    _check_budget(budget.tenant, merged)
+    for name, value in changes.items():
+        setattr(budget, name, value)
+    budget.save()
+    return budget
+
+
+@dataclass(frozen=True)
+class BudgetStatus:
+    budget: CostBudget
+    period_start: datetime
+    period_end: datetime
+    spent_usd: Decimal
+    utilization_pct: Decimal
+    projected_spend_usd: Decimal
+    status: str
+
+
+def budget_status(budget: CostBudget, *, now: datetime) -> BudgetStatus:
+    """Spend so far this period, utilization, projection at the pace so far, and status."""
+    start, end = period_bounds(budget.period, now, tenant_time_zone(budget.tenant))
+    totals = window_totals(budget.tenant.slug, start=start, end=min(now, end),
+                           product_id=budget.product_id or None,
+                           customer_id=budget.customer_id or None)
+    spent = totals.cogs_usd
+    utilization = spent / budget.cap_usd * HUNDRED
+    elapsed = (min(now, end) - start).total_seconds()
+    projected = spent * Decimal((end - start).total_seconds()) / Decimal(elapsed) \
+        if elapsed > 0 else spent
+    if utilization >= 100:
+        status = "OVER_BUDGET"
+    elif utilization >= budget.warning_threshold_pct:
+        status = "WARNING"
+    else:
+        status = "ON_TRACK"
+    return BudgetStatus(budget, start, end, spent, utilization, projected, status)
+
+
+# --- alert rules ----------------------------------------------------------------------------
+
+def _check_rule(tenant: Tenant, values: dict) -> None:
+    _check_scope(tenant, values.get("product_id", ""), values.get("customer_id", ""))
+    check_destination(values["channel"], values["destination"])
+
+
+def alert_rule_create(*, tenant: Tenant, name: str, metric: str, comparison: str,
+                      threshold: Decimal, channel: str, destination: str, window: str = "24h",
+                      product_id: str = "", customer_id: str = "", enabled: bool = True,
+                      auto_resolve: bool = False) -> AlertRule:
+    values = dict(name=name, metric=metric, comparison=comparison, threshold=threshold,
+                  window=window, product_id=product_id, customer_id=customer_id,
+                  channel=channel, destination=destination, enabled=enabled,
+                  auto_resolve=auto_resolve)
+    _check_rule(tenant, values)
+    return AlertRule.objects.create(tenant=tenant, **values)
+
+
+def alert_rule_update(*, rule: AlertRule, **changes) -> AlertRule:
+    merged = {f: getattr(rule, f) for f in ("product_id", "customer_id", "channel",
+                                            "destination")}
+    merged.update(changes)
+    _check_rule(rule.tenant, merged)
+    for name, value in changes.items():
+        setattr(rule, name, value)
+    rule.save()
+    return rule
+
+
+COMPARE = {"GT": lambda v, t: v > t, "GTE": lambda v, t: v >= t,
+           "LT": lambda v, t: v < t, "LTE": lambda v, t: v <= t}
+
+
+def rule_value(rule: AlertRule, *, now: datetime) -> tuple[Decimal | None, datetime, datetime]:
+    """The rule's metric over its window: USD for COST, % for MARGIN, a ratio for RATIO."""
+    start, end = window_bounds(rule.window, now, tenant_time_zone(rule.tenant))
+    totals = window_totals(rule.tenant.slug, start=start, end=end,
+                           product_id=rule.product_id or None,
+                           customer_id=rule.customer_id or None)
+    if rule.metric == AlertRule.Metric.COST:
+        return totals.cogs_usd, start, end
+    if rule.metric == AlertRule.Metric.MARGIN:
+        return totals.margin_pct, start, end
+    return totals.cost_to_revenue, start, end
+
+
+# --- alerts ---------------------------------------------------------------------------------
+
+def _fire(*, tenant: Tenant, open_key: str, title: str, metric: str, value: Decimal | None,
+          threshold: Decimal, start: datetime, end: datetime, now: datetime,
+          destinations: list[tuple[str, str, str]], rule: AlertRule | None = None,
+          budget: CostBudget | None = None, product_id: str = "",
+          customer_id: str = "") -> Alert | None:
+    """Create the alert and its deliveries, unless one is open for the key already.
+
+    The partial unique index on (tenant, open_key) for open states makes this safe with two
+    evaluators at once: the second insert fails and fires nothing.
+    """
+    if Alert.objects.filter(tenant=tenant, open_key=open_key,
+                            state__in=Alert.OPEN_STATES).exists():
+        return None
+    try:
+        with transaction.atomic():
+            alert = Alert.objects.create(
+                tenant=tenant, rule=rule, budget=budget, open_key=open_key, title=title,
+                metric=metric, value=value, threshold=threshold, window_start=start,
+                window_end=end, product_id=product_id, customer_id=customer_id,
+                fired_at=now)
+            for channel, destination, secret in destinations:
+                Delivery.objects.create(alert=alert, channel=channel, destination=destination,
+                                        signing_secret=secret, next_attempt_at=now)
+    except IntegrityError:
+        return None
+    return alert
+
+
+def _auto_resolve(tenant: Tenant, open_key: str, now: datetime) -> int:
+    return Alert.objects.filter(tenant=tenant, open_key=open_key,
+                                state__in=Alert.OPEN_STATES).update(
+        state=Alert.State.RESOLVED, resolved_by="auto", resolved_at=now)
+
+
+def rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
+    value, start, end = rule_value(rule, now=now)
+    key = f"rule:{rule.pk}"
+    breached = value is not None and COMPARE[rule.comparison](value, rule.threshold)
+    if breached:
+        return _fire(tenant=rule.tenant, open_key=key, title=rule.name, metric=rule.metric,
+                     value=value, threshold=rule.threshold, start=start, end=end, now=now,
+                     destinations=[(rule.channel, rule.destination, rule.signing_secret)],
+                     rule=rule, product_id=rule.product_id, customer_id=rule.customer_id)
+    if rule.auto_resolve:
+        _auto_resolve(rule.tenant, key, now)
+    return None
+
+
+def budget_evaluate(budget: CostBudget, *, now: datetime) -> list[Alert]:
+    """Fire at the warning threshold and again at 100%, once per level and period."""
+    state = budget_status(budget, now=now)
+    fired = []
+    levels = [("WARNING", budget.warning_threshold_pct), ("OVER_BUDGET", HUNDRED)]
+    for level, pct in levels:
+        if state.utilization_pct < pct:
+            continue
+        key = f"budget:{budget.pk}:{level}:{state.period_start:%Y%m%d}"
+        destinations = ([(budget.notify_channel, budget.notify_destination, "")]
+                        if budget.notify_channel else [])
+        title = f"Budget {budget.name}: {level.replace('_', ' ').lower()}"
+        alert = _fire(tenant=budget.tenant, open_key=key, title=title, metric="BUDGET",
+                      value=state.spent_usd, threshold=budget.cap_usd * pct / HUNDRED,
+                      start=state.period_start, end=now, now=now, destinations=destinations,
+                      budget=budget, product_id=budget.product_id,
+                      customer_id=budget.customer_id)
+        if alert:
+            fired.append(alert)
+    return fired
+
+
+def alerts_evaluate(*, now: datetime, tenant: Tenant | None = None) -> list[Alert]:
+    """Evaluate every enabled rule and every budget (of one tenant, or all); send what is due."""
+    from budgets.delivery import deliveries_send_due
+
+    rules = AlertRule.objects.select_related("tenant").filter(enabled=True)
+    budgets = CostBudget.objects.select_related("tenant")
+    if tenant is not None:
+        rules, budgets = rules.filter(tenant=tenant), budgets.filter(tenant=tenant)
+    fired: list[Alert] = []
+    for rule in rules:
+        try:
+            alert = rule_evaluate(rule, now=now)
+        except Exception:  # one broken rule must not stop the others
+            log.exception("evaluating rule %s failed", rule.pk)
+            continue
+        if alert:
+            fired.append(alert)
+    for budget in budgets:
+        try:
+            fired.extend(budget_evaluate(budget, now=now))
+        except Exception:
+            log.exception("evaluating budget %s failed", budget.pk)
+    deliveries_send_due(now=now)
+    return fired
+
+
+def alert_acknowledge(*, alert: Alert, user, now: datetime) -> Alert:
+    if alert.state != Alert.State.FIRED:
+        raise ApiError(f"Only a FIRED alert can be acknowledged; this one is {alert.state}.",
+                       field="state", code="conflict", status_code=409)
+    alert.state, alert.acknowledged_by, alert.acknowledged_at = (
+        Alert.State.ACKNOWLEDGED, user, now)
+    alert.save(update_fields=["state", "acknowledged_by", "acknowledged_at"])
+    return alert
+
+
+def alert_resolve(*, alert: Alert, user, now: datetime) -> Alert:
+    if alert.state == Alert.State.RESOLVED:
+        raise ApiError("This alert is already resolved.", field="state", code="conflict",
+                       status_code=409)
+    alert.state, alert.resolved_at = Alert.State.RESOLVED, now
+    alert.resolved_by = getattr(user, "username", "") or "api-token"
+    alert.save(update_fields=["state", "resolved_by", "resolved_at"])
+    return alert

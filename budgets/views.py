@@ -1,0 +1,178 @@
+"""Console tab Budgets & Alerts: budget cards, alert rules with their forms, the alert history.
+
+Reads go through budgets.services (the same as the API); the forms post to small views that
+call the same services and come back to the tab, keeping the period in the URL.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from aforo.console import current_membership
+from aforo.errors import ApiError
+from aforo.models import Customer, Product, Role, Tenant
+from aforo.permissions import MANAGE_BUDGET_ROLES
+from budgets import services
+from budgets.models import Alert, AlertRule, Channel, CostBudget
+
+STATUS_CLASS = {"ON_TRACK": "ok", "WARNING": "warn", "OVER_BUDGET": "over"}
+STATUS_LABEL = {"ON_TRACK": "On track", "WARNING": "Warning", "OVER_BUDGET": "Over budget"}
+SYMBOL = {"GT": ">", "GTE": "≥", "LT": "<", "LTE": "≤"}
+HISTORY_SHOWN = 50
+
+
+def budgets_tab_context(request: HttpRequest, tenant: Tenant, can_manage: bool) -> dict[str, Any]:
+    now = datetime.now(timezone.utc)
+    cards = []
+    for budget in CostBudget.objects.filter(tenant=tenant):
+        state = services.budget_status(budget, now=now)
+        cards.append({"budget": budget, "state": state,
+                      "bar_pct": float(min(state.utilization_pct, Decimal(100))),
+                      "status_class": STATUS_CLASS[state.status],
+                      "status_label": STATUS_LABEL[state.status]})
+    editing = None
+    if request.GET.get("edit_rule"):
+        editing = AlertRule.objects.filter(tenant=tenant, pk=request.GET["edit_rule"]).first()
+    alerts = (Alert.objects.filter(tenant=tenant).select_related("acknowledged_by")
+              .prefetch_related("deliveries")[:HISTORY_SHOWN])
+    return {
+        "cards": cards,
+        "rules": [(rule, SYMBOL[rule.comparison]) for rule in
+                  AlertRule.objects.filter(tenant=tenant)],
+        "alerts": alerts,
+        "editing": editing,
+        "can_manage": can_manage,
+        "metrics": AlertRule.Metric.choices, "comparisons": AlertRule.Comparison.choices,
+        "windows": AlertRule.Window.choices,
+        "channels": [c for c in Channel.choices if c[0] != Channel.PAGERDUTY],
+        "periods": CostBudget.Period.choices,
+        "product_choices": list(Product.objects.filter(tenant=tenant)
+                                .values_list("external_id", flat=True)),
+        "customer_choices": list(Customer.objects.filter(tenant=tenant)
+                                 .values_list("external_id", "name")),
+    }
+
+
+def _manager(request: HttpRequest):
+    """The tenant this user may manage budgets and rules of, or None (with a message)."""
+    membership = current_membership(request)
+    if membership is None or Role(membership.role) not in MANAGE_BUDGET_ROLES:
+        messages.error(request, "Your role may view budgets and alerts but not change them.")
+        return None
+    return membership.tenant
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    query = request.POST.get("return_query", "")
+    return redirect(reverse("console-cogs-budgets") + (f"?{query}" if query else ""))
+
+
+def _decimal(request: HttpRequest, name: str, label: str) -> Decimal:
+    try:
+        return Decimal(request.POST.get(name, "").strip())
+    except InvalidOperation:
+        raise ApiError(f"{label} must be a number.", field=name) from None
+
+
+@login_required
+@require_POST
+def budget_save(request: HttpRequest) -> HttpResponse:
+    tenant = _manager(request)
+    if tenant is None:
+        return _back(request)
+    try:
+        budget = services.budget_create(
+            tenant=tenant, name=request.POST.get("name", "").strip() or "Budget",
+            period=request.POST.get("period", "MONTHLY"),
+            cap_usd=_decimal(request, "cap_usd", "Cap"),
+            warning_threshold_pct=_decimal(request, "warning_threshold_pct",
+                                           "Warning threshold"),
+            product_id=request.POST.get("product_id", ""),
+            customer_id=request.POST.get("customer_id", ""))
+        messages.success(request, f"Budget “{budget.name}” created.")
+    except ApiError as exc:
+        messages.error(request, f"Budget not saved: {exc.detail}")
+    return _back(request)
+
+
+@login_required
+@require_POST
+def budget_delete(request: HttpRequest, budget_id: int) -> HttpResponse:
+    tenant = _manager(request)
+    if tenant is not None:
+        get_object_or_404(CostBudget, tenant=tenant, pk=budget_id).delete()
+        messages.success(request, "Budget deleted.")
+    return _back(request)
+
+
+@login_required
+@require_POST
+def rule_save(request: HttpRequest) -> HttpResponse:
+    tenant = _manager(request)
+    if tenant is None:
+        return _back(request)
+    values = {
+        "name": request.POST.get("name", "").strip() or "Alert rule",
+        "metric": request.POST.get("metric", ""),
+        "comparison": request.POST.get("comparison", ""),
+        "window": request.POST.get("window", "24h"),
+        "channel": request.POST.get("channel", ""),
+        "destination": request.POST.get("destination", "").strip(),
+        "product_id": request.POST.get("product_id", ""),
+        "customer_id": request.POST.get("customer_id", ""),
+        "enabled": request.POST.get("enabled") == "on",
+        "auto_resolve": request.POST.get("auto_resolve") == "on",
+    }
+    try:
+        values["threshold"] = _decimal(request, "threshold", "Threshold")
+        for field, choices in (("metric", AlertRule.Metric), ("comparison", AlertRule.Comparison),
+                               ("window", AlertRule.Window), ("channel", Channel)):
+            if values[field] not in choices.values:
+                raise ApiError(f"Choose a {field}.", field=field)
+        rule_id = request.POST.get("rule_id")
+        if rule_id:
+            rule = get_object_or_404(AlertRule, tenant=tenant, pk=rule_id)
+            services.alert_rule_update(rule=rule, **values)
+            messages.success(request, f"Rule “{rule.name}” saved.")
+        else:
+            rule = services.alert_rule_create(tenant=tenant, **values)
+            messages.success(request, f"Rule “{rule.name}” created.")
+    except ApiError as exc:
+        messages.error(request, f"Rule not saved: {exc.detail}")
+    return _back(request)
+
+
+@login_required
+@require_POST
+def rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
+    tenant = _manager(request)
+    if tenant is not None:
+        get_object_or_404(AlertRule, tenant=tenant, pk=rule_id).delete()
+        messages.success(request, "Rule deleted.")
+    return _back(request)
+
+
+@login_required
+@require_POST
+def alert_transition(request: HttpRequest, alert_id: int, action: str) -> HttpResponse:
+    if action not in ("acknowledge", "resolve"):
+        return HttpResponse(status=404)
+    tenant = _manager(request)
+    if tenant is None:
+        return _back(request)
+    alert = get_object_or_404(Alert, tenant=tenant, pk=alert_id)
+    change = services.alert_acknowledge if action == "acknowledge" else services.alert_resolve
+    try:
+        change(alert=alert, user=request.user, now=datetime.now(timezone.utc))
+        messages.success(request, f"Alert “{alert.title}” {alert.state.lower()}.")
+    except ApiError as exc:
+        messages.error(request, str(exc.detail))
+    return _back(request)

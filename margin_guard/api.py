@@ -1,0 +1,266 @@
+"""Margin Guard API under /api/v1/margin-guard/: policies, states, actions, decide, override."""
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+
+from django.db.models import Q
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from aforo.errors import ApiError
+from aforo.pagination import PageEnvelopePagination
+from aforo.permissions import GUARD_ROLES, CanManageGuard, ReadOrWrite
+from margin_guard import decision
+from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
+from margin_guard.services import guard_override
+
+PCT = {"max_digits": 7, "decimal_places": 2, "coerce_to_string": False}
+
+
+class GuardPermission(ReadOrWrite):
+    write_roles = GUARD_ROLES
+
+
+class PolicySerializer(serializers.ModelSerializer):
+    productId = serializers.CharField(source="product_id", required=False, allow_blank=True)
+    customerId = serializers.CharField(source="customer_id", required=False, allow_blank=True)
+    alertBelowPct = serializers.DecimalField(source="alert_below_pct", required=False, **PCT)
+    throttleBelowPct = serializers.DecimalField(source="throttle_below_pct", required=False,
+                                                **PCT)
+    blockBelowPct = serializers.DecimalField(source="block_below_pct", required=False, **PCT)
+    minEvents = serializers.IntegerField(source="min_events", required=False, min_value=0)
+    recoveryBufferPct = serializers.DecimalField(source="recovery_buffer_pct", required=False,
+                                                 min_value=0, **PCT)
+    downgradeMap = serializers.DictField(source="downgrade_map", child=serializers.CharField(),
+                                         required=False)
+    premiumFeatures = serializers.ListField(source="premium_features", required=False,
+                                            child=serializers.CharField())
+    throttleRatePerMinute = serializers.IntegerField(source="throttle_rate_per_minute",
+                                                     required=False, allow_null=True,
+                                                     min_value=1)
+    notifyChannel = serializers.ChoiceField(
+        source="notify_channel", required=False, allow_blank=True,
+        choices=["SLACK", "EMAIL", "PAGERDUTY", "WEBHOOK"])
+    notifyDestination = serializers.CharField(source="notify_destination", required=False,
+                                              allow_blank=True)
+
+    class Meta:
+        model = GuardPolicy
+        fields = ["id", "name", "scope", "tier", "productId", "customerId", "mode",
+                  "alertBelowPct", "throttleBelowPct", "blockBelowPct", "window", "minEvents",
+                  "recoveryBufferPct", "downgradeMap", "premiumFeatures",
+                  "throttleRatePerMinute", "notifyChannel", "notifyDestination"]
+
+    def validate(self, attrs):
+        fields = ("scope", "tier", "product_id", "customer_id", "alert_below_pct",
+                  "throttle_below_pct", "block_below_pct")
+        source = self.instance or GuardPolicy()  # a new policy starts from the defaults
+        merged = {f: getattr(source, f) for f in fields}
+        merged.update(attrs)
+        needs = {"TIER": "tier", "PRODUCT": "product_id", "CUSTOMER": "customer_id",
+                 "CUSTOMER_PRODUCT": "customer_id"}
+        scope = merged.get("scope")
+        if scope == "PLATFORM":
+            raise serializers.ValidationError({"scope": "PLATFORM policies are set by "
+                                                        "operators in the admin."})
+        if scope in needs and not merged.get(needs[scope]):
+            raise serializers.ValidationError({scope.lower(): f"{scope} needs its id."})
+        if scope == "CUSTOMER_PRODUCT" and not merged.get("product_id"):
+            raise serializers.ValidationError({"productId": "CUSTOMER_PRODUCT needs a product."})
+        channel = attrs.get("notify_channel", getattr(self.instance, "notify_channel", ""))
+        if channel:
+            from budgets.services import check_destination
+
+            check_destination(channel, attrs.get("notify_destination",
+                                                 getattr(self.instance, "notify_destination",
+                                                         "")), "notifyDestination")
+        floors = [merged.get(k) for k in ("alert_below_pct", "throttle_below_pct",
+                                          "block_below_pct")]
+        if not floors[0] >= floors[1] >= floors[2]:
+            raise serializers.ValidationError(
+                {"throttleBelowPct": "Floors must descend: alert ≥ throttle ≥ block."})
+        return attrs
+
+
+class PolicyList(APIView):
+    permission_classes = [GuardPermission]
+
+    @extend_schema(responses=PolicySerializer(many=True), operation_id="guard_policies_list")
+    def get(self, request):
+        rows = GuardPolicy.objects.filter(Q(tenant=request.tenant) | Q(tenant__isnull=True))
+        paginator = PageEnvelopePagination()
+        page = paginator.paginate_queryset(rows, request)
+        return paginator.get_paginated_response(PolicySerializer(page, many=True).data)
+
+    @extend_schema(request=PolicySerializer, responses={201: PolicySerializer})
+    def post(self, request):
+        data = PolicySerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        policy = data.save(tenant=request.tenant)
+        return Response(PolicySerializer(policy).data, status=status.HTTP_201_CREATED)
+
+
+class PolicyDetail(APIView):
+    permission_classes = [GuardPermission]
+
+    def _get(self, request, policy_id):
+        return get_object_or_404(GuardPolicy, pk=policy_id, tenant=request.tenant)
+
+    @extend_schema(responses=PolicySerializer)
+    def get(self, request, policy_id: int):
+        return Response(PolicySerializer(self._get(request, policy_id)).data)
+
+    @extend_schema(request=PolicySerializer, responses=PolicySerializer)
+    def patch(self, request, policy_id: int):
+        data = PolicySerializer(self._get(request, policy_id), data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        return Response(PolicySerializer(data.save()).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, policy_id: int):
+        self._get(request, policy_id).delete()
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class StateOut(serializers.ModelSerializer):
+    customerId = serializers.CharField(source="customer_id")
+    productId = serializers.CharField(source="product_id")
+    level = serializers.SerializerMethodField()
+    marginPct = serializers.DecimalField(source="margin_pct", max_digits=20, decimal_places=2,
+                                         coerce_to_string=False)
+    costUsd = serializers.DecimalField(source="cost_usd", max_digits=38, decimal_places=6,
+                                       coerce_to_string=False)
+    revenueUsd = serializers.DecimalField(source="revenue_usd", max_digits=38, decimal_places=6,
+                                          coerce_to_string=False)
+    evaluatedAt = serializers.DateTimeField(source="evaluated_at")
+    overrideUntil = serializers.DateTimeField(source="override_until")
+
+    class Meta:
+        model = GuardState
+        fields = ["customerId", "productId", "level", "mode", "marginPct", "costUsd",
+                  "revenueUsd", "events", "evaluatedAt", "overrideUntil"]
+
+    def get_level(self, obj) -> str:
+        return Level(obj.level).label
+
+
+class StateList(APIView):
+    @extend_schema(responses=StateOut(many=True), operation_id="guard_states_list")
+    def get(self, request):
+        paginator = PageEnvelopePagination()
+        page = paginator.paginate_queryset(GuardState.objects.filter(tenant=request.tenant),
+                                           request)
+        return paginator.get_paginated_response(StateOut(page, many=True).data)
+
+
+class ActionOut(serializers.ModelSerializer):
+    customerId = serializers.CharField(source="customer_id")
+    productId = serializers.CharField(source="product_id")
+    fromLevel = serializers.SerializerMethodField()
+    toLevel = serializers.SerializerMethodField()
+    marginPct = serializers.DecimalField(source="margin_pct", max_digits=20, decimal_places=2,
+                                         coerce_to_string=False)
+    costUsd = serializers.DecimalField(source="cost_usd", max_digits=38, decimal_places=6,
+                                       coerce_to_string=False)
+    revenueUsd = serializers.DecimalField(source="revenue_usd", max_digits=38, decimal_places=6,
+                                          coerce_to_string=False)
+    eventsEvaluated = serializers.IntegerField(source="events_evaluated")
+
+    class Meta:
+        model = GuardAction
+        fields = ["id", "customerId", "productId", "fromLevel", "toLevel", "mode", "marginPct",
+                  "costUsd", "revenueUsd", "eventsEvaluated", "reason", "actor", "at"]
+
+    def get_fromLevel(self, obj) -> str:  # noqa: N802 (DRF names it after the field)
+        return Level(obj.from_level).label
+
+    def get_toLevel(self, obj) -> str:  # noqa: N802
+        return Level(obj.to_level).label
+
+
+class ActionList(APIView):
+    @extend_schema(responses=ActionOut(many=True), operation_id="guard_actions_list")
+    def get(self, request):
+        rows = GuardAction.objects.filter(tenant=request.tenant)
+        if request.query_params.get("customerId"):
+            rows = rows.filter(customer_id=request.query_params["customerId"])
+        paginator = PageEnvelopePagination()
+        page = paginator.paginate_queryset(rows, request)
+        return paginator.get_paginated_response(ActionOut(page, many=True).data)
+
+
+class DecideIn(serializers.Serializer):
+    customerId = serializers.CharField(max_length=200)
+    productId = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                      default="")
+    model = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    feature = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                    default="")
+
+
+class Decide(APIView):
+    """ALLOW, THROTTLE (X-Aforo-Model-Downgrade; 429 past the rate limit) or BLOCK."""
+
+    @extend_schema(request=DecideIn, responses={200: {"type": "object"},
+                                                429: {"type": "object"}})
+    def post(self, request):
+        data = DecideIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        verdict = decision.decide(request.tenant.slug, customer_id=values["customerId"],
+                                  product_id=values["productId"], model=values["model"],
+                                  feature=values["feature"])
+        response = Response(verdict.as_json(), status=429 if verdict.retry_after else 200)
+        if verdict.downgrade_to:
+            response["X-Aforo-Model-Downgrade"] = verdict.downgrade_to
+        if verdict.retry_after:
+            response["Retry-After"] = str(verdict.retry_after)
+        return response
+
+
+class Impact(APIView):
+    """Net profit recovered over `from`–`to` (default the last 30 days), with its method."""
+
+    @extend_schema(responses={200: {"type": "object"}}, parameters=[
+        OpenApiParameter("from", str), OpenApiParameter("to", str)])
+    def get(self, request):
+        from margin_guard.impact import impact_report
+
+        today = datetime.now(timezone.utc).date()
+        try:
+            first = date.fromisoformat(request.query_params.get("from") or
+                                       (today - timedelta(days=29)).isoformat())
+            last = date.fromisoformat(request.query_params.get("to") or today.isoformat())
+        except ValueError:
+            raise ApiError("from and to must be ISO-8601 dates.", field="from") from None
+        if last < first:
+            raise ApiError("to is before from.", field="to")
+        report = impact_report(tenant=request.tenant, start=first, end=last)
+        return Response({"from": first, "to": last, **report.as_json()})
+
+
+class Override(APIView):
+    permission_classes = [CanManageGuard]
+
+    class OverrideIn(serializers.Serializer):
+        customerId = serializers.CharField(max_length=200)
+        productId = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                          default="")
+        until = serializers.DateTimeField()
+
+    @extend_schema(request=OverrideIn, responses=StateOut)
+    def post(self, request):
+        data = self.OverrideIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        now = datetime.now(timezone.utc)
+        if values["until"] <= now:
+            raise ApiError("until must be in the future.", field="until")
+        actor = getattr(request.user, "username", "") or f"token:{request.auth.token.prefix}"
+        state = guard_override(tenant=request.tenant, customer_id=values["customerId"],
+                               product_id=values["productId"], until=values["until"],
+                               actor=actor, now=now)
+        return Response(StateOut(state).data)

@@ -1,0 +1,125 @@
+"""The decision in the request path: ALLOW, THROTTLE (with a cheaper model) or BLOCK.
+
+Every level change stores a small profile per scope in the cache (Redis in server mode). Each
+process mirrors the profiles it reads for at most LOCAL_TTL, so a decision is a dict lookup plus
+a few comparisons (no database, no ClickHouse, and a Redis read only when the mirror is stale);
+a level change is seen everywhere within LOCAL_TTL, inside the guard's one-second promise.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from django.core.cache import cache
+
+ALLOW, THROTTLE, BLOCK = "ALLOW", "THROTTLE", "BLOCK"
+NONE, ALERT, THROTTLE_LEVEL, BLOCK_LEVEL = 0, 1, 2, 3
+PROFILE_TTL = 7 * 24 * 3600
+LOCAL_TTL = 0.5  # seconds a process trusts its mirror of a profile
+MIRROR_MAX = 200_000
+_MISSING: dict = {}
+_mirror: dict[str, tuple[float, dict]] = {}
+
+
+def _key(tenant_slug: str, customer_id: str, product_id: str) -> str:
+    return f"aforo:guard:{tenant_slug}:{customer_id}:{product_id}"
+
+
+def profile_store(state, policy) -> None:
+    """Publish a scope's level and the policy's levers for the decision path."""
+    profile = {
+        "level": state.level,
+        "mode": state.mode,
+        "downgrade": dict(policy.downgrade_map or {}) if policy else {},
+        "premium": list(policy.premium_features or []) if policy else [],
+        "rate": policy.throttle_rate_per_minute if policy else None,
+        "override_until": state.override_until.timestamp() if state.override_until else None,
+        "margin_pct": str(state.margin_pct) if state.margin_pct is not None else None,
+    }
+    key = _key(state.tenant.slug, state.customer_id, state.product_id or "")
+    cache.set(key, profile, PROFILE_TTL)
+    _mirror[key] = (time.monotonic(), profile)
+
+
+def _profiles(keys: list[str]) -> list[dict]:
+    """The profiles for `keys` from this process's mirror, refreshed together when stale."""
+    now = time.monotonic()
+    held = [_mirror.get(k) for k in keys]
+    if all(h is not None and now - h[0] < LOCAL_TTL for h in held):
+        return [h[1] for h in held]
+    found = cache.get_many(keys)
+    if len(_mirror) > MIRROR_MAX:
+        _mirror.clear()  # a crude bound; the next reads refill what is hot
+    out = []
+    for key in keys:
+        profile = found.get(key, _MISSING)
+        _mirror[key] = (now, profile)
+        out.append(profile)
+    return out
+
+
+@dataclass(frozen=True)
+class Decision:
+    decision: str
+    level: int
+    model: str | None = None
+    downgrade_to: str | None = None
+    retry_after: int | None = None  # set when the throttle's rate limit is exceeded
+    would: str | None = None        # DRY_RUN: what ENFORCE would have answered
+    reason: str = ""
+
+    def as_json(self) -> dict:
+        return {"decision": self.decision, "level": ["NONE", "ALERT", "THROTTLE", "BLOCK"][
+            self.level], "model": self.model, "downgradeTo": self.downgrade_to,
+            "retryAfter": self.retry_after, "wouldDecide": self.would, "reason": self.reason}
+
+
+def _enforced(profile: dict, model: str, feature: str, rate_key: str) -> Decision:
+    level = profile["level"]
+    premium = profile["premium"]
+    if level >= BLOCK_LEVEL and ((feature and feature in premium) or model in premium):
+        return Decision(BLOCK, level, model=model,
+                        reason="margin below the BLOCK floor: premium feature suspended")
+    if level >= THROTTLE_LEVEL:
+        cheaper = profile["downgrade"].get(model)
+        rate = profile["rate"]
+        if rate:
+            minute = int(time.time() // 60)
+            key = f"{rate_key}:{minute}"
+            count = cache.get_or_set(key, 0, 120)
+            try:
+                count = cache.incr(key)
+            except ValueError:
+                cache.set(key, 1, 120)
+                count = 1
+            if count > rate:
+                return Decision(THROTTLE, level, model=cheaper or model, downgrade_to=cheaper,
+                                retry_after=60 - int(time.time()) % 60,
+                                reason=f"over the throttle limit of {rate} calls a minute")
+        if cheaper:
+            return Decision(THROTTLE, level, model=cheaper, downgrade_to=cheaper,
+                            reason=f"margin below the THROTTLE floor: use {cheaper}")
+    return Decision(ALLOW, level, model=model)
+
+
+def decide(tenant_slug: str, *, customer_id: str, product_id: str = "", model: str = "",
+           feature: str = "") -> Decision:
+    """The in-process call for apps that embed Aforo (the HTTP endpoint wraps it)."""
+    keys = [_key(tenant_slug, customer_id, product_id), _key(tenant_slug, customer_id, "")]
+    specific, general = _profiles(keys)
+    profile = specific or general
+    if not profile or profile["level"] == NONE:
+        return Decision(ALLOW, NONE, model=model)
+    override = profile["override_until"]
+    if override and override > datetime.now(timezone.utc).timestamp():
+        return Decision(ALLOW, profile["level"], model=model, reason="overridden by an admin")
+    verdict = _enforced(profile, model, feature, f"aforo:guard-rate:{keys[0]}")
+    if profile["mode"] == "DRY_RUN":
+        return Decision(ALLOW, profile["level"], model=model, would=verdict.decision,
+                        reason=f"dry run: would {verdict.decision}")
+    if verdict.decision == BLOCK:
+        from margin_guard.impact import blocked_count
+
+        blocked_count(tenant_slug, customer_id, feature or model)
+    return verdict

@@ -1,0 +1,143 @@
+"""The impact report: the net profit the guard recovered, with its method shown.
+
+- Throttled calls: events that report `requestedModel` different from the model used. The
+  saving is what the requested model would have cost for the same tokens (the rate card price
+  in force on that day) minus the AI cost actually incurred.
+- Blocked calls: every BLOCK decision is counted per customer, feature and day; the saving is
+  that count times the customer's average cost per call of that feature (or model) in the
+  window. Nobody knows what a blocked call would have cost, so this is labelled an estimate.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+
+from django.core.cache import cache
+
+from aforo import eventstore
+from aforo.models import Tenant
+from ingestion.costing import Usage, ai_cost, money
+from ingestion.rate_cards import rate_card_for
+
+ZERO = Decimal(0)
+BLOCK_COUNT_TTL = 40 * 24 * 3600
+
+
+def _blocked_key(tenant_slug: str, customer_id: str, feature: str, day: date) -> str:
+    return f"aforo:guard-blocked:{tenant_slug}:{customer_id}:{feature}:{day:%Y%m%d}"
+
+
+def blocked_count(tenant_slug: str, customer_id: str, feature: str) -> None:
+    """Count one BLOCK decision (called on the decision path, only when it blocks)."""
+    key = _blocked_key(tenant_slug, customer_id, feature, datetime.now(timezone.utc).date())
+    if cache.add(key, 1, BLOCK_COUNT_TTL):
+        return
+    try:
+        cache.incr(key)
+    except ValueError:
+        cache.set(key, 1, BLOCK_COUNT_TTL)
+
+
+@dataclass
+class ImpactReport:
+    throttled_calls: int = 0
+    throttled_requested_cost_usd: Decimal = ZERO
+    throttled_actual_cost_usd: Decimal = ZERO
+    unpriced_requested_models: set[str] = field(default_factory=set)
+    blocked_calls: int = 0
+    blocked_estimate_usd: Decimal = ZERO
+
+    @property
+    def throttle_savings_usd(self) -> Decimal:
+        return self.throttled_requested_cost_usd - self.throttled_actual_cost_usd
+
+    @property
+    def net_recovered_usd(self) -> Decimal:
+        return self.throttle_savings_usd + self.blocked_estimate_usd
+
+    def as_json(self) -> dict:
+        return {
+            "netRecoveredUsd": self.net_recovered_usd,
+            "throttled": {
+                "calls": self.throttled_calls,
+                "requestedModelCostUsd": self.throttled_requested_cost_usd,
+                "actualCostUsd": self.throttled_actual_cost_usd,
+                "savingsUsd": self.throttle_savings_usd,
+                "unpricedRequestedModels": sorted(self.unpriced_requested_models),
+                "method": "requested model's rate-card price for the same tokens, on the "
+                          "event's day, minus the AI cost incurred",
+            },
+            "blocked": {
+                "calls": self.blocked_calls, "estimatedSavingsUsd": self.blocked_estimate_usd,
+                "estimate": True,
+                "method": "blocked decisions × the customer's average cost per call of that "
+                          "feature in the window",
+            },
+        }
+
+
+def impact_report(*, tenant: Tenant, start: date, end: date) -> ImpactReport:
+    """The report for the days [start, end] (UTC)."""
+    report = ImpactReport()
+    since = datetime.combine(start, time.min, tzinfo=timezone.utc)
+    until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc)
+    card = rate_card_for(tenant)
+    rows = eventstore.tenant_query(
+        tenant.slug,
+        "SELECT toDate(occurred_at) AS day, provider, requested_model AS requested, "
+        "sum(event_count) AS calls, sum(input_tokens) AS input, "
+        "sum(output_tokens) AS output, sum(cached_input_tokens) AS cached, "
+        "sum(reasoning_tokens) AS reasoning, sum(ai_cogs_usd) AS actual FROM ledger "
+        "WHERE tenant_id = %(tenant_id)s AND entry_type = 'COST' AND requested_model != '' "
+        "AND requested_model != model AND occurred_at >= %(since)s AND occurred_at < %(until)s "
+        "GROUP BY day, provider, requested",
+        {"since": since, "until": until},
+    )
+    for row in rows:
+        noon = datetime.combine(row["day"], time(12), tzinfo=timezone.utc)
+        price = card.model_price(row["provider"], row["requested"], noon)
+        if price is None:
+            report.unpriced_requested_models.add(row["requested"])
+            continue
+        usage = Usage(provider=row["provider"], model=row["requested"], product_id="",
+                      source_type="", occurred_at=noon, input_tokens=row["input"],
+                      output_tokens=row["output"], cached_input_tokens=row["cached"],
+                      reasoning_tokens=row["reasoning"])
+        # ai_cost adds the per-call price once; a group holds `calls` calls
+        per_call_extra = price.per_call * (row["calls"] - 1)
+        report.throttled_calls += row["calls"]
+        report.throttled_requested_cost_usd += money(ai_cost(price, usage) + per_call_extra)
+        report.throttled_actual_cost_usd += row["actual"]
+    _blocked(tenant, start, end, since, until, report)
+    return report
+
+
+def _blocked(tenant: Tenant, start: date, end: date, since: datetime, until: datetime,
+             report: ImpactReport) -> None:
+    from margin_guard.models import GuardPolicy, GuardState
+
+    features = {f for policy in GuardPolicy.objects.filter(tenant=tenant)
+                for f in (policy.premium_features or [])}
+    customers = set(GuardState.objects.filter(tenant=tenant).values_list("customer_id",
+                                                                          flat=True))
+    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
+    for customer_id in customers:
+        for feature in features:
+            keys = [_blocked_key(tenant.slug, customer_id, feature, day) for day in days]
+            count = sum(cache.get_many(keys).values())
+            if not count:
+                continue
+            average = eventstore.tenant_query(
+                tenant.slug,
+                "SELECT sum(ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd)"
+                " AS cost, sum(event_count) AS calls FROM ledger WHERE tenant_id = %(tenant_id)s"
+                " AND entry_type = 'COST' AND customer_id = %(customer)s"
+                " AND (tool_name = %(feature)s OR model = %(feature)s)"
+                " AND occurred_at >= %(since)s AND occurred_at < %(until)s",
+                {"customer": customer_id, "feature": feature, "since": since, "until": until},
+            )[0]
+            report.blocked_calls += count
+            if average["calls"]:
+                report.blocked_estimate_usd += money(
+                    average["cost"] / average["calls"] * count)

@@ -1,0 +1,118 @@
+"""Guard policies, the guard's current level per scope, and the audit of every change."""
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+
+from aforo.models import Tenant
+
+MONEY = {"max_digits": 38, "decimal_places": 9}
+
+
+class Level(models.IntegerChoices):
+    NONE = 0, "NONE"
+    ALERT = 1, "ALERT"        # L1: notify
+    THROTTLE = 2, "THROTTLE"  # L2: downgrade models, rate-limit
+    BLOCK = 3, "BLOCK"        # L3: suspend premium features and models
+
+
+class GuardPolicy(models.Model):
+    class Scope(models.TextChoices):
+        PLATFORM = "PLATFORM"
+        TENANT = "TENANT"
+        TIER = "TIER"
+        PRODUCT = "PRODUCT"
+        CUSTOMER = "CUSTOMER"
+        CUSTOMER_PRODUCT = "CUSTOMER_PRODUCT"
+
+    class Mode(models.TextChoices):
+        OFF = "OFF"
+        DRY_RUN = "DRY_RUN"
+        ENFORCE = "ENFORCE"
+
+    class Window(models.TextChoices):
+        DAY = "24h"
+        WEEK = "7d"
+        PERIOD_TO_DATE = "PTD"
+
+    # Most specific first: the policy that applies to a call is the first scope that matches.
+    SPECIFICITY = [Scope.CUSTOMER_PRODUCT, Scope.CUSTOMER, Scope.PRODUCT, Scope.TIER,
+                   Scope.TENANT, Scope.PLATFORM]
+
+    tenant = models.ForeignKey(Tenant, null=True, blank=True, on_delete=models.CASCADE,
+                               related_name="+", help_text="Empty for a PLATFORM policy.")
+    name = models.CharField(max_length=200)
+    scope = models.CharField(max_length=20, choices=Scope.choices)
+    tier = models.CharField(max_length=20, blank=True)
+    product_id = models.CharField(max_length=200, blank=True)
+    customer_id = models.CharField(max_length=200, blank=True)
+    mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.OFF)
+    alert_below_pct = models.DecimalField(max_digits=7, decimal_places=2, default=20)
+    throttle_below_pct = models.DecimalField(max_digits=7, decimal_places=2, default=10)
+    block_below_pct = models.DecimalField(max_digits=7, decimal_places=2, default=0)
+    window = models.CharField(max_length=3, choices=Window.choices, default=Window.DAY)
+    min_events = models.PositiveIntegerField(default=20)
+    recovery_buffer_pct = models.DecimalField(max_digits=7, decimal_places=2, default=5)
+    downgrade_map = models.JSONField(default=dict, blank=True,
+                                     help_text='e.g. {"gpt-4o": "gpt-4o-mini"}')
+    premium_features = models.JSONField(default=list, blank=True,
+                                        help_text="Features or models BLOCK suspends.")
+    throttle_rate_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    notify_channel = models.CharField(max_length=10, blank=True)
+    notify_destination = models.CharField(max_length=500, blank=True)
+    signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
+                                      help_text="Signs WEBHOOK notifications.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["scope", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.scope}, {self.mode})"
+
+
+class GuardState(models.Model):
+    """The level a customer (or a customer's use of one product) is held at."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    customer_id = models.CharField(max_length=200)
+    product_id = models.CharField(max_length=200, blank=True)
+    level = models.IntegerField(choices=Level.choices, default=Level.NONE)
+    mode = models.CharField(max_length=10, default=GuardPolicy.Mode.OFF)
+    policy = models.ForeignKey(GuardPolicy, null=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    version = models.PositiveIntegerField(default=0)
+    margin_pct = models.DecimalField(max_digits=20, decimal_places=4, null=True)
+    cost_usd = models.DecimalField(**MONEY, default=0)
+    revenue_usd = models.DecimalField(**MONEY, default=0)
+    events = models.BigIntegerField(default=0)
+    evaluated_at = models.DateTimeField(null=True)
+    override_until = models.DateTimeField(null=True, blank=True)
+    override_by = models.CharField(max_length=150, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tenant", "customer_id", "product_id"],
+                                               name="one_guard_state_per_scope")]
+        ordering = ["customer_id", "product_id"]
+
+
+class GuardAction(models.Model):
+    """An orchestration action: every level change and override, who or what did it, and why."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    customer_id = models.CharField(max_length=200)
+    product_id = models.CharField(max_length=200, blank=True)
+    from_level = models.IntegerField(choices=Level.choices)
+    to_level = models.IntegerField(choices=Level.choices)
+    mode = models.CharField(max_length=10)
+    margin_pct = models.DecimalField(max_digits=20, decimal_places=4, null=True)
+    cost_usd = models.DecimalField(**MONEY)
+    revenue_usd = models.DecimalField(**MONEY)
+    events_evaluated = models.BigIntegerField()
+    reason = models.TextField()
+    actor = models.CharField(max_length=150)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-id"]

@@ -1,0 +1,70 @@
+"""What Margin Guard tells people when a level changes: Slack (Block Kit), PagerDuty, email and
+signed webhooks, sent and retried by the same delivery machinery as alerts (budgets.delivery)."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from budgets.delivery import delivery_attempt
+from budgets.models import Delivery
+from margin_guard.models import GuardAction, GuardPolicy, Level
+
+ACTIONS = {Level.NONE: "Restored full access", Level.ALERT: "Alert sent",
+           Level.THROTTLE: "Throttling to cheaper models", Level.BLOCK: "Premium features locked"}
+
+
+def action_title(action: GuardAction) -> str:
+    return (f"Margin Guard: {action.customer_id} {Level(action.from_level).label} → "
+            f"{Level(action.to_level).label}")
+
+
+def estimated_savings_per_hour(action: GuardAction) -> Decimal | None:
+    """The loss rate the action stops: cost minus revenue per hour of the window measured,
+    when margin is negative (an estimate, labelled as such)."""
+    if action.to_level < Level.THROTTLE or action.cost_usd <= action.revenue_usd:
+        return None
+    return ((action.cost_usd - action.revenue_usd) / Decimal(24)).quantize(Decimal("0.01"))
+
+
+def action_payload(action: GuardAction) -> dict:
+    savings = estimated_savings_per_hour(action)
+    return {
+        "tenantId": action.tenant.slug, "customerId": action.customer_id,
+        "productId": action.product_id or None, "fromLevel": Level(action.from_level).label,
+        "toLevel": Level(action.to_level).label, "actionTaken": ACTIONS[action.to_level],
+        "mode": action.mode,
+        "marginPct": str(action.margin_pct) if action.margin_pct is not None else None,
+        "costUsd": str(action.cost_usd), "revenueUsd": str(action.revenue_usd),
+        "eventsEvaluated": action.events_evaluated,
+        "estimatedSavingsUsdPerHour": str(savings) if savings is not None else None,
+        "reason": action.reason, "actor": action.actor, "at": action.at.isoformat(),
+    }
+
+
+def slack_blocks(action: GuardAction) -> dict:
+    payload = action_payload(action)
+    margin = f"{Decimal(payload['marginPct']):.1f}%" if payload["marginPct"] else "no revenue"
+    fields = [("Tenant", payload["tenantId"]), ("Customer", payload["customerId"]),
+              ("Product", payload["productId"] or "all products"), ("Current margin", margin),
+              ("Action taken", f"{payload['actionTaken']} ({payload['mode']})"),
+              ("Estimated savings", f"${payload['estimatedSavingsUsdPerHour']}/hr (estimate)"
+               if payload["estimatedSavingsUsdPerHour"] else "n/a")]
+    return {"text": action_title(action),
+            "blocks": [
+                {"type": "header", "text": {"type": "plain_text",
+                                            "text": "Profitability guardrail triggered"}},
+                {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"}
+                                               for k, v in fields]},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": payload["reason"]}]},
+            ]}
+
+
+def action_notify(*, action: GuardAction, policy: GuardPolicy) -> Delivery:
+    """Queue the notification and try it once now; the evaluation job retries failures."""
+    now = datetime.now(timezone.utc)
+    delivery = Delivery.objects.create(
+        guard_action=action, channel=policy.notify_channel,
+        destination=policy.notify_destination, signing_secret=policy.signing_secret,
+        next_attempt_at=now)
+    delivery_attempt(delivery=delivery, now=now)
+    return delivery

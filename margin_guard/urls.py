@@ -1,0 +1,14 @@
+"""Margin Guard routes under /api/v1/margin-guard/."""
+from django.urls import path
+
+from margin_guard import api
+
+urlpatterns = [
+    path("policies", api.PolicyList.as_view(), name="guard-policies"),
+    path("policies/<int:policy_id>", api.PolicyDetail.as_view(), name="guard-policy"),
+    path("states", api.StateList.as_view(), name="guard-states"),
+    path("actions", api.ActionList.as_view(), name="guard-actions"),
+    path("decide", api.Decide.as_view(), name="guard-decide"),
+    path("overrides", api.Override.as_view(), name="guard-override"),
+    path("impact", api.Impact.as_view(), name="guard-impact"),
+]

@@ -1,0 +1,39 @@
+"""The billing admin pages render, and editing a plan there reloads the rating cache."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from billing.models import PriceComponent
+from billing.rating import rated_revenue
+from billing.services import ComponentSpec
+from tests.billing.test_rating import entry, subscribe
+
+
+@pytest.fixture
+def admin_client(client, db):
+    user = get_user_model().objects.create_superuser("root", "root@example.com", "pw-12345678")
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize("model", ["rateplan", "pricecomponent", "subscription", "invoice",
+                                   "attributionrun"])
+def test_changelists_render(admin_client, model):
+    assert admin_client.get(f"/admin/billing/{model}/").status_code == 200
+
+
+def test_editing_a_component_in_the_admin_reprices_ingest(admin_client, tenant):
+    sub = subscribe(tenant, ComponentSpec("PER_EVENT", Decimal("1")))
+    assert rated_revenue(tenant=tenant, entries=[entry()]) == [Decimal(1)]
+    component = PriceComponent.objects.get(plan=sub.plan)
+    response = admin_client.post(f"/admin/billing/pricecomponent/{component.pk}/change/", {
+        "plan": sub.plan.pk, "kind": "PER_EVENT", "product_id": "", "unit_price": "2",
+        "rating_events_per_period": "",
+        "tiers-TOTAL_FORMS": "0", "tiers-INITIAL_FORMS": "0",
+        "tiers-MIN_NUM_FORMS": "0", "tiers-MAX_NUM_FORMS": "1000",
+    })
+    assert response.status_code == 302, response.content[:500]
+    assert rated_revenue(tenant=tenant, entries=[entry()]) == [Decimal(2)]

@@ -1,0 +1,78 @@
+"""Local delivery sinks for tests: an HTTP server (Slack, webhooks) and an SMTP server."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+@dataclass
+class HttpSink:
+    """Records every POST; answers 500 to the first `fail_first` of them."""
+
+    fail_first: int = 0
+    requests: list[dict] = field(default_factory=list)
+    url: str = ""
+
+    @property
+    def accepted(self) -> list[dict]:
+        return [r for r in self.requests if r["status"] == 200]
+
+
+def _start_http_sink(sink: HttpSink) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            status = 500 if len(sink.requests) < sink.fail_first else 200
+            sink.requests.append({"path": self.path, "headers": dict(self.headers),
+                                  "body": body, "json": json.loads(body or b"null"),
+                                  "status": status})
+            self.send_response(status)
+            self.end_headers()
+            self.wfile.write(b"ok" if status == 200 else b"boom")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    sink.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def http_sink(settings):
+    settings.AFORO_ALLOW_HTTP_WEBHOOKS = True
+    sink = HttpSink()
+    server = _start_http_sink(sink)
+    yield sink
+    server.shutdown()
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    """A real SMTP server on loopback (aiosmtpd); Django sends through its SMTP backend."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Message
+
+    received = []
+
+    class Collect(Message):
+        def handle_message(self, message):
+            received.append(message)
+
+    with socket.socket() as probe:  # aiosmtpd checks readiness on the port it was given
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(Collect(), hostname="127.0.0.1", port=port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = port
+    settings.EMAIL_USE_TLS = False
+    yield received
+    controller.stop()
