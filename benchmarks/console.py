@@ -83,6 +83,7 @@ def main() -> None:
     client = Client()
     client.force_login(user)
 
+    load_before = os.getloadavg()[0]
     rows = []
     for tab, (path, params) in TABS.items():
         cells = []
@@ -121,7 +122,10 @@ def main() -> None:
             *rows,
             "",
             f"Period windows: 7D {end - timedelta(days=6)}…{end}, 30D from "
-            f"{end - timedelta(days=29)}, 90D from {end - timedelta(days=89)}.",
+            f"{end - timedelta(days=29)}, 90D from {end - timedelta(days=89)}. "
+            f"Load average {load_before:.1f} before and {os.getloadavg()[0]:.1f} after the run "
+            "(the machine's 2 cores are shared with other work; figures on a quiet machine are "
+            "lower).",
         ],
     )
 

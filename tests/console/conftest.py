@@ -44,21 +44,28 @@ def console(member) -> Client:
 def seed_events() -> list[dict]:
     """A week of traffic plus older events, with every shape the tabs must show.
 
-    - 25 translation calls of $0.01 (AI split) and one of $0.50 (an anomaly: 50× the rest),
+    - today, 25 translation calls of $0.01 (AI split) and one of $0.50 (an anomaly),
     - an agent call with the full AI / infra / fee split and tokens,
     - a call that only knows its total (Unclassified), a call costing $0.000004 (tiny),
     - a customer called `<script>alert(1)</script>`,
     - two events 20 days ago, inside 30D but not 7D.
     """
+    # The anomaly group happens today (UTC) whatever the hour: seconds after midnight, at most
+    # 30 s ahead of the clock, well inside the ingest's 5-minute tolerance.
+    midnight = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+    def today_at(second: int) -> str:
+        return (midnight + timedelta(seconds=second)).isoformat().replace("+00:00", "Z")
+
     events = []
     for n in range(25):
-        events.append({"eventId": f"tr-{n}", "occurredAt": hours_ago(2 + n), "customerId":
+        events.append({"eventId": f"tr-{n}", "occurredAt": today_at(1 + n), "customerId":
                        "cust_acme", "productId": "prod_translation", "productType": "API_WITH_AI",
                        "provider": "Anthropic", "model": "claude-sonnet-4-6",
                        "sourceType": "GATEWAY", "aiCogsUsd": "0.01", "inputTokens": 100,
                        "outputTokens": 20})
     events += [
-        {"eventId": "tr-spike", "occurredAt": hours_ago(1), "customerId": "cust_acme",
+        {"eventId": "tr-spike", "occurredAt": today_at(30), "customerId": "cust_acme",
          "productId": "prod_translation", "productType": "API_WITH_AI", "provider": "Anthropic",
          "model": "claude-sonnet-4-6", "sourceType": "GATEWAY", "aiCogsUsd": "0.50",
          "inputTokens": 9000, "outputTokens": 3000},

@@ -81,6 +81,7 @@ def test_overview_has_trend_donut_products_and_anomalies(seeded, console):
     assert 'data-table="products"' in body and "prod_translation" in body
     anomalies = body.split('data-table="anomalies"')[1].split("</table>")[0]
     assert "tr-spike" in anomalies and "tr-3<" not in anomalies
+    assert "Cost anomalies today" in body
     assert "Revenue still settling" in body
     assert '<script src="/static/vendor/plotly.min.js">' in body
 
@@ -226,3 +227,12 @@ def test_tenant_switch_returns_to_the_same_tab_and_period(store, tenant, other_t
     assert f"<strong>{other_tenant.name}</strong>" in page(client, "/console/cogs/pnl/")
     evil = client.post("/console/tenant/", {"tenant": tenant.slug, "next": "https://evil.test/"})
     assert evil["Location"] == "/console/"
+
+
+def test_a_user_without_a_tenant_is_told_so(db):
+    from django.contrib.auth import get_user_model
+
+    client = Client()
+    client.force_login(get_user_model().objects.create_user("nomad"))
+    for path in TABS.values():
+        assert "not a member of any tenant" in page(client, path)
