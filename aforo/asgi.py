@@ -12,10 +12,11 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from aforo.routing import websocket_urlpatterns  # noqa: E402
 from aforo.schedule import start_in_process_schedule  # noqa: E402
+from margin_guard.fastpath import DecideFastPath  # noqa: E402
 
 start_in_process_schedule()
 
 application = ProtocolTypeRouter({
-    "http": django_asgi_app,
+    "http": DecideFastPath(django_asgi_app),
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })

@@ -13,7 +13,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -58,58 +57,83 @@ print(*(lat[int(len(lat) * q)] / 1000 for q in (0.5, 0.99, 0.999)))
             f"| 200,000 calls, 1,000 customers | {out[0]} µs | {out[1]} µs | {out[2]} µs |"]
 
 
+CLIENT_PROCESSES = 4
+
+
+def _client(port: int, token: str, seconds: float, interval: float | None, offset: float,
+            n: int, queue) -> None:
+    """One client process on one keep-alive connection. Paced (`interval` set): a request every
+    `interval` seconds, latency counted from when it was due, so a server that falls behind is
+    not hidden. Closed loop (`interval` None): the next request as soon as the last answered."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    headers = {"Authorization": f"Bearer {token}", "X-Tenant-Id": "bench",
+               "Content-Type": "application/json"}
+    out = []
+    i = 0
+    deadline = time.perf_counter() + seconds
+    next_at = time.perf_counter() + offset
+    while next_at < deadline:
+        now = time.perf_counter()
+        if interval is not None and now < next_at:
+            time.sleep(next_at - now)
+        sent = next_at if interval is not None else time.perf_counter()
+        body = json.dumps({"customerId": f"c{(i * 7 + n) % 1000}", "productId": "p1",
+                           "model": "gpt-4o", "feature": "batch"})
+        conn.request("POST", "/api/v1/margin-guard/decide", body=body, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        out.append((time.perf_counter() - sent, response.status))
+        i += 1
+        next_at = next_at + interval if interval is not None else time.perf_counter()
+    queue.put(out)
+
+
+def _load(port: int, token: str, seconds: float, clients: int, rate: int | None):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    interval = clients / rate if rate else None
+    procs = [context.Process(target=_client, args=(
+        port, token, seconds, interval, (n * interval / clients) if interval else 0, n, queue))
+        for n in range(clients)]
+    started = time.perf_counter()
+    for proc in procs:
+        proc.start()
+    results = [item for _ in procs for item in queue.get()]
+    for proc in procs:
+        proc.join()
+    return results, time.perf_counter() - started
+
+
+def _row(label: str, results, elapsed: float) -> str:
+    ms = [latency * 1000 for latency, _status in results]
+    statuses: dict[int, int] = {}
+    for _latency, status in results:
+        statuses[status] = statuses.get(status, 0) + 1
+    return (f"| {label} | {len(ms):,} requests at {len(ms) / elapsed:,.0f}/s "
+            f"(statuses {statuses}) | {percentile(ms, 0.5):.2f} ms | "
+            f"{percentile(ms, 0.99):.2f} ms | {percentile(ms, 0.999):.2f} ms |")
+
+
 def over_http(env: dict, args) -> list[str]:
     port = free_port()
     proc = _serve(env, port, args.workers)
     token = _manage(env, "create_api_token", "--tenant", "bench", "--role", "DEVELOPER").strip()
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    lock = threading.Lock()
-    threads = 8
-    per_thread_interval = threads / args.rate
-    deadline = time.perf_counter() + args.seconds
-
-    def client(n: int) -> None:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        headers = {"Authorization": f"Bearer {token}", "X-Tenant-Id": "bench",
-                   "Content-Type": "application/json"}
-        i = 0
-        next_at = time.perf_counter() + n * per_thread_interval / threads
-        mine = []
-        while next_at < deadline:
-            now = time.perf_counter()
-            if now < next_at:
-                time.sleep(next_at - now)
-            body = json.dumps({"customerId": f"c{(i * threads + n) % 1000}", "productId": "p1",
-                               "model": "gpt-4o", "feature": "batch"})
-            # latency from the scheduled send time, so a stalled server is not hidden
-            conn.request("POST", "/api/v1/margin-guard/decide", body=body, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            mine.append(time.perf_counter() - next_at)
-            with lock:
-                statuses[response.status] = statuses.get(response.status, 0) + 1
-            i += 1
-            next_at += per_thread_interval
-        with lock:
-            latencies.extend(mine)
-
+    name = f"HTTP `POST /api/v1/margin-guard/decide`, {args.workers} uvicorn workers, Redis"
+    rows = []
     try:
-        workers = [threading.Thread(target=client, args=(n,)) for n in range(threads)]
-        started = time.perf_counter()
-        for t in workers:
-            t.start()
-        for t in workers:
-            t.join()
-        elapsed = time.perf_counter() - started
+        _load(port, token, 2, CLIENT_PROCESSES, None)  # warm every worker up
+        for clients in (1, CLIENT_PROCESSES):
+            results, elapsed = _load(port, token, args.seconds, clients, None)
+            rows.append(_row(f"{name}, closed loop, {clients} connection(s)", results, elapsed))
+        results, elapsed = _load(port, token, args.seconds, CLIENT_PROCESSES, args.rate)
+        rows.append(_row(f"{name}, open loop paced at {args.rate}/s from {CLIENT_PROCESSES} "
+                         "client processes", results, elapsed))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    ms = [v * 1000 for v in latencies]
-    return [f"| HTTP `POST /api/v1/margin-guard/decide`, {args.workers} uvicorn workers, Redis "
-            f"| {len(ms):,} requests at {len(ms) / elapsed:,.0f}/s (statuses {statuses}) "
-            f"| {percentile(ms, 0.5):.2f} ms | {percentile(ms, 0.99):.2f} ms "
-            f"| {percentile(ms, 0.999):.2f} ms |"]
+    return rows
 
 
 def main() -> None:

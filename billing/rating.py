@@ -13,9 +13,8 @@ from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.core.cache import cache
-
 from aforo.models import Tenant
+from aforo.shared_cache import shared_cache
 
 ZERO = Decimal(0)
 NINE_PLACES = Decimal("0.000000001")
@@ -150,13 +149,13 @@ def plans_changed(tenant: Tenant) -> None:
     """Call after any write to a tenant's plans, components, tiers or subscriptions."""
     key = _VERSION_KEY.format(tenant_id=tenant.pk)
     try:
-        cache.incr(key)
+        shared_cache().incr(key)
     except ValueError:
-        cache.set(key, 1, timeout=None)
+        shared_cache().set(key, 1, timeout=None)
 
 
 def plan_book_for(tenant: Tenant) -> PlanBook:
-    version = cache.get(_VERSION_KEY.format(tenant_id=tenant.pk)) or 0
+    version = shared_cache().get(_VERSION_KEY.format(tenant_id=tenant.pk)) or 0
     held = _loaded.get(tenant.pk)
     if held is None or held[0] != version:
         held = (version, plan_book_build(tenant))

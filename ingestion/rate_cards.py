@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.core.cache import cache
-
 from aforo.models import Tenant
+from aforo.shared_cache import shared_cache
 from ingestion.models import GatewayFeeRule, InfraCostRule, ModelPrice
 
 _VERSION_KEY = "aforo:rate-card-version:{tenant_id}"
@@ -151,17 +150,17 @@ _loaded: dict[int, tuple[int, RateCard]] = {}
 
 
 def rate_card_version(tenant_id: int) -> int:
-    return (cache.get(_VERSION_KEY.format(tenant_id=tenant_id)) or 0) + (
-        cache.get(_VERSION_KEY.format(tenant_id="platform")) or 0)
+    return (shared_cache().get(_VERSION_KEY.format(tenant_id=tenant_id)) or 0) + (
+        shared_cache().get(_VERSION_KEY.format(tenant_id="platform")) or 0)
 
 
 def rate_card_changed(tenant: Tenant | None) -> None:
     """Call after any write to prices or rules (tenant None: the platform catalog)."""
     key = _VERSION_KEY.format(tenant_id=tenant.pk if tenant else "platform")
     try:
-        cache.incr(key)
+        shared_cache().incr(key)
     except ValueError:
-        cache.set(key, 1, timeout=None)
+        shared_cache().set(key, 1, timeout=None)
 
 
 def rate_card_for(tenant: Tenant) -> RateCard:

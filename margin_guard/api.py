@@ -1,18 +1,26 @@
 """Margin Guard API under /api/v1/margin-guard/: policies, states, actions, decide, override."""
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta, timezone
+from typing import Annotated
 
+import msgspec
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 from django.db.models import Q
+from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aforo.errors import ApiError
+from aforo.authentication import authorize_token
+from aforo.errors import ApiError, api_exception_response, error_body, json_error
 from aforo.pagination import PageEnvelopePagination
-from aforo.permissions import GUARD_ROLES, CanManageGuard, ReadOrWrite
+from aforo.permissions import GUARD_ROLES, CanManageGuard, CanRead, ReadOrWrite
 from margin_guard import decision
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
 from margin_guard.services import guard_override
@@ -192,33 +200,71 @@ class ActionList(APIView):
         return paginator.get_paginated_response(ActionOut(page, many=True).data)
 
 
-class DecideIn(serializers.Serializer):
-    customerId = serializers.CharField(max_length=200)
-    productId = serializers.CharField(max_length=200, required=False, allow_blank=True,
-                                      default="")
-    model = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    feature = serializers.CharField(max_length=200, required=False, allow_blank=True,
-                                    default="")
+Id = Annotated[str, msgspec.Meta(max_length=200)]
 
 
-class Decide(APIView):
-    """ALLOW, THROTTLE (X-Aforo-Model-Downgrade; 429 past the rate limit) or BLOCK."""
+class DecideIn(msgspec.Struct, rename="camel"):
+    customer_id: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    product_id: Id = ""
+    model: Id = ""
+    feature: Id = ""
 
-    @extend_schema(request=DecideIn, responses={200: {"type": "object"},
-                                                429: {"type": "object"}})
-    def post(self, request):
-        data = DecideIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        verdict = decision.decide(request.tenant.slug, customer_id=values["customerId"],
-                                  product_id=values["productId"], model=values["model"],
-                                  feature=values["feature"])
-        response = Response(verdict.as_json(), status=429 if verdict.retry_after else 200)
-        if verdict.downgrade_to:
-            response["X-Aforo-Model-Downgrade"] = verdict.downgrade_to
-        if verdict.retry_after:
-            response["Retry-After"] = str(verdict.retry_after)
-        return response
+
+_decide_in = msgspec.json.Decoder(DecideIn)
+
+
+def decide_request(request, body: bytes) -> tuple[int, dict[str, str], dict]:
+    """Authenticate, decode and decide: (status, extra headers, JSON body).
+
+    `request` needs only META (a Django request, or the ASGI fast path's stand-in).
+    """
+    try:
+        access = authorize_token(request, CanRead)
+    except exceptions.APIException as exc:
+        response = api_exception_response(exc)
+        return response.status_code, dict(response.headers), json.loads(response.content)
+    finally:
+        close_old_connections()  # a remembered token touches no database; a miss may have
+    try:
+        values = _decide_in.decode(body)
+    except msgspec.ValidationError as exc:
+        field = str(exc).split("`$.", 1)[1].rstrip("`") if "`$." in str(exc) else None
+        if "missing required field" in str(exc):
+            field = "customerId"
+        return 400, {}, error_body("invalid", str(exc), field)
+    except msgspec.DecodeError:
+        return 415, {}, error_body("unsupported_media_type", "The body is not JSON.")
+    verdict = decision.decide(access.tenant.slug, customer_id=values.customer_id,
+                              product_id=values.product_id, model=values.model,
+                              feature=values.feature)
+    headers = {}
+    if verdict.downgrade_to:
+        headers["X-Aforo-Model-Downgrade"] = verdict.downgrade_to
+    if verdict.retry_after:
+        headers["Retry-After"] = str(verdict.retry_after)
+    return 429 if verdict.retry_after else 200, headers, verdict.as_json()
+
+
+def _decide_sync(request, body: bytes) -> JsonResponse:
+    status, headers, payload = decide_request(request, body)
+    response = JsonResponse(payload, status=status)
+    for name, value in headers.items():
+        if name.lower() != "content-type":
+            response[name] = value
+    return response
+
+
+@csrf_exempt
+async def decide_endpoint(request: HttpRequest) -> JsonResponse:
+    """POST /api/v1/margin-guard/decide: ALLOW, THROTTLE (X-Aforo-Model-Downgrade; 429 with
+    Retry-After past the rate limit) or BLOCK.
+
+    A plain async view: on the request path every hop counts, so no DRF dispatch and one hop to
+    a worker thread for the (usually remembered) token check and the dictionary lookup.
+    """
+    if request.method != "POST":
+        return json_error(405, "method_not_allowed", "Use POST.")
+    return await sync_to_async(_decide_sync, thread_sensitive=False)(request, request.body)
 
 
 class Impact(APIView):

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from django.core.cache import cache
+from aforo.shared_cache import shared_cache
 
 ALLOW, THROTTLE, BLOCK = "ALLOW", "THROTTLE", "BLOCK"
 NONE, ALERT, THROTTLE_LEVEL, BLOCK_LEVEL = 0, 1, 2, 3
@@ -38,7 +38,7 @@ def profile_store(state, policy) -> None:
         "margin_pct": str(state.margin_pct) if state.margin_pct is not None else None,
     }
     key = _key(state.tenant.slug, state.customer_id, state.product_id or "")
-    cache.set(key, profile, PROFILE_TTL)
+    shared_cache().set(key, profile, PROFILE_TTL)
     _mirror[key] = (time.monotonic(), profile)
 
 
@@ -48,7 +48,7 @@ def _profiles(keys: list[str]) -> list[dict]:
     held = [_mirror.get(k) for k in keys]
     if all(h is not None and now - h[0] < LOCAL_TTL for h in held):
         return [h[1] for h in held]
-    found = cache.get_many(keys)
+    found = shared_cache().get_many(keys)
     if len(_mirror) > MIRROR_MAX:
         _mirror.clear()  # a crude bound; the next reads refill what is hot
     out = []
@@ -87,11 +87,11 @@ def _enforced(profile: dict, model: str, feature: str, rate_key: str) -> Decisio
         if rate:
             minute = int(time.time() // 60)
             key = f"{rate_key}:{minute}"
-            count = cache.get_or_set(key, 0, 120)
+            count = shared_cache().get_or_set(key, 0, 120)
             try:
-                count = cache.incr(key)
+                count = shared_cache().incr(key)
             except ValueError:
-                cache.set(key, 1, 120)
+                shared_cache().set(key, 1, 120)
                 count = 1
             if count > rate:
                 return Decision(THROTTLE, level, model=cheaper or model, downgrade_to=cheaper,

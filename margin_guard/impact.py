@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
-from django.core.cache import cache
-
 from aforo import eventstore
 from aforo.models import Tenant
+from aforo.shared_cache import shared_cache
 from ingestion.costing import Usage, ai_cost, money
 from ingestion.rate_cards import rate_card_for
 
@@ -54,12 +53,12 @@ def blocked_counts_flush() -> None:
         _pending.clear()
         _last_flush[0] = clock.monotonic()
     for key, count in counts.items():
-        if cache.add(key, count, BLOCK_COUNT_TTL):
+        if shared_cache().add(key, count, BLOCK_COUNT_TTL):
             continue
         try:
-            cache.incr(key, count)
+            shared_cache().incr(key, count)
         except ValueError:
-            cache.set(key, count, BLOCK_COUNT_TTL)
+            shared_cache().set(key, count, BLOCK_COUNT_TTL)
 
 
 @dataclass
@@ -149,7 +148,7 @@ def _blocked(tenant: Tenant, start: date, end: date, since: datetime, until: dat
     for customer_id in customers:
         for feature in features:
             keys = [_blocked_key(tenant.slug, customer_id, feature, day) for day in days]
-            count = sum(cache.get_many(keys).values())
+            count = sum(shared_cache().get_many(keys).values())
             if not count:
                 continue
             average = eventstore.tenant_query(

@@ -8,7 +8,7 @@ urlpatterns = [
     path("policies/<int:policy_id>", api.PolicyDetail.as_view(), name="guard-policy"),
     path("states", api.StateList.as_view(), name="guard-states"),
     path("actions", api.ActionList.as_view(), name="guard-actions"),
-    path("decide", api.Decide.as_view(), name="guard-decide"),
+    path("decide", api.decide_endpoint, name="guard-decide"),
     path("overrides", api.Override.as_view(), name="guard-override"),
     path("impact", api.Impact.as_view(), name="guard-impact"),
 ]
