@@ -1,0 +1,73 @@
+"""The decision's ASGI door answers exactly as the Django view, and passes everything else on."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.testing import ApplicationCommunicator
+
+from margin_guard import decision
+from margin_guard.fastpath import DECIDE_PATH, DecideFastPath
+from margin_guard.models import GuardPolicy, GuardState
+from tests.conftest import api_client
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _post(app, path: str, body: bytes, headers: list[tuple[bytes, bytes]]):
+    scope = {"type": "http", "method": "POST", "path": path, "headers": headers,
+             "query_string": b"", "http_version": "1.1", "scheme": "http",
+             "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 5000)}
+    communicator = ApplicationCommunicator(app, scope)
+    await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
+    start = await communicator.receive_output(5)
+    payload = await communicator.receive_output(5)
+    return start["status"], dict(start["headers"]), payload["body"]
+
+
+@pytest.fixture
+def throttled(tenant):
+    policy = GuardPolicy.objects.create(tenant=tenant, name="floor", scope="TENANT",
+                                        mode="ENFORCE", downgrade_map={"gpt-4o": "gpt-4o-mini"})
+    state = GuardState.objects.create(tenant=tenant, customer_id="c1", level=2,
+                                      mode="ENFORCE", policy=policy)
+    decision.profile_store(state, policy)
+    return tenant
+
+
+def test_the_fast_path_matches_the_view(throttled):
+    async_to_sync(_scenario)(throttled)
+
+
+async def _scenario(throttled):
+    from aforo.tenancy import api_token_create
+
+    issued = await sync_to_async(api_token_create)(tenant=throttled, role="DEVELOPER")
+    headers = [(b"authorization", f"Bearer {issued.raw}".encode()),
+               (b"x-tenant-id", throttled.slug.encode()),
+               (b"content-type", b"application/json")]
+    body = json.dumps({"customerId": "c1", "productId": "p1", "model": "gpt-4o"}).encode()
+
+    async def django_app(scope, receive, send):  # everything else falls through to here
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b"django"})
+
+    app = DecideFastPath(django_app)
+    status, response_headers, content = await _post(app, DECIDE_PATH, body, headers)
+    assert status == 200
+    assert response_headers[b"x-aforo-model-downgrade"] == b"gpt-4o-mini"
+    assert json.loads(content)["decision"] == "THROTTLE"
+
+    view = await sync_to_async(lambda: api_client(throttled, "DEVELOPER").post(
+        DECIDE_PATH, json.loads(body), format="json").json())()
+    assert json.loads(content) == view
+
+    status, _h, content = await _post(app, DECIDE_PATH, body, headers[1:])
+    assert status == 401 and json.loads(content)["error"]["code"] == "not_authenticated"
+    status, _h, content = await _post(app, DECIDE_PATH, b'{"model": 1}', headers)
+    assert status == 400 and json.loads(content)["error"]["field"] == "model"
+    status, _h, content = await _post(app, DECIDE_PATH, b"nope", headers)
+    assert status == 415
+    status, _h, content = await _post(app, "/api/v1/events", body, headers)
+    assert (status, content) == (299, b"django")
