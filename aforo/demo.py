@@ -167,6 +167,24 @@ def demo_settle(tenant: Tenant, *, start: datetime, now: datetime,
         "event allocations.")
 
 
+def demo_guard(tenant: Tenant, *, now: datetime) -> int:
+    """A tenant-wide Margin Guard policy in DRY_RUN, evaluated once for every customer, so the
+    Margin Guard page shows who would be throttled or blocked; returns the scopes evaluated."""
+    from margin_guard.models import GuardPolicy
+    from margin_guard.services import guard_evaluate_scopes
+
+    if not GuardPolicy.objects.filter(tenant=tenant).exists():
+        GuardPolicy.objects.create(
+            tenant=tenant, name="Demo margin floors", scope=GuardPolicy.Scope.TENANT,
+            mode=GuardPolicy.Mode.DRY_RUN, window=GuardPolicy.Window.WEEK, min_events=10,
+            downgrade_map={"gpt-4o": "gpt-4o-mini", "claude-opus-4-1": "claude-sonnet-4-6",
+                           "gemini-2.5-pro": "gemini-2.5-flash"},
+            premium_features=["web_search", "claude-opus-4-1"])
+    customers = set(Customer.objects.filter(tenant=tenant).values_list("external_id", flat=True))
+    return len(guard_evaluate_scopes(tenant=tenant, scopes={(c, "") for c in customers},
+                                     now=now))
+
+
 def demo_event(rng: random.Random, n: int, people, occurred: datetime) -> dict:
     """One event as a producer sends it: most carry only usage, some their own cost."""
     cid, _tier, _multiplier = people[int(rng.paretovariate(1.2)) % len(people)]

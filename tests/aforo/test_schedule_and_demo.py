@@ -8,7 +8,13 @@ import pytest
 from celery import shared_task
 
 from aforo import eventstore
-from aforo.demo import demo_event_count, demo_seed, demo_settle, demo_tenant_ensure
+from aforo.demo import (
+    demo_event_count,
+    demo_guard,
+    demo_seed,
+    demo_settle,
+    demo_tenant_ensure,
+)
 from aforo.models import Customer, Product
 from aforo.schedule import run_due
 
@@ -40,6 +46,12 @@ def test_demo_seed_covers_tiers_products_providers_and_unsplit_costs(store):
     now = datetime.now(timezone.utc).replace(microsecond=0)
     written = demo_seed(creds.tenant, events=3000, batch=1000, now=now)
     demo_settle(creds.tenant, start=now - timedelta(days=90), now=now)
+    # the dry-run guard evaluates every customer once (levels need more volume than this seed)
+    assert demo_guard(creds.tenant, now=now) == 60
+    from margin_guard.models import GuardState
+
+    assert set(GuardState.objects.filter(tenant=creds.tenant).values_list("mode", flat=True)) \
+        == {"DRY_RUN"}
     assert written == 3000 == demo_event_count(creds.tenant)
     assert Customer.objects.filter(tenant=creds.tenant).values("tier").distinct().count() == 3
     assert Product.objects.filter(tenant=creds.tenant).count() >= 6

@@ -4,7 +4,13 @@ from datetime import datetime, timedelta, timezone
 from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
-from aforo.demo import demo_event_count, demo_seed, demo_settle, demo_tenant_ensure
+from aforo.demo import (
+    demo_event_count,
+    demo_guard,
+    demo_seed,
+    demo_settle,
+    demo_tenant_ensure,
+)
 
 
 class Command(BaseCommand):
@@ -25,6 +31,8 @@ class Command(BaseCommand):
                 demo_seed(creds.tenant, events=options["events"], progress=bar.update, now=now)
             demo_settle(creds.tenant, start=now - timedelta(days=90), now=now,
                         say=self.stdout.write)
+            evaluated = demo_guard(creds.tenant, now=now)
+            self.stdout.write(f"Margin Guard (dry run) evaluated {evaluated} customers.")
         host = options["host"]
         self.stdout.write(self.style.SUCCESS("\nAforo is ready."))
         self.stdout.write(f"  Console:  http://{host}/console/   login {creds.username} / "
