@@ -1,8 +1,6 @@
 """Catalog services: customers and products, registered on first sight or managed by hand."""
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
-
 from aforo.models import Customer, CustomerTier, Product, ProductType, Tenant
 
 
@@ -43,31 +41,32 @@ def product_update(*, product: Product, name: str | None = None,
     return product
 
 
+# (tenant pk, model, external id) this process has seen registered: ingest asks the database
+# only about ids it has not met, so a steady stream of known customers costs no query.
+_registered: set[tuple[int, str, str]] = set()
+_REGISTERED_MAX = 500_000
+
+
 def catalog_register(*, tenant: Tenant, customer_ids: set[str], products: dict[str, str]) -> None:
     """Create the customers and products not seen before (product id -> product type).
 
-    Safe under concurrency: a row another request created first is simply kept.
+    Safe under concurrency: a row another request created first is kept (ignore_conflicts).
     """
-    known_customers = set(
-        Customer.objects.filter(tenant=tenant, external_id__in=customer_ids)
-        .values_list("external_id", flat=True)
-    )
-    known_products = set(
-        Product.objects.filter(tenant=tenant, external_id__in=products.keys())
-        .values_list("external_id", flat=True)
-    )
-    new_customers = [Customer(tenant=tenant, external_id=c, name=c)
-                     for c in customer_ids - known_customers if c]
-    new_products = [
-        Product(tenant=tenant, external_id=p, name=p,
-                product_type=products[p] if products[p] in ProductType.values
-                else ProductType.OTHER)
-        for p in products.keys() - known_products if p
-    ]
-    for model, rows in ((Customer, new_customers), (Product, new_products)):
-        if rows:
-            try:
-                with transaction.atomic():
-                    model.objects.bulk_create(rows, ignore_conflicts=True)
-            except IntegrityError:  # pragma: no cover - ignore_conflicts covers both databases
-                pass
+    for model, wanted, make in (
+        (Customer, {c for c in customer_ids if c},
+         lambda c: Customer(tenant=tenant, external_id=c, name=c)),
+        (Product, {p for p in products if p},
+         lambda p: Product(tenant=tenant, external_id=p, name=p,
+                           product_type=products[p] if products[p] in ProductType.values
+                           else ProductType.OTHER)),
+    ):
+        unseen = {i for i in wanted if (tenant.pk, model.__name__, i) not in _registered}
+        if not unseen:
+            continue
+        known = set(model.objects.filter(tenant=tenant, external_id__in=unseen)
+                    .values_list("external_id", flat=True))
+        if unseen - known:
+            model.objects.bulk_create([make(i) for i in unseen - known], ignore_conflicts=True)
+        if len(_registered) > _REGISTERED_MAX:
+            _registered.clear()
+        _registered.update((tenant.pk, model.__name__, i) for i in unseen)

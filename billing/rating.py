@@ -14,12 +14,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from aforo.models import Tenant
-from aforo.shared_cache import shared_cache
+from aforo.shared_cache import VersionedMemo
 
 ZERO = Decimal(0)
 NINE_PLACES = Decimal("0.000000001")
 _THOUSAND = Decimal(1000)
-_VERSION_KEY = "aforo:billing-plans-version:{tenant_id}"
 
 
 @dataclass(frozen=True)
@@ -142,25 +141,16 @@ def plan_book_build(tenant: Tenant) -> PlanBook:
     return PlanBook(terms)
 
 
-_loaded: dict[int, tuple[int, PlanBook]] = {}
+_plan_books: VersionedMemo[PlanBook] = VersionedMemo("billing-plans", plan_book_build)
 
 
 def plans_changed(tenant: Tenant) -> None:
     """Call after any write to a tenant's plans, components, tiers or subscriptions."""
-    key = _VERSION_KEY.format(tenant_id=tenant.pk)
-    try:
-        shared_cache().incr(key)
-    except ValueError:
-        shared_cache().set(key, 1, timeout=None)
+    _plan_books.changed(tenant.pk)
 
 
 def plan_book_for(tenant: Tenant) -> PlanBook:
-    version = shared_cache().get(_VERSION_KEY.format(tenant_id=tenant.pk)) or 0
-    held = _loaded.get(tenant.pk)
-    if held is None or held[0] != version:
-        held = (version, plan_book_build(tenant))
-        _loaded[tenant.pk] = held
-    return held[1]
+    return _plan_books.get(tenant)
 
 
 def _dec(value: Any) -> Decimal:

@@ -13,10 +13,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from aforo.models import Tenant
-from aforo.shared_cache import shared_cache
+from aforo.shared_cache import VersionedMemo
 from ingestion.models import GatewayFeeRule, InfraCostRule, ModelPrice
-
-_VERSION_KEY = "aforo:rate-card-version:{tenant_id}"
 
 
 @dataclass(frozen=True)
@@ -146,31 +144,17 @@ def rate_card_build(tenant: Tenant) -> RateCard:
     return card
 
 
-_loaded: dict[int, tuple[int, RateCard]] = {}
-
-
-def rate_card_version(tenant_id: int) -> int:
-    return (shared_cache().get(_VERSION_KEY.format(tenant_id=tenant_id)) or 0) + (
-        shared_cache().get(_VERSION_KEY.format(tenant_id="platform")) or 0)
+_rate_cards: VersionedMemo[RateCard] = VersionedMemo("rate-card", rate_card_build)
 
 
 def rate_card_changed(tenant: Tenant | None) -> None:
     """Call after any write to prices or rules (tenant None: the platform catalog)."""
-    key = _VERSION_KEY.format(tenant_id=tenant.pk if tenant else "platform")
-    try:
-        shared_cache().incr(key)
-    except ValueError:
-        shared_cache().set(key, 1, timeout=None)
+    _rate_cards.changed(tenant.pk if tenant else "platform")
 
 
 def rate_card_for(tenant: Tenant) -> RateCard:
-    """The tenant's rate card, rebuilt only when its version changed."""
-    version = rate_card_version(tenant.pk)
-    held = _loaded.get(tenant.pk)
-    if held is None or held[0] != version:
-        held = (version, rate_card_build(tenant))
-        _loaded[tenant.pk] = held
-    return held[1]
+    """The tenant's rate card (its own prices and the platform's), rebuilt when either changes."""
+    return _rate_cards.get(tenant, "platform")
 
 
 def model_price_at(*, tenant: Tenant, provider: str, model: str, at: datetime) -> Price | None:

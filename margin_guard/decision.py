@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from aforo.shared_cache import shared_cache
+from aforo.shared_cache import cache_count, shared_cache
 
 ALLOW, THROTTLE, BLOCK = "ALLOW", "THROTTLE", "BLOCK"
 NONE, ALERT, THROTTLE_LEVEL, BLOCK_LEVEL = 0, 1, 2, 3
@@ -87,13 +87,7 @@ def _enforced(profile: dict, model: str, feature: str, rate_key: str) -> Decisio
         if rate:
             minute = int(time.time() // 60)
             key = f"{rate_key}:{minute}"
-            count = shared_cache().get_or_set(key, 0, 120)
-            try:
-                count = shared_cache().incr(key)
-            except ValueError:
-                shared_cache().set(key, 1, 120)
-                count = 1
-            if count > rate:
+            if cache_count(key, timeout=120) > rate:
                 return Decision(THROTTLE, level, model=cheaper or model, downgrade_to=cheaper,
                                 retry_after=60 - int(time.time()) % 60,
                                 reason=f"over the throttle limit of {rate} calls a minute")

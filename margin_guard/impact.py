@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from aforo import eventstore
 from aforo.models import Tenant
-from aforo.shared_cache import shared_cache
+from aforo.shared_cache import cache_count, shared_cache
 from ingestion.costing import Usage, ai_cost, money
 from ingestion.rate_cards import rate_card_for
 
@@ -53,12 +53,7 @@ def blocked_counts_flush() -> None:
         _pending.clear()
         _last_flush[0] = clock.monotonic()
     for key, count in counts.items():
-        if shared_cache().add(key, count, BLOCK_COUNT_TTL):
-            continue
-        try:
-            shared_cache().incr(key, count)
-        except ValueError:
-            shared_cache().set(key, count, BLOCK_COUNT_TTL)
+        cache_count(key, count, BLOCK_COUNT_TTL)
 
 
 @dataclass
