@@ -1,6 +1,7 @@
 """Console fixtures: a signed-in member of the test tenant and a small, hand-checkable ledger."""
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -8,6 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from aforo import eventstore
 from aforo.catalog import customer_update
 from aforo.models import Customer, Role
 from aforo.tenancy import membership_set
@@ -15,6 +17,7 @@ from ingestion.services import events_ingest_dicts
 from tests.cogs.conftest import attribute
 
 XSS = "<script>alert(1)</script>"
+CHROMIUM = "/usr/bin/chromium"  # Debian's; never a downloaded browser
 PASSWORD = "console-pass-1"
 
 
@@ -116,3 +119,57 @@ def seed(tenant) -> list[dict]:
 @pytest.fixture
 def seeded(store, tenant):
     return seed(tenant)
+
+
+# --- browser tests: a live ASGI server and Debian's headless Chromium ---------------------
+
+@pytest.fixture(scope="session")
+def live_server_url():
+    from aforo.asgi import application
+    from tests.console.live_server import LiveAsgiServer
+
+    server = LiveAsgiServer(application).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    # :TRICKY: Playwright's sync API keeps an asyncio loop running in this thread, which makes
+    # Django refuse ORM calls from the test body ("async context"); they are plain sync calls.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--no-first-run"])
+        yield chromium
+        chromium.close()
+    if previous is None:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    else:
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def browser_store(event_stores):
+    """One backend is enough in the browser; the server one when `make test` runs it."""
+    chosen = event_stores.get("server") or event_stores["chdb"]
+    eventstore.set_default(chosen)
+    yield chosen
+    eventstore.set_default(None)
+
+
+@pytest.fixture
+def page(browser, live_server_url):
+    context = browser.new_context(base_url=live_server_url, viewport={"width": 1360,
+                                                                      "height": 900})
+    tab = context.new_page()
+    tab.dialogs = []
+    tab.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
+    tab.errors = []
+    tab.on("pageerror", lambda error: tab.errors.append(str(error)))
+    yield tab
+    context.close()

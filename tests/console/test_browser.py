@@ -8,95 +8,24 @@ Screenshots of every tab land in tests/artifacts/ (git-ignored).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import threading
 import time
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
-from aforo import eventstore
 from aforo.tenancy import api_token_create
-from tests.console.conftest import PASSWORD, XSS, console_user, hours_ago, seed
+from tests.console.browsing import (
+    ARTIFACTS,
+    BROWSER_TESTS,
+    LIVE_WITHIN_MS,
+    log_in,
+    off_the_loop,
+)
+from tests.console.conftest import XSS, console_user, hours_ago, seed
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-LIVE_WITHIN_MS = 2000
-
-pytestmark = [
-    pytest.mark.browser,
-    # The server's threads must see what the test writes: real commits, flushed after.
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="Chromium is not installed "
-                       "(`make test` installs Debian's chromium package)"),
-]
-
-
-@pytest.fixture(scope="session")
-def live_server_url():
-    from aforo.asgi import application
-    from tests.console.live_server import LiveAsgiServer
-
-    server = LiveAsgiServer(application).start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    # :TRICKY: Playwright's sync API keeps an asyncio loop running in this thread, which makes
-    # Django refuse ORM calls from the test body ("async context"); they are plain sync calls.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--no-first-run"])
-        yield chromium
-        chromium.close()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def browser_store(event_stores):
-    """One backend is enough in the browser; the server one when `make test` runs it."""
-    chosen = event_stores.get("server") or event_stores["chdb"]
-    eventstore.set_default(chosen)
-    yield chosen
-    eventstore.set_default(None)
-
-
-def off_the_loop(function, *args, **kwargs):
-    """Run `function` in a plain thread: ingestion's broadcast uses async_to_sync, which
-    refuses the thread where Playwright's event loop runs."""
-    from django.db import connection
-
-    outcome = {}
-
-    def work():
-        try:
-            outcome["value"] = function(*args, **kwargs)
-        except BaseException as exc:  # re-raised in the test's thread
-            outcome["error"] = exc
-        finally:
-            connection.close()
-
-    worker = threading.Thread(target=work)
-    worker.start()
-    worker.join()
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
+pytestmark = BROWSER_TESTS
 
 @pytest.fixture
 def world(browser_store, tenant):
@@ -104,27 +33,6 @@ def world(browser_store, tenant):
     user = console_user(tenant, "finance")
     token = api_token_create(tenant=tenant, role="OWNER").raw
     return {"tenant": tenant, "user": user, "token": token}
-
-
-@pytest.fixture
-def page(browser, live_server_url):
-    context = browser.new_context(base_url=live_server_url, viewport={"width": 1360,
-                                                                      "height": 900})
-    tab = context.new_page()
-    tab.dialogs = []
-    tab.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
-    tab.errors = []
-    tab.on("pageerror", lambda error: tab.errors.append(str(error)))
-    yield tab
-    context.close()
-
-
-def log_in(page, username: str = "finance") -> None:
-    page.goto("/console/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/console/")
 
 
 def api_get(base: str, world: dict, path: str, **params) -> dict:

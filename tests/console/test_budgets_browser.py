@@ -13,21 +13,14 @@ from billing.services import ComponentSpec, rate_plan_create, subscription_creat
 from budgets.models import Alert
 from budgets.tasks import evaluate_alerts
 from ingestion.services import events_ingest_dicts
+from tests.console.browsing import ARTIFACTS, BROWSER_TESTS, log_in, off_the_loop
 from tests.console.conftest import console_user
-from tests.console.test_browser import (  # noqa: F401  (shared fixtures)
-    ARTIFACTS,
-    browser,
-    browser_store,
-    live_server_url,
-    log_in,
-    off_the_loop,
-    page,
-    pytestmark,
-)
+
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture
-def shop(browser_store, tenant):  # noqa: F811  (fixture imported above)
+def shop(browser_store, tenant):
     customer = customer_create(tenant=tenant, external_id="cust_thin", name="Thin Margins Ltd")
     product_create(tenant=tenant, external_id="prod_chat", name="Chat")
     plan = rate_plan_create(tenant=tenant, code="per-call", components=[
@@ -39,7 +32,7 @@ def shop(browser_store, tenant):  # noqa: F811  (fixture imported above)
 
 
 def test_budget_and_margin_floor_from_the_console_to_slack_and_email(
-        shop, page, http_sink, smtp_sink):  # noqa: F811
+        shop, page, http_sink, smtp_sink):
     log_in(page)
     page.goto("/console/cogs/budgets/?period=7d")
     page.get_by_text("New budget").click()
@@ -114,7 +107,7 @@ def test_budget_and_margin_floor_from_the_console_to_slack_and_email(
     assert page.errors == []
 
 
-def test_a_viewer_sees_budgets_but_no_forms(shop, page):  # noqa: F811
+def test_a_viewer_sees_budgets_but_no_forms(shop, page):
     console_user(shop, "vera", role="VIEWER")
     log_in(page, "vera")
     page.goto("/console/cogs/budgets/")

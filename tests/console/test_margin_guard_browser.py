@@ -13,21 +13,14 @@ from billing.services import ComponentSpec, rate_plan_create, subscription_creat
 from ingestion.services import events_ingest_dicts
 from margin_guard import decision
 from margin_guard.models import GuardPolicy
+from tests.console.browsing import ARTIFACTS, BROWSER_TESTS, log_in, off_the_loop
 from tests.console.conftest import console_user
-from tests.console.test_browser import (  # noqa: F401  (shared fixtures)
-    ARTIFACTS,
-    browser,
-    browser_store,
-    live_server_url,
-    log_in,
-    off_the_loop,
-    page,
-    pytestmark,
-)
+
+pytestmark = BROWSER_TESTS
 
 
 @pytest.fixture
-def guarded(browser_store, tenant):  # noqa: F811
+def guarded(browser_store, tenant):
     customer = customer_create(tenant=tenant, external_id="cust_loss", name="Loss Leader Inc")
     plan = rate_plan_create(tenant=tenant, code="per-call", components=[
         ComponentSpec(kind="PER_EVENT", unit_price=Decimal("1.00"))])
@@ -41,7 +34,7 @@ def guarded(browser_store, tenant):  # noqa: F811
     return tenant
 
 
-def test_levels_timeline_and_override(guarded, page):  # noqa: F811
+def test_levels_timeline_and_override(guarded, page):
     log_in(page)
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Margin Guard").click()
     assert page.get_by_role("heading", name="Margin Guard", exact=True).is_visible()
