@@ -203,15 +203,10 @@ def timed(fn, warmup: int, runs: int) -> tuple[float, float]:
 
 
 def machine() -> str:
-    cpu = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.node()}: {cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    from benchmarks.common import cpu_model
+
+    return (f"{platform.node()}: {cpu_model()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}")
 
 
 def main() -> None:

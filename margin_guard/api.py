@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Annotated
 
 import msgspec
@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +21,8 @@ from aforo.authentication import authorize_token
 from aforo.errors import ApiError, api_exception_response, error_body, json_error
 from aforo.pagination import PageEnvelopePagination
 from aforo.permissions import GUARD_ROLES, CanManageGuard, CanRead, ReadOrWrite
+from cogs.api import PERIOD_PARAMETERS, period_from_request
+from cogs.services import cogs_settings_get
 from margin_guard import decision
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
 from margin_guard.services import guard_override
@@ -270,22 +272,14 @@ async def decide_endpoint(request: HttpRequest) -> JsonResponse:
 class Impact(APIView):
     """Net profit recovered over `from`–`to` (default the last 30 days), with its method."""
 
-    @extend_schema(responses={200: {"type": "object"}}, parameters=[
-        OpenApiParameter("from", str), OpenApiParameter("to", str)])
+    @extend_schema(responses={200: {"type": "object"}}, parameters=PERIOD_PARAMETERS)
     def get(self, request):
         from margin_guard.impact import impact_report
 
-        today = datetime.now(timezone.utc).date()
-        try:
-            first = date.fromisoformat(request.query_params.get("from") or
-                                       (today - timedelta(days=29)).isoformat())
-            last = date.fromisoformat(request.query_params.get("to") or today.isoformat())
-        except ValueError:
-            raise ApiError("from and to must be ISO-8601 dates.", field="from") from None
-        if last < first:
-            raise ApiError("to is before from.", field="to")
-        report = impact_report(tenant=request.tenant, start=first, end=last)
-        return Response({"from": first, "to": last, **report.as_json()})
+        # the same from/to rules as every COGS read (defaults, validation, the tenant's days)
+        period = period_from_request(request, cogs_settings_get(tenant=request.tenant))
+        report = impact_report(tenant=request.tenant, start=period.first, end=period.last)
+        return Response({"from": period.first, "to": period.last, **report.as_json()})
 
 
 class Override(APIView):
