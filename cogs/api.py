@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 from aforo.errors import ApiError
 from aforo.pagination import envelope, page_request
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
+from aforo.renderers import ExactJSONRenderer
 from cogs import queries, services
 from cogs.models import CogsSettings
 from cogs.queries import Period, Totals, Transaction
@@ -21,28 +22,25 @@ MAX_PERIOD_DAYS = 731
 MONEY = Decimal("0.000001")
 RATE = Decimal("0.000000001")
 PCT = Decimal("0.01")
+HUNDRED = Decimal(100)
 
 
-# --- rendering: exact Decimals inside, JSON numbers at the edge ---------------------------
+# --- rendering: exact Decimals inside and out ---------------------------------------------
+# The dashboard views render with ExactJSONRenderer, which writes a Decimal's digits as a JSON
+# number: figures are rounded here (half-even) and never pass through float.
 
-def money(value: Decimal | None) -> float | None:
-    """At most 6 decimals (half-even), as a JSON number."""
-    if value is None:
-        return None
-    return float(value.quantize(MONEY, rounding=ROUND_HALF_EVEN))
+def money(value: Decimal | None) -> Decimal | None:
+    """At most 6 decimals (half-even)."""
+    return None if value is None else value.quantize(MONEY, rounding=ROUND_HALF_EVEN)
 
 
-def rate(value: Decimal | None) -> float | None:
+def rate(value: Decimal | None) -> Decimal | None:
     """A price per 1K tokens keeps 9 decimals: $0.0375/1M is $0.0000375/1K."""
-    if value is None:
-        return None
-    return float(value.quantize(RATE, rounding=ROUND_HALF_EVEN))
+    return None if value is None else value.quantize(RATE, rounding=ROUND_HALF_EVEN)
 
 
-def pct(value: Decimal | None) -> float | None:
-    if value is None:
-        return None
-    return float(value.quantize(PCT, rounding=ROUND_HALF_EVEN))
+def pct(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(PCT, rounding=ROUND_HALF_EVEN)
 
 
 def _margin_fields(totals: Totals, margin_pct: Decimal | None = None) -> dict:
@@ -61,10 +59,20 @@ def product_row(totals: Totals) -> dict:
             **_margin_fields(totals)}
 
 
-def customer_row(totals: Totals, floors: queries.TagFloors) -> dict:
-    tag = queries.customer_tag(totals, floors)
-    return {"customerId": totals.key[0], **_margin_fields(totals),
-            "tag": tag.value if tag else None}
+def customer_row(row: queries.CustomerRow) -> dict:
+    # Written out (no helper calls): /by-customer renders 10k of these per request.
+    revenue, cogs = row.revenue_usd, row.cogs_usd
+    margin = revenue - cogs
+    return {
+        "customerId": row.customer_id,
+        "cogsUsd": cogs.quantize(MONEY, ROUND_HALF_EVEN),
+        "revenueUsd": revenue.quantize(MONEY, ROUND_HALF_EVEN),
+        "marginUsd": margin.quantize(MONEY, ROUND_HALF_EVEN),
+        "marginPct": (margin / revenue * HUNDRED).quantize(PCT, ROUND_HALF_EVEN)
+        if revenue else None,
+        "eventCount": row.event_count,
+        "tag": row.tag.value if row.tag else None,
+    }
 
 
 def limit_param(request) -> int | None:
@@ -222,6 +230,7 @@ PAGE_PARAMETERS = [
 
 class _DashboardView(APIView):
     permission_classes = [CanRead]
+    renderer_classes = [ExactJSONRenderer]
 
     def settings_and_period(self, request) -> tuple[CogsSettings, Period]:
         settings = services.cogs_settings_get(tenant=request.tenant)
@@ -296,9 +305,8 @@ class ByCustomer(_DashboardView):
     def get(self, request):
         settings, period = self.settings_and_period(request)
         limit = limit_param(request)
-        floors = _floors(settings)
-        return Response([customer_row(row, floors) for row in
-                         queries.customers_breakdown(request.tenant, period, limit=limit)])
+        return Response([customer_row(row) for row in queries.customer_ledger(
+            request.tenant, period, _floors(settings), limit=limit)])
 
 
 class ByModel(_DashboardView):
@@ -339,11 +347,10 @@ class Pnl(_DashboardView):
     def get(self, request):
         settings, period = self.settings_and_period(request)
         limit = limit_param(request)
-        floors = _floors(settings)
         products = queries.products_breakdown(request.tenant, period)
         # Ranked by their own margin: who carries the book first, who erodes it last.
-        customers = queries.customers_breakdown(request.tenant, period,
-                                                rank=queries.Rank.MARGIN, limit=limit)
+        customers = queries.customer_ledger(request.tenant, period, _floors(settings),
+                                            order=queries.CustomerOrder.MARGIN, limit=limit)
         unit = queries.unit_economics(queries.totals_sum(products),
                                       settings.fixed_costs_per_month_usd)
         return Response({
@@ -354,7 +361,7 @@ class Pnl(_DashboardView):
                 "breakEvenEvents": unit.break_even_events,
             },
             "products": [product_row(r) for r in queries.ranked(products, queries.Rank.MARGIN)],
-            "customers": [customer_row(r, floors) for r in customers],
+            "customers": [customer_row(r) for r in customers],
         })
 
 

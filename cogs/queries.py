@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import ROUND_FLOOR, Decimal
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from aforo import eventstore
@@ -287,18 +288,27 @@ class TagFloors:
     high_value_pct: Decimal = Decimal(60)
 
 
-def customer_tag(totals: Totals, floors: TagFloors) -> CustomerTag | None:
-    """The customer's tag from its own numbers; None while revenue and cost are both zero."""
-    if totals.revenue_usd == 0 and totals.cogs_usd == 0:
+def tag_of(revenue: Decimal, cogs: Decimal, floors: TagFloors) -> CustomerTag | None:
+    """A customer's tag from its revenue and COGS; None while both are zero.
+
+    Compared without dividing (margin × 100 against floor × revenue), so the tag is exact and
+    the same as the SQL in customer_ledger(). Without positive revenue there is no margin % to
+    speak of: a customer who is not losing money is then AT_RISK.
+    """
+    if revenue == 0 and cogs == 0:
         return None
-    if totals.margin_usd < 0:
+    margin = revenue - cogs
+    if margin < 0:
         return CustomerTag.UNPROFITABLE
-    pct = totals.margin_pct
-    if pct is None or pct < floors.at_risk_pct:  # pct None here means revenue 0 and COGS < 0
+    if revenue <= 0 or margin * HUNDRED < floors.at_risk_pct * revenue:
         return CustomerTag.AT_RISK
-    if pct >= floors.high_value_pct:
+    if margin * HUNDRED >= floors.high_value_pct * revenue:
         return CustomerTag.HIGH_VALUE
     return CustomerTag.STANDARD
+
+
+def customer_tag(totals: Totals, floors: TagFloors) -> CustomerTag | None:
+    return tag_of(totals.revenue_usd, totals.cogs_usd, floors)
 
 
 def customers_breakdown(tenant: Tenant, period: Period, *, use_rollups: bool = True,
@@ -306,6 +316,119 @@ def customers_breakdown(tenant: Tenant, period: Period, *, use_rollups: bool = T
     """Per customer in `rank` order (highest COGS first); all, or the first `limit`."""
     return ranked(totals_by(tenant, Dimension.CUSTOMER, period, use_rollups=use_rollups,
                             rank=rank, limit=limit), rank)
+
+
+# --- the customer ledger: ranked, tagged, counted and paged in SQL ------------------------
+
+class CustomerRow(NamedTuple):  # a tuple: 10k of them are built per request
+    customer_id: str
+    event_count: int
+    cogs_usd: Decimal
+    revenue_usd: Decimal
+    tag: CustomerTag | None
+
+    @property
+    def margin_usd(self) -> Decimal:
+        return self.revenue_usd - self.cogs_usd
+
+    @property
+    def margin_pct(self) -> Decimal | None:
+        return margin_pct(self.revenue_usd, self.cogs_usd)
+
+
+# Tags as SQL ranks, worst first (the order a tag column sorts in); rank 4 is "no tag".
+TAG_RANKS: tuple[CustomerTag | None, ...] = (
+    CustomerTag.UNPROFITABLE, CustomerTag.AT_RISK, CustomerTag.STANDARD, CustomerTag.HIGH_VALUE,
+    None)
+# tag_of() in SQL: the same comparisons, exact in Decimal arithmetic.
+_TAG_RANK_SQL = """multiIf(
+    revenue = 0 AND cogs = 0, 4,
+    revenue < cogs, 0,
+    revenue <= 0 OR (revenue - cogs) * 100 < revenue * toDecimal64(%(at_risk)s, 2), 1,
+    (revenue - cogs) * 100 >= revenue * toDecimal64(%(high_value)s, 2), 3,
+    2)"""
+
+
+class CustomerOrder(enum.Enum):
+    """Sort keys of the customer ledger (ties by customer id, ascending)."""
+
+    CUSTOMER = "customer"
+    TAG = "tag"
+    EVENTS = "events"
+    REVENUE = "revenue"
+    COGS = "cogs"
+    MARGIN = "margin"
+    MARGIN_PCT = "margin_pct"
+
+
+_ORDER_SQL = {
+    CustomerOrder.CUSTOMER: ("lower(customer_id)",),
+    CustomerOrder.TAG: ("tag_rank",),
+    CustomerOrder.EVENTS: ("events",),
+    CustomerOrder.REVENUE: ("revenue",),
+    CustomerOrder.COGS: ("cogs",),
+    CustomerOrder.MARGIN: ("revenue - cogs",),
+    # Customers without revenue (no margin %) sort below every percentage. The ratio is a
+    # Float64 for ordering only; the figures shown are the exact Decimals.
+    CustomerOrder.MARGIN_PCT: (
+        "revenue != 0", "if(revenue != 0, toFloat64(revenue - cogs) / toFloat64(revenue), 0)"),
+}
+
+
+def _customer_totals(tenant: Tenant, period: Period, floors: TagFloors, *, use_rollups: bool,
+                     ) -> tuple[str, dict]:
+    """A subquery of (customer_id, events, cogs, revenue, tag_rank) per customer, and params."""
+    table, measures, period_filter = _source(Dimension.CUSTOMER, period, use_rollups)
+    sql = (
+        "SELECT customer_id, events, cogs, revenue, "
+        f"{_TAG_RANK_SQL} AS tag_rank FROM ("
+        "SELECT customer_id, events, "
+        "cogs_ai + cogs_infra + cogs_fee + cogs_unclassified AS cogs, revenue FROM ("
+        f"SELECT customer_id, {measures} FROM {table} "
+        f"WHERE tenant_id = %(tenant_id)s AND {period_filter} GROUP BY customer_id))"
+    )
+    return sql, {
+        "first": period.first, "last": period.last, "start_at": period.start_at,
+        "end_at": period.end_at, "time_zone": period.time_zone,
+        "at_risk": format(floors.at_risk_pct, "f"),
+        "high_value": format(floors.high_value_pct, "f"),
+    }
+
+
+def customer_ledger(tenant: Tenant, period: Period, floors: TagFloors, *,
+                    order: CustomerOrder = CustomerOrder.COGS, descending: bool = True,
+                    offset: int = 0, limit: int | None = None,
+                    use_rollups: bool = True) -> list[CustomerRow]:
+    """Customers with their tag, sorted and sliced by the engine: all, or `limit` from `offset`."""
+    subquery, params = _customer_totals(tenant, period, floors, use_rollups=use_rollups)
+    direction = " DESC" if descending else ""
+    keys = ", ".join(f"{key}{direction}" for key in _ORDER_SQL[CustomerOrder(order)])
+    sql = f"SELECT * FROM ({subquery}) ORDER BY {keys}, customer_id"
+    if limit is not None:
+        sql += " LIMIT %(offset)s, %(limit)s"
+        params |= {"offset": offset, "limit": limit}
+    elif offset:
+        raise ValueError("an offset needs a limit")
+    ranks = TAG_RANKS
+    return [CustomerRow(row["customer_id"], row["events"], row["cogs"], row["revenue"],
+                        ranks[row["tag_rank"]])
+            for row in eventstore.tenant_query(tenant.slug, sql, params)]
+
+
+def customer_tag_counts(tenant: Tenant, period: Period, floors: TagFloors, *,
+                        use_rollups: bool = True) -> tuple[dict[CustomerTag, int], int]:
+    """How many customers carry each tag, and how many customers there are in all."""
+    subquery, params = _customer_totals(tenant, period, floors, use_rollups=use_rollups)
+    counts = dict.fromkeys(CustomerTag, 0)
+    total = 0
+    for row in eventstore.tenant_query(
+            tenant.slug, f"SELECT tag_rank, count() AS n FROM ({subquery}) GROUP BY tag_rank",
+            params):
+        tag, n = TAG_RANKS[row["tag_rank"]], int(row["n"])
+        total += n
+        if tag is not None:
+            counts[tag] += n
+    return counts, total
 
 
 @dataclass(frozen=True)

@@ -245,53 +245,32 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
 
 # --- P&L Analysis -------------------------------------------------------------------------
 
-TAG_ORDER = {"UNPROFITABLE": 0, "AT_RISK": 1, "STANDARD": 2, "HIGH_VALUE": 3, "": 4}
-# Sort keys read values computed once per customer (10k customers sort in a few ms).
-CUSTOMER_SORTS: dict[str, Callable[[dict], Any]] = {
-    "customer": lambda c: c["id"].lower(),
-    "events": lambda c: c["totals"].event_count,
-    "revenue": lambda c: c["totals"].revenue_usd,
-    "cogs": lambda c: c["cogs"],
-    "margin": lambda c: c["margin"],
-    # Customers without revenue (no margin %) sort below every percentage.
-    "margin_pct": lambda c: (c["margin_pct"] is not None, c["margin_pct"] or 0),
-    "tag": lambda c: TAG_ORDER[c["tag"]],
-}
+CUSTOMER_SORTS = {order.value: order for order in queries.CustomerOrder}
 
 
 def _pnl(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
     period = chosen.period
     products = queries.products_breakdown(tenant, period)
-    customers = queries.customers_breakdown(tenant, period)
     totals = queries.totals_sum(products)
     unit = queries.unit_economics(totals, settings.fixed_costs_per_month_usd)
     floors = _floors(settings)
-    rows = []
-    for row in customers:
-        tag = queries.customer_tag(row, floors)
-        cogs = row.cogs_usd
-        rows.append({"id": row.key[0], "totals": row, "tag": tag.value if tag else "",
-                     "cogs": cogs, "margin": row.revenue_usd - cogs,
-                     "margin_pct": row.margin_pct})
-    tag_counts = dict.fromkeys(("HIGH_VALUE", "STANDARD", "AT_RISK", "UNPROFITABLE"), 0)
-    for row in rows:
-        if row["tag"]:
-            tag_counts[row["tag"]] += 1
+    # The engine ranks, tags, counts and pages the customers: only the page shown comes back.
+    tag_counts, customer_count = queries.customer_tag_counts(tenant, period, floors)
 
     sort = request.GET.get("sort", "margin")
     if sort not in CUSTOMER_SORTS:
         sort = "margin"
     direction = request.GET.get("dir", "asc" if sort in ("customer", "tag") else "desc")
     direction = direction if direction in ("asc", "desc") else "desc"
-    rows.sort(key=lambda c: c["id"])
-    rows.sort(key=CUSTOMER_SORTS[sort], reverse=direction == "desc")
-    pages = max(1, math.ceil(len(rows) / CUSTOMERS_PER_PAGE))
+    pages = max(1, math.ceil(customer_count / CUSTOMERS_PER_PAGE))
     page = _int_param(request, "page", 0, minimum=0)
     page = min(page, pages - 1)
-    shown = rows[page * CUSTOMERS_PER_PAGE:(page + 1) * CUSTOMERS_PER_PAGE]
-    names = _customer_names(tenant, [r["id"] for r in shown])
-    for row in shown:
-        row["name"] = names.get(row["id"], "")
+    found = queries.customer_ledger(tenant, period, floors, order=CUSTOMER_SORTS[sort],
+                                    descending=direction == "desc",
+                                    offset=page * CUSTOMERS_PER_PAGE, limit=CUSTOMERS_PER_PAGE)
+    names = _customer_names(tenant, [row.customer_id for row in found])
+    shown = [{"id": row.customer_id, "totals": row, "tag": row.tag.value if row.tag else "",
+              "name": names.get(row.customer_id, "")} for row in found]
 
     base = _link({**chosen.params})[1:]
     headers = []
@@ -313,7 +292,8 @@ def _pnl(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings)
             [r.key[0] for r in ranked], [r.margin_usd for r in ranked]) if ranked else None,
         "product_totals": totals, "unit": unit,
         "fixed_costs": settings.fixed_costs_per_month_usd,
-        "customers": shown, "customer_count": len(rows), "tag_counts": tag_counts,
+        "customers": shown, "customer_count": customer_count,
+        "tag_counts": {tag.value: n for tag, n in tag_counts.items()},
         "customer_headers": headers, "floors": floors,
         "customer_page": page, "customer_pages": pages,
         "customer_prev": f"?{base}&sort={sort}&dir={direction}&page={page - 1}#customers"
