@@ -21,6 +21,9 @@ ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 THOUSAND = Decimal(1000)
 NANO = Decimal("0.000000001")
+# The engine's Float64 pre-filter uses lines this much lower (see anomalies()).
+LINE_SLACK = Decimal("0.999999")
+PICO = Decimal("0.000000000001")
 MIN_ANOMALY_GROUP_EVENTS = 20
 ANOMALY_CHUNK = 2000
 
@@ -706,27 +709,26 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
         return group is not None and (
             cogs * group.event_count * 100 >= group.cogs_usd * multiplier_pct)
 
-    # Step 1 reads ledger_event_costs, sorted by (tenant, group hash, cost): for each group only
-    # the entries at or over its line (rounded down, so none is missed), a few granules each.
-    # Every candidate is then checked exactly against the group found by its key, so a hash
-    # collision (2^-64 per pair) could at worst hide an anomaly, never invent one.
-    entries: list[dict] = []
-    for start in range(0, len(groups), 500):  # keeps the SQL text well under 256 KiB
-        chunk = groups[start:start + 500]
-        lines = " OR ".join(
-            f"(group_hash = %(h{i})s AND cogs >= toDecimal64(%(l{i})s, 9))"
-            for i in range(len(chunk)))
-        chunk_params = dict(params)
-        for i, group in enumerate(chunk):
-            line = multiplier * group.cogs_usd / group.event_count
-            chunk_params[f"h{i}"] = group.attributes["hash"]
-            chunk_params[f"l{i}"] = format(line.quantize(NANO, rounding=ROUND_FLOOR), "f")
-        entries += eventstore.tenant_query(
-            tenant.slug,
-            "SELECT event_id, occurred_at, entry_kind, product_id, provider, model, cogs "
-            f"FROM ledger_event_costs WHERE {in_period} AND ({lines})",
-            chunk_params,
-        )
+    # Step 1 reads ledger_event_costs (one row per COST entry: its group's hash and its cost)
+    # and keeps the entries at or over their group's line, looked up per row by transform().
+    # The engine compares in Float64 against a line set a little lower, so it returns a
+    # superset; every candidate is then checked exactly, in Decimal, against the group found
+    # by its key, so a float can never invent an anomaly, and a hash collision (2^-64 per pair)
+    # could at worst hide one. (A key condition per group, 80 ORs, cost more to analyse than
+    # this scan of two narrow columns.)
+    hashes, lines = [], []
+    for group in groups:
+        hashes.append(group.attributes["hash"])
+        line = multiplier * group.cogs_usd / group.event_count * LINE_SLACK
+        lines.append(line.quantize(PICO, rounding=ROUND_FLOOR))
+    entries = eventstore.tenant_query(
+        tenant.slug,
+        "SELECT event_id, occurred_at, entry_kind, product_id, provider, model, cogs "
+        f"FROM ledger_event_costs WHERE {in_period} AND toFloat64(cogs) >= transform("
+        "group_hash, CAST(%(hashes)s AS Array(UInt64)), CAST(%(lines)s AS Array(Float64)), "
+        "toFloat64(1e300))",
+        params | {"hashes": hashes, "lines": lines},
+    )
     # An event with corrections costs the sum of its entries: those are settled in step 2.
     corrections = eventstore.tenant_query(
         tenant.slug,
