@@ -11,6 +11,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from aforo.routing import websocket_urlpatterns  # noqa: E402
+from aforo.runtime import freeze_startup_heap  # noqa: E402
 from aforo.schedule import start_in_process_schedule  # noqa: E402
 from margin_guard.fastpath import DecideFastPath  # noqa: E402
 
@@ -20,3 +21,4 @@ application = ProtocolTypeRouter({
     "http": DecideFastPath(django_asgi_app),
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })
+freeze_startup_heap()

@@ -34,7 +34,7 @@ TABS = {
     "Transactions": ("/console/cogs/transactions/", {}),
     "Transactions, provider filter, page 40": ("/console/cogs/transactions/",
                                                {"provider": "OpenAI", "page": 40}),
-    "Budgets & Alerts (placeholder)": ("/console/cogs/budgets/", {}),
+    "Budgets & Alerts": ("/console/cogs/budgets/", {}),
 }
 
 
@@ -74,12 +74,14 @@ def main() -> None:
     from django.test import Client
 
     from aforo.models import Role, Tenant
+    from aforo.runtime import freeze_startup_heap
     from aforo.tenancy import membership_set
     from benchmarks.common import record
 
     tenant = Tenant.objects.get(slug=TENANT)
     user, _ = get_user_model().objects.get_or_create(username="bench-console")
     membership_set(tenant=tenant, user=user, role=Role.VIEWER)
+    freeze_startup_heap()  # as aforo/asgi.py does in the server
     client = Client()
     client.force_login(user)
 

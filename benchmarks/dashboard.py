@@ -74,6 +74,7 @@ from django.test import Client  # noqa: E402
 from aforo import eventstore  # noqa: E402
 from aforo.eventstore.migrate import migrate_eventstore  # noqa: E402
 from aforo.models import Role, Tenant  # noqa: E402
+from aforo.runtime import freeze_startup_heap  # noqa: E402
 from aforo.tenancy import api_token_create  # noqa: E402
 
 CHUNK = ARGS.chunk or (100_000 if ARGS.clickhouse_url else 1_000_000)
@@ -219,6 +220,7 @@ def main() -> None:
         return
     tenant = Tenant.objects.get(slug=TENANT)
     token = api_token_create(tenant=tenant, role=Role.VIEWER, name="benchmark")
+    freeze_startup_heap()  # as aforo/asgi.py does in the server
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token.raw}", HTTP_X_TENANT_ID=TENANT)
     base = "/api/v1/analytics/cogs/dashboard"
 
