@@ -378,17 +378,27 @@ _ORDER_SQL = {
 }
 
 
+# Only the measures the customer ledger shows, over the raw ledger or the customers' rollup.
+_CUSTOMER_MEASURES = {
+    True: """toInt64(sum(events)) AS events,
+        sum(cogs_ai) + sum(cogs_infra) + sum(cogs_fee) + sum(cogs_unclassified) AS cogs,
+        sum(revenue) AS revenue""",
+    False: """toInt64(sumIf(event_count, entry_type = 'COST')) AS events,
+        sumIf(ai_cogs_usd, entry_type = 'COST') + sumIf(infra_cogs_usd, entry_type = 'COST')
+        + sumIf(fee_cogs_usd, entry_type = 'COST')
+        + sumIf(unclassified_cogs_usd, entry_type = 'COST') AS cogs,
+        sumIf(revenue_usd, entry_type = 'REVENUE') AS revenue""",
+}
+
+
 def _customer_totals(tenant: Tenant, period: Period, floors: TagFloors, *, use_rollups: bool,
                      ) -> tuple[str, dict]:
-    """A subquery of (customer_id, events, cogs, revenue, tag_rank) per customer, and params."""
-    table, measures, period_filter = _source(Dimension.CUSTOMER, period, use_rollups)
+    """A subquery of (customer_id, events, cogs, revenue, tag_rank) per customer; its params."""
+    table, _measures, period_filter = _source(Dimension.CUSTOMER, period, use_rollups)
     sql = (
-        "SELECT customer_id, events, cogs, revenue, "
-        f"{_TAG_RANK_SQL} AS tag_rank FROM ("
-        "SELECT customer_id, events, "
-        "cogs_ai + cogs_infra + cogs_fee + cogs_unclassified AS cogs, revenue FROM ("
-        f"SELECT customer_id, {measures} FROM {table} "
-        f"WHERE tenant_id = %(tenant_id)s AND {period_filter} GROUP BY customer_id))"
+        f"SELECT customer_id, events, cogs, revenue, {_TAG_RANK_SQL} AS tag_rank FROM ("
+        f"SELECT customer_id, {_CUSTOMER_MEASURES[table != 'ledger']} FROM {table} "
+        f"WHERE tenant_id = %(tenant_id)s AND {period_filter} GROUP BY customer_id)"
     )
     return sql, {
         "first": period.first, "last": period.last, "start_at": period.start_at,
@@ -412,9 +422,9 @@ def customer_ledger(tenant: Tenant, period: Period, floors: TagFloors, *,
         params |= {"offset": offset, "limit": limit}
     elif offset:
         raise ValueError("an offset needs a limit")
-    ranks = TAG_RANKS
-    return [CustomerRow(row["customer_id"], row["events"], row["cogs"], row["revenue"],
-                        ranks[row["tag_rank"]])
+    make, ranks = tuple.__new__, TAG_RANKS
+    return [make(CustomerRow, (row["customer_id"], row["events"], row["cogs"], row["revenue"],
+                               ranks[row["tag_rank"]]))
             for row in eventstore.tenant_query(tenant.slug, sql, params)]
 
 
