@@ -423,9 +423,10 @@ def customer_ledger(tenant: Tenant, period: Period, floors: TagFloors, *,
     elif offset:
         raise ValueError("an offset needs a limit")
     make, ranks = tuple.__new__, TAG_RANKS
-    return [make(CustomerRow, (row["customer_id"], row["events"], row["cogs"], row["revenue"],
-                               ranks[row["tag_rank"]]))
-            for row in eventstore.tenant_query(tenant.slug, sql, params)]
+    _names, rows = eventstore.tenant_rows(tenant.slug, sql, params)
+    # Columns in CustomerRow's order, the tag as its rank (see _customer_totals).
+    return [make(CustomerRow, (customer_id, events, cogs, revenue, ranks[tag_rank]))
+            for customer_id, events, cogs, revenue, tag_rank in rows]
 
 
 def customer_tag_counts(tenant: Tenant, period: Period, floors: TagFloors, *,

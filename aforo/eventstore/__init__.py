@@ -74,16 +74,24 @@ def query(sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
 _TENANT_FILTER = re.compile(r"tenant_id\s*=\s*%\(tenant_id\)s")
 
 
-def tenant_query(tenant_id: str, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
-    """A read scoped to one tenant: the SQL must filter on `tenant_id = %(tenant_id)s`.
-
-    This is the one place that checks tenant scoping; every query function goes through it.
-    """
+def _scoped(tenant_id: str, sql: str, params: Mapping[str, Any] | None) -> dict[str, Any]:
+    """This is the one place that checks tenant scoping; every query function goes through it."""
     if not tenant_id:
         raise ValueError("tenant_query needs a tenant id")
     if not _TENANT_FILTER.search(sql):
         raise ValueError("tenant-scoped SQL must filter on tenant_id = %(tenant_id)s")
-    return get_store().query(sql, {**(params or {}), "tenant_id": tenant_id})
+    return {**(params or {}), "tenant_id": tenant_id}
+
+
+def tenant_query(tenant_id: str, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+    """A read scoped to one tenant: the SQL must filter on `tenant_id = %(tenant_id)s`."""
+    return get_store().query(sql, _scoped(tenant_id, sql, params))
+
+
+def tenant_rows(tenant_id: str, sql: str, params: Mapping[str, Any] | None = None,
+                ) -> tuple[list[str], list[tuple]]:
+    """tenant_query's rows as tuples, with the column names: for results of many rows."""
+    return get_store().rows(sql, _scoped(tenant_id, sql, params))
 
 
 def insert(table: str, rows: Sequence[Mapping[str, Any]]) -> int:

@@ -33,13 +33,19 @@ def _identifier(name: str) -> str:
 
 
 class EventStore:
-    """The interface every caller uses: query (rows as dicts), insert (dict rows), command."""
+    """The interface every caller uses: query (rows as dicts) or rows (column names and tuples,
+    for results of many rows), insert (dict rows), command."""
 
     name = "abstract"
     database = "aforo"
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None,
+             ) -> tuple[list[str], list[tuple]]:
         raise NotImplementedError
+
+    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+        names, rows = self.rows(sql, params)
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         raise NotImplementedError
@@ -175,17 +181,16 @@ class ChdbStore(EventStore):
             except Exception as exc:  # chdb raises its own ChdbError/RuntimeError types
                 raise EventStoreError(str(exc)) from exc
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
-        result = self._run(render(sql, params), "JSONCompact")
-        raw = result.bytes()
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None,
+             ) -> tuple[list[str], list[tuple]]:
+        raw = self._run(render(sql, params), "JSONCompact").bytes()
         if not raw:
-            return []
+            return [], []
         # Decoded in C by msgspec into typed tuples, once the column types are known: Decimals
         # from the exact digits ClickHouse writes (never through float), dates and times typed.
         columns = _META_DECODER.decode(raw).meta
-        names = [column.name for column in columns]
         data = _result_decoder(tuple(column.type for column in columns)).decode(raw).data
-        return [dict(zip(names, cells, strict=True)) for cells in data]
+        return [column.name for column in columns], data
 
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         if not rows:
@@ -266,20 +271,23 @@ class ServerStore(EventStore):
             # The server appends its stack trace to the message; keep the message.
             raise EventStoreError(str(exc).split("Stack trace:")[0].strip()) from exc
 
-    def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Row]:
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None,
+             ) -> tuple[list[str], list[tuple]]:
         rows, columns = self._execute(render(sql, params), with_column_types=True)
         names = [name for name, _type in columns]
         aware = [i for i, (_n, t) in enumerate(columns)
                  if t.startswith(("DateTime", "Nullable(DateTime"))]
+        if not aware:
+            return names, rows
+        # The driver gives naive datetimes; the ledger's are UTC.
         out = []
         for row in rows:
-            record = dict(zip(names, row, strict=True))
+            cells = list(row)
             for i in aware:
-                value = row[i]
-                if isinstance(value, datetime) and value.tzinfo is None:
-                    record[names[i]] = value.replace(tzinfo=timezone.utc)
-            out.append(record)
-        return out
+                if isinstance(cells[i], datetime) and cells[i].tzinfo is None:
+                    cells[i] = cells[i].replace(tzinfo=timezone.utc)
+            out.append(tuple(cells))
+        return names, out
 
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         if not rows:
