@@ -310,10 +310,6 @@ def tag_of(revenue: Decimal, cogs: Decimal, floors: TagFloors) -> CustomerTag | 
     return CustomerTag.STANDARD
 
 
-def customer_tag(totals: Totals, floors: TagFloors) -> CustomerTag | None:
-    return tag_of(totals.revenue_usd, totals.cogs_usd, floors)
-
-
 def customers_breakdown(tenant: Tenant, period: Period, *, use_rollups: bool = True,
                         rank: Rank = Rank.COGS, limit: int | None = None) -> list[Totals]:
     """Per customer in `rank` order (highest COGS first); all, or the first `limit`."""
