@@ -716,25 +716,24 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
         return group is not None and (
             cogs * group.event_count * 100 >= group.cogs_usd * multiplier_pct)
 
-    # Step 1 reads ledger_event_costs (one row per COST entry: its group's hash and its cost)
-    # and keeps the entries at or over their group's line, looked up per row by transform().
-    # The engine compares in Float64 against a line set a little lower, so it returns a
-    # superset; every candidate is then checked exactly, in Decimal, against the group found
-    # by its key, so a float can never invent an anomaly, and a hash collision (2^-64 per pair)
-    # could at worst hide one. (A key condition per group, 80 ORs, cost more to analyse than
-    # this scan of two narrow columns.)
-    hashes, lines = [], []
-    for group in groups:
-        hashes.append(group.attributes["hash"])
-        line = multiplier * group.cogs_usd / group.event_count * LINE_SLACK
-        lines.append(line.quantize(PICO, rounding=ROUND_FLOOR))
-    entries = eventstore.tenant_query(
+    # Step 1 reads ledger_event_costs (one row per COST entry: its group's hash and its cost,
+    # sorted by group and cost) and keeps the entries at or over their group's line, looked up
+    # per row by transform(). The engine compares in Float64 against a line set a little
+    # lower, so it returns a superset; every candidate is then checked exactly, in Decimal,
+    # so a float can never add an anomaly. Only narrow columns are read: the candidates sit
+    # at the high-cost end of their groups, a few granules, and the group comes from its hash
+    # (the rows shown are checked against their own product and model below). A key condition
+    # per group (80 ORs) cost more to analyse than this scan.
+    by_hash = {group.attributes["hash"]: group for group in groups}
+    lines = [(multiplier * group.cogs_usd / group.event_count * LINE_SLACK).quantize(
+        PICO, rounding=ROUND_FLOOR) for group in groups]
+    _names, entries = eventstore.tenant_rows(
         tenant.slug,
-        "SELECT event_id, occurred_at, entry_kind, product_id, provider, model, cogs "
-        f"FROM ledger_event_costs WHERE {in_period} AND toFloat64(cogs) >= transform("
-        "group_hash, CAST(%(hashes)s AS Array(UInt64)), CAST(%(lines)s AS Array(Float64)), "
+        "SELECT event_id, occurred_at, entry_kind, group_hash, cogs FROM ledger_event_costs "
+        f"WHERE {in_period} AND toFloat64(cogs) >= transform(group_hash, "
+        "CAST(%(hashes)s AS Array(UInt64)), CAST(%(lines)s AS Array(Float64)), "
         "toFloat64(1e300))",
-        params | {"hashes": hashes, "lines": lines},
+        params | {"hashes": list(by_hash), "lines": lines},
     )
     # An event with corrections costs the sum of its entries: those are settled in step 2.
     corrections = eventstore.tenant_query(
@@ -746,11 +745,9 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
     corrected = {row["event_id"] for row in corrections}
     # An event with no correction costs exactly its original entry: decided here.
     found = [
-        (row["event_id"], row["occurred_at"], row["cogs"], group)
-        for row in entries
-        if row["event_id"] not in corrected
-        and anomalous(row["cogs"], group := by_key.get(
-            (row["product_id"], row["provider"], row["model"])))
+        (event_id, at, cogs, group)
+        for event_id, at, _kind, group_hash, cogs in entries
+        if event_id not in corrected and anomalous(cogs, group := by_hash.get(group_hash))
     ]
     # Step 2, only for corrected events: sum all their entries. In chunks, so the SQL text
     # stays well under the servers' max_query_size (256 KiB).
@@ -776,7 +773,9 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
     transactions = _transactions_of(tenant, [(event_id, at) for event_id, at, _c, _g in page])
     out = [Anomaly(transaction=transaction, group_cogs_usd=group.cogs_usd,
                    group_event_count=group.event_count)
-           for (_id, _at, _cogs, group), transaction in zip(page, transactions, strict=True)]
+           for (_id, _at, _cogs, group), transaction in zip(page, transactions, strict=True)
+           # Another group sharing this group's 64-bit hash (odds ~2^-64) would show here.
+           if (transaction.product_id, transaction.provider, transaction.model) == group.key]
     return out, len(ranked)
 
 

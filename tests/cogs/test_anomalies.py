@@ -76,3 +76,22 @@ def test_no_anomalies_without_a_big_enough_group(store, tenant):
            + [_event("xbig99", "p", "m", "9")])
     body = api_client(tenant).get(URL, PERIOD).json()
     assert body["content"] == [] and body["totalElements"] == 0
+
+
+def test_an_entry_under_another_groups_hash_is_not_shown(spiky):
+    """The engine finds candidates by group hash alone; a row shown is checked against its own
+    product and model. Forge what a 64-bit collision would look like: cspike05 (group C, too
+    small to judge) filed under group A's hash, where 1.00 is far over A's line."""
+    from datetime import datetime, timezone
+
+    from aforo import eventstore
+
+    group_a = eventstore.tenant_query(
+        spiky.slug, "SELECT cityHash64('prod_a', 'OpenAI', 'm1') AS h FROM ledger "
+        "WHERE tenant_id = %(tenant_id)s LIMIT 1")[0]["h"]
+    eventstore.insert("ledger_event_costs", [{
+        "tenant_id": spiky.slug, "group_hash": group_a, "cogs": Decimal("1.00"),
+        "occurred_at": datetime(2026, 3, 10, 5, tzinfo=timezone.utc), "event_id": "cspike05",
+        "entry_kind": "ORIGINAL", "product_id": "prod_a", "provider": "OpenAI", "model": "m1"}])
+    body = api_client(spiky, Role.DEVELOPER).get(URL, PERIOD).json()
+    assert [r["eventId"] for r in body["content"]] == ["aspike02", "acorr01", "bspike03"]
