@@ -183,11 +183,24 @@ def _source(dimension: Dimension, period: Period, use_rollups: bool) -> tuple[st
             "occurred_at >= %(start_at)s AND occurred_at < %(end_at)s")
 
 
+def decimal_keys(expression: str) -> tuple[str, str]:
+    """ORDER BY keys for a Decimal expression: exactly its order, and fast on every server.
+
+    :TRICKY: ClickHouse 18.16 sorts on several keys slowly once a Decimal key is compared
+    (10,000 rows: 0.6 s instead of 0.08 s). Float64 first (monotone in the Decimal, so never
+    out of order), the exact Decimal only to settle the float's ties.
+    """
+    return f"toFloat64({expression})", expression
+
+
+_COGS = "(cogs_ai + cogs_infra + cogs_fee + cogs_unclassified)"
+
+
 class Rank(enum.Enum):
     """Orders for a limited breakdown: the biggest cost, or the best margin, first."""
 
-    COGS = "(cogs_ai + cogs_infra + cogs_fee + cogs_unclassified) DESC"
-    MARGIN = "(revenue - (cogs_ai + cogs_infra + cogs_fee + cogs_unclassified)) DESC"
+    COGS = ", ".join(f"{key} DESC" for key in decimal_keys(_COGS))
+    MARGIN = ", ".join(f"{key} DESC" for key in decimal_keys(f"(revenue - {_COGS})"))
 
 
 def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
@@ -360,13 +373,14 @@ class CustomerOrder(enum.Enum):
     MARGIN_PCT = "margin_pct"
 
 
+# Each key sorted in the requested direction.
 _ORDER_SQL = {
     CustomerOrder.CUSTOMER: ("lower(customer_id)",),
     CustomerOrder.TAG: ("tag_rank",),
     CustomerOrder.EVENTS: ("events",),
-    CustomerOrder.REVENUE: ("revenue",),
-    CustomerOrder.COGS: ("cogs",),
-    CustomerOrder.MARGIN: ("revenue - cogs",),
+    CustomerOrder.REVENUE: decimal_keys("revenue"),
+    CustomerOrder.COGS: decimal_keys("cogs"),
+    CustomerOrder.MARGIN: decimal_keys("revenue - cogs"),
     # Customers without revenue (no margin %) sort below every percentage. The ratio is a
     # Float64 for ordering only; the figures shown are the exact Decimals.
     CustomerOrder.MARGIN_PCT: (
