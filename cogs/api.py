@@ -59,20 +59,24 @@ def product_row(totals: Totals) -> dict:
             **_margin_fields(totals)}
 
 
-def customer_row(row: queries.CustomerRow) -> dict:
-    # Written out (no helper calls): /by-customer renders 10k of these per request.
-    revenue, cogs = row.revenue_usd, row.cogs_usd
-    margin = revenue - cogs
-    return {
-        "customerId": row.customer_id,
-        "cogsUsd": cogs.quantize(MONEY, ROUND_HALF_EVEN),
-        "revenueUsd": revenue.quantize(MONEY, ROUND_HALF_EVEN),
-        "marginUsd": margin.quantize(MONEY, ROUND_HALF_EVEN),
-        "marginPct": (margin / revenue * HUNDRED).quantize(PCT, ROUND_HALF_EVEN)
-        if revenue else None,
-        "eventCount": row.event_count,
-        "tag": row.tag.value if row.tag else None,
-    }
+def customer_rows(rows: list[queries.CustomerRow]) -> list[dict]:
+    # One loop with its constants local: /by-customer renders 10k of these per request.
+    out = []
+    append, half_even = out.append, ROUND_HALF_EVEN
+    money_, pct_, hundred = MONEY, PCT, HUNDRED
+    for customer_id, event_count, cogs, revenue, tag in rows:
+        margin = revenue - cogs
+        append({
+            "customerId": customer_id,
+            "cogsUsd": cogs.quantize(money_, half_even),
+            "revenueUsd": revenue.quantize(money_, half_even),
+            "marginUsd": margin.quantize(money_, half_even),
+            "marginPct": (margin / revenue * hundred).quantize(pct_, half_even)
+            if revenue else None,
+            "eventCount": event_count,
+            "tag": tag,  # a CustomerTag (a str enum: written as its value) or None
+        })
+    return out
 
 
 def limit_param(request) -> int | None:
@@ -305,8 +309,8 @@ class ByCustomer(_DashboardView):
     def get(self, request):
         settings, period = self.settings_and_period(request)
         limit = limit_param(request)
-        return Response([customer_row(row) for row in queries.customer_ledger(
-            request.tenant, period, _floors(settings), limit=limit)])
+        return Response(customer_rows(queries.customer_ledger(
+            request.tenant, period, _floors(settings), limit=limit)))
 
 
 class ByModel(_DashboardView):
@@ -361,7 +365,7 @@ class Pnl(_DashboardView):
                 "breakEvenEvents": unit.break_even_events,
             },
             "products": [product_row(r) for r in queries.ranked(products, queries.Rank.MARGIN)],
-            "customers": [customer_row(r) for r in customers],
+            "customers": customer_rows(customers),
         })
 
 
