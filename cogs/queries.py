@@ -739,16 +739,19 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
     # (the rows shown are checked against their own product and model below). A key condition
     # per group (80 ORs) cost more to analyse than this scan.
     by_hash = {group.attributes["hash"]: group for group in groups}
-    lines = [(multiplier * group.cogs_usd / group.event_count * LINE_SLACK).quantize(
-        PICO, rounding=ROUND_FLOOR) for group in groups]
-    _names, entries = eventstore.tenant_rows(
-        tenant.slug,
-        "SELECT event_id, occurred_at, entry_kind, group_hash, cogs FROM ledger_event_costs "
-        f"WHERE {in_period} AND toFloat64(cogs) >= transform(group_hash, "
-        "CAST(%(hashes)s AS Array(UInt64)), CAST(%(lines)s AS Array(Float64)), "
-        "toFloat64(1e300))",
-        params | {"hashes": list(by_hash), "lines": lines},
-    )
+    entries: list[tuple] = []
+    for start in range(0, len(groups), ANOMALY_CHUNK):  # keeps the SQL text under 256 KiB
+        chunk = groups[start:start + ANOMALY_CHUNK]
+        lines = [(multiplier * group.cogs_usd / group.event_count * LINE_SLACK).quantize(
+            PICO, rounding=ROUND_FLOOR) for group in chunk]
+        entries += eventstore.tenant_rows(
+            tenant.slug,
+            "SELECT event_id, occurred_at, entry_kind, group_hash, cogs FROM ledger_event_costs "
+            f"WHERE {in_period} AND toFloat64(cogs) >= transform(group_hash, "
+            "CAST(%(hashes)s AS Array(UInt64)), CAST(%(lines)s AS Array(Float64)), "
+            "toFloat64(1e300))",
+            params | {"hashes": [group.attributes["hash"] for group in chunk], "lines": lines},
+        )[1]
     # An event with corrections costs the sum of its entries: those are settled in step 2.
     corrections = eventstore.tenant_query(
         tenant.slug,
@@ -788,7 +791,8 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
     out = [Anomaly(transaction=transaction, group_cogs_usd=group.cogs_usd,
                    group_event_count=group.event_count)
            for (_id, _at, _cogs, group), transaction in zip(page, transactions, strict=True)
-           # Another group sharing this group's 64-bit hash (odds ~2^-64) would show here.
+           # An entry of another group under the same 64-bit hash (odds ~2^-64) is not shown
+           # (it would still be counted).
            if (transaction.product_id, transaction.provider, transaction.model) == group.key]
     return out, len(ranked)
 

@@ -95,3 +95,15 @@ def test_an_entry_under_another_groups_hash_is_not_shown(spiky):
         "entry_kind": "ORIGINAL", "product_id": "prod_a", "provider": "OpenAI", "model": "m1"}])
     body = api_client(spiky, Role.DEVELOPER).get(URL, PERIOD).json()
     assert [r["eventId"] for r in body["content"]] == ["aspike02", "acorr01", "bspike03"]
+
+
+def test_anomalies_in_chunks_of_one_group(spiky, monkeypatch):
+    """Many groups are read a chunk at a time (the SQL stays under the servers' 256 KiB);
+    chunks of one give the same page as one query."""
+    from cogs import queries
+
+    client = api_client(spiky, Role.DEVELOPER)
+    whole = client.get(URL, PERIOD).json()
+    monkeypatch.setattr(queries, "ANOMALY_CHUNK", 1)
+    assert client.get(URL, PERIOD).json() == whole
+    assert whole["totalElements"] == 3
