@@ -75,8 +75,10 @@ def _cell_type(ch_type: str) -> Any:
     if ch_type.startswith("Date"):
         return date
     # Decimals (and floats) are decoded from the exact digits of the JSON number.
-    if ch_type.startswith(("Decimal", "Float")):
+    if ch_type.startswith("Decimal"):
         return Decimal
+    if ch_type.startswith("Float"):
+        return Decimal | None  # ClickHouse writes nan and inf as null
     if ch_type.startswith(("Int", "UInt")):
         return int
     if ch_type.startswith(("String", "FixedString", "Enum", "UUID")):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -51,6 +51,25 @@ def test_ledger_entry_round_trips_every_column(store):
         assert got[0][column] == row[column], column
     assert isinstance(got[0]["ai_cogs_usd"], Decimal)
     assert got[0]["occurred_at"].tzinfo is not None
+
+
+def test_rows_and_query_come_back_typed(store):
+    """Both backends give the same Python values: big integers, exact Decimals, dates, UTC
+    datetimes, NULLs, arrays; as tuples from rows() and dicts from query()."""
+    tenant = _tenant()
+    sql = ("SELECT toInt64(9007199254740993) AS big, "
+           "CAST('123456789012345678.123456789' AS Decimal(38, 9)) AS money, "
+           "toDate('2026-02-28') AS day, toDateTime('2026-02-28 23:59:59', 'UTC') AS at, "
+           "CAST(NULL AS Nullable(String)) AS nothing, [toInt64(1), -2] AS list, "
+           "tenant_id AS text FROM (SELECT %(tenant_id)s AS tenant_id) "
+           "WHERE tenant_id = %(tenant_id)s")
+    expected = (9007199254740993, Decimal("123456789012345678.123456789"), date(2026, 2, 28),
+                datetime(2026, 2, 28, 23, 59, 59, tzinfo=timezone.utc), None, [1, -2], tenant)
+    names, rows = eventstore.tenant_rows(tenant, sql)
+    assert names == ["big", "money", "day", "at", "nothing", "list", "text"]
+    assert [tuple(row) for row in rows] == [expected]
+    assert rows[0][3].utcoffset().total_seconds() == 0
+    assert eventstore.tenant_query(tenant, sql) == [dict(zip(names, expected, strict=True))]
 
 
 def test_sums_stay_exact_decimals(store):
