@@ -91,27 +91,26 @@ _KEYS: dict[Dimension, tuple[str, ...]] = {
 }
 _CARRIED: dict[Dimension, tuple[str, ...]] = {Dimension.PRODUCT: ("product_type",)}
 
-# The same measures over the raw ledger and over a rollup (see eventstore migration 0002).
-_RAW_MEASURES = """
-    toInt64(sumIf(event_count, entry_type = 'COST')) AS events,
-    toInt64(sumIf(input_tokens, entry_type = 'COST')) AS tokens_in,
-    toInt64(sumIf(output_tokens, entry_type = 'COST')) AS tokens_out,
-    sumIf(ai_cogs_usd, entry_type = 'COST') AS cogs_ai,
-    sumIf(infra_cogs_usd, entry_type = 'COST') AS cogs_infra,
-    sumIf(fee_cogs_usd, entry_type = 'COST') AS cogs_fee,
-    sumIf(unclassified_cogs_usd, entry_type = 'COST') AS cogs_unclassified,
-    sumIf(revenue_usd, entry_type = 'REVENUE') AS revenue
-"""
-_ROLLUP_MEASURES = """
-    toInt64(sum(events)) AS events,
-    toInt64(sum(tokens_in)) AS tokens_in,
-    toInt64(sum(tokens_out)) AS tokens_out,
-    sum(cogs_ai) AS cogs_ai,
-    sum(cogs_infra) AS cogs_infra,
-    sum(cogs_fee) AS cogs_fee,
-    sum(cogs_unclassified) AS cogs_unclassified,
-    sum(revenue) AS revenue
-"""
+# Each measure over the raw ledger and over a rollup (see eventstore migration 0002).
+_MEASURES = {
+    "events": ("toInt64(sumIf(event_count, entry_type = 'COST'))", "toInt64(sum(events))"),
+    "tokens_in": ("toInt64(sumIf(input_tokens, entry_type = 'COST'))", "toInt64(sum(tokens_in))"),
+    "tokens_out": ("toInt64(sumIf(output_tokens, entry_type = 'COST'))",
+                   "toInt64(sum(tokens_out))"),
+    "cogs_ai": ("sumIf(ai_cogs_usd, entry_type = 'COST')", "sum(cogs_ai)"),
+    "cogs_infra": ("sumIf(infra_cogs_usd, entry_type = 'COST')", "sum(cogs_infra)"),
+    "cogs_fee": ("sumIf(fee_cogs_usd, entry_type = 'COST')", "sum(cogs_fee)"),
+    "cogs_unclassified": ("sumIf(unclassified_cogs_usd, entry_type = 'COST')",
+                          "sum(cogs_unclassified)"),
+    "revenue": ("sumIf(revenue_usd, entry_type = 'REVENUE')", "sum(revenue)"),
+}
+
+
+def _measures(rollup: bool, names: Iterable[str] = _MEASURES) -> str:
+    return ", ".join(f"{_MEASURES[name][rollup]} AS {name}" for name in names)
+
+
+_RAW_MEASURES, _ROLLUP_MEASURES = _measures(False), _measures(True)
 
 
 @dataclass(slots=True)
@@ -388,26 +387,16 @@ _ORDER_SQL = {
 }
 
 
-# Only the measures the customer ledger shows, over the raw ledger or the customers' rollup.
-_CUSTOMER_MEASURES = {
-    True: """toInt64(sum(events)) AS events,
-        sum(cogs_ai) + sum(cogs_infra) + sum(cogs_fee) + sum(cogs_unclassified) AS cogs,
-        sum(revenue) AS revenue""",
-    False: """toInt64(sumIf(event_count, entry_type = 'COST')) AS events,
-        sumIf(ai_cogs_usd, entry_type = 'COST') + sumIf(infra_cogs_usd, entry_type = 'COST')
-        + sumIf(fee_cogs_usd, entry_type = 'COST')
-        + sumIf(unclassified_cogs_usd, entry_type = 'COST') AS cogs,
-        sumIf(revenue_usd, entry_type = 'REVENUE') AS revenue""",
-}
-
-
 def _customer_totals(tenant: Tenant, period: Period, floors: TagFloors, *, use_rollups: bool,
                      ) -> tuple[str, dict]:
     """A subquery of (customer_id, events, cogs, revenue, tag_rank) per customer; its params."""
-    table, _measures, period_filter = _source(Dimension.CUSTOMER, period, use_rollups)
+    table, _all, period_filter = _source(Dimension.CUSTOMER, period, use_rollups)
+    # Only the measures the ledger shows (the tokens would be summed for nothing).
+    measures = _measures(table != "ledger", ("events", "cogs_ai", "cogs_infra", "cogs_fee",
+                                             "cogs_unclassified", "revenue"))
     sql = (
-        f"SELECT customer_id, events, cogs, revenue, {_TAG_RANK_SQL} AS tag_rank FROM ("
-        f"SELECT customer_id, {_CUSTOMER_MEASURES[table != 'ledger']} FROM {table} "
+        f"SELECT customer_id, events, {_COGS} AS cogs, revenue, {_TAG_RANK_SQL} AS tag_rank "
+        f"FROM (SELECT customer_id, {measures} FROM {table} "
         f"WHERE tenant_id = %(tenant_id)s AND {period_filter} GROUP BY customer_id)"
     )
     return sql, {
