@@ -22,7 +22,6 @@ MAX_PERIOD_DAYS = 731
 MONEY = Decimal("0.000001")
 RATE = Decimal("0.000000001")
 PCT = Decimal("0.01")
-HUNDRED = Decimal(100)
 
 
 # --- rendering: exact Decimals inside and out ---------------------------------------------
@@ -63,7 +62,7 @@ def customer_rows(rows: list[queries.CustomerRow]) -> list[dict]:
     # One loop with its constants local: /by-customer renders 10k of these per request.
     out = []
     append, half_even = out.append, ROUND_HALF_EVEN
-    money_, pct_, hundred = MONEY, PCT, HUNDRED
+    money_, pct_, hundred = MONEY, PCT, queries.HUNDRED
     for customer_id, event_count, cogs, revenue, tag in rows:
         margin = revenue - cogs
         append({

@@ -113,8 +113,34 @@ def _measures(rollup: bool, names: Iterable[str] = _MEASURES) -> str:
 _RAW_MEASURES, _ROLLUP_MEASURES = _measures(False), _measures(True)
 
 
+class _Margin:
+    """margin_usd and margin_pct of a row with revenue_usd and cogs_usd: one definition for
+    totals, transactions and customer rows."""
+
+    __slots__ = ()
+
+    @property
+    def margin_usd(self) -> Decimal:
+        return self.revenue_usd - self.cogs_usd
+
+    @property
+    def margin_pct(self) -> Decimal | None:
+        return margin_pct(self.revenue_usd, self.cogs_usd)
+
+
+class _CostBuckets(_Margin):
+    """cogs_usd of a row carrying the four cost buckets."""
+
+    __slots__ = ()
+
+    @property
+    def cogs_usd(self) -> Decimal:
+        return (self.ai_cogs_usd + self.infra_cogs_usd + self.fee_cogs_usd
+                + self.unclassified_cogs_usd)
+
+
 @dataclass(slots=True)
-class Totals:
+class Totals(_CostBuckets):
     """Summed measures of one group (or of the whole period)."""
 
     key: tuple = ()
@@ -127,19 +153,6 @@ class Totals:
     fee_cogs_usd: Decimal = ZERO
     unclassified_cogs_usd: Decimal = ZERO
     revenue_usd: Decimal = ZERO
-
-    @property
-    def cogs_usd(self) -> Decimal:
-        return (self.ai_cogs_usd + self.infra_cogs_usd + self.fee_cogs_usd
-                + self.unclassified_cogs_usd)
-
-    @property
-    def margin_usd(self) -> Decimal:
-        return self.revenue_usd - self.cogs_usd
-
-    @property
-    def margin_pct(self) -> Decimal | None:
-        return margin_pct(self.revenue_usd, self.cogs_usd)
 
     @property
     def total_tokens(self) -> int:
@@ -331,20 +344,16 @@ def customers_breakdown(tenant: Tenant, period: Period, *, use_rollups: bool = T
 
 # --- the customer ledger: ranked, tagged, counted and paged in SQL ------------------------
 
-class CustomerRow(NamedTuple):  # a tuple: 10k of them are built per request
+class _CustomerFields(NamedTuple):  # a tuple: 10k of them are built per request
     customer_id: str
     event_count: int
     cogs_usd: Decimal
     revenue_usd: Decimal
     tag: CustomerTag | None
 
-    @property
-    def margin_usd(self) -> Decimal:
-        return self.revenue_usd - self.cogs_usd
 
-    @property
-    def margin_pct(self) -> Decimal | None:
-        return margin_pct(self.revenue_usd, self.cogs_usd)
+class CustomerRow(_CustomerFields, _Margin):
+    __slots__ = ()
 
 
 # Tags as SQL ranks, worst first (the order a tag column sorts in); rank 4 is "no tag".
@@ -522,7 +531,7 @@ def unit_economics(totals: Totals, fixed_costs_per_month_usd: Decimal | None) ->
 # --- the per-event ledger -----------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Transaction:
+class Transaction(_CostBuckets):
     event_id: str
     occurred_at: datetime
     customer_id: str
@@ -540,19 +549,6 @@ class Transaction:
     unclassified_cogs_usd: Decimal
     revenue_usd: Decimal
     settled: bool
-
-    @property
-    def cogs_usd(self) -> Decimal:
-        return (self.ai_cogs_usd + self.infra_cogs_usd + self.fee_cogs_usd
-                + self.unclassified_cogs_usd)
-
-    @property
-    def margin_usd(self) -> Decimal:
-        return self.revenue_usd - self.cogs_usd
-
-    @property
-    def margin_pct(self) -> Decimal | None:
-        return margin_pct(self.revenue_usd, self.cogs_usd)
 
 
 @dataclass(frozen=True)
