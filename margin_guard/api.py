@@ -135,16 +135,21 @@ class PolicyDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class StateOut(serializers.ModelSerializer):
+class _GuardFigures(serializers.ModelSerializer):
+    """The customer, product and margin figures a guard state and a guard action both carry."""
+
     customerId = serializers.CharField(source="customer_id")
     productId = serializers.CharField(source="product_id")
-    level = serializers.SerializerMethodField()
     marginPct = serializers.DecimalField(source="margin_pct", max_digits=20, decimal_places=2,
                                          coerce_to_string=False)
     costUsd = serializers.DecimalField(source="cost_usd", max_digits=38, decimal_places=6,
                                        coerce_to_string=False)
     revenueUsd = serializers.DecimalField(source="revenue_usd", max_digits=38, decimal_places=6,
                                           coerce_to_string=False)
+
+
+class StateOut(_GuardFigures):
+    level = serializers.SerializerMethodField()
     evaluatedAt = serializers.DateTimeField(source="evaluated_at")
     overrideUntil = serializers.DateTimeField(source="override_until")
 
@@ -166,17 +171,9 @@ class StateList(APIView):
         return paginator.get_paginated_response(StateOut(page, many=True).data)
 
 
-class ActionOut(serializers.ModelSerializer):
-    customerId = serializers.CharField(source="customer_id")
-    productId = serializers.CharField(source="product_id")
+class ActionOut(_GuardFigures):
     fromLevel = serializers.SerializerMethodField()
     toLevel = serializers.SerializerMethodField()
-    marginPct = serializers.DecimalField(source="margin_pct", max_digits=20, decimal_places=2,
-                                         coerce_to_string=False)
-    costUsd = serializers.DecimalField(source="cost_usd", max_digits=38, decimal_places=6,
-                                       coerce_to_string=False)
-    revenueUsd = serializers.DecimalField(source="revenue_usd", max_digits=38, decimal_places=6,
-                                          coerce_to_string=False)
     eventsEvaluated = serializers.IntegerField(source="events_evaluated")
 
     class Meta:
