@@ -80,16 +80,20 @@ def budget_create(*, tenant: Tenant, name: str, period: str, cap_usd: Decimal,
     return CostBudget.objects.create(tenant=tenant, **values)
 
 
-def budget_update(*, budget: CostBudget, **changes) -> CostBudget:
-    merged = {f: getattr(budget, f) for f in ("cap_usd", "warning_threshold_pct", "product_id",
-                                              "customer_id", "notify_channel",
-                                              "notify_destination")}
-    merged.update(changes)
-    _check_budget(budget.tenant, merged)
+def _updated(obj, check, checked_fields: tuple[str, ...], changes: dict):
+    """Apply `changes` to a budget or rule once `check` accepts them merged with the fields it
+    reads; then save."""
+    check(obj.tenant, {**{f: getattr(obj, f) for f in checked_fields}, **changes})
     for name, value in changes.items():
-        setattr(budget, name, value)
-    budget.save()
-    return budget
+        setattr(obj, name, value)
+    obj.save()
+    return obj
+
+
+def budget_update(*, budget: CostBudget, **changes) -> CostBudget:
+    return _updated(budget, _check_budget, ("cap_usd", "warning_threshold_pct", "product_id",
+                                            "customer_id", "notify_channel",
+                                            "notify_destination"), changes)
 
 
 @dataclass(frozen=True)
@@ -143,14 +147,8 @@ def alert_rule_create(*, tenant: Tenant, name: str, metric: str, comparison: str
 
 
 def alert_rule_update(*, rule: AlertRule, **changes) -> AlertRule:
-    merged = {f: getattr(rule, f) for f in ("product_id", "customer_id", "channel",
-                                            "destination")}
-    merged.update(changes)
-    _check_rule(rule.tenant, merged)
-    for name, value in changes.items():
-        setattr(rule, name, value)
-    rule.save()
-    return rule
+    return _updated(rule, _check_rule, ("product_id", "customer_id", "channel", "destination"),
+                    changes)
 
 
 COMPARE = {"GT": lambda v, t: v > t, "GTE": lambda v, t: v >= t,

@@ -103,14 +103,18 @@ def budget_save(request: HttpRequest) -> HttpResponse:
     return _back(request)
 
 
+def _delete(request: HttpRequest, model, pk: int, what: str) -> HttpResponse:
+    tenant = _manager(request)
+    if tenant is not None:
+        get_object_or_404(model, tenant=tenant, pk=pk).delete()
+        messages.success(request, f"{what} deleted.")
+    return _back(request)
+
+
 @login_required
 @require_POST
 def budget_delete(request: HttpRequest, budget_id: int) -> HttpResponse:
-    tenant = _manager(request)
-    if tenant is not None:
-        get_object_or_404(CostBudget, tenant=tenant, pk=budget_id).delete()
-        messages.success(request, "Budget deleted.")
-    return _back(request)
+    return _delete(request, CostBudget, budget_id, "Budget")
 
 
 @login_required
@@ -153,11 +157,7 @@ def rule_save(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
-    tenant = _manager(request)
-    if tenant is not None:
-        get_object_or_404(AlertRule, tenant=tenant, pk=rule_id).delete()
-        messages.success(request, "Rule deleted.")
-    return _back(request)
+    return _delete(request, AlertRule, rule_id, "Rule")
 
 
 @login_required
