@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from aforo import catalog
 from aforo.errors import ApiError
 from aforo.models import Customer, CustomerTier, Product, ProductType
-from aforo.pagination import PageEnvelopePagination
+from aforo.pagination import paged_response
 from aforo.permissions import CatalogPermission
 
 
@@ -36,9 +36,8 @@ class CustomerListCreate(APIView):
 
     @extend_schema(responses=CustomerOut(many=True), operation_id="customers_list")
     def get(self, request):
-        paginator = PageEnvelopePagination()
-        rows = paginator.paginate_queryset(Customer.objects.filter(tenant=request.tenant), request)
-        return paginator.get_paginated_response(CustomerOut(rows, many=True).data)
+        return paged_response(request, Customer.objects.filter(tenant=request.tenant),
+                              CustomerOut)
 
     @extend_schema(request=CustomerCreate, responses={201: CustomerOut})
     def post(self, request):
@@ -86,9 +85,8 @@ class ProductListCreate(APIView):
 
     @extend_schema(responses=ProductOut(many=True), operation_id="products_list")
     def get(self, request):
-        paginator = PageEnvelopePagination()
-        rows = paginator.paginate_queryset(Product.objects.filter(tenant=request.tenant), request)
-        return paginator.get_paginated_response(ProductOut(rows, many=True).data)
+        return paged_response(request, Product.objects.filter(tenant=request.tenant),
+                              ProductOut)
 
     @extend_schema(request=ProductCreate, responses={201: ProductOut})
     def post(self, request):

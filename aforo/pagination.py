@@ -80,3 +80,10 @@ class PageEnvelopePagination(pagination.BasePagination):
             {"name": "size", "in": "query", "required": False,
              "schema": {"type": "integer", "maximum": MAX_SIZE}},
         ]
+
+
+def paged_response(request, queryset, serializer_class) -> Response:
+    """One page of a queryset in the page envelope, each row through the serializer."""
+    paginator = PageEnvelopePagination()
+    page = paginator.paginate_queryset(queryset, request)
+    return paginator.get_paginated_response(serializer_class(page, many=True).data)

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.errors import ApiError
-from aforo.pagination import PageEnvelopePagination
+from aforo.pagination import paged_response
 from aforo.permissions import BILLING_ROLES, ReadOrWrite
 from billing import attribution, services, stripe
 from billing.models import AttributionRun, Invoice, Unit
@@ -131,9 +131,7 @@ class InvoiceListImport(APIView):
         for name, field in (("customerId", "customer_id"), ("status", "status")):
             if request.query_params.get(name):
                 invoices = invoices.filter(**{field: request.query_params[name]})
-        paginator = PageEnvelopePagination()
-        rows = paginator.paginate_queryset(invoices, request)
-        return paginator.get_paginated_response(InvoiceOut(rows, many=True).data)
+        return paged_response(request, invoices, InvoiceOut)
 
     @extend_schema(request=Input, responses={201: InvoiceOut})
     def post(self, request):
@@ -213,10 +211,8 @@ class AttributionRunListCreate(APIView):
 
     @extend_schema(responses=AttributionRunOut(many=True), operation_id="attribution_runs_list")
     def get(self, request):
-        paginator = PageEnvelopePagination()
-        rows = paginator.paginate_queryset(
-            AttributionRun.objects.filter(tenant=request.tenant), request)
-        return paginator.get_paginated_response(AttributionRunOut(rows, many=True).data)
+        return paged_response(request, AttributionRun.objects.filter(tenant=request.tenant),
+                              AttributionRunOut)
 
     @extend_schema(request=Input, responses={201: AttributionRunOut})
     def post(self, request):

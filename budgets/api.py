@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.errors import ApiError
-from aforo.pagination import PageEnvelopePagination
+from aforo.pagination import PageEnvelopePagination, paged_response
 from aforo.permissions import MANAGE_BUDGET_ROLES, CanManageBudgets, ReadOrWrite
 from budgets import services
 from budgets.models import Alert, AlertRule, Channel, CostBudget
@@ -155,10 +155,8 @@ class AlertRuleList(APIView):
 
     @extend_schema(responses=AlertRuleSerializer(many=True), operation_id="alert_rules_list")
     def get(self, request):
-        paginator = PageEnvelopePagination()
-        page = paginator.paginate_queryset(AlertRule.objects.filter(tenant=request.tenant),
-                                           request)
-        return paginator.get_paginated_response(AlertRuleSerializer(page, many=True).data)
+        return paged_response(request, AlertRule.objects.filter(tenant=request.tenant),
+                              AlertRuleSerializer)
 
     @extend_schema(request=AlertRuleSerializer, responses={201: AlertRuleSerializer})
     def post(self, request):
@@ -245,9 +243,7 @@ class AlertHistory(APIView):
             if state not in Alert.State.values:
                 raise ApiError("state must be FIRED, ACKNOWLEDGED or RESOLVED.", field="state")
             alerts = alerts.filter(state=state)
-        paginator = PageEnvelopePagination()
-        page = paginator.paginate_queryset(alerts, request)
-        return paginator.get_paginated_response(AlertOut(page, many=True).data)
+        return paged_response(request, alerts, AlertOut)
 
 
 class AlertDetail(APIView):

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.models import Role
-from aforo.pagination import PageEnvelopePagination
+from aforo.pagination import paged_response
 from aforo.permissions import CanManageBilling, ReadOrWrite
 from ingestion import prices, queries
 from ingestion.models import GatewayFeeRule, InfraCostRule, ModelPrice
@@ -56,10 +56,8 @@ class ModelPriceList(APIView):
             rows = rows.filter(provider__iexact=request.query_params["provider"])
         if request.query_params.get("model"):
             rows = rows.filter(model=request.query_params["model"])
-        paginator = PageEnvelopePagination()
-        page = paginator.paginate_queryset(rows.order_by("provider", "model", "-effective_from"),
-                                           request)
-        return paginator.get_paginated_response(ModelPriceSerializer(page, many=True).data)
+        return paged_response(request, rows.order_by("provider", "model", "-effective_from"),
+                              ModelPriceSerializer)
 
     @extend_schema(request=ModelPriceSerializer, responses={201: ModelPriceSerializer})
     def post(self, request):
@@ -171,10 +169,8 @@ def _rule_views(model, serializer, create):
 
         @extend_schema(responses=serializer(many=True), operation_id=f"{model.__name__}_list")
         def get(self, request):
-            paginator = PageEnvelopePagination()
-            page = paginator.paginate_queryset(model.objects.filter(tenant=request.tenant),
-                                               request)
-            return paginator.get_paginated_response(serializer(page, many=True).data)
+            return paged_response(request, model.objects.filter(tenant=request.tenant),
+                                  serializer)
 
         @extend_schema(request=serializer, responses={201: serializer})
         def post(self, request):

@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from aforo.authentication import authorize_token
 from aforo.errors import ApiError, api_exception_response, error_body, json_error
-from aforo.pagination import PageEnvelopePagination
+from aforo.pagination import paged_response
 from aforo.permissions import GUARD_ROLES, CanManageGuard, CanRead, ReadOrWrite
 from cogs.api import PERIOD_PARAMETERS, period_from_request
 from cogs.services import cogs_settings_get
@@ -101,9 +101,7 @@ class PolicyList(APIView):
     @extend_schema(responses=PolicySerializer(many=True), operation_id="guard_policies_list")
     def get(self, request):
         rows = GuardPolicy.objects.filter(Q(tenant=request.tenant) | Q(tenant__isnull=True))
-        paginator = PageEnvelopePagination()
-        page = paginator.paginate_queryset(rows, request)
-        return paginator.get_paginated_response(PolicySerializer(page, many=True).data)
+        return paged_response(request, rows, PolicySerializer)
 
     @extend_schema(request=PolicySerializer, responses={201: PolicySerializer})
     def post(self, request):
@@ -165,10 +163,8 @@ class StateOut(_GuardFigures):
 class StateList(APIView):
     @extend_schema(responses=StateOut(many=True), operation_id="guard_states_list")
     def get(self, request):
-        paginator = PageEnvelopePagination()
-        page = paginator.paginate_queryset(GuardState.objects.filter(tenant=request.tenant),
-                                           request)
-        return paginator.get_paginated_response(StateOut(page, many=True).data)
+        return paged_response(request, GuardState.objects.filter(tenant=request.tenant),
+                              StateOut)
 
 
 class ActionOut(_GuardFigures):
@@ -194,9 +190,7 @@ class ActionList(APIView):
         rows = GuardAction.objects.filter(tenant=request.tenant)
         if request.query_params.get("customerId"):
             rows = rows.filter(customer_id=request.query_params["customerId"])
-        paginator = PageEnvelopePagination()
-        page = paginator.paginate_queryset(rows, request)
-        return paginator.get_paginated_response(ActionOut(page, many=True).data)
+        return paged_response(request, rows, ActionOut)
 
 
 Id = Annotated[str, msgspec.Meta(max_length=200)]
