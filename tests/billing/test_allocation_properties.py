@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -62,11 +63,14 @@ def test_allocation_sums_exactly_to_every_line(store, db, events, lines):
         if total == 0:  # no event has the unit: equal shares
             weights, total = {k: 1 for k in weights}, len(weights)
         rounded_up, rounded_down = [], []
+        # Exact rationals: Decimal's 28 digits would make equal remainders (1/3 of a nano)
+        # compare unequal.
+        nano = Fraction(NANO)
         for event_id, weight in weights.items():
-            exact = abs(amount) * weight / Decimal(total)
-            part = abs(got.get(event_id, Decimal(0)))
-            assert abs(part - exact) < NANO, (unit, event_id)
-            floor = (exact / NANO).to_integral_value(rounding="ROUND_FLOOR") * NANO
+            exact = Fraction(abs(amount)) * weight / total
+            part = Fraction(abs(got.get(event_id, Decimal(0))))
+            assert abs(part - exact) < nano, (unit, event_id)
+            floor = (exact // nano) * nano
             (rounded_up if part > floor else rounded_down).append(exact - floor)
         # largest remainder: every part rounded up had a remainder at least as large as any
         # part rounded down
