@@ -12,12 +12,12 @@ from django.db import transaction
 
 from aforo import catalog, eventstore
 from aforo.models import Customer, CustomerTier, Product, Role, Tenant
+from aforo.money import NANO
 from aforo.tenancy import IssuedToken, api_token_create, membership_set, tenant_create
 
 DEMO_TENANT = "demo"
 DEMO_USER = "demo"
 DEMO_PASSWORD = "aforo-demo"
-NANO = Decimal("0.000000001")
 
 # provider, model, $ per 1M input tokens, $ per 1M output tokens
 MODELS = [

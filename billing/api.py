@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.errors import ApiError
+from aforo.money import MoneyField
 from aforo.pagination import paged_response
 from aforo.permissions import BILLING_ROLES, ReadOrWrite
 from billing import attribution, services, stripe
@@ -33,23 +34,15 @@ class MomentField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
-def _money(value) -> float:
-    # API.md: money as JSON numbers, six decimals at most in responses.
-    return float(round(value, 6))
-
-
 class InvoiceLineOut(serializers.Serializer):
     lineId = serializers.CharField(source="line_id")
     productId = serializers.SerializerMethodField()
-    amountUsd = serializers.SerializerMethodField()
+    amountUsd = MoneyField(source="amount_usd")
     unit = serializers.CharField()
     description = serializers.CharField()
 
     def get_productId(self, line) -> str | None:
         return line.product_id or None
-
-    def get_amountUsd(self, line) -> float:
-        return _money(line.amount_usd)
 
 
 class InvoiceOut(serializers.Serializer):
@@ -60,13 +53,10 @@ class InvoiceOut(serializers.Serializer):
     periodEnd = serializers.DateTimeField(source="period_end")
     status = serializers.CharField()
     source = serializers.CharField()
-    totalUsd = serializers.SerializerMethodField()
+    totalUsd = MoneyField(source="total_usd")
     finalizedAt = serializers.DateTimeField(source="finalized_at")
     voidedAt = serializers.DateTimeField(source="voided_at")
     lines = InvoiceLineOut(many=True)
-
-    def get_totalUsd(self, invoice) -> float:
-        return _money(invoice.total_usd)
 
 
 class AttributionRunOut(serializers.Serializer):
@@ -81,21 +71,12 @@ class AttributionRunOut(serializers.Serializer):
     linesMatched = serializers.IntegerField(source="lines_matched")
     linesUnattributed = serializers.IntegerField(source="lines_unattributed")
     events = serializers.IntegerField()
-    attributedUsd = serializers.SerializerMethodField()
-    unattributedUsd = serializers.SerializerMethodField()
-    reversedUsd = serializers.SerializerMethodField()
+    attributedUsd = MoneyField(source="attributed_usd")
+    unattributedUsd = MoneyField(source="unattributed_usd")
+    reversedUsd = MoneyField(source="reversed_usd")
     entriesWritten = serializers.IntegerField(source="entries_written")
     unattributedLines = serializers.JSONField(source="unattributed_lines")
     errors = serializers.JSONField()
-
-    def get_attributedUsd(self, run) -> float:
-        return _money(run.attributed_usd)
-
-    def get_unattributedUsd(self, run) -> float:
-        return _money(run.unattributed_usd)
-
-    def get_reversedUsd(self, run) -> float:
-        return _money(run.reversed_usd)
 
 
 def _current(tenant, invoice_id: str) -> Invoice:
@@ -116,7 +97,7 @@ class InvoiceListImport(APIView):
             lineId = serializers.CharField(max_length=200)
             productId = serializers.CharField(max_length=200, required=False, allow_null=True,
                                               allow_blank=True, default="")
-            amountUsd = serializers.DecimalField(max_digits=19, decimal_places=9)
+            amountUsd = MoneyField(max_digits=19)
             unit = serializers.ChoiceField(choices=Unit.choices)
 
         invoiceId = serializers.CharField(max_length=200)

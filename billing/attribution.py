@@ -22,6 +22,7 @@ from django.db.models import Q
 from aforo import eventstore
 from aforo.errors import ApiError
 from aforo.models import Tenant
+from aforo.money import NANO
 from billing.estimates import revenue_rates_refresh
 from billing.models import (
     AttributionRun,
@@ -32,7 +33,6 @@ from billing.models import (
 )
 from billing.settlement import settlements_reconcile_batch
 
-NANOS = Decimal("0.000000001")
 INVOICES_PER_BATCH = 1000
 _LOCK = "aforo:attribution-lock:{tenant_id}"
 
@@ -284,7 +284,7 @@ class RunTotals:
 
 
 def _nanos(amount: Decimal) -> int:
-    return int((amount / NANOS).to_integral_value())
+    return int((amount / NANO).to_integral_value())
 
 
 def _batches(invoices: list[Invoice], size: int) -> Iterable[list[Invoice]]:

@@ -14,10 +14,10 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from aforo.models import Tenant
+from aforo.money import NANO
 from aforo.shared_cache import VersionedMemo
 
 ZERO = Decimal(0)
-NINE_PLACES = Decimal("0.000000001")
 _THOUSAND = Decimal(1000)
 
 
@@ -207,5 +207,5 @@ def plan_rating(*, tenant: Tenant, entries: list[dict[str, Any]]) -> list[Decima
             cogs = (_dec(entry.get("ai_cogs_usd")) + _dec(entry.get("infra_cogs_usd"))
                     + _dec(entry.get("fee_cogs_usd")) + _dec(entry.get("unclassified_cogs_usd")))
             value += c.cogs_factor * cogs
-        out.append(value.quantize(NINE_PLACES, rounding=ROUND_HALF_UP))
+        out.append(value.quantize(NANO, rounding=ROUND_HALF_UP))
     return out

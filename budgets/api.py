@@ -10,12 +10,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.errors import ApiError
+from aforo.money import MoneyField, PctField, pct, usd
 from aforo.pagination import PageEnvelopePagination, paged_response
 from aforo.permissions import MANAGE_BUDGET_ROLES, CanManageBudgets, ReadOrWrite
 from budgets import services
 from budgets.models import Alert, AlertRule, Channel, CostBudget
-
-MONEY = {"max_digits": 20, "decimal_places": 9, "coerce_to_string": False}
 
 
 def _now() -> datetime:
@@ -26,10 +25,6 @@ class BudgetPermission(ReadOrWrite):
     write_roles = MANAGE_BUDGET_ROLES
 
 
-def _money(value) -> float:
-    return float(round(value, 6))
-
-
 class BudgetIn(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     period = serializers.ChoiceField(choices=CostBudget.Period.choices)
@@ -37,10 +32,8 @@ class BudgetIn(serializers.Serializer):
                                       allow_blank=True, allow_null=True)
     customerId = serializers.CharField(source="customer_id", max_length=200, required=False,
                                        allow_blank=True, allow_null=True)
-    capUsd = serializers.DecimalField(source="cap_usd", **MONEY)
-    warningThresholdPct = serializers.DecimalField(source="warning_threshold_pct", max_digits=5,
-                                                   decimal_places=2, required=False,
-                                                   coerce_to_string=False)
+    capUsd = MoneyField(source="cap_usd", max_digits=20)
+    warningThresholdPct = PctField(source="warning_threshold_pct", max_digits=5, required=False)
     notifyChannel = serializers.ChoiceField(source="notify_channel", choices=Channel.choices,
                                             required=False, allow_blank=True)
     notifyDestination = serializers.CharField(source="notify_destination", max_length=500,
@@ -60,13 +53,13 @@ class BudgetOut(serializers.Serializer):
     period = serializers.CharField()
     productId = serializers.CharField(allow_null=True)
     customerId = serializers.CharField(allow_null=True)
-    capUsd = serializers.FloatField()
-    warningThresholdPct = serializers.FloatField()
+    capUsd = MoneyField()
+    warningThresholdPct = PctField()
     notifyChannel = serializers.CharField(allow_null=True)
     notifyDestination = serializers.CharField(allow_null=True)
-    spentUsd = serializers.FloatField()
-    utilizationPct = serializers.FloatField()
-    projectedSpendUsd = serializers.FloatField()
+    spentUsd = MoneyField()
+    utilizationPct = PctField()
+    projectedSpendUsd = MoneyField()
     status = serializers.ChoiceField(choices=["ON_TRACK", "WARNING", "OVER_BUDGET"])
     periodStart = serializers.DateTimeField()
     periodEnd = serializers.DateTimeField()
@@ -77,13 +70,13 @@ def budget_json(budget: CostBudget, now: datetime) -> dict:
     return {
         "id": budget.pk, "name": budget.name, "period": budget.period,
         "productId": budget.product_id or None, "customerId": budget.customer_id or None,
-        "capUsd": _money(budget.cap_usd),
-        "warningThresholdPct": float(budget.warning_threshold_pct),
+        "capUsd": usd(budget.cap_usd),
+        "warningThresholdPct": pct(budget.warning_threshold_pct),
         "notifyChannel": budget.notify_channel or None,
         "notifyDestination": budget.notify_destination or None,
-        "spentUsd": _money(state.spent_usd),
-        "utilizationPct": float(round(state.utilization_pct, 2)),
-        "projectedSpendUsd": _money(state.projected_spend_usd), "status": state.status,
+        "spentUsd": usd(state.spent_usd),
+        "utilizationPct": pct(state.utilization_pct),
+        "projectedSpendUsd": usd(state.projected_spend_usd), "status": state.status,
         "periodStart": state.period_start.isoformat().replace("+00:00", "Z"),
         "periodEnd": state.period_end.isoformat().replace("+00:00", "Z"),
     }
@@ -137,7 +130,7 @@ class AlertRuleSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     metric = serializers.ChoiceField(choices=AlertRule.Metric.choices)
     comparison = serializers.ChoiceField(choices=AlertRule.Comparison.choices)
-    threshold = serializers.DecimalField(**MONEY)
+    threshold = MoneyField(max_digits=20)
     window = serializers.ChoiceField(choices=AlertRule.Window.choices, default="24h")
     productId = serializers.CharField(source="product_id", max_length=200, required=False,
                                       allow_blank=True, default="")
@@ -210,10 +203,8 @@ class AlertOut(serializers.Serializer):
     ruleId = serializers.IntegerField(source="rule_id", allow_null=True)
     budgetId = serializers.IntegerField(source="budget_id", allow_null=True)
     metric = serializers.CharField()
-    value = serializers.DecimalField(max_digits=38, decimal_places=6, coerce_to_string=False,
-                                     allow_null=True)
-    threshold = serializers.DecimalField(max_digits=38, decimal_places=6,
-                                         coerce_to_string=False)
+    value = MoneyField(max_digits=38, allow_null=True)
+    threshold = MoneyField(max_digits=38)
     windowStart = serializers.DateTimeField(source="window_start")
     windowEnd = serializers.DateTimeField(source="window_end")
     productId = serializers.CharField(source="product_id")

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.errors import ApiError
+from aforo.money import CENT, MICRO, MoneyField, PctField, pct, rate, usd
 from aforo.pagination import envelope, page_request
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
@@ -19,27 +20,14 @@ from cogs.models import CogsSettings
 from cogs.queries import Period, Totals, Transaction
 
 MAX_PERIOD_DAYS = 731
-MONEY = Decimal("0.000001")
-RATE = Decimal("0.000000001")
-PCT = Decimal("0.01")
+PCT = CENT
+MONEY = MICRO
 
 
 # --- rendering: exact Decimals inside and out ---------------------------------------------
-# The dashboard views render with ExactJSONRenderer, which writes a Decimal's digits as a JSON
-# number: figures are rounded here (half-even) and never pass through float.
-
-def money(value: Decimal | None) -> Decimal | None:
-    """At most 6 decimals (half-even)."""
-    return None if value is None else value.quantize(MONEY, rounding=ROUND_HALF_EVEN)
-
-
-def rate(value: Decimal | None) -> Decimal | None:
-    """A price per 1K tokens keeps 9 decimals: $0.0375/1M is $0.0000375/1K."""
-    return None if value is None else value.quantize(RATE, rounding=ROUND_HALF_EVEN)
-
-
-def pct(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(PCT, rounding=ROUND_HALF_EVEN)
+# The API renders with ExactJSONRenderer (aforo.money.json_bytes), which writes a Decimal's
+# digits as a JSON number: figures are rounded here (half-even) and never pass through float.
+money = usd
 
 
 def _margin_fields(totals: Totals, margin_pct: Decimal | None = None) -> dict:
@@ -143,8 +131,8 @@ def transaction_row(event: Transaction) -> dict:
 
 # --- response shapes, for the OpenAPI schema (rendering builds dicts directly, for speed) --
 
-def _money_field(**kwargs) -> serializers.FloatField:
-    return serializers.FloatField(**kwargs)
+def _money_field(**kwargs) -> MoneyField:
+    return MoneyField(**kwargs)
 
 
 class TransactionRowSchema(serializers.Serializer):
@@ -160,7 +148,7 @@ class TransactionRowSchema(serializers.Serializer):
     cogsUsd = _money_field()
     revenueUsd = _money_field()
     marginUsd = _money_field()
-    marginPct = serializers.FloatField(allow_null=True)
+    marginPct = PctField(allow_null=True)
     aiCogsUsd = _money_field()
     infraCogsUsd = _money_field()
     feeCogsUsd = _money_field()
@@ -187,7 +175,7 @@ class TransactionPageSchema(_Envelope):
 
 class AnomalyRowSchema(TransactionRowSchema):
     averageCogsUsd = _money_field()
-    ratio = serializers.FloatField(allow_null=True)
+    ratio = PctField(allow_null=True)
     groupEventCount = serializers.IntegerField()
 
 
@@ -207,7 +195,7 @@ class _ExpectedSchema(serializers.Serializer):
     settlingRevenueUsd = _money_field(help_text="Expected revenue of events not yet attributed")
     expectedRevenueUsd = _money_field(help_text="Attributed + settling")
     expectedMarginUsd = _money_field()
-    expectedMarginPct = serializers.FloatField(allow_null=True)
+    expectedMarginPct = PctField(allow_null=True)
 
 
 class RevenueSourcesSchema(serializers.Serializer):
@@ -221,7 +209,7 @@ class RevenueSourcesSchema(serializers.Serializer):
 class DashboardSchema(_ExpectedSchema):
     totalCogsUsd = _money_field()
     revenueUsd = _money_field()
-    grossMarginPct = serializers.FloatField(allow_null=True)
+    grossMarginPct = PctField(allow_null=True)
     costPerEventUsd = _money_field(allow_null=True)
     aiModelSpendUsd = _money_field()
     activeProducts = serializers.IntegerField()

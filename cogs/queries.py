@@ -22,7 +22,6 @@ from cogs.expected import margin_pct
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
 THOUSAND = Decimal(1000)
-NANO = Decimal("0.000000001")
 # The engine's Float64 pre-filter uses lines this much lower (see anomalies()).
 LINE_SLACK = Decimal("0.999999")
 PICO = Decimal("0.000000000001")

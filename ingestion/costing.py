@@ -9,20 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
+from aforo.money import ledger as money
 from ingestion.rate_cards import Price, RateCard
 
 ZERO = Decimal(0)
-NANO = Decimal("0.000000001")
 MILLION = Decimal(1_000_000)
 THOUSAND = Decimal(1000)
 HUNDRED = Decimal(100)
-
-
-def money(value: Decimal) -> Decimal:
-    """Round to the ledger's nine decimals, half to even."""
-    return value.quantize(NANO, rounding=ROUND_HALF_EVEN)
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,14 @@ from typing import Annotated
 
 import msgspec
 
+from aforo.money import NANO
+
 MAX_BATCH = 1000
 MAX_ID = 200
 MAX_COUNT = 10**15
 MAX_LATENCY_MS = 2**32 - 1  # the ledger's UInt32
 MONEY_LIMIT = Decimal(10) ** 9
 MONEY_PLACES = 9
-NANO = Decimal(1).scaleb(-MONEY_PLACES)
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_ID)]

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from aforo.authentication import authorize_token
 from aforo.errors import ApiError, api_exception_response, error_body, json_error
+from aforo.money import MoneyField, PctField
 from aforo.pagination import paged_response
 from aforo.permissions import GUARD_ROLES, CanManageGuard, CanRead, ReadOrWrite
 from cogs.api import PERIOD_PARAMETERS, period_from_request
@@ -26,8 +27,6 @@ from cogs.services import cogs_settings_get
 from margin_guard import decision
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
 from margin_guard.services import guard_override
-
-PCT = {"max_digits": 7, "decimal_places": 2, "coerce_to_string": False}
 
 
 class GuardPermission(ReadOrWrite):
@@ -37,13 +36,12 @@ class GuardPermission(ReadOrWrite):
 class PolicySerializer(serializers.ModelSerializer):
     productId = serializers.CharField(source="product_id", required=False, allow_blank=True)
     customerId = serializers.CharField(source="customer_id", required=False, allow_blank=True)
-    alertBelowPct = serializers.DecimalField(source="alert_below_pct", required=False, **PCT)
-    throttleBelowPct = serializers.DecimalField(source="throttle_below_pct", required=False,
-                                                **PCT)
-    blockBelowPct = serializers.DecimalField(source="block_below_pct", required=False, **PCT)
+    alertBelowPct = PctField(source="alert_below_pct", required=False)
+    throttleBelowPct = PctField(source="throttle_below_pct", required=False)
+    blockBelowPct = PctField(source="block_below_pct", required=False)
     minEvents = serializers.IntegerField(source="min_events", required=False, min_value=0)
-    recoveryBufferPct = serializers.DecimalField(source="recovery_buffer_pct", required=False,
-                                                 min_value=0, **PCT)
+    recoveryBufferPct = PctField(source="recovery_buffer_pct", required=False,
+                                 min_value=0)
     downgradeMap = serializers.DictField(source="downgrade_map", child=serializers.CharField(),
                                          required=False)
     premiumFeatures = serializers.ListField(source="premium_features", required=False,
@@ -143,22 +141,16 @@ class _GuardFigures(serializers.ModelSerializer):
 
     customerId = serializers.CharField(source="customer_id")
     productId = serializers.CharField(source="product_id")
-    marginPct = serializers.DecimalField(source="margin_pct", max_digits=20, decimal_places=2,
-                                         coerce_to_string=False)
-    costUsd = serializers.DecimalField(source="cost_usd", max_digits=38, decimal_places=6,
-                                       coerce_to_string=False)
-    revenueUsd = serializers.DecimalField(source="revenue_usd", max_digits=38, decimal_places=6,
-                                          coerce_to_string=False)
+    marginPct = PctField(source="margin_pct", max_digits=20, allow_null=True)
+    costUsd = MoneyField(source="cost_usd", max_digits=38)
+    revenueUsd = MoneyField(source="revenue_usd", max_digits=38)
 
 
 class RevenueSourcesOut(serializers.Serializer):
-    attributedUsd = serializers.DecimalField(max_digits=38, decimal_places=6,
-                                             coerce_to_string=False)
-    carriedUsd = serializers.DecimalField(max_digits=38, decimal_places=6,
-                                          coerce_to_string=False)
-    ratedUsd = serializers.DecimalField(max_digits=38, decimal_places=6, coerce_to_string=False)
-    estimatedUsd = serializers.DecimalField(max_digits=38, decimal_places=6,
-                                            coerce_to_string=False)
+    attributedUsd = MoneyField(max_digits=38)
+    carriedUsd = MoneyField(max_digits=38)
+    ratedUsd = MoneyField(max_digits=38)
+    estimatedUsd = MoneyField(max_digits=38)
     unknownEvents = serializers.IntegerField()
 
 
