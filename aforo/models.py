@@ -61,6 +61,8 @@ class ApiToken(models.Model):
     token_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True,
+                                      help_text="Empty: the token does not expire.")
     revoked_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:

@@ -128,6 +128,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = AFORO_MAX_BODY_BYTES + 1024
 AFORO_PUBLIC_URL = env("AFORO_PUBLIC_URL", default="http://127.0.0.1:8000")
 # Slack and webhook destinations must be https; allow http for local sinks in development.
 AFORO_ALLOW_HTTP_WEBHOOKS = env.bool("AFORO_ALLOW_HTTP_WEBHOOKS", default=False)
+# Outbound requests (aforo.outbound) go to public addresses only; these hosts (names, addresses
+# or networks) are allowed although they resolve to internal addresses.
+AFORO_OUTBOUND_ALLOWED_HOSTS = env.list("AFORO_OUTBOUND_ALLOWED_HOSTS", default=[])
 AFORO_PAGERDUTY_URL = env("AFORO_PAGERDUTY_URL",
                           default="https://events.pagerduty.com/v2/enqueue")
 EMAIL_HOST = env("EMAIL_HOST", default="")

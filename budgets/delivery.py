@@ -1,5 +1,7 @@
 """Sending alerts and guard actions: email over SMTP, Slack incoming webhooks (Block Kit),
-PagerDuty Events API v2, and webhooks signed with HMAC-SHA256.
+PagerDuty Events API v2, and webhooks signed with HMAC-SHA256 (docs/webhooks.md). Every HTTP
+request goes through aforo.outbound (public addresses only, no redirects, bounded), and the
+history records only its status class.
 
 A delivery is tried, and on failure retried with exponential backoff (30 s, 1 min, 2 min, ...)
 by the evaluation job until MAX_ATTEMPTS, then marked FAILED; every attempt is logged, so an
@@ -7,35 +9,26 @@ alert is never dropped silently.
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import time
-import urllib.error
-import urllib.request
+import smtplib
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.urls import reverse
 
+from aforo import outbound
+from aforo.money import json_bytes, usd
 from budgets.models import Alert, Channel, Delivery, DeliveryAttempt
 
 MAX_ATTEMPTS = 8
 BASE_BACKOFF = timedelta(seconds=30)
-TIMEOUT_S = 5
 LEASE = timedelta(minutes=2)
 
 
 def backoff(attempts: int) -> timedelta:
     return BASE_BACKOFF * (2 ** max(0, attempts - 1))
-
-
-def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
-    """`t=<unix seconds>,v1=<hex HMAC-SHA256 of "t.body">`, as X-Aforo-Signature carries it."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
 
 
 def _money(value: Decimal | None) -> str:
@@ -45,8 +38,8 @@ def _money(value: Decimal | None) -> str:
 def alert_payload(alert: Alert) -> dict:
     return {
         "alertId": alert.pk, "tenantId": alert.tenant.slug, "title": alert.title,
-        "metric": alert.metric, "value": str(alert.value) if alert.value is not None else None,
-        "threshold": str(alert.threshold), "windowStart": alert.window_start.isoformat(),
+        "metric": alert.metric, "value": usd(alert.value), "threshold": usd(alert.threshold),
+        "windowStart": alert.window_start.isoformat(),
         "windowEnd": alert.window_end.isoformat(), "productId": alert.product_id or None,
         "customerId": alert.customer_id or None, "state": alert.state,
         "firedAt": alert.fired_at.isoformat(), "consoleUrl": console_url(alert),
@@ -54,7 +47,9 @@ def alert_payload(alert: Alert) -> dict:
 
 
 def console_url(alert: Alert) -> str:
-    return f"{settings.AFORO_PUBLIC_URL.rstrip('/')}/console/budgets/?alert={alert.pk}"
+    """The alert in the console's Budgets & Alerts tab, scrolled to its row."""
+    page = reverse("console-cogs-budgets")
+    return f"{settings.AFORO_PUBLIC_URL.rstrip('/')}{page}?alert={alert.pk}#alert-{alert.pk}"
 
 
 def slack_message(alert: Alert) -> dict:
@@ -78,13 +73,6 @@ def slack_message(alert: Alert) -> dict:
     }
 
 
-def _post(url: str, body: bytes, headers: dict[str, str]) -> str:
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", **headers})
-    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
-        return f"HTTP {response.status}"
-
-
 def _content(delivery: Delivery) -> tuple[str, dict, dict]:
     """What a delivery says: a title, the JSON payload and the Slack message."""
     if delivery.alert_id:
@@ -105,16 +93,27 @@ def send(delivery: Delivery) -> str:
                   from_email=None, recipient_list=[delivery.destination])
         return "sent"
     if delivery.channel == Channel.SLACK:
-        return _post(delivery.destination, json.dumps(slack).encode(), {})
+        return outbound.post(delivery.destination, json_bytes(slack)).history
     if delivery.channel == Channel.PAGERDUTY:
         event = {"routing_key": delivery.destination, "event_action": "trigger",
                  "dedup_key": f"aforo-{payload.get('tenantId')}-{title}"[:255],
                  "payload": {"summary": title[:1024], "source": "aforo",
                              "severity": "warning", "custom_details": payload}}
-        return _post(settings.AFORO_PAGERDUTY_URL, json.dumps(event).encode(), {})
-    body = json.dumps(payload).encode()
-    signature = webhook_signature(delivery.signing_secret, int(time.time()), body)
-    return _post(delivery.destination, body, {"X-Aforo-Signature": signature})
+        return outbound.post(settings.AFORO_PAGERDUTY_URL, json_bytes(event)).history
+    delivery_id = f"dlv_{delivery.pk}"  # the same on every retry: receivers deduplicate on it
+    body = json_bytes({"deliveryId": delivery_id, **payload})
+    return outbound.post(delivery.destination, body, signing_secret=signing_secret(delivery),
+                         delivery_id=delivery_id).history
+
+
+def signing_secret(delivery: Delivery) -> str:
+    """The destination's secret, copied onto the delivery when it was queued (a delivery queued
+    before budgets had secrets takes its budget's)."""
+    if delivery.signing_secret:
+        return delivery.signing_secret
+    if delivery.alert_id and delivery.alert.budget_id:
+        return delivery.alert.budget.signing_secret
+    raise outbound.DestinationRefused("This webhook has no signing secret; rotate one.")
 
 
 def delivery_attempt(*, delivery: Delivery, now: datetime) -> bool:
@@ -122,8 +121,10 @@ def delivery_attempt(*, delivery: Delivery, now: datetime) -> bool:
     try:
         detail = send(delivery)
         ok = True
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        detail, ok = f"{type(exc).__name__}: {exc}"[:500], False
+    except outbound.OutboundError as exc:
+        detail, ok = exc.history, False
+    except (smtplib.SMTPException, OSError) as exc:
+        detail, ok = f"email not sent: {type(exc).__name__}", False
     with transaction.atomic():
         delivery.attempts += 1
         DeliveryAttempt.objects.create(delivery=delivery, attempted_at=now, ok=ok, detail=detail)

@@ -8,8 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from aforo.models import Tenant
-
-MONEY = {"max_digits": 20, "decimal_places": 9}
+from aforo.money import money_field
 
 
 class Channel(models.TextChoices):
@@ -30,10 +29,12 @@ class CostBudget(models.Model):
     period = models.CharField(max_length=10, choices=Period.choices)
     product_id = models.CharField(max_length=200, blank=True)
     customer_id = models.CharField(max_length=200, blank=True)
-    cap_usd = models.DecimalField(**MONEY)
+    cap_usd = money_field()
     warning_threshold_pct = models.DecimalField(max_digits=5, decimal_places=2, default=80)
     notify_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
     notify_destination = models.CharField(max_length=500, blank=True)
+    signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
+                                      help_text="Signs WEBHOOK deliveries (X-Aforo-Signature).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

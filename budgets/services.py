@@ -6,11 +6,12 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from urllib.parse import urlparse
 
-from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
 
+from aforo import outbound
 from aforo.errors import ApiError
 from aforo.models import Customer, Product, Tenant
 from budgets.models import Alert, AlertRule, Channel, CostBudget, Delivery
@@ -18,7 +19,9 @@ from budgets.periods import period_bounds, window_bounds
 from cogs.expected import HUNDRED, scope_margin
 
 log = logging.getLogger(__name__)
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MAX_DESTINATION = 500  # the model's column
+MAX_EMAIL = 254  # RFC 5321's path limit
+PAGERDUTY_KEY = re.compile(r"[A-Za-z0-9]{8,64}")
 
 
 def tenant_time_zone(tenant: Tenant) -> str:
@@ -39,18 +42,30 @@ def _check_scope(tenant: Tenant, product_id: str, customer_id: str) -> None:
 
 
 def check_destination(channel: str, destination: str, field: str = "destination") -> None:
+    """A destination's form, length first (so no check ever runs on a megabyte): an email
+    address (Django's validator), a PagerDuty routing key, or a public https URL."""
+    destination = destination or ""
+    if len(destination) > MAX_DESTINATION:
+        raise ApiError(f"{field} is longer than {MAX_DESTINATION} characters.", field=field)
     if channel == Channel.EMAIL:
-        if not EMAIL.match(destination or ""):
-            raise ApiError("destination must be an email address.", field=field)
+        if len(destination) > MAX_EMAIL:
+            raise ApiError(f"{field} is longer than {MAX_EMAIL} characters.", field=field)
+        try:
+            validate_email(destination)
+        except ValidationError:
+            raise ApiError(f"{field} must be an email address.", field=field) from None
         return
     if channel == Channel.PAGERDUTY:
-        if not re.fullmatch(r"[A-Za-z0-9]{8,64}", destination or ""):
-            raise ApiError("destination must be a PagerDuty routing key.", field=field)
+        if not PAGERDUTY_KEY.fullmatch(destination):
+            raise ApiError(f"{field} must be a PagerDuty routing key.", field=field)
         return
-    url = urlparse(destination or "")
-    allowed = ("https", "http") if settings.AFORO_ALLOW_HTTP_WEBHOOKS else ("https",)
-    if url.scheme not in allowed or not url.netloc:
-        raise ApiError("destination must be an https URL.", field=field)
+    try:
+        URLValidator(schemes=["https", "http"])(destination)
+        outbound.check_url(destination)
+    except ValidationError:
+        raise ApiError(f"{field} must be an https URL.", field=field) from None
+    except outbound.DestinationRefused as exc:
+        raise ApiError(f"{field}: {exc}", field=field) from None
 
 
 # --- budgets --------------------------------------------------------------------------------
@@ -228,7 +243,8 @@ def budget_evaluate(budget: CostBudget, *, now: datetime) -> list[Alert]:
         if state.utilization_pct < pct:
             continue
         key = f"budget:{budget.pk}:{level}:{state.period_start:%Y%m%d}"
-        destinations = ([(budget.notify_channel, budget.notify_destination, "")]
+        destinations = ([(budget.notify_channel, budget.notify_destination,
+                          budget.signing_secret)]
                         if budget.notify_channel else [])
         title = f"Budget {budget.name}: {level.replace('_', ' ').lower()}"
         alert = _fire(tenant=budget.tenant, open_key=key, title=title, metric="BUDGET",

@@ -123,6 +123,9 @@ class GuardAction(models.Model):
     cost_usd = models.DecimalField(**MONEY)
     revenue_usd = models.DecimalField(**MONEY)
     events_evaluated = models.BigIntegerField()
+    window_start = models.DateTimeField(null=True, blank=True,
+                                        help_text="The window the margin was measured over.")
+    window_end = models.DateTimeField(null=True, blank=True)
     unknown_events = models.BigIntegerField(default=0)
     reason = models.TextField()
     actor = models.CharField(max_length=150)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 
+from aforo.money import pct, usd
 from budgets.delivery import delivery_attempt
 from budgets.models import Delivery
 from margin_guard.models import GuardAction, GuardPolicy, Level
@@ -19,11 +20,17 @@ def action_title(action: GuardAction) -> str:
 
 
 def estimated_savings_per_hour(action: GuardAction) -> Decimal | None:
-    """The loss rate the action stops: cost minus revenue per hour of the window measured,
-    when margin is negative (an estimate, labelled as such)."""
+    """The loss rate the action stops: cost minus revenue per hour of the window measured
+    (24 h, 7 days, or the period to date), when margin is negative (an estimate, labelled as
+    such)."""
     if action.to_level < Level.THROTTLE or action.cost_usd <= action.revenue_usd:
         return None
-    return ((action.cost_usd - action.revenue_usd) / Decimal(24)).quantize(Decimal("0.01"))
+    if action.window_start is None or action.window_end is None:
+        return None
+    hours = Decimal((action.window_end - action.window_start).total_seconds()) / 3600
+    if hours <= 0:
+        return None
+    return ((action.cost_usd - action.revenue_usd) / hours).quantize(Decimal("0.01"))
 
 
 def action_payload(action: GuardAction) -> dict:
@@ -33,17 +40,17 @@ def action_payload(action: GuardAction) -> dict:
         "productId": action.product_id or None, "fromLevel": Level(action.from_level).label,
         "toLevel": Level(action.to_level).label, "actionTaken": ACTIONS[action.to_level],
         "mode": action.mode,
-        "marginPct": str(action.margin_pct) if action.margin_pct is not None else None,
-        "costUsd": str(action.cost_usd), "revenueUsd": str(action.revenue_usd),
-        "eventsEvaluated": action.events_evaluated,
-        "estimatedSavingsUsdPerHour": str(savings) if savings is not None else None,
+        "marginPct": pct(action.margin_pct), "costUsd": usd(action.cost_usd),
+        "revenueUsd": usd(action.revenue_usd), "eventsEvaluated": action.events_evaluated,
+        "estimatedSavingsUsdPerHour": savings,
         "reason": action.reason, "actor": action.actor, "at": action.at.isoformat(),
     }
 
 
 def slack_blocks(action: GuardAction) -> dict:
     payload = action_payload(action)
-    margin = f"{Decimal(payload['marginPct']):.1f}%" if payload["marginPct"] else "no revenue"
+    margin = f"{Decimal(payload['marginPct']):.1f}%" if payload["marginPct"] is not None \
+        else "no revenue"
     fields = [("Tenant", payload["tenantId"]), ("Customer", payload["customerId"]),
               ("Product", payload["productId"] or "all products"), ("Current margin", margin),
               ("Action taken", f"{payload['actionTaken']} ({payload['mode']})"),

@@ -87,7 +87,8 @@ def guard_evaluate(*, tenant: Tenant, customer_id: str, product_id: str, now: da
                 tenant=tenant, customer_id=customer_id, product_id=grain_product,
                 from_level=state.level, to_level=level, mode=policy.mode,
                 events_evaluated=measured.events, unknown_events=measured.unknown_events,
-                reason=reason, actor=actor, at=now, **figures)
+                window_start=start, window_end=end, reason=reason, actor=actor, at=now,
+                **figures)
     state.refresh_from_db()
     decision.profile_store(state, policy)
     if action is not None:

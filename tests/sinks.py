@@ -12,11 +12,14 @@ import pytest
 
 @dataclass
 class HttpSink:
-    """Records every POST; answers 500 to the first `fail_first` of them."""
+    """Records every POST; answers 500 to the first `fail_first` of them. With `redirect_to` it
+    answers 302 to that URL instead; with `answer_bytes`, a body that long."""
 
     fail_first: int = 0
     requests: list[dict] = field(default_factory=list)
     url: str = ""
+    redirect_to: str = ""
+    answer_bytes: int = 0
 
     @property
     def accepted(self) -> list[dict]:
@@ -28,12 +31,19 @@ def _start_http_sink(sink: HttpSink) -> ThreadingHTTPServer:
         def do_POST(self):  # noqa: N802 (http.server's naming)
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             status = 500 if len(sink.requests) < sink.fail_first else 200
+            if sink.redirect_to:
+                status = 302
             sink.requests.append({"path": self.path, "headers": dict(self.headers),
                                   "body": body, "json": json.loads(body or b"null"),
                                   "status": status})
             self.send_response(status)
+            if sink.redirect_to:
+                self.send_header("Location", sink.redirect_to)
             self.end_headers()
-            self.wfile.write(b"ok" if status == 200 else b"boom")
+            if sink.answer_bytes:
+                self.wfile.write(b"x" * sink.answer_bytes)
+            else:
+                self.wfile.write(b"ok" if status == 200 else b"boom")
 
         def log_message(self, *args):
             pass
@@ -47,6 +57,7 @@ def _start_http_sink(sink: HttpSink) -> ThreadingHTTPServer:
 @pytest.fixture
 def http_sink(settings):
     settings.AFORO_ALLOW_HTTP_WEBHOOKS = True
+    settings.AFORO_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]  # the sink's; an operator setting
     sink = HttpSink()
     server = _start_http_sink(sink)
     yield sink

@@ -139,7 +139,7 @@ def test_cost_rule_fires_once_to_slack_email_and_a_signed_webhook(store, tenant,
     expected = hmac.new(hook.signing_secret.encode(), f"{parts['t']}.".encode() + signed["body"],
                         hashlib.sha256).hexdigest()
     assert hmac.compare_digest(parts["v1"], expected)
-    assert signed["json"]["value"].startswith("25")
+    assert signed["json"]["value"] == 25  # money in webhooks: a JSON number, as in the API
 
 
 @pytest.mark.django_db
@@ -152,7 +152,7 @@ def test_a_failing_sink_is_retried_with_backoff_until_it_accepts(store, tenant, 
     (alert,) = services.alerts_evaluate(now=NOW, tenant=tenant)
     delivery = Delivery.objects.get(alert=alert)
     assert (delivery.state, delivery.attempts) == ("PENDING", 1)
-    assert "500" in delivery.last_error
+    assert delivery.last_error == "HTTP 5xx"  # only the status class is recorded
     assert deliveries_send_due(now=NOW + timedelta(seconds=10)) == 0  # not due yet
     delivery.refresh_from_db()
     assert delivery.attempts == 1
@@ -171,6 +171,7 @@ def test_a_failing_sink_is_retried_with_backoff_until_it_accepts(store, tenant, 
 @pytest.mark.django_db
 def test_a_delivery_that_never_lands_ends_failed_and_shows_in_history(store, tenant, settings):
     settings.AFORO_ALLOW_HTTP_WEBHOOKS = True
+    settings.AFORO_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
     spend(tenant, "3")
     services.alert_rule_create(tenant=tenant, name="Dead hook", metric="COST", comparison="GT",
                                threshold=Decimal("1"), window="1h", channel="WEBHOOK",
@@ -182,7 +183,7 @@ def test_a_delivery_that_never_lands_ends_failed_and_shows_in_history(store, ten
         deliveries_send_due(now=at)
     delivery = Delivery.objects.get(alert=alert)
     assert (delivery.state, delivery.attempts) == ("FAILED", 8)
-    assert "refused" in delivery.last_error.lower() or "Errno" in delivery.last_error
+    assert delivery.last_error == "no response"  # a status class, not the socket's words
 
 
 @pytest.mark.django_db(transaction=True)

@@ -197,7 +197,8 @@ def test_policy_validation_and_most_specific_wins(store, tenant, priced_customer
 
 def test_notifications_are_signed_retried_and_logged(store, tenant, priced_customer,
                                                      http_sink, settings):
-    from budgets.delivery import deliveries_send_due, webhook_signature
+    from aforo.outbound import signature
+    from budgets.delivery import deliveries_send_due
     from budgets.models import Delivery
 
     settings.AFORO_PAGERDUTY_URL = http_sink.url + "/pagerduty"
@@ -217,9 +218,9 @@ def test_notifications_are_signed_retried_and_logged(store, tenant, priced_custo
     assert (delivery.state, [a.ok for a in delivery.log.all()]) == ("DELIVERED", [False, True])
     signed = http_sink.accepted[0]
     t, v1 = (part.split("=", 1)[1] for part in signed["headers"]["X-Aforo-Signature"].split(","))
-    assert webhook_signature(hook.signing_secret, int(t), signed["body"]) == f"t={t},v1={v1}"
+    assert signature(hook.signing_secret, int(t), signed["body"]) == f"t={t},v1={v1}"
     assert signed["json"]["toLevel"] == "BLOCK"
-    assert signed["json"]["estimatedSavingsUsdPerHour"] == "0.42"  # (20 - 10) / 24 h
+    assert signed["json"]["estimatedSavingsUsdPerHour"] == 0.42  # (20 - 10) / 24 h
 
     # PagerDuty: an Events API v2 trigger with the routing key
     GuardPolicy.objects.filter(tenant=tenant).update(notify_channel="PAGERDUTY",
