@@ -45,3 +45,12 @@ class MoneyFieldScheme(OpenApiSerializerFieldExtension):
             places = -self.target.quantum_out.as_tuple().exponent
             schema["description"] = f"at most {places} decimals"
         return schema
+
+
+class BoundedDictFieldScheme(OpenApiSerializerFieldExtension):
+    target_class = "aforo.limits.BoundedDictField"
+
+    def map_serializer_field(self, auto_schema, direction):
+        child = auto_schema._map_serializer_field(self.target.child, direction)
+        return {"type": "object", "additionalProperties": child,
+                "maxProperties": self.target.max_items}

@@ -11,6 +11,7 @@ from aforo.errors import ApiError
 
 DEFAULT_SIZE = 25
 MAX_SIZE = 200
+MAX_PAGE = 100_000  # beyond it an offset only overflows the databases (a 400, not a 500)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,8 @@ def page_request(query_params) -> PageRequest:
             values[name] = int(raw)
         except ValueError:
             raise ApiError(f"{name} must be an integer.", field=name) from None
-        if values[name] < (0 if name == "page" else 1):
+        if values[name] < (0 if name == "page" else 1) or (name == "page"
+                                                            and values[name] > MAX_PAGE):
             raise ApiError(f"{name} is out of range.", field=name)
     return PageRequest(page=values["page"], size=min(values["size"], MAX_SIZE))
 
@@ -76,9 +78,10 @@ class PageEnvelopePagination(pagination.BasePagination):
 
     def get_schema_operation_parameters(self, view):
         return [
-            {"name": "page", "in": "query", "required": False, "schema": {"type": "integer"}},
+            {"name": "page", "in": "query", "required": False,
+             "schema": {"type": "integer", "minimum": 0, "maximum": MAX_PAGE}},
             {"name": "size", "in": "query", "required": False,
-             "schema": {"type": "integer", "maximum": MAX_SIZE}},
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_SIZE}},
         ]
 
 

@@ -53,6 +53,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "aforo.limits.BodyLimitMiddleware",  # 413 before any API view reads a body over its cap
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -120,7 +121,8 @@ AFORO_DEMO_TRAFFIC = env.bool("AFORO_DEMO_TRAFFIC", default=False)
 
 # --- Ingestion
 AFORO_RETENTION_DAYS = env.int("AFORO_RETENTION_DAYS", default=400)
-AFORO_MAX_BODY_BYTES = 5 * 1024 * 1024
+AFORO_MAX_BODY_BYTES = 5 * 1024 * 1024  # ingest and imports (a view's max_body_bytes)
+AFORO_MAX_JSON_BODY_BYTES = 1024 * 1024  # every other API endpoint
 # Django refuses larger bodies before our view can answer 413 with a JSON error.
 DATA_UPLOAD_MAX_MEMORY_SIZE = AFORO_MAX_BODY_BYTES + 1024
 

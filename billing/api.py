@@ -12,11 +12,16 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.errors import ApiError
+from aforo.limits import BoundedDictField
 from aforo.money import MoneyField
 from aforo.pagination import paged_response
 from aforo.permissions import BILLING_ROLES, ReadOrWrite
 from billing import attribution, services, stripe
 from billing.models import AttributionRun, Invoice, Unit
+
+MAX_INVOICE_LINES = 1000
+MAX_INVOICE_IDS = 1000
+MAX_MAP_ENTRIES = 500
 
 
 class BillingPermission(ReadOrWrite):
@@ -104,7 +109,7 @@ class InvoiceListImport(APIView):
         customerId = serializers.CharField(max_length=200)
         periodStart = MomentField()
         periodEnd = MomentField()
-        lines = Line(many=True, allow_empty=False)
+        lines = serializers.ListField(child=Line(), min_length=1, max_length=MAX_INVOICE_LINES)
 
     @extend_schema(responses=InvoiceOut(many=True), operation_id="billing_invoices_list")
     def get(self, request):
@@ -136,9 +141,10 @@ class StripeInvoiceImport(APIView):
     class Input(serializers.Serializer):
         invoice = serializers.JSONField(help_text="The Stripe invoice object, either API shape.")
         customerId = serializers.CharField(required=False, allow_blank=True)
-        productMap = serializers.DictField(child=serializers.CharField(), required=False)
-        unitMap = serializers.DictField(child=serializers.ChoiceField(choices=Unit.choices),
-                                        required=False)
+        productMap = BoundedDictField(child=serializers.CharField(max_length=200),
+                                      max_items=MAX_MAP_ENTRIES, required=False)
+        unitMap = BoundedDictField(child=serializers.ChoiceField(choices=Unit.choices),
+                                   max_items=MAX_MAP_ENTRIES, required=False)
 
     @extend_schema(request=Input, responses={201: InvoiceOut})
     def post(self, request):
@@ -188,7 +194,8 @@ class AttributionRunListCreate(APIView):
 
     @extend_schema_serializer(component_name="AttributionRunRequest")
     class Input(serializers.Serializer):
-        invoiceIds = serializers.ListField(child=serializers.CharField(), required=False)
+        invoiceIds = serializers.ListField(child=serializers.CharField(max_length=200),
+                                           required=False, max_length=MAX_INVOICE_IDS)
 
     @extend_schema(responses=AttributionRunOut(many=True), operation_id="attribution_runs_list")
     def get(self, request):

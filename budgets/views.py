@@ -6,7 +6,7 @@ call the same services and come back to the tab, keeping the period in the URL.
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -15,10 +15,12 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ValidationError
 
 from aforo.console import current_membership
 from aforo.errors import ApiError
 from aforo.models import Customer, Product, Role, Tenant
+from aforo.money import MoneyField
 from aforo.permissions import MANAGE_BUDGET_ROLES
 from budgets import services
 from budgets.models import Alert, AlertRule, Channel, CostBudget
@@ -39,7 +41,7 @@ def budgets_tab_context(request: HttpRequest, tenant: Tenant, can_manage: bool) 
                       "status_class": STATUS_CLASS[state.status],
                       "status_label": STATUS_LABEL[state.status]})
     editing = None
-    if request.GET.get("edit_rule"):
+    if request.GET.get("edit_rule", "").isdigit():
         editing = AlertRule.objects.filter(tenant=tenant, pk=request.GET["edit_rule"]).first()
     alerts = (Alert.objects.filter(tenant=tenant).select_related("acknowledged_by")
               .prefetch_related("deliveries")[:HISTORY_SHOWN])
@@ -76,9 +78,11 @@ def _back(request: HttpRequest) -> HttpResponse:
 
 
 def _decimal(request: HttpRequest, name: str, label: str) -> Decimal:
+    """A finite number within the column's digits: NaN, Infinity and 1e400 are refused."""
+    raw = request.POST.get(name, "").strip()
     try:
-        return Decimal(request.POST.get(name, "").strip())
-    except InvalidOperation:
+        return MoneyField(max_digits=20).run_validation(raw)
+    except ValidationError:
         raise ApiError(f"{label} must be a number.", field=name) from None
 
 
@@ -141,7 +145,9 @@ def rule_save(request: HttpRequest) -> HttpResponse:
                                ("window", AlertRule.Window), ("channel", Channel)):
             if values[field] not in choices.values:
                 raise ApiError(f"Choose a {field}.", field=field)
-        rule_id = request.POST.get("rule_id")
+        rule_id = request.POST.get("rule_id", "")
+        if rule_id and not rule_id.isdigit():
+            raise ApiError("That rule does not exist.", field="rule_id")
         if rule_id:
             rule = get_object_or_404(AlertRule, tenant=tenant, pk=rule_id)
             services.alert_rule_update(rule=rule, **values)

@@ -20,6 +20,7 @@ from cogs.models import CogsSettings
 from cogs.queries import Period, Totals, Transaction
 
 MAX_PERIOD_DAYS = 731
+MAX_LIMIT = 100_000
 PCT = CENT
 MONEY = MICRO
 
@@ -96,8 +97,8 @@ def limit_param(request) -> int | None:
         value = int(raw)
     except ValueError:
         raise ApiError("limit must be an integer.", field="limit") from None
-    if value < 1:
-        raise ApiError("limit must be at least 1.", field="limit")
+    if not 1 <= value <= MAX_LIMIT:
+        raise ApiError(f"limit must be between 1 and {MAX_LIMIT}.", field="limit")
     return value
 
 

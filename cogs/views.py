@@ -22,6 +22,7 @@ from django.shortcuts import render
 from aforo.console import current_membership, memberships_of
 from aforo.eventstore import EventStoreError, EventStoreUnavailable
 from aforo.models import Customer, Tenant
+from aforo.pagination import MAX_PAGE
 from cogs import figures, queries, services
 from cogs.models import CogsSettings
 from cogs.queries import Dimension, Period, Totals
@@ -328,7 +329,7 @@ def _int_param(request, name: str, default: int, *, minimum: int = 0,
         raise PageError(f"“{name}” must be a whole number.") from None
     if value < minimum:
         raise PageError(f"“{name}” must be at least {minimum}.")
-    return value if maximum is None else min(value, maximum)
+    return min(value, MAX_PAGE if maximum is None else maximum)
 
 
 # --- Cost Breakdown -----------------------------------------------------------------------

@@ -83,3 +83,6 @@ async def events_endpoint(request: HttpRequest) -> JsonResponse:
         response["Retry-After"] = "5"
         return response
     return _reply(report, is_batch=is_batch)
+
+
+events_endpoint.max_body_bytes = settings.AFORO_MAX_BODY_BYTES  # aforo.limits reads it

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta, timezone
 
+from django.conf import settings
 from django.db.models import Q
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -104,6 +105,7 @@ class LiteLLMImport(APIView):
 
     permission_classes = [CanManageBilling]
     parser_classes = [JSONParser, MultiPartParser]
+    max_body_bytes = settings.AFORO_MAX_BODY_BYTES  # LiteLLM's file is 1.5 MB
 
     @extend_schema(
         parameters=[OpenApiParameter("effectiveFrom", str, required=True,

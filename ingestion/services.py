@@ -14,15 +14,17 @@ from django.conf import settings
 from aforo.catalog import catalog_register
 from aforo.ledger import ledger_entry
 from aforo.models import Tenant
+from aforo.money import LEDGER_MAX, fits_ledger
 from ingestion import broadcast, dedupe
 from ingestion.commit import committer
 from ingestion.costing import CostSplit, Usage, carried_split, priced_split
 from ingestion.rate_cards import RateCard, rate_card_for
-from ingestion.schema import Event, EventRejected, event_decode, raw_event_id
+from ingestion.schema import Event, EventRejected, camel, event_decode, raw_event_id
 
 log = logging.getLogger(__name__)
 _guard_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aforo-guard")
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
+COST_COLUMNS = ("ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd", "unclassified_cogs_usd")
 
 
 @dataclass
@@ -195,6 +197,8 @@ def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
                 for e in claimed if e not in in_ledger]
         if rows:
             _rate(tenant, rows)
+            rows = _within_caps(tenant, rows, slots, claims, token)
+        if rows:
             catalog_register(
                 tenant=tenant,
                 customer_ids={r["customer_id"] for r in rows},
@@ -207,6 +211,32 @@ def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
         # Written ids are done (in_ledger ones already were); a failed write releases its
         # claims so a retry can land.
         claims.finish(tenant.slug, claimed, token, ok=ok)
+
+
+def _within_caps(tenant: Tenant, rows: list[dict[str, Any]], slots: dict[str, EventResult],
+                 claims, token: bytes) -> list[dict[str, Any]]:
+    """The rows whose every amount fits the ledger; the others are rejected one by one (400
+    naming the field), their claims released. A cost past Decimal(18, 9) would fail the shared
+    insert, and with it every other request and tenant in that group commit."""
+    kept, over = [], []
+    for row in rows:
+        total = sum((row[c] for c in COST_COLUMNS), Decimal(0))
+        bad = next(((c, v) for c, v in row.items()
+                    if isinstance(v, Decimal) and not fits_ledger(v)), None)
+        if bad is None and not fits_ledger(total):
+            bad = ("cogs_usd", total)
+        if bad is None:
+            kept.append(row)
+            continue
+        field = camel(bad[0])
+        slots[row["event_id"]].status = REJECTED
+        slots[row["event_id"]].field = field
+        slots[row["event_id"]].reason = (
+            f"{field} of this event would be {bad[1]:f}, over the per-event cap of "
+            f"{LEDGER_MAX:f}; check its token counts, quantity and prices.")
+        over.append(row["event_id"])
+    claims.finish(tenant.slug, over, token, ok=False)
+    return kept
 
 
 def events_ingest_dicts(*, tenant: Tenant, events: list[dict[str, Any]],

@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from aforo.authentication import authorize_token
 from aforo.errors import ApiError, api_exception_response, error_body, json_error
+from aforo.limits import BoundedDictField
 from aforo.money import MoneyField, PctField
 from aforo.pagination import paged_response
 from aforo.permissions import GUARD_ROLES, CanManageGuard, CanRead, ReadOrWrite
@@ -27,6 +28,8 @@ from cogs.services import cogs_settings_get
 from margin_guard import decision
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
 from margin_guard.services import guard_override
+
+MAX_POLICY_ITEMS = 200  # models in a downgrade map, features a block suspends
 
 
 class GuardPermission(ReadOrWrite):
@@ -42,10 +45,11 @@ class PolicySerializer(serializers.ModelSerializer):
     minEvents = serializers.IntegerField(source="min_events", required=False, min_value=0)
     recoveryBufferPct = PctField(source="recovery_buffer_pct", required=False,
                                  min_value=0)
-    downgradeMap = serializers.DictField(source="downgrade_map", child=serializers.CharField(),
-                                         required=False)
+    downgradeMap = BoundedDictField(source="downgrade_map", max_items=MAX_POLICY_ITEMS,
+                                    child=serializers.CharField(max_length=200), required=False)
     premiumFeatures = serializers.ListField(source="premium_features", required=False,
-                                            child=serializers.CharField())
+                                            max_length=MAX_POLICY_ITEMS,
+                                            child=serializers.CharField(max_length=200))
     throttleRatePerMinute = serializers.IntegerField(source="throttle_rate_per_minute",
                                                      required=False, allow_null=True,
                                                      min_value=1)

@@ -1,0 +1,80 @@
+"""Request size limits: the body cap (413) of every API endpoint, and bounded dict fields.
+
+DRF parses the raw stream, so Django's DATA_UPLOAD_MAX_MEMORY_SIZE never applies to it: this
+middleware answers 413 with a JSON error before a view reads a body over its cap. A view may
+declare a larger cap with a `max_body_bytes` attribute (ingest, imports).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import serializers
+
+from aforo.errors import json_error
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def body_limit(view_func: Any) -> int:
+    """The cap of a view: its class's or function's `max_body_bytes`, else the default."""
+    owner = getattr(view_func, "cls", None) or getattr(view_func, "view_class", None)
+    return int(getattr(owner, "max_body_bytes", None) or getattr(view_func, "max_body_bytes", 0)
+               or settings.AFORO_MAX_JSON_BODY_BYTES)
+
+
+def _too_large(limit: int):
+    return json_error(413, "payload_too_large",
+                      f"The request body exceeds {limit} bytes; send less per request.")
+
+
+class BodyLimitMiddleware:
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.method not in BODY_METHODS or not request.path.startswith(("/api/", "/v1/")):
+            return None
+        limit = body_limit(view_func)
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            return _too_large(limit)
+        if not declared and request.META.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+            # No length announced: read it here (bounded by DATA_UPLOAD_MAX_MEMORY_SIZE).
+            try:
+                if len(request.body) > limit:
+                    return _too_large(limit)
+            except RequestDataTooBig:
+                return _too_large(limit)
+        return None
+
+
+def limited(view_func: Any, max_body_bytes: int) -> Any:
+    """A plain view function with its own body cap."""
+    view_func.max_body_bytes = max_body_bytes
+    return view_func
+
+
+class BoundedDictField(serializers.DictField):
+    """A JSON object of at most `max_items` entries whose keys are at most `max_key_length`."""
+
+    def __init__(self, *, max_items: int, max_key_length: int = 200, **kwargs: Any) -> None:
+        self.max_items = max_items
+        self.max_key_length = max_key_length
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> dict:
+        if isinstance(data, dict):
+            if len(data) > self.max_items:
+                raise serializers.ValidationError(f"At most {self.max_items} entries.")
+            if any(len(str(key)) > self.max_key_length for key in data):
+                raise serializers.ValidationError(
+                    f"Keys are at most {self.max_key_length} characters.")
+        return super().to_internal_value(data)
