@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from aforo import catalog
 from aforo.errors import ApiError
 from aforo.models import Customer, CustomerTier, Product, ProductType
-from aforo.pagination import paged_response
+from aforo.pagination import paged, paged_response
 from aforo.permissions import CatalogPermission
 
 
@@ -34,7 +34,7 @@ class CustomerListCreate(APIView):
         name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
         tier = serializers.ChoiceField(choices=CustomerTier.choices, default=CustomerTier.FREE)
 
-    @extend_schema(responses=CustomerOut(many=True), operation_id="customers_list")
+    @extend_schema(**paged(CustomerOut), operation_id="customers_list")
     def get(self, request):
         return paged_response(request, Customer.objects.filter(tenant=request.tenant),
                               CustomerOut)
@@ -83,7 +83,7 @@ class ProductListCreate(APIView):
         productType = serializers.ChoiceField(choices=ProductType.choices,
                                               default=ProductType.OTHER)
 
-    @extend_schema(responses=ProductOut(many=True), operation_id="products_list")
+    @extend_schema(**paged(ProductOut), operation_id="products_list")
     def get(self, request):
         return paged_response(request, Product.objects.filter(tenant=request.tenant),
                               ProductOut)

@@ -3,6 +3,8 @@ from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiSerializerFieldExtension,
 )
+from drf_spectacular.utils import extend_schema_serializer
+from rest_framework import serializers
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -54,3 +56,71 @@ class BoundedDictFieldScheme(OpenApiSerializerFieldExtension):
         child = auto_schema._map_serializer_field(self.target.child, direction)
         return {"type": "object", "additionalProperties": child,
                 "maxProperties": self.target.max_items}
+
+
+# --- the error shape, declared once and applied to every operation --------------------------
+
+class ErrorDetailOut(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    field = serializers.CharField(allow_null=True, help_text="The input at fault, if one is.")
+
+
+@extend_schema_serializer(component_name="Error")
+class ErrorOut(serializers.Serializer):
+    """Every API error: {"error": {"code", "message", "field"}}."""
+
+    error = ErrorDetailOut()
+
+
+ERROR = ErrorOut
+_METHODS = ("get", "put", "post", "patch", "delete")
+_ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERROR_STATUSES = {
+    "400": "Bad input; `field` names it",
+    "401": "No token, or a bad, expired or revoked one",
+    "403": "No X-Tenant-Id, or no role in that tenant that may do this",
+    "404": "No such object in this tenant",
+    "413": "The body is over the cap",
+    "415": "The body is not JSON (or not the content type declared)",
+    "503": "A store is unavailable; nothing was written, retry (Retry-After)",
+}
+
+
+def _error_statuses(path: str, operation: dict) -> list[str]:
+    """Which errors an operation can answer, from its shape: every secured one 401/403 and
+    503; with parameters or a body 400; with path parameters 404; with a body 413 and 415."""
+    statuses = ["503"]
+    if operation.get("security") != [{}] and operation.get("security", True):
+        statuses += ["401", "403"]
+    if operation.get("parameters") or operation.get("requestBody") or "{" in path:
+        statuses.append("400")
+    if "{" in path:
+        statuses.append("404")
+    if operation.get("requestBody"):
+        statuses += ["413", "415"]
+    return statuses
+
+
+def add_error_responses(result, generator, request, public):
+    """drf-spectacular postprocessing hook: the shared error responses on every operation of
+    /api/ and /v1/, so an endpoint added anywhere documents them without repeating them."""
+    components = result.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("Error", {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message", "field"],
+                                 "properties": {
+                                     "code": {"type": "string"},
+                                     "message": {"type": "string"},
+                                     "field": {"type": "string", "nullable": True}}}}})
+    for path, item in result.get("paths", {}).items():
+        for method in _METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status in _error_statuses(path, operation):
+                responses.setdefault(status, {
+                    "description": ERROR_STATUSES[status],
+                    "content": {"application/json": {"schema": _ERROR_REF}}})
+    return result

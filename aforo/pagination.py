@@ -4,7 +4,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from rest_framework import pagination
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework import pagination, serializers
 from rest_framework.response import Response
 
 from aforo.errors import ApiError
@@ -85,8 +86,38 @@ class PageEnvelopePagination(pagination.BasePagination):
         ]
 
 
-def paged_response(request, queryset, serializer_class) -> Response:
+def paged_response(request, queryset, serializer_class, context: dict | None = None) -> Response:
     """One page of a queryset in the page envelope, each row through the serializer."""
     paginator = PageEnvelopePagination()
     page = paginator.paginate_queryset(queryset, request)
-    return paginator.get_paginated_response(serializer_class(page, many=True).data)
+    return paginator.get_paginated_response(
+        serializer_class(page, many=True, context=context or {}).data)
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", {"type": "integer", "minimum": 0, "maximum": MAX_PAGE},
+                     description="0-based page"),
+    OpenApiParameter("size", {"type": "integer", "minimum": 1},
+                     description=f"Rows per page (default {DEFAULT_SIZE}, capped at {MAX_SIZE})"),
+]
+_PAGES: dict[str, type[serializers.Serializer]] = {}
+
+
+def page_of(serializer_class: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The page envelope of a row serializer, as the OpenAPI schema declares it."""
+    name = f"{serializer_class.__name__.removesuffix('Serializer')}Page"
+    if name not in _PAGES:
+        _PAGES[name] = type(name, (serializers.Serializer,), {
+            "content": serializer_class(many=True),
+            "page": serializers.IntegerField(min_value=0),
+            "size": serializers.IntegerField(min_value=1, max_value=MAX_SIZE),
+            "totalElements": serializers.IntegerField(min_value=0),
+            "totalPages": serializers.IntegerField(min_value=0),
+            "__module__": serializer_class.__module__,
+        })
+    return _PAGES[name]
+
+
+def paged(serializer_class: type[serializers.Serializer]) -> dict:
+    """extend_schema arguments for a paged list: the envelope and the page parameters."""
+    return {"responses": page_of(serializer_class), "parameters": PAGE_PARAMETERS}

@@ -12,6 +12,15 @@ INGEST_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.DEVELOPER})
 BILLING_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING_ADMIN})
 
 
+DESTINATION_READ_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING_ADMIN})
+
+
+def sees_destinations(request) -> bool:
+    """Whether the caller reads notification destinations in clear (Slack URLs and routing
+    keys are credentials): VIEWER and DEVELOPER see them masked."""
+    return getattr(request, "role", None) in DESTINATION_READ_ROLES
+
+
 class TenantRequired(exceptions.PermissionDenied):
     default_code = "tenant_required"
     default_detail = "Send the X-Tenant-Id header naming a tenant this token belongs to."

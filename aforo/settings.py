@@ -195,6 +195,7 @@ SPECTACULAR_SETTINGS = {
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ingestion.openapi.add_events_path",
         "margin_guard.openapi.add_decide_path",
+        "aforo.openapi.add_error_responses",  # last: every operation, hooks' paths included
     ],
 }
 

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_date
-from drf_spectacular.utils import extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from aforo.errors import ApiError
 from aforo.limits import BoundedDictField
 from aforo.money import MoneyField
-from aforo.pagination import paged_response
+from aforo.pagination import PAGE_PARAMETERS, page_of, paged, paged_response
 from aforo.permissions import BILLING_ROLES, ReadOrWrite
 from billing import attribution, services, stripe
 from billing.models import AttributionRun, Invoice, Unit
@@ -111,7 +111,9 @@ class InvoiceListImport(APIView):
         periodEnd = MomentField()
         lines = serializers.ListField(child=Line(), min_length=1, max_length=MAX_INVOICE_LINES)
 
-    @extend_schema(responses=InvoiceOut(many=True), operation_id="billing_invoices_list")
+    @extend_schema(responses=page_of(InvoiceOut), operation_id="billing_invoices_list",
+                   parameters=[*PAGE_PARAMETERS, OpenApiParameter("customerId", str),
+                               OpenApiParameter("status", str)])
     def get(self, request):
         invoices = Invoice.objects.filter(tenant=request.tenant).prefetch_related("lines")
         for name, field in (("customerId", "customer_id"), ("status", "status")):
@@ -197,7 +199,7 @@ class AttributionRunListCreate(APIView):
         invoiceIds = serializers.ListField(child=serializers.CharField(max_length=200),
                                            required=False, max_length=MAX_INVOICE_IDS)
 
-    @extend_schema(responses=AttributionRunOut(many=True), operation_id="attribution_runs_list")
+    @extend_schema(**paged(AttributionRunOut), operation_id="attribution_runs_list")
     def get(self, request):
         return paged_response(request, AttributionRun.objects.filter(tenant=request.tenant),
                               AttributionRunOut)

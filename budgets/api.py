@@ -4,15 +4,27 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.money import MoneyField, PctField, pct, usd
-from aforo.pagination import PageEnvelopePagination, paged_response
-from aforo.permissions import MANAGE_BUDGET_ROLES, CanManageBudgets, ReadOrWrite
+from aforo.openapi import ERROR
+from aforo.pagination import (
+    PAGE_PARAMETERS,
+    PageEnvelopePagination,
+    page_of,
+    paged,
+    paged_response,
+)
+from aforo.permissions import (
+    MANAGE_BUDGET_ROLES,
+    CanManageBudgets,
+    ReadOrWrite,
+    sees_destinations,
+)
 from budgets import services
 from budgets.models import Alert, AlertRule, Channel, CostBudget
 
@@ -65,15 +77,27 @@ class BudgetOut(serializers.Serializer):
     periodEnd = serializers.DateTimeField()
 
 
-def budget_json(budget: CostBudget, now: datetime) -> dict:
+class BudgetCreated(BudgetOut):
+    signingSecret = serializers.CharField(
+        help_text="Signs this budget's WEBHOOK deliveries; shown only now and on rotation.")
+
+
+class SigningSecretOut(serializers.Serializer):
+    signingSecret = serializers.CharField(
+        help_text="The new secret; the old one stops signing at once. Shown only now.")
+
+
+def budget_json(budget: CostBudget, now: datetime, *, reveal: bool = True) -> dict:
     state = services.budget_status(budget, now=now)
+    destination = budget.notify_destination if reveal else services.destination_masked(
+        budget.notify_destination)
     return {
         "id": budget.pk, "name": budget.name, "period": budget.period,
         "productId": budget.product_id or None, "customerId": budget.customer_id or None,
         "capUsd": usd(budget.cap_usd),
         "warningThresholdPct": pct(budget.warning_threshold_pct),
         "notifyChannel": budget.notify_channel or None,
-        "notifyDestination": budget.notify_destination or None,
+        "notifyDestination": destination or None,
         "spentUsd": usd(state.spent_usd),
         "utilizationPct": pct(state.utilization_pct),
         "projectedSpendUsd": usd(state.projected_spend_usd), "status": state.status,
@@ -85,20 +109,23 @@ def budget_json(budget: CostBudget, now: datetime) -> dict:
 class BudgetList(APIView):
     permission_classes = [BudgetPermission]
 
-    @extend_schema(responses=BudgetOut(many=True), operation_id="budgets_list")
+    @extend_schema(**paged(BudgetOut), operation_id="budgets_list")
     def get(self, request):
         now = _now()
         paginator = PageEnvelopePagination()
         page = paginator.paginate_queryset(CostBudget.objects.filter(tenant=request.tenant),
                                            request)
-        return paginator.get_paginated_response([budget_json(b, now) for b in page])
+        reveal = sees_destinations(request)
+        return paginator.get_paginated_response([budget_json(b, now, reveal=reveal)
+                                                 for b in page])
 
-    @extend_schema(request=BudgetIn, responses={201: BudgetOut})
+    @extend_schema(request=BudgetIn, responses={201: BudgetCreated})
     def post(self, request):
         data = BudgetIn(data=request.data)
         data.is_valid(raise_exception=True)
         budget = services.budget_create(tenant=request.tenant, **data.validated_data)
-        return Response(budget_json(budget, _now()), status=status.HTTP_201_CREATED)
+        return Response({**budget_json(budget, _now()), "signingSecret": budget.signing_secret},
+                        status=status.HTTP_201_CREATED)
 
 
 class BudgetDetail(APIView):
@@ -109,7 +136,8 @@ class BudgetDetail(APIView):
 
     @extend_schema(responses=BudgetOut)
     def get(self, request, budget_id: int):
-        return Response(budget_json(self._get(request, budget_id), _now()))
+        return Response(budget_json(self._get(request, budget_id), _now(),
+                                    reveal=sees_destinations(request)))
 
     @extend_schema(request=BudgetIn, responses=BudgetOut)
     def patch(self, request, budget_id: int):
@@ -123,6 +151,16 @@ class BudgetDetail(APIView):
     def delete(self, request, budget_id: int):
         self._get(request, budget_id).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BudgetSecretRotate(APIView):
+    permission_classes = [CanManageBudgets]
+
+    @extend_schema(request=None, responses={201: SigningSecretOut})
+    def post(self, request, budget_id: int):
+        budget = get_object_or_404(CostBudget, pk=budget_id, tenant=request.tenant)
+        secret = services.signing_secret_rotate(owner=budget)
+        return Response({"signingSecret": secret}, status=status.HTTP_201_CREATED)
 
 
 class AlertRuleSerializer(serializers.Serializer):
@@ -140,23 +178,34 @@ class AlertRuleSerializer(serializers.Serializer):
     destination = serializers.CharField(max_length=500)
     enabled = serializers.BooleanField(default=True)
     autoResolve = serializers.BooleanField(source="auto_resolve", default=False)
-    signingSecret = serializers.CharField(source="signing_secret", read_only=True)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if self.context.get("mask"):
+            data["destination"] = services.destination_masked(data["destination"])
+        return data
+
+
+class AlertRuleCreated(AlertRuleSerializer):
+    signingSecret = serializers.CharField(
+        source="signing_secret", read_only=True,
+        help_text="Signs this rule's WEBHOOK deliveries; shown only now and on rotation.")
 
 
 class AlertRuleList(APIView):
     permission_classes = [BudgetPermission]
 
-    @extend_schema(responses=AlertRuleSerializer(many=True), operation_id="alert_rules_list")
+    @extend_schema(**paged(AlertRuleSerializer), operation_id="alert_rules_list")
     def get(self, request):
         return paged_response(request, AlertRule.objects.filter(tenant=request.tenant),
-                              AlertRuleSerializer)
+                              AlertRuleSerializer, _mask(request))
 
-    @extend_schema(request=AlertRuleSerializer, responses={201: AlertRuleSerializer})
+    @extend_schema(request=AlertRuleSerializer, responses={201: AlertRuleCreated})
     def post(self, request):
         data = AlertRuleSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         rule = services.alert_rule_create(tenant=request.tenant, **data.validated_data)
-        return Response(AlertRuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+        return Response(AlertRuleCreated(rule).data, status=status.HTTP_201_CREATED)
 
 
 class AlertRuleDetail(APIView):
@@ -167,7 +216,8 @@ class AlertRuleDetail(APIView):
 
     @extend_schema(responses=AlertRuleSerializer)
     def get(self, request, rule_id: int):
-        return Response(AlertRuleSerializer(self._get(request, rule_id)).data)
+        return Response(AlertRuleSerializer(self._get(request, rule_id),
+                                            context=_mask(request)).data)
 
     @extend_schema(request=AlertRuleSerializer, responses=AlertRuleSerializer)
     def patch(self, request, rule_id: int):
@@ -183,6 +233,27 @@ class AlertRuleDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class AlertRuleSecretRotate(APIView):
+    permission_classes = [CanManageBudgets]
+
+    @extend_schema(request=None, responses={201: SigningSecretOut})
+    def post(self, request, rule_id: int):
+        rule = get_object_or_404(AlertRule, pk=rule_id, tenant=request.tenant)
+        secret = services.signing_secret_rotate(owner=rule)
+        return Response({"signingSecret": secret}, status=status.HTTP_201_CREATED)
+
+
+def _mask(request) -> dict:
+    """Serializer context: VIEWER and DEVELOPER see destinations masked."""
+    return {"mask": not sees_destinations(request)}
+
+
+class DeliveryLogOut(serializers.Serializer):
+    at = serializers.DateTimeField()
+    ok = serializers.BooleanField()
+    detail = serializers.CharField(help_text="A status class: HTTP 2xx, no response, ...")
+
+
 class DeliveryOut(serializers.Serializer):
     channel = serializers.CharField()
     destination = serializers.CharField()
@@ -190,11 +261,18 @@ class DeliveryOut(serializers.Serializer):
     attempts = serializers.IntegerField()
     lastError = serializers.CharField(source="last_error")
     nextAttemptAt = serializers.DateTimeField(source="next_attempt_at")
-    deliveredAt = serializers.DateTimeField(source="delivered_at")
+    deliveredAt = serializers.DateTimeField(source="delivered_at", allow_null=True)
     log = serializers.SerializerMethodField()
 
+    @extend_schema_field(DeliveryLogOut(many=True))
     def get_log(self, obj) -> list[dict]:
         return [{"at": a.attempted_at, "ok": a.ok, "detail": a.detail} for a in obj.log.all()]
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if self.context.get("mask"):
+            data["destination"] = services.destination_masked(data["destination"])
+        return data
 
 
 class AlertOut(serializers.Serializer):
@@ -213,9 +291,9 @@ class AlertOut(serializers.Serializer):
     firedAt = serializers.DateTimeField(source="fired_at")
     acknowledgedBy = serializers.CharField(source="acknowledged_by.username", allow_null=True,
                                            default=None)
-    acknowledgedAt = serializers.DateTimeField(source="acknowledged_at")
+    acknowledgedAt = serializers.DateTimeField(source="acknowledged_at", allow_null=True)
     resolvedBy = serializers.CharField(source="resolved_by")
-    resolvedAt = serializers.DateTimeField(source="resolved_at")
+    resolvedAt = serializers.DateTimeField(source="resolved_at", allow_null=True)
     deliveries = DeliveryOut(many=True)
 
 
@@ -225,8 +303,9 @@ def _alerts(request):
 
 
 class AlertHistory(APIView):
-    @extend_schema(responses=AlertOut(many=True), operation_id="alert_history_list",
-                   parameters=[OpenApiParameter("state", str, enum=Alert.State.values)])
+    @extend_schema(responses=page_of(AlertOut), operation_id="alert_history_list",
+                   parameters=[OpenApiParameter("state", str, enum=Alert.State.values),
+                               *PAGE_PARAMETERS])
     def get(self, request):
         alerts = _alerts(request)
         state = request.query_params.get("state")
@@ -234,30 +313,31 @@ class AlertHistory(APIView):
             if state not in Alert.State.values:
                 raise ApiError("state must be FIRED, ACKNOWLEDGED or RESOLVED.", field="state")
             alerts = alerts.filter(state=state)
-        return paged_response(request, alerts, AlertOut)
+        return paged_response(request, alerts, AlertOut, _mask(request))
 
 
 class AlertDetail(APIView):
     @extend_schema(responses=AlertOut)
     def get(self, request, alert_id: int):
-        return Response(AlertOut(get_object_or_404(_alerts(request), pk=alert_id)).data)
+        return Response(AlertOut(get_object_or_404(_alerts(request), pk=alert_id),
+                                 context=_mask(request)).data)
 
 
 class AlertAcknowledge(APIView):
     permission_classes = [CanManageBudgets]
 
-    @extend_schema(request=None, responses=AlertOut)
+    @extend_schema(request=None, responses={200: AlertOut, 409: ERROR})
     def post(self, request, alert_id: int):
         alert = get_object_or_404(_alerts(request), pk=alert_id)
         services.alert_acknowledge(alert=alert, user=request.user, now=_now())
-        return Response(AlertOut(alert).data)
+        return Response(AlertOut(alert, context=_mask(request)).data)
 
 
 class AlertResolve(APIView):
     permission_classes = [CanManageBudgets]
 
-    @extend_schema(request=None, responses=AlertOut)
+    @extend_schema(request=None, responses={200: AlertOut, 409: ERROR})
     def post(self, request, alert_id: int):
         alert = get_object_or_404(_alerts(request), pk=alert_id)
         services.alert_resolve(alert=alert, user=request.user, now=_now())
-        return Response(AlertOut(alert).data)
+        return Response(AlertOut(alert, context=_mask(request)).data)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -66,6 +67,39 @@ def check_destination(channel: str, destination: str, field: str = "destination"
         raise ApiError(f"{field} must be an https URL.", field=field) from None
     except outbound.DestinationRefused as exc:
         raise ApiError(f"{field}: {exc}", field=field) from None
+
+
+def destination_masked(destination: str) -> str:
+    """A destination as roles that may not read it see it: enough to recognise, not to use
+    (a Slack URL or routing key is a credential)."""
+    if not destination:
+        return destination
+    if "://" in destination:
+        scheme, _, rest = destination.partition("://")
+        return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/…"
+    if "@" in destination:
+        local, _, domain = destination.rpartition("@")
+        return f"{local[:1]}…@{domain}"
+    return f"…{destination[-4:]}" if len(destination) > 8 else "…"
+
+
+def signing_secret_rotate(*, owner: CostBudget | AlertRule) -> str:
+    """A new signing secret for a budget, a rule or a guard policy; returned once, the old one
+    stops signing at once (deliveries still queued sign with the new one)."""
+    secret = secrets.token_hex(32)
+    type(owner).objects.filter(pk=owner.pk).update(signing_secret=secret)
+    Delivery.objects.filter(state=Delivery.State.PENDING).filter(
+        **_pending_of(owner)).update(signing_secret=secret)
+    owner.signing_secret = secret
+    return secret
+
+
+def _pending_of(owner) -> dict:
+    if isinstance(owner, CostBudget):
+        return {"alert__budget": owner}
+    if isinstance(owner, AlertRule):
+        return {"alert__rule": owner}
+    return {"guard_action__tenant": owner.tenant, "channel": owner.notify_channel}
 
 
 # --- budgets --------------------------------------------------------------------------------

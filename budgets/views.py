@@ -47,8 +47,10 @@ def budgets_tab_context(request: HttpRequest, tenant: Tenant, can_manage: bool) 
               .prefetch_related("deliveries")[:HISTORY_SHOWN])
     return {
         "cards": cards,
-        "rules": [(rule, SYMBOL[rule.comparison]) for rule in
-                  AlertRule.objects.filter(tenant=tenant)],
+        "rules": [(rule, SYMBOL[rule.comparison],
+                   rule.destination if can_manage else services.destination_masked(
+                       rule.destination))
+                  for rule in AlertRule.objects.filter(tenant=tenant)],
         "alerts": alerts,
         "editing": editing,
         "can_manage": can_manage,

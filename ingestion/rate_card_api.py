@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.models import Role
-from aforo.pagination import paged_response
+from aforo.pagination import PAGE_PARAMETERS, page_of, paged, paged_response
 from aforo.permissions import CanManageBilling, ReadOrWrite
 from ingestion import prices, queries
 from ingestion.models import GatewayFeeRule, InfraCostRule, ModelPrice
@@ -49,8 +49,9 @@ class ModelPriceSerializer(serializers.Serializer):
 class ModelPriceList(APIView):
     permission_classes = [RateCardPermission]
 
-    @extend_schema(responses=ModelPriceSerializer(many=True), parameters=[
-        OpenApiParameter("provider", str), OpenApiParameter("model", str)])
+    @extend_schema(responses=page_of(ModelPriceSerializer), operation_id="model_prices_list",
+                   parameters=[*PAGE_PARAMETERS, OpenApiParameter("provider", str),
+                               OpenApiParameter("model", str)])
     def get(self, request):
         rows = ModelPrice.objects.filter(Q(tenant=request.tenant) | Q(tenant__isnull=True))
         if request.query_params.get("provider"):
@@ -169,7 +170,7 @@ def _rule_views(model, serializer, create):
     class RuleList(APIView):
         permission_classes = [RateCardPermission]
 
-        @extend_schema(responses=serializer(many=True), operation_id=f"{model.__name__}_list")
+        @extend_schema(**paged(serializer), operation_id=f"{model.__name__}_list")
         def get(self, request):
             return paged_response(request, model.objects.filter(tenant=request.tenant),
                                   serializer)

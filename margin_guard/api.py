@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,8 +21,16 @@ from aforo.authentication import authorize_token
 from aforo.errors import ApiError, api_exception_response, error_body, json_error
 from aforo.limits import BoundedDictField
 from aforo.money import MoneyField, PctField
-from aforo.pagination import paged_response
-from aforo.permissions import GUARD_ROLES, CanManageGuard, CanRead, ReadOrWrite
+from aforo.pagination import PAGE_PARAMETERS, page_of, paged, paged_response
+from aforo.permissions import (
+    GUARD_ROLES,
+    CanManageGuard,
+    CanRead,
+    ReadOrWrite,
+    sees_destinations,
+)
+from budgets.api import SigningSecretOut
+from budgets.services import destination_masked, signing_secret_rotate
 from cogs.api import PERIOD_PARAMETERS, period_from_request
 from cogs.services import cogs_settings_get
 from margin_guard import decision
@@ -101,21 +109,43 @@ class PolicySerializer(serializers.ModelSerializer):
                 {"throttleBelowPct": "Floors must descend: alert ≥ throttle ≥ block."})
         return attrs
 
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if instance.tenant_id is None:
+            # a PLATFORM policy is the operator's: tenants see none of its destinations
+            data["notifyChannel"] = data["notifyDestination"] = None
+        elif self.context.get("mask"):
+            data["notifyDestination"] = destination_masked(data["notifyDestination"])
+        return data
+
+
+class PolicyCreated(PolicySerializer):
+    signingSecret = serializers.CharField(
+        source="signing_secret", read_only=True,
+        help_text="Signs this policy's WEBHOOK notifications; shown only now and on rotation.")
+
+    class Meta(PolicySerializer.Meta):
+        fields = [*PolicySerializer.Meta.fields, "signingSecret"]
+
+
+def _mask(request) -> dict:
+    return {"mask": not sees_destinations(request)}
+
 
 class PolicyList(APIView):
     permission_classes = [GuardPermission]
 
-    @extend_schema(responses=PolicySerializer(many=True), operation_id="guard_policies_list")
+    @extend_schema(**paged(PolicySerializer), operation_id="guard_policies_list")
     def get(self, request):
         rows = GuardPolicy.objects.filter(Q(tenant=request.tenant) | Q(tenant__isnull=True))
-        return paged_response(request, rows, PolicySerializer)
+        return paged_response(request, rows, PolicySerializer, _mask(request))
 
-    @extend_schema(request=PolicySerializer, responses={201: PolicySerializer})
+    @extend_schema(request=PolicySerializer, responses={201: PolicyCreated})
     def post(self, request):
         data = PolicySerializer(data=request.data)
         data.is_valid(raise_exception=True)
         policy = data.save(tenant=request.tenant)
-        return Response(PolicySerializer(policy).data, status=status.HTTP_201_CREATED)
+        return Response(PolicyCreated(policy).data, status=status.HTTP_201_CREATED)
 
 
 class PolicyDetail(APIView):
@@ -126,7 +156,8 @@ class PolicyDetail(APIView):
 
     @extend_schema(responses=PolicySerializer)
     def get(self, request, policy_id: int):
-        return Response(PolicySerializer(self._get(request, policy_id)).data)
+        return Response(PolicySerializer(self._get(request, policy_id),
+                                         context=_mask(request)).data)
 
     @extend_schema(request=PolicySerializer, responses=PolicySerializer)
     def patch(self, request, policy_id: int):
@@ -138,6 +169,16 @@ class PolicyDetail(APIView):
     def delete(self, request, policy_id: int):
         self._get(request, policy_id).delete()
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PolicySecretRotate(APIView):
+    permission_classes = [CanManageGuard]
+
+    @extend_schema(request=None, responses={201: SigningSecretOut})
+    def post(self, request, policy_id: int):
+        policy = get_object_or_404(GuardPolicy, pk=policy_id, tenant=request.tenant)
+        return Response({"signingSecret": signing_secret_rotate(owner=policy)},
+                        status=status.HTTP_201_CREATED)
 
 
 class _GuardFigures(serializers.ModelSerializer):
@@ -181,7 +222,7 @@ class StateOut(_GuardFigures):
 
 
 class StateList(APIView):
-    @extend_schema(responses=StateOut(many=True), operation_id="guard_states_list")
+    @extend_schema(**paged(StateOut), operation_id="guard_states_list")
     def get(self, request):
         return paged_response(request, GuardState.objects.filter(tenant=request.tenant),
                               StateOut)
@@ -207,7 +248,8 @@ class ActionOut(_GuardFigures):
 
 
 class ActionList(APIView):
-    @extend_schema(responses=ActionOut(many=True), operation_id="guard_actions_list")
+    @extend_schema(responses=page_of(ActionOut), operation_id="guard_actions_list",
+                   parameters=[*PAGE_PARAMETERS, OpenApiParameter("customerId", str)])
     def get(self, request):
         rows = GuardAction.objects.filter(tenant=request.tenant)
         if request.query_params.get("customerId"):

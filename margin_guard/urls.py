@@ -6,6 +6,8 @@ from margin_guard import api
 urlpatterns = [
     path("policies", api.PolicyList.as_view(), name="guard-policies"),
     path("policies/<int:policy_id>", api.PolicyDetail.as_view(), name="guard-policy"),
+    path("policies/<int:policy_id>/signing-secret", api.PolicySecretRotate.as_view(),
+         name="guard-policy-signing-secret"),
     path("states", api.StateList.as_view(), name="guard-states"),
     path("actions", api.ActionList.as_view(), name="guard-actions"),
     path("decide", api.decide_endpoint, name="guard-decide"),
