@@ -1,4 +1,4 @@
-"""Catalog API: customers and products of the caller's tenant."""
+"""Catalog API (customers and products of the caller's tenant) and the tenant's API tokens."""
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
@@ -7,11 +7,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aforo import catalog
+from aforo import catalog, tenancy
 from aforo.errors import ApiError
-from aforo.models import Customer, CustomerTier, Product, ProductType
+from aforo.models import ApiToken, Customer, CustomerTier, Product, ProductType, Role
 from aforo.pagination import paged, paged_response
-from aforo.permissions import CatalogPermission
+from aforo.permissions import CanManageTokens, CatalogPermission
 
 
 class CustomerOut(serializers.Serializer):
@@ -122,3 +122,58 @@ class ProductDetail(APIView):
         product = catalog.product_update(product=product, name=values.get("name"),
                                          product_type=values.get("productType"))
         return Response(ProductOut(product).data)
+
+
+# --- API tokens: /api/v1/tokens --------------------------------------------------------------
+
+class TokenOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    prefix = serializers.CharField(help_text="The token's first characters, to recognise it.")
+    createdAt = serializers.DateTimeField(source="created_at")
+    expiresAt = serializers.DateTimeField(source="expires_at", allow_null=True)
+    lastUsedAt = serializers.DateTimeField(source="last_used_at", allow_null=True)
+
+
+class TokenIssued(TokenOut):
+    token = serializers.CharField(help_text="The secret: shown only in this answer.")
+
+
+def _tokens(request):
+    return ApiToken.objects.filter(tenant=request.tenant, revoked_at__isnull=True) \
+        .order_by("-created_at", "-id")
+
+
+class TokenListCreate(APIView):
+    permission_classes = [CanManageTokens]
+
+    class TokenCreate(serializers.Serializer):
+        name = serializers.CharField(max_length=200, required=False, allow_blank=True,
+                                     default="")
+        role = serializers.ChoiceField(choices=Role.choices)
+        expiresAt = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+    @extend_schema(**paged(TokenOut), operation_id="tokens_list")
+    def get(self, request):
+        return paged_response(request, _tokens(request), TokenOut)
+
+    @extend_schema(request=TokenCreate, responses={201: TokenIssued})
+    def post(self, request):
+        data = self.TokenCreate(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        issued = tenancy.api_token_issue(
+            tenant=request.tenant, role=values["role"], issuer_role=request.role,
+            issuer_user=request.user, name=values["name"], expires_at=values["expiresAt"])
+        return Response({**TokenOut(issued.token).data, "token": issued.raw},
+                        status=status.HTTP_201_CREATED)
+
+
+class TokenDetail(APIView):
+    permission_classes = [CanManageTokens]
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, token_id: int):
+        tenancy.api_token_revoke(token=get_object_or_404(_tokens(request), pk=token_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -43,6 +43,42 @@ def _remembered(kind: str, key: str, load):
     return value
 
 
+def forget_token(token_hash: str) -> None:
+    """Drop a token from this process's memory (its revocation takes effect at once here;
+    other processes forget it within AUTH_MEMORY_S)."""
+    _recent.pop(("token", token_hash), None)
+
+
+def _member_role(user_id: int, tenant_id: int) -> Role | None:
+    role = _remembered("member", f"{user_id}:{tenant_id}", lambda: (
+        Membership.objects.filter(user_id=user_id, tenant_id=tenant_id)
+        .values_list("role", flat=True).first()))
+    return Role(role) if role else None
+
+
+def token_refusal(token: ApiToken, now) -> str | None:
+    """Why a stored token no longer works, or None: expired, its user deactivated, or its
+    user no longer holding a role that may hold this token in the tenant."""
+    if token.expires_at is not None and token.expires_at <= now:
+        return "This API token has expired; issue a new one."
+    if token.user_id is not None:
+        if not token.user.is_active:
+            return "The user this token belongs to is deactivated."
+        held = _member_role(token.user_id, token.tenant_id)
+        if held is None or Role(token.role) not in issuable_roles(held):
+            return "The user this token belongs to no longer holds its role in the tenant."
+    return None
+
+
+def issuable_roles(role: Role) -> frozenset[Role]:
+    """The roles a holder of `role` may issue tokens for (and so may hold tokens of)."""
+    if role == Role.OWNER:
+        return frozenset(Role)
+    if role == Role.ADMIN:
+        return frozenset(Role) - {Role.OWNER}
+    return frozenset({role})
+
+
 def _tenant_from_header(request) -> Tenant | None:
     slug = request.META.get(TENANT_HEADER, "").strip()
     if not slug:
@@ -66,9 +102,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             .filter(token_hash=token_hash, revoked_at__isnull=True).first()))
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
+        now = timezone.now()
+        refusal = token_refusal(token, now)
+        if refusal:
+            raise exceptions.AuthenticationFailed(refusal)
         tenant = _tenant_from_header(request)
         role = Role(token.role) if tenant is not None and tenant.pk == token.tenant_id else None
-        now = timezone.now()
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
             token.last_used_at = now
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

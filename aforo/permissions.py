@@ -10,6 +10,7 @@ MANAGE_BUDGET_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING_ADMIN})
 GUARD_ROLES = frozenset({Role.OWNER, Role.ADMIN})
 INGEST_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.DEVELOPER})
 BILLING_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING_ADMIN})
+TOKEN_ROLES = frozenset({Role.OWNER, Role.ADMIN})
 
 
 DESTINATION_READ_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING_ADMIN})
@@ -77,6 +78,10 @@ class ReadOrWrite(_RoleSet):
     def has_permission(self, request, view) -> bool:
         self.roles = READ_ROLES if request.method in permissions.SAFE_METHODS else self.write_roles
         return super().has_permission(request, view)
+
+
+class CanManageTokens(_RoleSet):
+    roles = TOKEN_ROLES
 
 
 class CatalogPermission(ReadOrWrite):

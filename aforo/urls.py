@@ -20,6 +20,8 @@ api_v1 = [
     path("customers/<str:customer_id>", api.CustomerDetail.as_view(), name="customer"),
     path("products", api.ProductListCreate.as_view(), name="products"),
     path("products/<str:product_id>", api.ProductDetail.as_view(), name="product"),
+    path("tokens", api.TokenListCreate.as_view(), name="tokens"),
+    path("tokens/<int:token_id>", api.TokenDetail.as_view(), name="token"),
     path("analytics/cogs/", include("cogs.urls")),
     path("billing/", include("billing.urls")),
 ]

@@ -30,6 +30,7 @@ from aforo.permissions import (
     sees_destinations,
 )
 from budgets.api import SigningSecretOut
+from budgets.models import Channel
 from budgets.services import destination_masked, signing_secret_rotate
 from cogs.api import PERIOD_PARAMETERS, period_from_request
 from cogs.services import cogs_settings_get
@@ -68,7 +69,7 @@ class PolicySerializer(serializers.ModelSerializer):
                   "escalate a level by themselves; TREAT_AS_ZERO: they count as earning $0.")
     notifyChannel = serializers.ChoiceField(
         source="notify_channel", required=False, allow_blank=True,
-        choices=["SLACK", "EMAIL", "PAGERDUTY", "WEBHOOK"])
+        choices=Channel.choices)
     notifyDestination = serializers.CharField(source="notify_destination", required=False,
                                               allow_blank=True)
 
