@@ -4,7 +4,7 @@ from __future__ import annotations
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 
@@ -28,6 +28,28 @@ def _ingest_in_worker(tenant, raws) -> IngestReport:
         return events_ingest(tenant=tenant, raws=raws)
     finally:
         close_old_connections()
+
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def _cloudevents_reply(report: IngestReport) -> HttpResponse:
+    """As OpenMeter answers: 204 No Content when every event was accepted or a duplicate;
+    otherwise 400 naming each rejected event (the valid ones are written all the same, so a
+    client that fixes and re-sends the batch lands each event once)."""
+    rejected = [r for r in report.results if r.status == REJECTED]
+    if not rejected:
+        return HttpResponse(status=204)
+    first = rejected[0]
+    detail = (f"{len(rejected)} of {len(report.results)} events were rejected; the others were "
+              f"written. First: {first.event_id or 'an event'}: {first.reason}")
+    body = {
+        "type": "about:blank", "title": "Bad Request", "status": 400, "detail": detail,
+        **error_body("invalid", detail, first.field),
+    }
+    body["error"]["events"] = [{"eventId": r.event_id, "field": r.field, "reason": r.reason}
+                               for r in rejected]
+    return JsonResponse(body, status=400, content_type=PROBLEM_JSON)
 
 
 def _reply(report: IngestReport, *, is_batch: bool) -> JsonResponse:
@@ -82,6 +104,8 @@ async def events_endpoint(request: HttpRequest) -> JsonResponse:
                               "The event store is unavailable; nothing was written. Retry.")
         response["Retry-After"] = "5"
         return response
+    if content_type in (CLOUDEVENT, CLOUDEVENT_BATCH):
+        return _cloudevents_reply(report)
     return _reply(report, is_batch=is_batch)
 
 

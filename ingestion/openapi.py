@@ -38,6 +38,20 @@ _ERROR = {"type": "object", "properties": {"error": {"type": "object", "properti
     "field": {"type": "string", "nullable": True}}}}}
 
 
+_REJECTED = {"allOf": [_ERROR, _REPLY]}
+_PROBLEM = {"type": "object", "required": ["type", "title", "status", "detail", "error"],
+            "properties": {
+                "type": {"type": "string"}, "title": {"type": "string"},
+                "status": {"type": "integer"}, "detail": {"type": "string"},
+                "error": {"type": "object", "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"},
+                    "field": {"type": "string", "nullable": True},
+                    "events": {"type": "array", "items": {"type": "object", "properties": {
+                        "eventId": {"type": "string", "nullable": True},
+                        "field": {"type": "string", "nullable": True},
+                        "reason": {"type": "string"}}}}}}}}
+
+
 def events_path() -> dict:
     event = _event_schema()
     body = {"oneOf": [event, {"type": "object", "required": ["events"], "properties": {
@@ -51,11 +65,15 @@ def events_path() -> dict:
             "application/cloudevents+json": {"schema": {"type": "object"}},
             "application/cloudevents-batch+json": {"schema": {"type": "array"}}}},
         "responses": {
-            "200": {"description": "Per-event results", "content": {
+            "200": {"description": "Per-event results (application/json bodies)", "content": {
                 "application/json": {"schema": _REPLY}}},
+            "204": {"description": "CloudEvents: every event accepted or a duplicate"},
+            "400": {"description": "JSON: every event rejected, or a bad batch. CloudEvents: "
+                                   "some event rejected (the valid ones were written)",
+                    "content": {"application/json": {"schema": _REJECTED},
+                                "application/problem+json": {"schema": _PROBLEM}}},
             **{code: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
-               for code, text in (("400", "Every event rejected, or a bad batch"),
-                                  ("401", "No or bad token"),
+               for code, text in (("401", "No or bad token"),
                                   ("403", "No tenant or no ingest role"),
                                   ("413", "Body over 5 MB"), ("415", "Body is not JSON"),
                                   ("503", "Event store unavailable; retry (Retry-After)"))},

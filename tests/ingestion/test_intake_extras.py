@@ -30,8 +30,8 @@ def test_openmeter_cloudevents_batch_is_accepted_as_is(store, tenant, settings):
     response = api_client(tenant, "DEVELOPER").post(
         "/api/v1/events", json.dumps(events),
         content_type="application/cloudevents-batch+json")
-    assert response.status_code == 200, response.json()
-    assert response.json()["accepted"] == 2
+    assert response.status_code == 204, response.content  # OpenMeter's answer: No Content
+    assert response.content == b""
     rows = eventstore.tenant_query(
         tenant.slug, "SELECT event_id, customer_id, occurred_at, model, unpriced FROM ledger "
         "WHERE tenant_id = %(tenant_id)s ORDER BY event_id")
@@ -48,12 +48,48 @@ def test_single_cloudevent_maps_id_subject_time_and_data(store, tenant):
              "data": {"productId": "p1", "cogsUsd": "0.25", "inputTokens": 12}}
     response = api_client(tenant, "DEVELOPER").post(
         "/api/v1/events", json.dumps(event), content_type="application/cloudevents+json")
-    assert response.status_code == 200
-    assert response.json()["eventId"] == "ce-1" and response.json()["status"] == "accepted"
+    assert response.status_code == 204
+    assert eventstore.tenant_query(tenant.slug, "SELECT customer_id FROM ledger WHERE "
+                                   "tenant_id = %(tenant_id)s AND event_id = 'ce-1'")[0][
+        "customer_id"] == "cust_ce"
+    again = api_client(tenant, "DEVELOPER").post(
+        "/api/v1/events", json.dumps(event), content_type="application/cloudevents+json")
+    assert again.status_code == 204  # a duplicate is answered as accepted, counted once
     bad = dict(event, id="ce-2", data={"inputTokens": -3})
     response = api_client(tenant, "DEVELOPER").post(
         "/api/v1/events", json.dumps(bad), content_type="application/cloudevents+json")
     assert response.status_code == 400 and response.json()["error"]["field"] == "inputTokens"
+    assert response["Content-Type"] == "application/problem+json"
+
+
+@http
+def test_a_partly_invalid_cloudevents_batch_writes_the_valid_ones_and_names_the_others(
+        store, tenant):
+    def cloudevent(event_id, **data):
+        return {"specversion": "1.0", "type": "llm", "id": event_id, "source": "app",
+                "subject": "cust_ce", "time": NOW.isoformat(), "data": data}
+
+    batch = [cloudevent("ok-1", cogsUsd="0.1"), cloudevent("bad-1", inputTokens=-1),
+             cloudevent("ok-2", cogsUsd="0.2"), cloudevent("bad-2", cogsUsd="abc")]
+    client = api_client(tenant, "DEVELOPER")
+    response = client.post("/api/v1/events", json.dumps(batch),
+                           content_type="application/cloudevents-batch+json")
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert (problem["status"], problem["title"]) == (400, "Bad Request")
+    assert "2 of 4" in problem["detail"]
+    assert [(e["eventId"], e["field"]) for e in problem["error"]["events"]] == [
+        ("bad-1", "inputTokens"), ("bad-2", "cogsUsd")]
+    # the client fixes the two and sends the whole batch again: each event lands once
+    batch[1]["data"], batch[3]["data"] = {"cogsUsd": "0.3"}, {"cogsUsd": "0.4"}
+    assert client.post("/api/v1/events", json.dumps(batch),
+                       content_type="application/cloudevents-batch+json").status_code == 204
+    rows = eventstore.tenant_query(tenant.slug, "SELECT event_id, sum(event_count) AS n FROM "
+                                   "ledger WHERE tenant_id = %(tenant_id)s GROUP BY event_id "
+                                   "ORDER BY event_id")
+    assert [(r["event_id"], r["n"]) for r in rows] == [("bad-1", 1), ("bad-2", 1), ("ok-1", 1),
+                                                      ("ok-2", 1)]
 
 
 def test_customers_and_products_are_registered_on_first_sight(store, tenant):
