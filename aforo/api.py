@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 from aforo import catalog, tenancy
 from aforo.errors import ApiError
 from aforo.models import ApiToken, Customer, CustomerTier, Product, ProductType, Role
+from aforo.openapi import ERROR
 from aforo.pagination import paged, paged_response
 from aforo.permissions import CanManageTokens, CatalogPermission
 
@@ -39,7 +40,7 @@ class CustomerListCreate(APIView):
         return paged_response(request, Customer.objects.filter(tenant=request.tenant),
                               CustomerOut)
 
-    @extend_schema(request=CustomerCreate, responses={201: CustomerOut})
+    @extend_schema(request=CustomerCreate, responses={201: CustomerOut, 409: ERROR})
     def post(self, request):
         data = self.CustomerCreate(data=request.data)
         data.is_valid(raise_exception=True)
@@ -88,7 +89,7 @@ class ProductListCreate(APIView):
         return paged_response(request, Product.objects.filter(tenant=request.tenant),
                               ProductOut)
 
-    @extend_schema(request=ProductCreate, responses={201: ProductOut})
+    @extend_schema(request=ProductCreate, responses={201: ProductOut, 409: ERROR})
     def post(self, request):
         data = self.ProductCreate(data=request.data)
         data.is_valid(raise_exception=True)

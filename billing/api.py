@@ -59,8 +59,8 @@ class InvoiceOut(serializers.Serializer):
     status = serializers.CharField()
     source = serializers.CharField()
     totalUsd = MoneyField(source="total_usd")
-    finalizedAt = serializers.DateTimeField(source="finalized_at")
-    voidedAt = serializers.DateTimeField(source="voided_at")
+    finalizedAt = serializers.DateTimeField(source="finalized_at", allow_null=True)
+    voidedAt = serializers.DateTimeField(source="voided_at", allow_null=True)
     lines = InvoiceLineOut(many=True)
 
 
@@ -69,7 +69,7 @@ class AttributionRunOut(serializers.Serializer):
     trigger = serializers.CharField()
     status = serializers.CharField()
     startedAt = serializers.DateTimeField(source="started_at")
-    finishedAt = serializers.DateTimeField(source="finished_at")
+    finishedAt = serializers.DateTimeField(source="finished_at", allow_null=True)
     durationMs = serializers.IntegerField(source="duration_ms")
     invoices = serializers.IntegerField()
     lines = serializers.IntegerField()

@@ -4,7 +4,12 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+)
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -119,7 +124,10 @@ class BudgetList(APIView):
         return paginator.get_paginated_response([budget_json(b, now, reveal=reveal)
                                                  for b in page])
 
-    @extend_schema(request=BudgetIn, responses={201: BudgetCreated})
+    @extend_schema(request=BudgetIn, responses={201: BudgetCreated}, examples=[OpenApiExample(
+        "Monthly AI spend", request_only=True, value={
+            "name": "Monthly AI spend", "period": "MONTHLY", "capUsd": 500,
+            "warningThresholdPct": 80, "productId": None})])
     def post(self, request):
         data = BudgetIn(data=request.data)
         data.is_valid(raise_exception=True)

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,6 +21,7 @@ from cogs.queries import Period, Totals, Transaction
 
 MAX_PERIOD_DAYS = 731
 MAX_LIMIT = 100_000
+FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(2100, 12, 31)
 PCT = CENT
 MONEY = MICRO
 
@@ -207,6 +208,67 @@ class RevenueSourcesSchema(serializers.Serializer):
     unknownEvents = serializers.IntegerField(help_text="Events with no revenue source at all")
 
 
+class _MarginRowSchema(_ExpectedSchema):
+    cogsUsd = _money_field()
+    revenueUsd = _money_field(help_text="Attributed revenue")
+    marginUsd = _money_field()
+    marginPct = PctField(allow_null=True, help_text="Null where revenue is zero")
+    eventCount = serializers.IntegerField()
+
+
+class ProductRowSchema(_MarginRowSchema):
+    productId = serializers.CharField()
+    productType = serializers.CharField()
+
+
+class CustomerRowSchema(_MarginRowSchema):
+    customerId = serializers.CharField()
+    tag = serializers.ChoiceField(choices=["HIGH_VALUE", "STANDARD", "AT_RISK", "UNPROFITABLE"],
+                                  allow_null=True)
+
+
+class ModelRowSchema(_ExpectedSchema):
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    inputTokens = serializers.IntegerField()
+    outputTokens = serializers.IntegerField()
+    totalTokens = serializers.IntegerField()
+    cogsUsd = _money_field()
+    aiCogsUsd = _money_field()
+    avgCostPer1kUsd = _money_field(allow_null=True)
+    inputRatePer1k = MoneyField(allow_null=True, places_out=9,
+                                help_text="From the rate card at the period's end")
+    outputRatePer1k = MoneyField(allow_null=True, places_out=9)
+    eventCount = serializers.IntegerField()
+
+
+class TrendRowSchema(_ExpectedSchema):
+    date = serializers.DateField()
+    cogsUsd = _money_field()
+    revenueUsd = _money_field()
+    marginPct = PctField(allow_null=True)
+
+
+class TokenAnalysisSchema(serializers.Serializer):
+    totalTokens = serializers.IntegerField()
+    inputTokens = serializers.IntegerField()
+    outputTokens = serializers.IntegerField()
+    avgCostPer1kTokensUsd = _money_field(allow_null=True)
+
+
+class UnitEconomicsSchema(serializers.Serializer):
+    avgCostPerEventUsd = _money_field(allow_null=True)
+    avgRevenuePerEventUsd = _money_field(allow_null=True)
+    avgMarginPerEventUsd = _money_field(allow_null=True)
+    breakEvenEvents = serializers.IntegerField(allow_null=True)
+
+
+class PnlSchema(serializers.Serializer):
+    unitEconomics = UnitEconomicsSchema()
+    products = ProductRowSchema(many=True)
+    customers = CustomerRowSchema(many=True)
+
+
 class DashboardSchema(_ExpectedSchema):
     totalCogsUsd = _money_field()
     revenueUsd = _money_field()
@@ -227,9 +289,14 @@ def _date_param(request, name: str) -> date | None:
     try:
         if len(raw) != 10:
             raise ValueError
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise ApiError(f"{name} must be an ISO-8601 date (YYYY-MM-DD).", field=name) from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        # :TRICKY: the ledger's DateTime('UTC') holds 1970..2105; outside it ClickHouse fails
+        # to parse the bound instead of finding nothing.
+        raise ApiError(f"{name} must be between {FIRST_DAY} and {LAST_DAY}.", field=name)
+    return day
 
 
 def period_from_request(request, settings: CogsSettings) -> Period:
@@ -280,7 +347,17 @@ def _floors(settings: CogsSettings) -> queries.TagFloors:
 
 class Dashboard(_DashboardView):
     @extend_schema(parameters=PERIOD_PARAMETERS, responses=DashboardSchema,
-                   operation_id="cogs_dashboard")
+                   operation_id="cogs_dashboard", examples=[OpenApiExample(
+                       "A month", response_only=True, value={
+                           "totalCogsUsd": 1843.27, "revenueUsd": 5120.0,
+                           "grossMarginPct": 64.0, "costPerEventUsd": 0.0184,
+                           "aiModelSpendUsd": 1502.11, "activeProducts": 7,
+                           "eventCount": 100183, "settlingRevenueUsd": 410.5,
+                           "expectedRevenueUsd": 5530.5, "expectedMarginUsd": 3687.23,
+                           "expectedMarginPct": 66.67, "revenueSources": {
+                               "attributedUsd": 5120.0, "carriedUsd": 120.5,
+                               "ratedUsd": 250.0, "estimatedUsd": 40.0,
+                               "unknownEvents": 12}})])
     def get(self, request):
         _settings, period = self.settings_and_period(request)
         headline = queries.overview(request.tenant, period, estimate=True)
@@ -299,7 +376,7 @@ class Dashboard(_DashboardView):
 
 
 class Trends(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=TrendRowSchema(many=True))
     def get(self, request):
         _settings, period = self.settings_and_period(request)
         return Response([
@@ -325,7 +402,7 @@ class CostComposition(_DashboardView):
 
 
 class ByProduct(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=ProductRowSchema(many=True))
     def get(self, request):
         _settings, period = self.settings_and_period(request)
         return Response([product_row(row) for row in queries.products_breakdown(
@@ -338,7 +415,7 @@ LIMIT_PARAMETER = OpenApiParameter(
 
 class ByCustomer(_DashboardView):
     @extend_schema(parameters=[*PERIOD_PARAMETERS, LIMIT_PARAMETER],
-                   responses=OpenApiTypes.OBJECT)
+                   responses=CustomerRowSchema(many=True))
     def get(self, request):
         settings, period = self.settings_and_period(request)
         limit = limit_param(request)
@@ -347,7 +424,7 @@ class ByCustomer(_DashboardView):
 
 
 class ByModel(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=ModelRowSchema(many=True))
     def get(self, request):
         _settings, period = self.settings_and_period(request)
         return Response([
@@ -367,7 +444,7 @@ class ByModel(_DashboardView):
 
 
 class TokenAnalysis(_DashboardView):
-    @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=PERIOD_PARAMETERS, responses=TokenAnalysisSchema)
     def get(self, request):
         _settings, period = self.settings_and_period(request)
         totals = queries.overview(request.tenant, period).totals
@@ -380,8 +457,7 @@ class TokenAnalysis(_DashboardView):
 
 
 class Pnl(_DashboardView):
-    @extend_schema(parameters=[*PERIOD_PARAMETERS, LIMIT_PARAMETER],
-                   responses=OpenApiTypes.OBJECT)
+    @extend_schema(parameters=[*PERIOD_PARAMETERS, LIMIT_PARAMETER], responses=PnlSchema)
     def get(self, request):
         settings, period = self.settings_and_period(request)
         limit = limit_param(request)
@@ -409,7 +485,18 @@ class Transactions(_DashboardView):
         OpenApiParameter("productId", OpenApiTypes.STR),
         OpenApiParameter("customerId", OpenApiTypes.STR),
         OpenApiParameter("provider", OpenApiTypes.STR),
-    ], responses=TransactionPageSchema)
+    ], responses=TransactionPageSchema, examples=[OpenApiExample(
+        "One row, as the product page shows it", response_only=True, value={
+            "content": [{
+                "eventId": "evt_a7f3k2m9", "occurredAt": "2026-06-14T18:33:00Z",
+                "customerId": "cust_acme", "productId": "prod_translation",
+                "productType": "API_WITH_AI", "provider": "Anthropic",
+                "model": "claude-sonnet-4-6", "toolName": None, "sourceType": "GATEWAY",
+                "cogsUsd": 0.18, "revenueUsd": 0.51, "marginUsd": 0.33, "marginPct": 64.71,
+                "aiCogsUsd": 0.14, "infraCogsUsd": 0.03, "feeCogsUsd": 0.01,
+                "unclassifiedCogsUsd": 0.0, "inputTokens": 1200, "outputTokens": 300,
+                "totalTokens": 1500, "revenueStatus": "SETTLED"}],
+            "page": 0, "size": 25, "totalElements": 1, "totalPages": 1})])
     def get(self, request):
         _settings, period = self.settings_and_period(request)
         page = page_request(request.query_params)

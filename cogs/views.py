@@ -24,6 +24,7 @@ from aforo.eventstore import EventStoreError, EventStoreUnavailable
 from aforo.models import Customer, Tenant
 from aforo.pagination import MAX_PAGE
 from cogs import figures, queries, services
+from cogs.api import FIRST_DAY, LAST_DAY
 from cogs.models import CogsSettings
 from cogs.queries import Dimension, Period, Totals
 from cogs.templatetags.cogs_format import usd_text
@@ -88,9 +89,12 @@ def _parse_day(raw: str, name: str) -> date:
     try:
         if len(raw) != 10:
             raise ValueError
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise PageError(f"“{name}” must be a date like 2026-06-14.") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise PageError(f"“{name}” must be between {FIRST_DAY} and {LAST_DAY}.")
+    return day
 
 
 def console_period(params: QueryDict, time_zone: str) -> ConsolePeriod:

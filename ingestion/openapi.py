@@ -61,12 +61,27 @@ def events_path() -> dict:
         "summary": "Ingest one event or a batch of up to 1,000, each counted exactly once",
         "tags": ["events"],
         "requestBody": {"required": True, "content": {
-            "application/json": {"schema": body},
+            "application/json": {"schema": body, "examples": {
+                "one": {"summary": "One event carrying its cost", "value": {
+                    "eventId": "evt_a7f3k2m9", "occurredAt": "2026-06-14T18:33:00Z",
+                    "customerId": "cust_acme", "productId": "prod_translation",
+                    "productType": "API_WITH_AI", "provider": "Anthropic",
+                    "model": "claude-sonnet-4-6", "inputTokens": 1200, "outputTokens": 300,
+                    "aiCogsUsd": 0.14, "infraCogsUsd": 0.03, "feeCogsUsd": 0.01}},
+                "batch": {"summary": "A batch priced from the rate card", "value": {
+                    "events": [{"eventId": "evt_1", "customerId": "cust_acme",
+                                "productId": "prod_chat", "provider": "OpenAI",
+                                "model": "gpt-4o", "inputTokens": 800,
+                                "outputTokens": 120}]}}}},
             "application/cloudevents+json": {"schema": {"type": "object"}},
             "application/cloudevents-batch+json": {"schema": {"type": "array"}}}},
         "responses": {
             "200": {"description": "Per-event results (application/json bodies)", "content": {
-                "application/json": {"schema": _REPLY}}},
+                "application/json": {"schema": _REPLY, "example": {
+                    "accepted": 1, "duplicates": 0, "rejected": 1, "results": [
+                        {"eventId": "evt_1", "status": "accepted"},
+                        {"eventId": "evt_2", "status": "rejected", "field": "inputTokens",
+                         "reason": "Expected `int` >= 0 - at `$.inputTokens`"}]}}}},
             "204": {"description": "CloudEvents: every event accepted or a duplicate"},
             "400": {"description": "JSON: every event rejected, or a bad batch. CloudEvents: "
                                    "some event rejected (the valid ones were written)",

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.models import Role
+from aforo.money import MoneyField
 from aforo.pagination import PAGE_PARAMETERS, page_of, paged, paged_response
 from aforo.permissions import CanManageBilling, ReadOrWrite
 from ingestion import prices, queries
@@ -101,6 +102,34 @@ class ModelPriceDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class UnpricedModelOut(serializers.Serializer):
+    provider = serializers.CharField()
+    model = serializers.CharField()
+    events = serializers.IntegerField()
+    firstSeen = serializers.DateTimeField()
+    lastSeen = serializers.DateTimeField()
+
+
+class UnpricedOut(serializers.Serializer):
+    totalEvents = serializers.IntegerField()
+    models = UnpricedModelOut(many=True)
+
+
+class RepriceOut(serializers.Serializer):
+    eventsExamined = serializers.IntegerField()
+    eventsCorrected = serializers.IntegerField()
+    aiDeltaUsd = MoneyField()
+    infraDeltaUsd = MoneyField()
+    feeDeltaUsd = MoneyField()
+    nowPriced = serializers.IntegerField()
+
+
+class LiteLLMImportOut(serializers.Serializer):
+    imported = serializers.IntegerField()
+    skipped = serializers.IntegerField()
+    skippedModels = serializers.ListField(child=serializers.CharField())
+
+
 class LiteLLMImport(APIView):
     """Upload LiteLLM's model_prices_and_context_window.json (JSON body or a file field)."""
 
@@ -115,11 +144,14 @@ class LiteLLMImport(APIView):
                  "multipart/form-data": {"type": "object",
                                          "properties": {"file": {"type": "string",
                                                                  "format": "binary"}}}},
-        responses={201: {"type": "object"}})
+        responses={201: LiteLLMImportOut})
     def post(self, request):
-        raw = request.query_params.get("effectiveFrom") or request.data.get("effectiveFrom")
+        body = request.data if hasattr(request.data, "get") else {}
+        raw = request.query_params.get("effectiveFrom") or body.get("effectiveFrom")
         effective_from = parse_moment(raw, "effectiveFrom")
         upload = request.FILES.get("file")
+        if upload is None and request.content_type.startswith("multipart/"):
+            raise ApiError("Send LiteLLM's JSON in the form field `file`.", field="file")
         if upload is not None:
             try:
                 document = prices.litellm_parse(upload.read())
@@ -134,6 +166,10 @@ class LiteLLMImport(APIView):
         return Response(report.as_json(), status=status.HTTP_201_CREATED)
 
 
+FIRST_MOMENT = datetime(1970, 1, 2, tzinfo=timezone.utc)
+LAST_MOMENT = datetime(2100, 12, 31, tzinfo=timezone.utc)
+
+
 def parse_moment(raw: str | None, field: str) -> datetime:
     if not raw:
         raise ApiError(f"{field} is required.", field=field)
@@ -143,6 +179,9 @@ def parse_moment(raw: str | None, field: str) -> datetime:
         raise ApiError(f"{field} must be an ISO-8601 date or date-time.", field=field) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
+    if not FIRST_MOMENT <= moment <= LAST_MOMENT:
+        # the ledger's DateTime holds 1970..2105: outside it a query fails instead of matching
+        raise ApiError(f"{field} must be between 1970 and 2100.", field=field)
     return moment
 
 
@@ -204,7 +243,7 @@ FeeRuleList, FeeRuleDetail = _rule_views(GatewayFeeRule, FeeRuleSerializer,
 class UnpricedModels(APIView):
     """The models whose events arrived with no cost and no price, with how many are waiting."""
 
-    @extend_schema(responses={200: {"type": "object"}})
+    @extend_schema(responses=UnpricedOut)
     def get(self, request):
         rows = queries.unpriced_models(request.tenant.slug)
         return Response({"totalEvents": sum(r["events"] for r in rows), "models": [
@@ -214,9 +253,14 @@ class UnpricedModels(APIView):
 
 def parse_date(raw, field: str) -> date:
     try:
-        return date.fromisoformat(str(raw))
+        day = date.fromisoformat(str(raw))
     except (TypeError, ValueError):
         raise ApiError(f"{field} must be an ISO-8601 date.", field=field) from None
+    if not FIRST_MOMENT.date() <= day <= LAST_MOMENT.date():
+        raise ApiError(f"{field} must be between 1970 and 2100.", field=field)
+    return day
+
+
 
 
 class Reprice(APIView):
@@ -227,15 +271,16 @@ class Reprice(APIView):
     @extend_schema(request={"application/json": {"type": "object", "properties": {
         "from": {"type": "string", "format": "date"}, "to": {"type": "string", "format": "date"},
         "provider": {"type": "string"}, "model": {"type": "string"}},
-        "required": ["from", "to"]}}, responses={200: {"type": "object"}})
+        "required": ["from", "to"]}}, responses=RepriceOut)
     def post(self, request):
-        first = parse_date(request.data.get("from"), "from")
-        last = parse_date(request.data.get("to"), "to")
+        body = request.data if isinstance(request.data, dict) else {}
+        first = parse_date(body.get("from"), "from")
+        last = parse_date(body.get("to"), "to")
         if last < first:
             raise ApiError("to is before from.", field="to")
         start = datetime.combine(first, time.min, tzinfo=timezone.utc)
         end = datetime.combine(last, time.min, tzinfo=timezone.utc) + timedelta(days=1)
         report = events_reprice(tenant=request.tenant, start=start, end=end,
-                                provider=request.data.get("provider") or None,
-                                model=request.data.get("model") or None)
-        return Response(report.as_json())
+                                provider=str(body.get("provider") or "")[:200] or None,
+                                model=str(body.get("model") or "")[:200] or None)
+        return Response(RepriceOut(report.as_json()).data)

@@ -204,8 +204,8 @@ class StateOut(_GuardFigures):
     level = serializers.SerializerMethodField()
     unknownEvents = serializers.IntegerField(source="unknown_events")
     revenueSources = serializers.SerializerMethodField()
-    evaluatedAt = serializers.DateTimeField(source="evaluated_at")
-    overrideUntil = serializers.DateTimeField(source="override_until")
+    evaluatedAt = serializers.DateTimeField(source="evaluated_at", allow_null=True)
+    overrideUntil = serializers.DateTimeField(source="override_until", allow_null=True)
 
     class Meta:
         model = GuardState
@@ -325,10 +325,37 @@ async def decide_endpoint(request: HttpRequest) -> JsonResponse:
     return await sync_to_async(_decide_sync, thread_sensitive=False)(request, request.body)
 
 
+class _ThrottledOut(serializers.Serializer):
+    calls = serializers.IntegerField()
+    requestedModelCostUsd = MoneyField()
+    actualCostUsd = MoneyField()
+    savingsUsd = MoneyField()
+    unpricedRequestedModels = serializers.ListField(child=serializers.CharField())
+    method = serializers.CharField()
+
+
+class _BlockedOut(serializers.Serializer):
+    calls = serializers.IntegerField()
+    estimatedSavingsUsd = MoneyField()
+    estimate = serializers.BooleanField()
+    method = serializers.CharField()
+
+
+class ImpactOut(serializers.Serializer):
+    # `from`, a Python keyword, is added below
+    to = serializers.DateField()
+    netRecoveredUsd = MoneyField()
+    throttled = _ThrottledOut()
+    blocked = _BlockedOut()
+
+
+ImpactOut._declared_fields["from"] = serializers.DateField()
+
+
 class Impact(APIView):
     """Net profit recovered over `from`–`to` (default the last 30 days), with its method."""
 
-    @extend_schema(responses={200: {"type": "object"}}, parameters=PERIOD_PARAMETERS)
+    @extend_schema(responses=ImpactOut, parameters=PERIOD_PARAMETERS)
     def get(self, request):
         from margin_guard.impact import impact_report
 

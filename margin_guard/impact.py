@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from aforo import eventstore
 from aforo.models import Tenant
+from aforo.money import usd
 from aforo.shared_cache import cache_count, shared_cache
 from ingestion.costing import Usage, ai_cost, money
 from ingestion.rate_cards import rate_card_for
@@ -75,18 +76,19 @@ class ImpactReport:
 
     def as_json(self) -> dict:
         return {
-            "netRecoveredUsd": self.net_recovered_usd,
+            "netRecoveredUsd": usd(self.net_recovered_usd),
             "throttled": {
                 "calls": self.throttled_calls,
-                "requestedModelCostUsd": self.throttled_requested_cost_usd,
-                "actualCostUsd": self.throttled_actual_cost_usd,
-                "savingsUsd": self.throttle_savings_usd,
+                "requestedModelCostUsd": usd(self.throttled_requested_cost_usd),
+                "actualCostUsd": usd(self.throttled_actual_cost_usd),
+                "savingsUsd": usd(self.throttle_savings_usd),
                 "unpricedRequestedModels": sorted(self.unpriced_requested_models),
                 "method": "requested model's rate-card price for the same tokens, on the "
                           "event's day, minus the AI cost incurred",
             },
             "blocked": {
-                "calls": self.blocked_calls, "estimatedSavingsUsd": self.blocked_estimate_usd,
+                "calls": self.blocked_calls,
+                "estimatedSavingsUsd": usd(self.blocked_estimate_usd),
                 "estimate": True,
                 "method": "blocked decisions × the customer's average cost per call of that "
                           "feature in the window",

@@ -67,10 +67,65 @@ def api_client(tenant, role: Role | str = Role.OWNER, *, send_tenant: bool = Tru
     return client
 
 
+def issue_token(tenant, role: Role | str = Role.OWNER) -> str:
+    """A fresh API token's secret for the tenant."""
+    return api_token_create(tenant=tenant, role=role).raw
+
+
 @pytest.fixture
 def api(tenant):
     """An OWNER's API client for the test's tenant."""
     return api_client(tenant)
+
+
+# --- a live ASGI server (browser tests, the API conformance run) ---------------------------
+
+@pytest.fixture(scope="session")
+def live_server_url():
+    from aforo.asgi import application
+    from tests.console.live_server import LiveAsgiServer
+
+    server = LiveAsgiServer(application).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_api_url():
+    """The production web server (uvicorn, as the Procfile runs it) in a thread of the test
+    process, so it shares the test database settings and the event store the test chose."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from aforo.asgi import application
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start listening")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser_store(event_stores):
+    """One backend is enough in the browser; the server one when `make test` runs it."""
+    chosen = event_stores.get("server") or event_stores["chdb"]
+    eventstore.set_default(chosen)
+    yield chosen
+    eventstore.set_default(None)
 
 
 from tests.clickhouse_server import private_clickhouse  # noqa: E402,F401  (a shared fixture)

@@ -54,3 +54,60 @@ def on_plan(tenant: Tenant, customer_id: str, *, starts_at: datetime,
     plan = rate_plan_create(tenant=tenant, code=code or f"plan-{customer_id}", components=[
         ComponentSpec(kind=kind, unit_price=Decimal(price)) for kind, price in components])
     return subscription_create(tenant=tenant, customer=customer, plan=plan, starts_at=starts_at)
+
+
+def seed_every_kind(tenant: Tenant, *, now: datetime) -> None:
+    """A little of everything the API lists (events of every shape, an invoice attributed, a
+    budget and rules that fired, a guard policy and its state, rate-card rows), so contract
+    tests see real rows, nulls and nested objects rather than empty pages."""
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from billing.attribution import attribution_run
+    from budgets import services as budgets
+    from ingestion.prices import fee_rule_create, infra_rule_create, model_price_create
+    from margin_guard.models import GuardPolicy
+    from margin_guard.services import guard_evaluate
+
+    day = timedelta(days=1)
+    model_price_create(tenant=tenant, provider="OpenAI", model="gpt-4o",
+                       effective_from=now - 30 * day, input_per_1m=Decimal("2.5"),
+                       output_per_1m=Decimal(10))
+    infra_rule_create(tenant=tenant, product_id="prod_chat", effective_from=now - 30 * day,
+                      per_event_usd=Decimal("0.0001"))
+    fee_rule_create(tenant=tenant, source_type="GATEWAY", effective_from=now - 30 * day,
+                    pct_of_ai_cost=Decimal("5"))
+    events = []
+    for n in range(30):
+        events.append({"eventId": f"seed-{n}", "occurredAt": now - timedelta(hours=n * 7),
+                       "customerId": f"cust_{n % 3}", "productId": ("prod_chat", "prod_agent")[
+                           n % 2], "productType": "API_WITH_AI", "provider": "OpenAI",
+                       "model": "gpt-4o", "sourceType": "GATEWAY", "inputTokens": 1000 + n,
+                       "outputTokens": 200, "toolName": "search" if n % 4 == 0 else None,
+                       "sessionId": f"s{n % 5}"})
+    events.append({"eventId": "seed-carried", "occurredAt": now - day, "customerId": "cust_0",
+                   "productId": "prod_chat", "cogsUsd": "0.5", "aiCogsUsd": "0.3",
+                   "revenueUsd": "0.9"})
+    events.append({"eventId": "seed-spike", "occurredAt": now - day, "customerId": "cust_1",
+                   "productId": "prod_chat", "provider": "OpenAI", "model": "gpt-4o",
+                   "inputTokens": 900_000, "outputTokens": 100_000})
+    ingest(tenant, events, now=now)
+    start = (now - 20 * day).replace(hour=0, minute=0, second=0)
+    invoice_lines(tenant, "inv-seed", customer="cust_0", start=start, end=now + day,
+                  lines=[("l1", "prod_chat", "12.50", "EVENTS"),
+                         ("l2", "prod_agent", "3.00", "TOKENS")])
+    attribution_run(tenant=tenant, trigger="API")
+    budgets.budget_create(tenant=tenant, name="Seed budget", period="MONTHLY",
+                          cap_usd=Decimal("0.01"), notify_channel="EMAIL",
+                          notify_destination="ops@example.com")
+    budgets.alert_rule_create(tenant=tenant, name="Seed rule", metric="COST", comparison="GT",
+                              threshold=Decimal("0.001"), window="30d", channel="EMAIL",
+                              destination="ops@example.com")
+    budgets.alert_rule_create(tenant=tenant, name="Seed margin", metric="MARGIN",
+                              comparison="LT", threshold=Decimal(99), window="30d",
+                              channel="EMAIL", destination="ops@example.com")
+    budgets.alerts_evaluate(now=now, tenant=tenant)
+    GuardPolicy.objects.create(tenant=tenant, name="Seed guard", scope="TENANT",
+                               mode="DRY_RUN", min_events=1, notify_channel="EMAIL",
+                               notify_destination="ops@example.com")
+    guard_evaluate(tenant=tenant, customer_id="cust_1", product_id="prod_chat", now=now)

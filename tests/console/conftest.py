@@ -9,7 +9,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from aforo import eventstore
 from aforo.catalog import customer_update
 from aforo.models import Customer, Role
 from aforo.tenancy import membership_set
@@ -123,16 +122,6 @@ def seeded(store, tenant):
 
 # --- browser tests: a live ASGI server and Debian's headless Chromium ---------------------
 
-@pytest.fixture(scope="session")
-def live_server_url():
-    from aforo.asgi import application
-    from tests.console.live_server import LiveAsgiServer
-
-    server = LiveAsgiServer(application).start()
-    yield server.url
-    server.stop()
-
-
 @pytest.fixture(scope="module")
 def browser():
     from playwright.sync_api import sync_playwright
@@ -151,15 +140,6 @@ def browser():
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     else:
         os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def browser_store(event_stores):
-    """One backend is enough in the browser; the server one when `make test` runs it."""
-    chosen = event_stores.get("server") or event_stores["chdb"]
-    eventstore.set_default(chosen)
-    yield chosen
-    eventstore.set_default(None)
 
 
 @pytest.fixture
