@@ -9,3 +9,6 @@ class AforoConfig(AppConfig):
 
     def ready(self) -> None:
         from aforo import openapi  # noqa: F401  (registers the schema extensions)
+        from aforo.limits import install_fast_text_checks
+
+        install_fast_text_checks()

@@ -6,11 +6,13 @@ declare a larger cap with a `max_body_bytes` attribute (ingest, imports).
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from rest_framework import serializers
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from aforo.errors import json_error
 
@@ -78,3 +80,21 @@ class BoundedDictField(serializers.DictField):
                 raise serializers.ValidationError(
                     f"Keys are at most {self.max_key_length} characters.")
         return super().to_internal_value(data)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _surrogates_refused(self, value: Any) -> None:
+    match = _SURROGATE.search(str(value))
+    if match:
+        raise serializers.ValidationError(
+            self.message.format(code_point=ord(match.group())), code=self.code)
+
+
+def install_fast_text_checks() -> None:
+    """:TRICKY: DRF runs every validator of a CharField even when max_length already failed,
+    and its surrogate check walks the string in a Python generator: 65 ms for a 1 MB value,
+    on every string field of every endpoint. The same check as one regex search runs at C speed
+    (about 1 ms per MB), so an oversized field costs nothing before its 400."""
+    ProhibitSurrogateCharactersValidator.__call__ = _surrogates_refused

@@ -149,3 +149,12 @@ def test_the_api_answers_400_naming_the_field_when_every_event_is_over_the_cap(s
     response = api_client(tenant).post("/api/v1/events", carried, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["field"] == "cogsUsd"
+
+
+@pytest.mark.django_db
+def test_string_fields_still_refuse_surrogates_and_overlong_values_with_a_400(api):
+    for value, field in (("ok\ud800", "name"), ("x" * 1_000_000, "name")):
+        response = api.post("/api/v1/cogs/budgets", {"name": value, "period": "MONTHLY",
+                                                     "capUsd": 1}, format="json")
+        assert response.status_code == 400
+        assert response.json()["error"]["field"] == field
