@@ -1,10 +1,11 @@
 """COGS & Margins dashboard benchmark: every endpoint end to end over HTTP, 7D / 30D / 90D.
 
 Generates N events over 90 days (10k customers, 20 products, 4 providers, 16 models, a
-REVENUE entry and its SETTLE entry for every event older than a day, plus other tenants' noise) straight into the
-ledger with INSERT ... SELECT (the rollup views fill as in production), then requests every
-endpoint through Django's test client (URL routing, auth, DRF, JSON rendering) and reports
-p50 / p95 per endpoint and period. Figures are appended to benchmarks/RESULTS.md.
+REVENUE entry and its SETTLE entry for every event older than a day, plus other tenants'
+noise) straight into the ledger with INSERT ... SELECT (the rollup views fill as in
+production), then requests every endpoint through Django's test client (URL routing, auth,
+DRF, JSON rendering) and reports p50 / p95 per endpoint and period. Figures are appended to
+benchmarks/RESULTS.md.
 
     .venv/bin/python benchmarks/dashboard.py --events 1000000            # embedded (chdb)
     .venv/bin/python benchmarks/dashboard.py --clickhouse-url clickhouse://default@127.0.0.1:19000/bench
