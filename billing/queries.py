@@ -4,32 +4,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from aforo import eventstore
-
-_USAGE = """
-SELECT customer_id, product_id, sum(event_count) AS events,
-       sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-       sum(tool_calls) AS tool_calls, sum(reasoning_steps) AS reasoning_steps,
-       sum(ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd) AS cogs_usd
-FROM ledger
-WHERE tenant_id = %(tenant_id)s AND entry_type = 'COST'
-  AND occurred_at >= %(start)s AND occurred_at < %(end)s
-  AND customer_id IN %(customers)s
-GROUP BY customer_id, product_id
-HAVING events > 0
-ORDER BY customer_id, product_id
-"""
+from aforo.ledger.query import COST, REVENUE, LedgerQuery
 
 
 def usage_by_customer_product(tenant_id: str, *, start: datetime, end: datetime,
                               customer_ids: Iterable[str]) -> list[dict]:
-    """Metered usage and COGS of [start, end) per customer and product (COST entries)."""
+    """Metered usage and COGS of [start, end) per customer and product (COST entries), with
+    the keys the invoicing reads (events, input_tokens, output_tokens, tool_calls,
+    reasoning_steps, cogs_usd)."""
     customers = tuple(sorted(set(customer_ids)))
     if not customers:
         return []
-    # :TRICKY: sum() of Decimal(18, 9) comes back as Decimal(38, 9); still exact.
-    return eventstore.tenant_query(tenant_id, _USAGE,
-                                   {"start": start, "end": end, "customers": customers})
+    rows = (LedgerQuery(tenant_id).between(start, end).where_sql(COST)
+            .where_in("customer_id", customers)
+            .dimensions("customer_id", "product_id")
+            .measures("events", "tokens_in", "tokens_out", "tool_calls_n", "reasoning_steps_n",
+                      "cogs")
+            .group_by("customer_id", "product_id").having("events > 0")
+            .order_by("customer_id", "product_id").fetch())
+    return [{"customer_id": r["customer_id"], "product_id": r["product_id"],
+             "events": r["events"], "input_tokens": r["tokens_in"],
+             "output_tokens": r["tokens_out"], "tool_calls": r["tool_calls_n"],
+             "reasoning_steps": r["reasoning_steps_n"], "cogs_usd": r["cogs"]} for r in rows]
 
 
 def revenue_status(tenant_id: str, event_ids: Iterable[str]) -> dict[str, str]:
@@ -40,13 +36,9 @@ def revenue_status(tenant_id: str, event_ids: Iterable[str]) -> dict[str, str]:
     ids = tuple(sorted(set(event_ids)))
     if not ids:
         return {}
-    rows = eventstore.tenant_query(
-        tenant_id,
-        f"SELECT event_id, {REVENUE_STATUS_SQL} AS status FROM ledger "
-        "WHERE tenant_id = %(tenant_id)s AND entry_type = 'REVENUE' AND event_id IN %(ids)s "
-        "GROUP BY event_id",
-        {"ids": ids},
-    )
+    rows = (LedgerQuery(tenant_id).dimensions("event_id")
+            .expressions(f"{REVENUE_STATUS_SQL} AS status").where_sql(REVENUE)
+            .where_in("event_id", ids).group_by("event_id").fetch())
     settled = {row["event_id"] for row in rows if row["status"] == "SETTLED"}
     return {i: ("SETTLED" if i in settled else "SETTLING") for i in ids}
 
