@@ -1,10 +1,15 @@
-"""Billing reads: usage per customer and product for invoicing, revenue status of events."""
+"""Billing reads: usage per customer and product for invoicing, revenue status of events,
+plans and subscriptions, and what a customer's plan rated."""
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import Count, Q
 
 from aforo import eventstore
+from billing.models import RatePlan, Subscription
 
 _USAGE = """
 SELECT customer_id, product_id, sum(event_count) AS events,
@@ -58,3 +63,84 @@ REVENUE_STATUS_SQL = (
     "if(countIf(entry_type = 'REVENUE' AND entry_kind = 'ORIGINAL') > "
     "countIf(entry_type = 'REVENUE' AND entry_kind = 'REVERSAL'), 'SETTLED', 'SETTLING')"
 )
+
+
+# --- plans and subscriptions (relational reads) ---------------------------------------------
+
+class SubscriptionStatus:
+    SCHEDULED = "SCHEDULED"
+    ACTIVE = "ACTIVE"
+    ENDED = "ENDED"
+    ALL = (SCHEDULED, ACTIVE, ENDED)
+
+
+def subscription_status(subscription, now: datetime) -> str:
+    if subscription.starts_at > now:
+        return SubscriptionStatus.SCHEDULED
+    if subscription.ends_at is not None and subscription.ends_at <= now:
+        return SubscriptionStatus.ENDED
+    return SubscriptionStatus.ACTIVE
+
+
+def _in_force(now: datetime):
+    return Q(starts_at__lte=now) & (Q(ends_at__isnull=True) | Q(ends_at__gt=now))
+
+
+def plans_listed(tenant, *, now: datetime):
+    """The tenant's plans with their components and tiers, and how many customers are on each
+    now (`active_subscriptions`) and ever were (`subscription_count`)."""
+    in_force = Q(subscriptions__starts_at__lte=now) & (
+        Q(subscriptions__ends_at__isnull=True) | Q(subscriptions__ends_at__gt=now))
+    return (RatePlan.objects.filter(tenant=tenant)
+            .annotate(subscription_count=Count("subscriptions", distinct=True),
+                      active_subscriptions=Count("subscriptions", filter=in_force,
+                                                 distinct=True))
+            .prefetch_related("components__tiers"))
+
+
+def subscriptions_listed(tenant, *, now: datetime, customer_id: str | None = None,
+                         plan_code: str | None = None, status: str | None = None):
+    """The tenant's subscriptions, newest start first, filtered by customer, plan and status."""
+    found = (Subscription.objects.filter(tenant=tenant).select_related("customer", "plan")
+             .order_by("-starts_at", "-pk"))
+    if customer_id:
+        found = found.filter(customer__external_id=customer_id)
+    if plan_code:
+        found = found.filter(plan__code=plan_code)
+    if status == SubscriptionStatus.SCHEDULED:
+        found = found.filter(starts_at__gt=now)
+    elif status == SubscriptionStatus.ACTIVE:
+        found = found.filter(_in_force(now))
+    elif status == SubscriptionStatus.ENDED:
+        found = found.filter(Q(ends_at__lte=now))
+    return found
+
+
+def subscriptions_in_force(tenant, *, customer_ids: Iterable[str], at: datetime) -> dict:
+    """customer external id -> the subscription in force at `at`, for the customers given."""
+    found = (Subscription.objects.filter(tenant=tenant, customer__external_id__in=list(
+        customer_ids)).filter(_in_force(at)).select_related("customer", "plan")
+             .order_by("starts_at"))
+    return {s.customer.external_id: s for s in found}
+
+
+def rated_usage(tenant_id: str, *, customer_id: str, start: datetime,
+                end: datetime | None) -> dict:
+    """Events, COGS and rated revenue (what the plan gave each event at ingest) of a customer's
+    COST entries with occurred_at in [start, end) (end None: no end)."""
+    params = {"customer_id": customer_id, "start": start}
+    until = ""
+    if end is not None:
+        until, params["end"] = "AND occurred_at < %(end)s ", end
+    row = eventstore.tenant_query(
+        tenant_id,
+        "SELECT sum(event_count) AS events, "
+        "sum(ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd) AS cogs_usd, "
+        "sum(rated_revenue_usd) AS rated_revenue_usd FROM ledger "
+        "WHERE tenant_id = %(tenant_id)s AND entry_type = 'COST' "
+        f"AND customer_id = %(customer_id)s AND occurred_at >= %(start)s {until}",
+        params,
+    )[0]
+    # :TRICKY: sum() over no rows is 0 (not NULL) on both engines; Decimal(38, 9) comes back.
+    return {"events": int(row["events"] or 0), "cogs_usd": row["cogs_usd"] or Decimal(0),
+            "rated_revenue_usd": row["rated_revenue_usd"] or Decimal(0)}
