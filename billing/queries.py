@@ -144,3 +144,30 @@ def rated_usage(tenant_id: str, *, customer_id: str, start: datetime,
     # :TRICKY: sum() over no rows is 0 (not NULL) on both engines; Decimal(38, 9) comes back.
     return {"events": int(row["events"] or 0), "cogs_usd": row["cogs_usd"] or Decimal(0),
             "rated_revenue_usd": row["rated_revenue_usd"] or Decimal(0)}
+
+
+def rated_events(tenant_id: str, *, customer_id: str, since: datetime,
+                 limit: int = 20) -> list[dict]:
+    """A customer's latest events since `since`, newest first, each with its COGS and the
+    rated revenue the ledger holds for it (its original entry plus any repricing)."""
+    latest = eventstore.tenant_query(
+        tenant_id,
+        "SELECT event_id FROM ledger WHERE tenant_id = %(tenant_id)s AND entry_type = 'COST' "
+        "AND entry_kind = 'ORIGINAL' AND customer_id = %(customer_id)s "
+        "AND occurred_at >= %(since)s ORDER BY occurred_at DESC, event_id LIMIT %(limit)s",
+        {"customer_id": customer_id, "since": since, "limit": limit},
+    )
+    ids = tuple(row["event_id"] for row in latest)
+    if not ids:
+        return []
+    # :TRICKY: aliases must not equal column names (ClickHouse would read them in WHERE).
+    return eventstore.tenant_query(
+        tenant_id,
+        "SELECT event_id, any(occurred_at) AS event_at, any(product_id) AS event_product, "
+        "sum(ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd) AS event_cogs, "
+        "sum(rated_revenue_usd) AS event_rated FROM ledger "
+        "WHERE tenant_id = %(tenant_id)s AND entry_type = 'COST' "
+        "AND customer_id = %(customer_id)s AND occurred_at >= %(since)s "
+        "AND event_id IN %(ids)s GROUP BY event_id ORDER BY event_at DESC, event_id",
+        {"customer_id": customer_id, "since": since, "ids": ids},
+    )

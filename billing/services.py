@@ -257,6 +257,13 @@ def _check_no_overlap(*, customer: Customer, starts_at: datetime, ends_at: datet
             status_code=409)
 
 
+def _whole_second(at: datetime | None) -> datetime | None:
+    # :TRICKY: the ledger keeps occurred_at in whole seconds (DateTime('UTC')) and ingest rates
+    # an event by that second, so a term starting at 12:00:00.4 would not rate an event of
+    # 12:00:00.9. Terms start and end on whole seconds too.
+    return None if at is None else at.replace(microsecond=0)
+
+
 def _check_term(starts_at: datetime, ends_at: datetime | None) -> None:
     if ends_at is not None and ends_at <= starts_at:
         raise ApiError("The end must be after the start.", field="endsAt")
@@ -271,6 +278,7 @@ def subscription_create(*, tenant: Tenant, customer: Customer, plan: RatePlan,
     """Put a customer on a plan from `starts_at` until `ends_at` (exclusive; None: open-ended)."""
     if plan.tenant_id != tenant.pk or customer.tenant_id != tenant.pk:
         raise ApiError("Plan and customer must belong to the tenant.")
+    starts_at, ends_at = _whole_second(starts_at), _whole_second(ends_at)
     _check_term(starts_at, ends_at)
     with transaction.atomic():
         _check_no_overlap(customer=_locked(customer), starts_at=starts_at, ends_at=ends_at)
@@ -286,8 +294,8 @@ def subscription_update(*, subscription: Subscription, plan: RatePlan | None = N
     """Change a subscription's plan or term (`ends_at=None` makes it open-ended again)."""
     if plan is not None and plan.tenant_id != subscription.tenant_id:
         raise ApiError("The plan must belong to the tenant.", field="planCode")
-    new_start = starts_at if starts_at is not None else subscription.starts_at
-    new_end = subscription.ends_at if ends_at is _UNSET else ends_at
+    new_start = _whole_second(starts_at) if starts_at is not None else subscription.starts_at
+    new_end = subscription.ends_at if ends_at is _UNSET else _whole_second(ends_at)
     _check_term(new_start, new_end)
     with transaction.atomic():
         _check_no_overlap(customer=_locked(subscription.customer), starts_at=new_start,
@@ -302,6 +310,7 @@ def subscription_update(*, subscription: Subscription, plan: RatePlan | None = N
 
 def subscription_end(*, subscription: Subscription, at: datetime) -> Subscription:
     """End a subscription at `at` (events from then on rate zero unless another plan starts)."""
+    at = _whole_second(at)
     if at <= subscription.starts_at:
         raise ApiError(f"The subscription starts {_fmt_moment(subscription.starts_at)}; it can "
                        "only end after that. Delete it instead if it should never start.",
@@ -322,6 +331,7 @@ def subscription_change_plan(*, subscription: Subscription, plan: RatePlan,
         raise ApiError("The plan must belong to the tenant.", field="planCode")
     if plan.pk == subscription.plan_id:
         raise ApiError(f"The customer is already on plan {plan.code!r}.", field="planCode")
+    at = _whole_second(at)
     in_force = subscription.starts_at < at and (subscription.ends_at is None
                                                 or at < subscription.ends_at)
     if not in_force:

@@ -264,8 +264,9 @@ def test_a_plan_with_subscriptions_cannot_be_deleted(tenant, catalog):
 def test_every_role_reads_and_only_billing_roles_write(tenant, catalog, role):
     owner = api_client(tenant, "OWNER")
     owner.post("/api/v1/billing/plans", PRO, format="json")
-    sub = owner.post("/api/v1/billing/subscriptions", {"customerId": "cust_a",
-                                                       "planCode": "pro"}, format="json").json()
+    sub = owner.post("/api/v1/billing/subscriptions", {
+        "customerId": "cust_a", "planCode": "pro", "startsAt": "2026-10-01"},
+        format="json").json()
     client = api_client(tenant, role)
     for path in ("/api/v1/billing/plans", "/api/v1/billing/plans/pro",
                  "/api/v1/billing/subscriptions", f"/api/v1/billing/subscriptions/{sub['id']}"):
