@@ -269,6 +269,16 @@ def _check_term(starts_at: datetime, ends_at: datetime | None) -> None:
         raise ApiError("The end must be after the start.", field="endsAt")
 
 
+def subscription_term_check(*, customer: Customer, starts_at: datetime,
+                            ends_at: datetime | None, excluding: int | None = None) -> None:
+    """The checks a subscription's term passes (end after start, no overlap), for forms that
+    save outside these services (the admin); the services run them under the row lock."""
+    starts_at, ends_at = _whole_second(starts_at), _whole_second(ends_at)
+    _check_term(starts_at, ends_at)
+    _check_no_overlap(customer=customer, starts_at=starts_at, ends_at=ends_at,
+                      excluding=excluding)
+
+
 def _locked(customer: Customer) -> Customer:
     return Customer.objects.select_for_update().get(pk=customer.pk)
 
