@@ -48,6 +48,11 @@ TIER_PRICE_MULTIPLIER = {"FREE": Decimal("0.6"), "PRO": Decimal("1.2"),
                          "ENTERPRISE": Decimal("2.2")}
 LEGACY_MULTIPLIER = Decimal("0.12")
 SOURCE_TYPES = ["GATEWAY", "SDK", "AGENT", "BATCH"]
+# Two customers outside Aforo's plans: one billed in Stripe (its invoices imported every closed
+# month, its current month estimated from the last one), one whose events carry their price.
+STRIPE_CUSTOMER = "cust_007"
+CARRIED_CUSTOMER = "cust_011"
+STRIPE_MARKUP = Decimal("1.8")  # the Stripe customer pays 1.8 × its COGS, per token
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,8 @@ def demo_tenant_ensure(slug: str = DEMO_TENANT) -> DemoCredentials:
 def demo_event_count(tenant: Tenant) -> int:
     rows = eventstore.tenant_query(
         tenant.slug,
-        "SELECT sum(event_count) AS events FROM ledger WHERE tenant_id = %(tenant_id)s",
+        "SELECT sum(event_count) AS events FROM ledger WHERE tenant_id = %(tenant_id)s "
+        "AND entry_type = 'COST'",
     )
     return int(rows[0]["events"] or 0) if rows else 0
 
@@ -143,16 +149,53 @@ def demo_billing(tenant: Tenant, people, *, start: datetime) -> None:
     }
     customers = {c.external_id: c for c in Customer.objects.filter(tenant=tenant)}
     for cid, tier, multiplier in people:
+        if cid in (STRIPE_CUSTOMER, CARRIED_CUSTOMER):
+            continue
         plan = plans["LEGACY"] if multiplier == LEGACY_MULTIPLIER else plans[tier]
         subscription_create(tenant=tenant, customer=customers[cid], plan=plan, starts_at=start)
 
 
+def stripe_invoice_payload(tenant: Tenant, customer_id: str, *, start: datetime,
+                           end: datetime) -> dict | None:
+    """The Stripe invoice (current API shape) the Stripe-billed demo customer got for a month:
+    a metered line per product, priced per token at STRIPE_MARKUP × that product's COGS."""
+    from billing.queries import usage_by_customer_product
+
+    lines = []
+    for row in usage_by_customer_product(tenant.slug, start=start, end=end,
+                                         customer_ids=[customer_id]):
+        tokens = int(row["input_tokens"]) + int(row["output_tokens"])
+        cents = int((row["cogs_usd"] * STRIPE_MARKUP * 100).to_integral_value())
+        if not tokens or not cents:
+            continue
+        lines.append({
+            "id": f"il_{customer_id}_{start:%Y%m}_{row['product_id']}", "object": "line_item",
+            "amount": cents, "currency": "usd", "quantity": tokens,
+            "description": f"{tokens:,} × LLM tokens ({row['product_id']})",
+            "metadata": {"aforo_product_id": row["product_id"], "aforo_unit": "TOKENS"},
+            "period": {"start": int(start.timestamp()), "end": int(end.timestamp())},
+            "pricing": {"type": "price_details", "price_details": {
+                "price": "price_llm_tokens", "product": "prod_llm_tokens"}},
+        })
+    if not lines:
+        return None
+    total = sum(line["amount"] for line in lines)
+    return {"id": f"in_{customer_id}_{start:%Y%m}", "object": "invoice", "status": "paid",
+            "currency": "usd", "customer": f"cus_{customer_id}",
+            "metadata": {"aforo_customer_id": customer_id},
+            "period_start": int(start.timestamp()), "period_end": int(end.timestamp()),
+            "subtotal": total, "total": total, "amount_paid": total,
+            "lines": {"object": "list", "data": lines, "has_more": False}}
+
+
 def demo_settle(tenant: Tenant, *, start: datetime, now: datetime,
                 say: Callable[[str], None] = lambda _m: None) -> None:
-    """Invoice every month closed before `now` and attribute the revenue to its events; the
-    current month stays as rated revenue, still settling."""
+    """Invoice every month closed before `now` (Aforo's plans, and the Stripe-billed customer's
+    imported invoices) and attribute the revenue to its events; the current month stays
+    settling: rated, carried, or estimated from the last invoice."""
     from billing.attribution import attribution_run
     from billing.invoicing import invoices_generate, month_bounds
+    from billing.stripe import stripe_invoice_import
 
     month = start.replace(day=1, hour=0, minute=0, second=0)
     current = now.replace(day=1, hour=0, minute=0, second=0)
@@ -160,7 +203,12 @@ def demo_settle(tenant: Tenant, *, start: datetime, now: datetime,
         period_start, period_end = month_bounds(f"{month:%Y-%m}")
         invoices = invoices_generate(tenant=tenant, period_start=period_start,
                                      period_end=period_end)
-        say(f"Invoiced {month:%Y-%m}: {len(invoices)} invoices.")
+        payload = stripe_invoice_payload(tenant, STRIPE_CUSTOMER, start=period_start,
+                                         end=period_end)
+        if payload is not None:
+            stripe_invoice_import(tenant=tenant, payload=payload)
+        say(f"Invoiced {month:%Y-%m}: {len(invoices)} invoices"
+            f"{' and 1 imported from Stripe' if payload else ''}.")
         month = period_end
     run = attribution_run(tenant=tenant, trigger="DEMO")
     say(f"Attribution run: {run.lines_matched} invoice lines over {run.events:,} "
@@ -187,8 +235,8 @@ def demo_guard(tenant: Tenant, *, now: datetime) -> int:
 
 def demo_event(rng: random.Random, n: int, people, occurred: datetime) -> dict:
     """One event as a producer sends it: most carry only usage, some their own cost."""
-    cid, _tier, _multiplier = people[int(rng.paretovariate(1.2)) % len(people)]
-    pid, ptype, _price, model_ix = PRODUCTS[rng.randrange(len(PRODUCTS))]
+    cid, _tier, multiplier = people[int(rng.paretovariate(1.2)) % len(people)]
+    pid, ptype, price, model_ix = PRODUCTS[rng.randrange(len(PRODUCTS))]
     provider, model, in_price, out_price = MODELS[rng.choice(model_ix)]
     input_tokens = int(rng.lognormvariate(6.5, 0.9))
     output_tokens = int(rng.lognormvariate(5.5, 1.0))
@@ -212,6 +260,8 @@ def demo_event(rng: random.Random, n: int, people, occurred: datetime) -> dict:
         total = (Decimal(input_tokens) * Decimal(in_price) * Decimal("1.1")
                  + Decimal(output_tokens) * Decimal(out_price)) / Decimal(1_000_000)
         event["cogsUsd"] = str(total.quantize(NANO) + Decimal("0.0008"))
+    if cid == CARRIED_CUSTOMER:  # its gateway reports what it charged for the call
+        event["revenueUsd"] = str((Decimal(price) * multiplier).quantize(NANO))
     return event
 
 

@@ -12,12 +12,13 @@ ZERO = Decimal(0)
 LEDGER_DEFAULTS: dict[str, Any] = {
     "entry_kind": "ORIGINAL",
     "customer_id": "", "product_id": "", "product_type": "", "provider": "", "model": "",
-    "requested_model": "", "tool_name": "", "source_type": "", "session_id": "",
-    "event_count": 0,
-    "input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0, "reasoning_tokens": 0,
-    "reasoning_steps": 0, "tool_calls": 0,
+    "requested_model": "", "tool_name": "", "source_type": "", "session_id": "", "agent": "",
+    "latency_ms": 0, "event_count": 0,
+    "input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0,
+    "cache_write_input_tokens": 0, "reasoning_tokens": 0, "reasoning_steps": 0, "tool_calls": 0,
     "quantity": ZERO, "ai_cogs_usd": ZERO, "infra_cogs_usd": ZERO, "fee_cogs_usd": ZERO,
-    "unclassified_cogs_usd": ZERO, "rated_revenue_usd": ZERO, "revenue_usd": ZERO,
+    "unclassified_cogs_usd": ZERO, "rated_revenue_usd": ZERO, "carried_revenue_usd": ZERO,
+    "revenue_source": "NONE", "revenue_usd": ZERO,
     "cost_source": "RATE_CARD", "unpriced": 0,
     "invoice_id": "", "invoice_line_id": "", "attribution_run_id": "",
 }

@@ -22,6 +22,7 @@ from django.db.models import Q
 from aforo import eventstore
 from aforo.errors import ApiError
 from aforo.models import Tenant
+from billing.estimates import revenue_rates_refresh
 from billing.models import (
     AttributionRun,
     AttributionRunStatus,
@@ -29,6 +30,7 @@ from billing.models import (
     InvoiceLine,
     InvoiceStatus,
 )
+from billing.settlement import settlements_reconcile_batch
 
 NANOS = Decimal("0.000000001")
 INVOICES_PER_BATCH = 1000
@@ -225,6 +227,12 @@ WHERE tenant_id = %(tenant_id)s AND entry_type = 'REVENUE'
 GROUP BY invoice_id, invoice_line_id
 """
 
+# Each line's matched events and their total weight in its unit: the per-unit revenue the
+# estimate of not-yet-invoiced events is made from (billing.estimates).
+_UNITS_BY_LINE = """
+SELECT line_no, count() AS events, sum(weight) AS weight FROM ({matched}) GROUP BY line_no
+"""
+
 _WRITTEN_BY_LINE = """
 SELECT invoice_id, invoice_line_id, count() AS events
 FROM ledger
@@ -362,6 +370,9 @@ def _attribute_batch(tenant: Tenant, run: AttributionRun, batch_no: int,
             eventstore.command(
                 _reconcile_sql(wildcard=any(not i.line.product_id for i in sub_lines)),
                 {**params, "batch": sub})
+    settlements_reconcile_batch(tenant_slug=tenant.slug, batch=batch, run_id=str(run.run_id),
+                                now=now)
+    _record_units(tenant, lines, wildcard, params)
     for item in lines:
         totals.lines += 1
         if item.events or not item.line.amount_usd:
@@ -374,6 +385,20 @@ def _attribute_batch(tenant: Tenant, run: AttributionRun, batch_no: int,
                 "invoiceId": item.invoice.invoice_id, "lineId": item.line.line_id,
                 "productId": item.line.product_id or None,
                 "amountUsd": str(item.line.amount_usd)})
+
+
+def _record_units(tenant: Tenant, lines: list[_Line], wildcard: bool, params: dict) -> None:
+    """Store each line's matched events and weight (the estimate's per-unit basis)."""
+    if not lines:
+        return
+    found = {row["line_no"]: row for row in eventstore.tenant_query(
+        tenant.slug, _UNITS_BY_LINE.format(matched=_matched_sql(wildcard=wildcard)), params)}
+    for item in lines:
+        row = found.get(item.line_no)
+        item.line.attributed_events = int(row["events"]) if row else 0
+        item.line.attributed_weight = int(row["weight"]) if row else 0
+    InvoiceLine.objects.bulk_update([item.line for item in lines],
+                                    ["attributed_events", "attributed_weight"], batch_size=1000)
 
 
 def attribution_run(*, tenant: Tenant, trigger: str = "MANUAL",
@@ -425,6 +450,7 @@ def attribution_run(*, tenant: Tenant, trigger: str = "MANUAL",
         )[0]
         run.entries_written = written["entries"]
         run.reversed_usd = -Decimal(written["reversed"] or 0)
+        revenue_rates_refresh(tenant=tenant)
         run.status = AttributionRunStatus.SUCCEEDED
     except Exception as exc:
         run.status = AttributionRunStatus.FAILED

@@ -178,6 +178,10 @@ class InvoiceLine(models.Model):
     unit = models.CharField(max_length=20, choices=Unit.choices)
     description = models.CharField(max_length=500, blank=True)
     quantity = models.DecimalField(max_digits=30, decimal_places=9, null=True, blank=True)
+    # Written by attribution: the events the line was allocated over and their total weight
+    # in its unit (tokens, tool calls, COGS nanodollars...; events for EVENTS and FLAT).
+    attributed_events = models.BigIntegerField(default=0)
+    attributed_weight = models.DecimalField(max_digits=30, decimal_places=0, default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["invoice", "line_id"],
@@ -221,3 +225,13 @@ class AttributionRun(TenantScoped):
 
     def __str__(self) -> str:
         return f"run {self.run_id} ({self.status})"
+
+
+class RevenueEstimateVersion(models.Model):
+    """The latest version of a tenant's per-unit revenue estimates in the event store
+    (`revenue_rates`), with a fingerprint so an unchanged refresh writes nothing."""
+
+    tenant = models.OneToOneField("aforo.Tenant", on_delete=models.CASCADE, related_name="+")
+    version = models.BigIntegerField()
+    fingerprint = models.CharField(max_length=64)
+    updated_at = models.DateTimeField(auto_now=True)

@@ -160,11 +160,18 @@ def _dec(value: Any) -> Decimal:
 
 
 def rated_revenue(*, tenant: Tenant, entries: list[dict[str, Any]]) -> list[Decimal]:
-    """Each ledger entry's rated revenue under its customer's plan at its occurred_at.
+    """Each ledger entry's rated revenue (0 where its customer has no plan); see plan_rating."""
+    return [ZERO if value is None else value
+            for value in plan_rating(tenant=tenant, entries=entries)]
+
+
+def plan_rating(*, tenant: Tenant, entries: list[dict[str, Any]]) -> list[Decimal | None]:
+    """Each ledger entry's rated revenue under its customer's plan at its occurred_at, or None
+    where the customer had no subscription then (the event has no rated revenue at all).
 
     `entries` are ledger-row dicts (customer_id, product_id, occurred_at, input_tokens,
-    output_tokens, tool_calls, reasoning_steps, ai/infra/fee/unclassified_cogs_usd). An event
-    whose customer has no subscription then rates 0. Quantized to 9 decimals, the ledger's scale.
+    output_tokens, tool_calls, reasoning_steps, ai/infra/fee/unclassified_cogs_usd).
+    Quantized to 9 decimals, the ledger's scale.
 
     Approximations, settled by the invoice and its attribution later:
     - volume tiers rate at the first tier's price (the period's total is not known yet);
@@ -175,12 +182,12 @@ def rated_revenue(*, tenant: Tenant, entries: list[dict[str, Any]]) -> list[Deci
     if not entries:
         return []
     book = plan_book_for(tenant)
-    out: list[Decimal] = []
+    out: list[Decimal | None] = []
     memo: dict[tuple[int, str], Coefficients] = {}
     for entry in entries:
         rates = book.rates_at(entry.get("customer_id") or "", entry["occurred_at"])
         if rates is None:
-            out.append(ZERO)
+            out.append(None)
             continue
         product = entry.get("product_id") or ""
         key = (id(rates), product)

@@ -15,7 +15,7 @@ from aforo.errors import ApiError
 from aforo.models import Customer, Product, Tenant
 from budgets.models import Alert, AlertRule, Channel, CostBudget, Delivery
 from budgets.periods import period_bounds, window_bounds
-from cogs.realtime import HUNDRED, window_totals
+from cogs.expected import HUNDRED, scope_margin
 
 log = logging.getLogger(__name__)
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -110,7 +110,7 @@ class BudgetStatus:
 def budget_status(budget: CostBudget, *, now: datetime) -> BudgetStatus:
     """Spend so far this period, utilization, projection at the pace so far, and status."""
     start, end = period_bounds(budget.period, now, tenant_time_zone(budget.tenant))
-    totals = window_totals(budget.tenant.slug, start=start, end=min(now, end),
+    totals = scope_margin(budget.tenant.slug, start=start, end=min(now, end),
                            product_id=budget.product_id or None,
                            customer_id=budget.customer_id or None)
     spent = totals.cogs_usd
@@ -156,9 +156,10 @@ COMPARE = {"GT": lambda v, t: v > t, "GTE": lambda v, t: v >= t,
 
 
 def rule_value(rule: AlertRule, *, now: datetime) -> tuple[Decimal | None, datetime, datetime]:
-    """The rule's metric over its window: USD for COST, % for MARGIN, a ratio for RATIO."""
+    """The rule's metric over its window: USD for COST, % for MARGIN, a ratio for RATIO; margin
+    and ratio from expected revenue (cogs.expected: the dashboard's, the guard's)."""
     start, end = window_bounds(rule.window, now, tenant_time_zone(rule.tenant))
-    totals = window_totals(rule.tenant.slug, start=start, end=end,
+    totals = scope_margin(rule.tenant.slug, start=start, end=end,
                            product_id=rule.product_id or None,
                            customer_id=rule.customer_id or None)
     if rule.metric == AlertRule.Metric.COST:

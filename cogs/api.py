@@ -49,7 +49,21 @@ def _margin_fields(totals: Totals, margin_pct: Decimal | None = None) -> dict:
         margin_pct = queries.margin_pct(totals.revenue_usd, cogs)
     return {"cogsUsd": money(cogs), "revenueUsd": money(totals.revenue_usd),
             "marginUsd": money(margin), "marginPct": pct(margin_pct),
-            "eventCount": totals.event_count}
+            "eventCount": totals.event_count, **expected_fields(totals)}
+
+
+def expected_fields(totals) -> dict:
+    """API.md's expected-revenue fields of a row (Totals or a customer row)."""
+    return {"settlingRevenueUsd": money(totals.settling_revenue_usd),
+            "expectedRevenueUsd": money(totals.expected_revenue_usd),
+            "expectedMarginUsd": money(totals.expected_margin_usd),
+            "expectedMarginPct": pct(totals.expected_margin_pct)}
+
+
+def revenue_sources(totals: Totals) -> dict:
+    return {"attributedUsd": money(totals.revenue_usd), "carriedUsd": money(totals.carried_usd),
+            "ratedUsd": money(totals.rated_usd), "estimatedUsd": money(totals.estimated_usd),
+            "unknownEvents": totals.unknown_events}
 
 
 def product_row(totals: Totals) -> dict:
@@ -63,8 +77,10 @@ def customer_rows(rows: list[queries.CustomerRow]) -> list[dict]:
     out = []
     append, half_even = out.append, ROUND_HALF_EVEN
     money_, pct_, hundred = MONEY, PCT, queries.HUNDRED
-    for customer_id, event_count, cogs, revenue, tag in rows:
+    for customer_id, event_count, cogs, revenue, tag, settling, _unknown in rows:
         margin = revenue - cogs
+        expected = revenue + settling
+        expected_margin = expected - cogs
         append({
             "customerId": customer_id,
             "cogsUsd": cogs.quantize(money_, half_even),
@@ -74,6 +90,11 @@ def customer_rows(rows: list[queries.CustomerRow]) -> list[dict]:
             if revenue else None,
             "eventCount": event_count,
             "tag": tag,  # a CustomerTag (a str enum: written as its value) or None
+            "settlingRevenueUsd": settling.quantize(money_, half_even),
+            "expectedRevenueUsd": expected.quantize(money_, half_even),
+            "expectedMarginUsd": expected_margin.quantize(money_, half_even),
+            "expectedMarginPct": (expected_margin / expected * hundred).quantize(
+                pct_, half_even) if expected else None,
         })
     return out
 
@@ -115,6 +136,8 @@ def transaction_row(event: Transaction) -> dict:
         "outputTokens": event.output_tokens,
         "totalTokens": event.input_tokens + event.output_tokens,
         "revenueStatus": "SETTLED" if event.settled else "SETTLING",
+        "revenueSource": event.revenue_source,
+        "expectedRevenueUsd": money(event.expected_revenue_usd),
     }
 
 
@@ -146,6 +169,9 @@ class TransactionRowSchema(serializers.Serializer):
     outputTokens = serializers.IntegerField(required=False)
     totalTokens = serializers.IntegerField(required=False)
     revenueStatus = serializers.ChoiceField(choices=["SETTLED", "SETTLING"], required=False)
+    revenueSource = serializers.ChoiceField(choices=[s.value for s in queries.RevenueSource],
+                                            required=False)
+    expectedRevenueUsd = _money_field(required=False)
 
 
 class _Envelope(serializers.Serializer):
@@ -177,7 +203,22 @@ class CostCompositionSchema(serializers.Serializer):
     totalCogsUsd = _money_field()
 
 
-class DashboardSchema(serializers.Serializer):
+class _ExpectedSchema(serializers.Serializer):
+    settlingRevenueUsd = _money_field(help_text="Expected revenue of events not yet attributed")
+    expectedRevenueUsd = _money_field(help_text="Attributed + settling")
+    expectedMarginUsd = _money_field()
+    expectedMarginPct = serializers.FloatField(allow_null=True)
+
+
+class RevenueSourcesSchema(serializers.Serializer):
+    attributedUsd = _money_field()
+    carriedUsd = _money_field()
+    ratedUsd = _money_field()
+    estimatedUsd = _money_field()
+    unknownEvents = serializers.IntegerField(help_text="Events with no revenue source at all")
+
+
+class DashboardSchema(_ExpectedSchema):
     totalCogsUsd = _money_field()
     revenueUsd = _money_field()
     grossMarginPct = serializers.FloatField(allow_null=True)
@@ -185,6 +226,7 @@ class DashboardSchema(serializers.Serializer):
     aiModelSpendUsd = _money_field()
     activeProducts = serializers.IntegerField()
     eventCount = serializers.IntegerField()
+    revenueSources = RevenueSourcesSchema()
 
 
 # --- request parsing ----------------------------------------------------------------------
@@ -252,7 +294,7 @@ class Dashboard(_DashboardView):
                    operation_id="cogs_dashboard")
     def get(self, request):
         _settings, period = self.settings_and_period(request)
-        headline = queries.overview(request.tenant, period)
+        headline = queries.overview(request.tenant, period, estimate=True)
         totals = headline.totals
         return Response({
             "totalCogsUsd": money(totals.cogs_usd),
@@ -262,6 +304,8 @@ class Dashboard(_DashboardView):
             "aiModelSpendUsd": money(totals.ai_cogs_usd),
             "activeProducts": headline.active_products,
             "eventCount": totals.event_count,
+            **expected_fields(totals),
+            "revenueSources": revenue_sources(totals),
         })
 
 
@@ -271,8 +315,9 @@ class Trends(_DashboardView):
         _settings, period = self.settings_and_period(request)
         return Response([
             {"date": day.key[0].isoformat(), "cogsUsd": money(day.cogs_usd),
-             "revenueUsd": money(day.revenue_usd), "marginPct": pct(day.margin_pct)}
-            for day in queries.daily_series(request.tenant, period)
+             "revenueUsd": money(day.revenue_usd), "marginPct": pct(day.margin_pct),
+             **expected_fields(day)}
+            for day in queries.daily_series(request.tenant, period, estimate=True)
         ])
 
 
@@ -294,8 +339,8 @@ class ByProduct(_DashboardView):
     @extend_schema(parameters=PERIOD_PARAMETERS, responses=OpenApiTypes.OBJECT)
     def get(self, request):
         _settings, period = self.settings_and_period(request)
-        return Response([product_row(row)
-                         for row in queries.products_breakdown(request.tenant, period)])
+        return Response([product_row(row) for row in queries.products_breakdown(
+            request.tenant, period, estimate=True)])
 
 
 LIMIT_PARAMETER = OpenApiParameter(
@@ -326,8 +371,9 @@ class ByModel(_DashboardView):
                 "inputRatePer1k": rate(row.input_rate_per_1k),
                 "outputRatePer1k": rate(row.output_rate_per_1k),
                 "eventCount": row.totals.event_count,
+                **expected_fields(row.totals),
             }
-            for row in queries.models_breakdown(request.tenant, period)
+            for row in queries.models_breakdown(request.tenant, period, estimate=True)
         ])
 
 
@@ -350,7 +396,7 @@ class Pnl(_DashboardView):
     def get(self, request):
         settings, period = self.settings_and_period(request)
         limit = limit_param(request)
-        products = queries.products_breakdown(request.tenant, period)
+        products = queries.products_breakdown(request.tenant, period, estimate=True)
         # Ranked by their own margin: who carries the book first, who erodes it last.
         customers = queries.customer_ledger(request.tenant, period, _floors(settings),
                                             order=queries.CustomerOrder.MARGIN, limit=limit)

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 
 from aforo import eventstore
 from aforo.models import Tenant
+from cogs import expected
+from cogs.expected import margin_pct
 
 ZERO = Decimal(0)
 HUNDRED = Decimal(100)
@@ -103,6 +105,8 @@ _MEASURES = {
     "cogs_unclassified": ("sumIf(unclassified_cogs_usd, entry_type = 'COST')",
                           "sum(cogs_unclassified)"),
     "revenue": ("sumIf(revenue_usd, entry_type = 'REVENUE')", "sum(revenue)"),
+    "revenue_carried": (expected.RAW_CARRIED, "sum(revenue_carried)"),
+    "revenue_rated": (expected.RAW_RATED, "sum(revenue_rated)"),
 }
 
 
@@ -153,29 +157,41 @@ class Totals(_CostBuckets):
     fee_cogs_usd: Decimal = ZERO
     unclassified_cogs_usd: Decimal = ZERO
     revenue_usd: Decimal = ZERO
+    # Expected revenue of the events not yet attributed (cogs.expected); filled where a
+    # reader asks for it (estimate=True), zero otherwise.
+    carried_usd: Decimal = ZERO
+    rated_usd: Decimal = ZERO
+    estimated_usd: Decimal = ZERO
+    unknown_events: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
 
+    @property
+    def settling_revenue_usd(self) -> Decimal:
+        return self.carried_usd + self.rated_usd + self.estimated_usd
+
+    @property
+    def expected_revenue_usd(self) -> Decimal:
+        return self.revenue_usd + self.settling_revenue_usd
+
+    @property
+    def expected_margin_usd(self) -> Decimal:
+        return self.expected_revenue_usd - self.cogs_usd
+
+    @property
+    def expected_margin_pct(self) -> Decimal | None:
+        return margin_pct(self.expected_revenue_usd, self.cogs_usd)
+
     def __add__(self, other: Totals) -> Totals:
-        return Totals(
-            key=(), event_count=self.event_count + other.event_count,
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            ai_cogs_usd=self.ai_cogs_usd + other.ai_cogs_usd,
-            infra_cogs_usd=self.infra_cogs_usd + other.infra_cogs_usd,
-            fee_cogs_usd=self.fee_cogs_usd + other.fee_cogs_usd,
-            unclassified_cogs_usd=self.unclassified_cogs_usd + other.unclassified_cogs_usd,
-            revenue_usd=self.revenue_usd + other.revenue_usd,
-        )
+        return Totals(key=(), **{name: getattr(self, name) + getattr(other, name)
+                                 for name in _SUMMED})
 
 
-def margin_pct(revenue: Decimal, cogs: Decimal) -> Decimal | None:
-    """(revenue − COGS) / revenue × 100, or None where revenue is zero."""
-    if revenue == 0:
-        return None
-    return (revenue - cogs) / revenue * HUNDRED
+_SUMMED = ("event_count", "input_tokens", "output_tokens", "ai_cogs_usd", "infra_cogs_usd",
+           "fee_cogs_usd", "unclassified_cogs_usd", "revenue_usd", "carried_usd", "rated_usd",
+           "estimated_usd", "unknown_events")
 
 
 def totals_sum(rows: Iterable[Totals]) -> Totals:
@@ -190,9 +206,61 @@ def _source(dimension: Dimension, period: Period, use_rollups: bool) -> tuple[st
     # The rollups are by UTC day, so a period in another time zone reads the raw ledger.
     if use_rollups and period.is_utc:
         table = "ledger_daily_customers" if dimension is Dimension.CUSTOMER else "ledger_daily"
-        return table, _ROLLUP_MEASURES, "day >= %(first)s AND day <= %(last)s"
-    return ("ledger", _RAW_MEASURES,
-            "occurred_at >= %(start_at)s AND occurred_at < %(end_at)s")
+        return table, _ROLLUP_MEASURES, _ROLLUP_PERIOD
+    return "ledger", _RAW_MEASURES, _RAW_PERIOD
+
+
+_ROLLUP_PERIOD = "day >= %(first)s AND day <= %(last)s"
+_RAW_PERIOD = "occurred_at >= %(start_at)s AND occurred_at < %(end_at)s"
+# :TRICKY: toDate(DateTime, tz) gives the calendar day in that zone; the plain
+# toDate(occurred_at) would use the column's own zone (UTC).
+_RAW_DAY = "toDate(occurred_at, %(time_zone)s) AS day"
+
+
+def _period_params(period: Period) -> dict:
+    return {"first": period.first, "last": period.last, "start_at": period.start_at,
+            "end_at": period.end_at, "time_zone": period.time_zone}
+
+
+def _estimates(tenant: Tenant, keys: tuple[str, ...], period: Period, use_rollups: bool, *,
+               customers: tuple[str, ...] | None = None) -> dict[tuple, expected.Estimate]:
+    """Estimated revenue and unknown events per value of `keys` (columns of the ledger, or
+    `day`) over the period, from the unsourced rollup or the raw ledger; of some customers
+    only when `customers` names them."""
+    params = _period_params(period)
+    if customers is not None:
+        if not customers:
+            return {}
+        params["customers"] = customers
+    rollup = use_rollups and period.is_utc
+    extra = [k for k in keys if k not in ("customer_id", "product_id")]
+    if rollup:
+        selected, basis, table, where = extra, expected.ROLLUP_BASIS, "ledger_daily_unsourced", \
+            _ROLLUP_PERIOD
+    else:
+        selected = [_RAW_DAY if k == "day" else k for k in extra]
+        basis, table, where = expected.RAW_BASIS, "ledger", _RAW_PERIOD
+    grouped = ", ".join([*extra, "customer_id", "product_id"])
+    if customers is not None:
+        where += " AND customer_id IN %(customers)s"
+    sql = (f"SELECT {', '.join([*selected, 'customer_id', 'product_id'])}, {basis} "
+           f"FROM {table} WHERE tenant_id = %(tenant_id)s AND {where} GROUP BY {grouped}")
+    return expected.estimates_by(tenant.slug, sql, keys, params)
+
+
+def _with_estimates(rows: list[Totals], estimates: dict[tuple, expected.Estimate],
+                    keys: tuple[str, ...]) -> list[Totals]:
+    """Rows given their estimates; a key with only an estimate (no row) gets a row of its own."""
+    by_key = {row.key: row for row in rows}
+    for key, estimate in estimates.items():
+        if not estimate.estimated_usd and not estimate.unknown_events:
+            continue
+        row = by_key.get(key)
+        if row is None:  # a ranked, limited breakdown holds only some keys
+            continue
+        row.estimated_usd = estimate.estimated_usd
+        row.unknown_events = estimate.unknown_events
+    return rows
 
 
 def decimal_keys(expression: str) -> tuple[str, str]:
@@ -217,21 +285,16 @@ class Rank(enum.Enum):
 
 def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
               use_rollups: bool = True, rank: Rank | None = None,
-              limit: int | None = None) -> list[Totals]:
+              limit: int | None = None, estimate: bool = False) -> list[Totals]:
     """One row of totals per value of `dimension` in the period: all of them, unordered, or
-    the first `limit` by `rank` (ties by key)."""
+    the first `limit` by `rank` (ties by key). `estimate` adds the estimated revenue and the
+    unknown events (one more query)."""
     dimension = Dimension(dimension)
     table, measures, period_filter = _source(dimension, period, use_rollups)
     keys = _KEYS[dimension]
     carried = _CARRIED.get(dimension, ())
-    selected = []
-    for column in keys:
-        if column == "day" and table == "ledger":
-            # :TRICKY: toDate(DateTime, tz) gives the calendar day in that zone; the plain
-            # toDate(occurred_at) would use the column's own zone (UTC).
-            selected.append("toDate(occurred_at, %(time_zone)s) AS day")
-        else:
-            selected.append(column)
+    selected = [_RAW_DAY if column == "day" and table == "ledger" else column
+                for column in keys]
     selected += [f"max({column}) AS {column}_max" for column in carried]
     sql = (
         f"SELECT {', '.join(selected)}, {measures} FROM {table} "
@@ -240,11 +303,8 @@ def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
     )
     if limit is not None:
         sql += f" ORDER BY {Rank(rank).value}, {', '.join(keys)} LIMIT %(limit)s"
-    rows = eventstore.tenant_query(tenant.slug, sql, {
-        "first": period.first, "last": period.last, "start_at": period.start_at,
-        "end_at": period.end_at, "time_zone": period.time_zone, "limit": limit,
-    })
-    return [
+    rows = eventstore.tenant_query(tenant.slug, sql, {**_period_params(period), "limit": limit})
+    out = [
         Totals(
             key=tuple(row[column] for column in keys),
             attributes={column: row[f"{column}_max"] for column in carried} if carried else None,
@@ -252,9 +312,13 @@ def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
             output_tokens=int(row["tokens_out"]), ai_cogs_usd=row["cogs_ai"],
             infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
             unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],
+            carried_usd=row["revenue_carried"], rated_usd=row["revenue_rated"],
         )
         for row in rows
     ]
+    if estimate:
+        _with_estimates(out, _estimates(tenant, keys, period, use_rollups), keys)
+    return out
 
 
 def _ranked_by_cost(rows: list[Totals]) -> list[Totals]:
@@ -268,10 +332,11 @@ def ranked(rows: list[Totals], rank: Rank) -> list[Totals]:
     return _ranked_by_cost(rows)
 
 
-def daily_series(tenant: Tenant, period: Period, *, use_rollups: bool = True) -> list[Totals]:
+def daily_series(tenant: Tenant, period: Period, *, use_rollups: bool = True,
+                 estimate: bool = False) -> list[Totals]:
     """Every day of the period in order, zero where nothing happened."""
     found = {row.key[0]: row for row in totals_by(tenant, Dimension.DAY, period,
-                                                   use_rollups=use_rollups)}
+                                                   use_rollups=use_rollups, estimate=estimate)}
     return [found.get(day) or Totals(key=(day,)) for day in period.days]
 
 
@@ -290,17 +355,20 @@ class Overview:
         return self.totals.cogs_usd / count if count else None
 
 
-def overview(tenant: Tenant, period: Period, *, use_rollups: bool = True) -> Overview:
+def overview(tenant: Tenant, period: Period, *, use_rollups: bool = True,
+             estimate: bool = False) -> Overview:
     # The headline is the sum of the per-product rows, so the two reconcile by construction.
-    products = totals_by(tenant, Dimension.PRODUCT, period, use_rollups=use_rollups)
+    products = totals_by(tenant, Dimension.PRODUCT, period, use_rollups=use_rollups,
+                         estimate=estimate)
     return Overview(totals=totals_sum(products),
                     active_products=sum(1 for row in products if row.event_count > 0))
 
 
-def products_breakdown(tenant: Tenant, period: Period, *,
-                       use_rollups: bool = True) -> list[Totals]:
+def products_breakdown(tenant: Tenant, period: Period, *, use_rollups: bool = True,
+                       estimate: bool = False) -> list[Totals]:
     """Per product, highest COGS first."""
-    return _ranked_by_cost(totals_by(tenant, Dimension.PRODUCT, period, use_rollups=use_rollups))
+    return _ranked_by_cost(totals_by(tenant, Dimension.PRODUCT, period, use_rollups=use_rollups,
+                                     estimate=estimate))
 
 
 class CustomerTag(enum.StrEnum):
@@ -350,10 +418,24 @@ class _CustomerFields(NamedTuple):  # a tuple: 10k of them are built per request
     cogs_usd: Decimal
     revenue_usd: Decimal
     tag: CustomerTag | None
+    settling_revenue_usd: Decimal = ZERO  # expected revenue of events not yet attributed
+    unknown_events: int = 0
 
 
 class CustomerRow(_CustomerFields, _Margin):
     __slots__ = ()
+
+    @property
+    def expected_revenue_usd(self) -> Decimal:
+        return self.revenue_usd + self.settling_revenue_usd
+
+    @property
+    def expected_margin_usd(self) -> Decimal:
+        return self.expected_revenue_usd - self.cogs_usd
+
+    @property
+    def expected_margin_pct(self) -> Decimal | None:
+        return margin_pct(self.expected_revenue_usd, self.cogs_usd)
 
 
 # Tags as SQL ranks, worst first (the order a tag column sorts in); rank 4 is "no tag".
@@ -402,9 +484,11 @@ def _customer_totals(tenant: Tenant, period: Period, floors: TagFloors, *, use_r
     table, _all, period_filter = _source(Dimension.CUSTOMER, period, use_rollups)
     # Only the measures the ledger shows (the tokens would be summed for nothing).
     measures = _measures(table != "ledger", ("events", "cogs_ai", "cogs_infra", "cogs_fee",
-                                             "cogs_unclassified", "revenue"))
+                                             "cogs_unclassified", "revenue", "revenue_carried",
+                                             "revenue_rated"))
     sql = (
-        f"SELECT customer_id, events, {_COGS} AS cogs, revenue, {_TAG_RANK_SQL} AS tag_rank "
+        f"SELECT customer_id, events, {_COGS} AS cogs, revenue, {_TAG_RANK_SQL} AS tag_rank, "
+        "revenue_carried + revenue_rated AS provisional "
         f"FROM (SELECT customer_id, {measures} FROM {table} "
         f"WHERE tenant_id = %(tenant_id)s AND {period_filter} GROUP BY customer_id)"
     )
@@ -432,9 +516,17 @@ def customer_ledger(tenant: Tenant, period: Period, floors: TagFloors, *,
         raise ValueError("an offset needs a limit")
     make, ranks = tuple.__new__, TAG_RANKS
     _names, rows = eventstore.tenant_rows(tenant.slug, sql, params)
+    shown = tuple(row[0] for row in rows) if limit is not None else None
+    estimates = _estimates(tenant, ("customer_id",), period, use_rollups, customers=shown)
+    none = expected.Estimate()
+    out = []
     # Columns in CustomerRow's order, the tag as its rank (see _customer_totals).
-    return [make(CustomerRow, (customer_id, events, cogs, revenue, ranks[tag_rank]))
-            for customer_id, events, cogs, revenue, tag_rank in rows]
+    for customer_id, events, cogs, revenue, tag_rank, provisional in rows:
+        estimate = estimates.get((customer_id,), none)
+        out.append(make(CustomerRow, (customer_id, events, cogs, revenue, ranks[tag_rank],
+                                      provisional + estimate.estimated_usd,
+                                      estimate.unknown_events)))
+    return out
 
 
 def customer_tag_counts(tenant: Tenant, period: Period, floors: TagFloors, *,
@@ -478,15 +570,15 @@ def cost_per_1k_tokens(totals: Totals) -> Decimal | None:
     return totals.ai_cogs_usd / tokens * THOUSAND if tokens else None
 
 
-def models_breakdown(tenant: Tenant, period: Period, *,
-                     use_rollups: bool = True) -> list[ModelCost]:
+def models_breakdown(tenant: Tenant, period: Period, *, use_rollups: bool = True,
+                     estimate: bool = False) -> list[ModelCost]:
     """Per provider+model, highest COGS first, with the rate card in force at the period's end."""
     from ingestion.rate_cards import model_price_at
 
     at = period.end_at - timedelta(microseconds=1)
     out = []
     for row in _ranked_by_cost(totals_by(tenant, Dimension.MODEL, period,
-                                         use_rollups=use_rollups)):
+                                         use_rollups=use_rollups, estimate=estimate)):
         provider, model = row.key
         price = model_price_at(tenant=tenant, provider=provider, model=model, at=at)
         out.append(ModelCost(totals=row,
@@ -549,6 +641,22 @@ class Transaction(_CostBuckets):
     unclassified_cogs_usd: Decimal
     revenue_usd: Decimal
     settled: bool
+    revenue_source: RevenueSource = None  # type: ignore[assignment]
+    expected_revenue_usd: Decimal = ZERO
+
+    @property
+    def expected_margin_usd(self) -> Decimal:
+        return self.expected_revenue_usd - self.cogs_usd
+
+
+class RevenueSource(enum.StrEnum):
+    """Where an event's expected revenue comes from (API.md, Real-time revenue)."""
+
+    ATTRIBUTED = "ATTRIBUTED"
+    CARRIED = "CARRIED"
+    RATED = "RATED"
+    ESTIMATED = "ESTIMATED"
+    UNKNOWN = "UNKNOWN"
 
 
 @dataclass(frozen=True)
@@ -589,8 +697,28 @@ _EVENT_COLUMNS = """
     sumIf(unclassified_cogs_usd, entry_type = 'COST') AS cogs_unclassified,
     sumIf(revenue_usd, entry_type = 'REVENUE') AS revenue,
     countIf(entry_type = 'REVENUE' AND entry_kind = 'ORIGINAL')
-        - countIf(entry_type = 'REVENUE' AND entry_kind = 'REVERSAL') AS revenue_entries
-""".format(original="entry_type = 'COST' AND entry_kind = 'ORIGINAL'")
+        - countIf(entry_type = 'REVENUE' AND entry_kind = 'REVERSAL') AS revenue_entries,
+    anyIf(revenue_source, {original}) AS source,
+    {carried} AS carried, {rated} AS rated, {basis}
+""".format(original="entry_type = 'COST' AND entry_kind = 'ORIGINAL'",
+           carried=expected.RAW_CARRIED, rated=expected.RAW_RATED, basis=expected.RAW_BASIS)
+
+
+def _expected_of(row: dict, settled: bool, rates: dict) -> tuple[RevenueSource, Decimal]:
+    """An event's revenue source and expected revenue: the first of attributed, carried,
+    rated, estimated (cogs.expected: the same rates and units as the aggregates)."""
+    if settled:
+        return RevenueSource.ATTRIBUTED, row["revenue"]
+    if row["source"] == "CARRIED":
+        return RevenueSource.CARRIED, row["carried"]
+    if row["source"] == "RATED":
+        return RevenueSource.RATED, row["rated"]
+    found = rates.get((row["customer_id"], row["product_id"]))
+    if found is None:
+        return RevenueSource.UNKNOWN, ZERO
+    return RevenueSource.ESTIMATED, found.estimate(expected.event_units(
+        row["b_events"], row["b_in"], row["b_out"], row["b_tools"], row["b_steps"],
+        row["b_cogs"]))
 
 
 def _transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list[Transaction]:
@@ -604,9 +732,15 @@ def _transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list
            "AND occurred_at IN %(times)s AND event_id IN %(ids)s GROUP BY event_id")
     rows = {row["event_id"]: row for row in eventstore.tenant_query(
         tenant.slug, sql, {"times": times, "ids": ids})}
+    rates = expected.event_rates(tenant.slug, {
+        (row["customer_id"], row["product_id"]) for row in rows.values()
+        if row["source"] == "NONE" and int(row["revenue_entries"]) <= 0})
     out = []
     for event_id, at in picked:
         row = rows[event_id]
+        # as billing.queries.REVENUE_STATUS_SQL: revenue fully reversed is settling again
+        settled = int(row["revenue_entries"]) > 0
+        source, expected_revenue = _expected_of(row, settled, rates)
         out.append(Transaction(
             event_id=event_id, occurred_at=at, customer_id=row["customer_id"],
             product_id=row["product_id"], product_type=row["product_type"],
@@ -615,8 +749,7 @@ def _transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list
             output_tokens=int(row["tokens_out"]), ai_cogs_usd=row["cogs_ai"],
             infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
             unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],
-            # as billing.queries.REVENUE_STATUS_SQL: revenue fully reversed is settling again
-            settled=int(row["revenue_entries"]) > 0,
+            settled=settled, revenue_source=source, expected_revenue_usd=expected_revenue,
         ))
     return out
 

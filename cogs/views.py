@@ -25,6 +25,7 @@ from aforo.models import Customer, Tenant
 from cogs import figures, queries, services
 from cogs.models import CogsSettings
 from cogs.queries import Dimension, Period, Totals
+from cogs.templatetags.cogs_format import usd_text
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,16 @@ def _customer_names(tenant: Tenant, ids: list[str]) -> dict[str, str]:
     return dict(named.values_list("external_id", "name"))
 
 
+def _settling_hint(totals: Totals) -> str:
+    """"+ $X settling (estimated $a / carried $b / rated $c)", or nothing."""
+    if not totals.settling_revenue_usd:
+        return ""
+    parts = [f"{name} {usd_text(amount)}" for name, amount in (
+        ("estimated", totals.estimated_usd), ("carried", totals.carried_usd),
+        ("rated", totals.rated_usd)) if amount]
+    return f"; + {usd_text(totals.settling_revenue_usd)} settling ({' / '.join(parts)})"
+
+
 def _share(part, whole) -> float | None:
     return float(part / whole * 100) if whole else None
 
@@ -194,7 +205,7 @@ def _share(part, whole) -> float | None:
 
 def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
     period = chosen.period
-    headline = queries.overview(tenant, period)
+    headline = queries.overview(tenant, period, estimate=True)
     totals = headline.totals
     days = queries.daily_series(tenant, period)
     providers = sorted(queries.totals_by(tenant, Dimension.PROVIDER, period),
@@ -220,9 +231,12 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
         ("total-cogs", "Total COGS", "usd", totals.cogs_usd,
          "AI inference + infrastructure + gateway fees + unclassified"),
         ("revenue", "Revenue", "usd", totals.revenue_usd,
-         "Attributed from finalized invoice lines"),
+         "Attributed from finalized invoice lines" + _settling_hint(totals)),
         ("gross-margin", "Gross Margin", "pct", totals.margin_pct,
          "(Revenue − COGS) / Revenue"),
+        ("expected-margin", "Expected Margin", "pct", totals.expected_margin_pct,
+         f"{usd_text(totals.expected_margin_usd)} on {usd_text(totals.expected_revenue_usd)} "
+         "expected revenue (attributed + settling)"),
         ("cost-per-event", "Cost / Event", "usd_exact", headline.cost_per_event_usd,
          f"{totals.event_count:,} events"),
         ("ai-spend", "AI Model Spend", "usd", totals.ai_cogs_usd, "The AI-inference slice"),
@@ -231,7 +245,7 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
     ]
     has_data = totals.event_count > 0 or totals.revenue_usd != 0
     return {
-        "kpis": kpis, "totals": totals, "has_data": has_data,
+        "kpis": kpis, "totals": totals, "has_data": has_data, "settling_totals": totals,
         "trend_figure": figures.trend_figure(days) if has_data else None,
         "provider_figure": figures.donut_figure(
             [r.key[0] for r in providers], [r.cogs_usd for r in providers],
@@ -250,7 +264,7 @@ CUSTOMER_SORTS = {order.value: order for order in queries.CustomerOrder}
 
 def _pnl(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
     period = chosen.period
-    products = queries.products_breakdown(tenant, period)
+    products = queries.products_breakdown(tenant, period, estimate=True)
     totals = queries.totals_sum(products)
     unit = queries.unit_economics(totals, settings.fixed_costs_per_month_usd)
     floors = _floors(settings)
@@ -290,7 +304,7 @@ def _pnl(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings)
         "products": ranked,
         "margin_figure": figures.margin_figure(
             [r.key[0] for r in ranked], [r.margin_usd for r in ranked]) if ranked else None,
-        "product_totals": totals, "unit": unit,
+        "product_totals": totals, "unit": unit, "settling_totals": totals,
         "fixed_costs": settings.fixed_costs_per_month_usd,
         "customers": shown, "customer_count": customer_count,
         "tag_counts": {tag.value: n for tag, n in tag_counts.items()},

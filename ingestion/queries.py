@@ -43,11 +43,13 @@ def priced_events_current(tenant_slug: str, *, start: datetime, end: datetime,
     # Corrections carry zero tokens, so sum() of tokens is the original's, and sum() of each
     # cost bucket is the event's current cost however many corrections it has had.
     dims = ("occurred_at", "customer_id", "product_id", "product_type", "provider", "model",
-            "requested_model", "tool_name", "source_type", "session_id")
+            "requested_model", "tool_name", "source_type", "session_id", "agent")
     measures = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
                 "reasoning_steps", "tool_calls", "quantity", "ai_cogs_usd", "infra_cogs_usd",
                 "fee_cogs_usd", "unclassified_cogs_usd", "rated_revenue_usd", "unpriced")
+    # An event's source is its ORIGINAL entry's (corrections copy it).
     columns = ", ".join([f"any({d}) AS cur_{d}" for d in dims]
+                        + ["anyIf(revenue_source, entry_kind = 'ORIGINAL') AS cur_revenue_source"]
                         + [f"sum({m}) AS cur_{m}" for m in measures])
     rows = eventstore.tenant_query(
         tenant_slug,

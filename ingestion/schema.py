@@ -15,6 +15,7 @@ import msgspec
 MAX_BATCH = 1000
 MAX_ID = 200
 MAX_COUNT = 10**15
+MAX_LATENCY_MS = 2**32 - 1  # the ledger's UInt32
 MONEY_LIMIT = Decimal(10) ** 9
 MONEY_PLACES = 9
 NANO = Decimal(1).scaleb(-MONEY_PLACES)
@@ -39,9 +40,12 @@ class Event(msgspec.Struct, rename="camel", omit_defaults=True):
     tool_name: Name | None = None
     source_type: Name | None = None
     session_id: Name | None = None
+    agent: Name | None = None
+    latency_ms: Annotated[int, msgspec.Meta(ge=0, le=MAX_LATENCY_MS)] | None = None
     input_tokens: Count = 0
     output_tokens: Count = 0
     cached_input_tokens: Count = 0
+    cache_write_input_tokens: Count = 0
     reasoning_tokens: Count = 0
     reasoning_steps: Count = 0
     tool_calls: Count = 0
@@ -50,9 +54,10 @@ class Event(msgspec.Struct, rename="camel", omit_defaults=True):
     ai_cogs_usd: Decimal | None = None
     infra_cogs_usd: Decimal | None = None
     fee_cogs_usd: Decimal | None = None
+    revenue_usd: Decimal | None = None
 
 
-MONEY_FIELDS = ("cogs_usd", "ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd")
+MONEY_FIELDS = ("cogs_usd", "ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd", "revenue_usd")
 PART_FIELDS = ("ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd")
 
 
@@ -162,6 +167,10 @@ def event_decode(raw: msgspec.Raw, *, now: datetime, retention: timedelta) -> Ev
     if event.cached_input_tokens > event.input_tokens:
         raise EventRejected("cachedInputTokens",
                             "cachedInputTokens cannot exceed inputTokens (they are part of it).")
+    if event.cached_input_tokens + event.cache_write_input_tokens > event.input_tokens:
+        raise EventRejected("cacheWriteInputTokens",
+                            "cachedInputTokens + cacheWriteInputTokens cannot exceed inputTokens "
+                            "(both are part of it).")
     if event.reasoning_tokens > event.output_tokens:
         raise EventRejected("reasoningTokens",
                             "reasoningTokens cannot exceed outputTokens (they are part of it).")

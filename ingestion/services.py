@@ -74,24 +74,33 @@ def cost_entry(tenant: Tenant, event: Event, cost: CostSplit, now: datetime) -> 
         product_type=event.product_type or "", provider=event.provider or "",
         model=event.model or "", requested_model=event.requested_model or "",
         tool_name=event.tool_name or "", source_type=event.source_type or "",
-        session_id=event.session_id or "", event_count=1,
+        session_id=event.session_id or "", agent=event.agent or "",
+        latency_ms=event.latency_ms or 0, event_count=1,
         input_tokens=event.input_tokens, output_tokens=event.output_tokens,
-        cached_input_tokens=event.cached_input_tokens, reasoning_tokens=event.reasoning_tokens,
+        cached_input_tokens=event.cached_input_tokens,
+        cache_write_input_tokens=event.cache_write_input_tokens,
+        reasoning_tokens=event.reasoning_tokens,
         reasoning_steps=event.reasoning_steps, tool_calls=event.tool_calls,
         quantity=event.quantity if event.quantity is not None else Decimal(1),
         ai_cogs_usd=cost.ai, infra_cogs_usd=cost.infra, fee_cogs_usd=cost.fee,
         unclassified_cogs_usd=cost.unclassified,
         cost_source="CARRIED" if cost.carried else "RATE_CARD",
         unpriced=0 if cost.priced else 1,
+        **({"carried_revenue_usd": event.revenue_usd, "revenue_source": "CARRIED"}
+           if event.revenue_usd is not None else {}),
     )
 
 
 def _rate(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
-    """Each event's rated revenue: what its customer's plan will charge for it."""
-    from billing.rating import rated_revenue
+    """Each event's provisional revenue: what it carried, else what its customer's plan will
+    charge for it (rated), else none (estimated or unknown at read time)."""
+    from billing.rating import plan_rating
 
-    for row, revenue in zip(rows, rated_revenue(tenant=tenant, entries=rows), strict=True):
-        row["rated_revenue_usd"] = revenue
+    unrated = [row for row in rows if row["revenue_source"] != "CARRIED"]
+    for row, revenue in zip(unrated, plan_rating(tenant=tenant, entries=unrated), strict=True):
+        if revenue is not None:
+            row["rated_revenue_usd"] = revenue
+            row["revenue_source"] = "RATED"
 
 
 def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
@@ -260,7 +269,7 @@ def events_reprice(*, tenant: Tenant, start: datetime, end: datetime,
         report.now_priced += max(0, -unpriced_delta)
         dims = {k: current[k] for k in ("customer_id", "product_id", "product_type", "provider",
                                         "model", "requested_model", "tool_name", "source_type",
-                                        "session_id")}
+                                        "session_id", "agent", "revenue_source")}
         corrections.append(ledger_entry(
             tenant_id=tenant.slug, entry_id=f"{current['event_id']}#reprice#{now:%Y%m%dT%H%M%S}",
             entry_type="COST", entry_kind="CORRECTION", event_id=current["event_id"],
@@ -273,9 +282,15 @@ def events_reprice(*, tenant: Tenant, start: datetime, end: datetime,
         corrections[-1]["_full"] = {**current, "ai_cogs_usd": cost.ai,
                                     "infra_cogs_usd": cost.infra, "fee_cogs_usd": cost.fee}
     if corrections:
+        from billing.settlement import settlements_reconcile_events
+
         _rerate(tenant, corrections)
         for start_at in range(0, len(corrections), 10_000):
             committer.insert(corrections[start_at:start_at + 10_000])
+        # A settled event's new cost must not count as settling: its SETTLE entry follows.
+        settlements_reconcile_events(
+            tenant_slug=tenant.slug, run_id=f"reprice-{now:%Y%m%dT%H%M%S}", now=now,
+            events=[(c["event_id"], c["occurred_at"]) for c in corrections])
     return report
 
 
@@ -287,4 +302,6 @@ def _rerate(tenant: Tenant, corrections: list[dict[str, Any]]) -> None:
     for correction, full, revenue in zip(corrections, fulls,
                                          rated_revenue(tenant=tenant, entries=fulls),
                                          strict=True):
-        correction["rated_revenue_usd"] = revenue - full["rated_revenue_usd"]
+        # only a RATED event's provisional revenue follows its plan (a carried one is fixed)
+        if full["revenue_source"] == "RATED":
+            correction["rated_revenue_usd"] = revenue - full["rated_revenue_usd"]

@@ -12,7 +12,7 @@ from django.db.models import Q
 from django.http import HttpRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -51,6 +51,11 @@ class PolicySerializer(serializers.ModelSerializer):
     throttleRatePerMinute = serializers.IntegerField(source="throttle_rate_per_minute",
                                                      required=False, allow_null=True,
                                                      min_value=1)
+    onUnknownRevenue = serializers.ChoiceField(
+        source="on_unknown_revenue", required=False,
+        choices=GuardPolicy.UnknownRevenue.choices,
+        help_text="HOLD (default): events with no revenue source are left out, so they never "
+                  "escalate a level by themselves; TREAT_AS_ZERO: they count as earning $0.")
     notifyChannel = serializers.ChoiceField(
         source="notify_channel", required=False, allow_blank=True,
         choices=["SLACK", "EMAIL", "PAGERDUTY", "WEBHOOK"])
@@ -61,7 +66,7 @@ class PolicySerializer(serializers.ModelSerializer):
         model = GuardPolicy
         fields = ["id", "name", "scope", "tier", "productId", "customerId", "mode",
                   "alertBelowPct", "throttleBelowPct", "blockBelowPct", "window", "minEvents",
-                  "recoveryBufferPct", "downgradeMap", "premiumFeatures",
+                  "recoveryBufferPct", "onUnknownRevenue", "downgradeMap", "premiumFeatures",
                   "throttleRatePerMinute", "notifyChannel", "notifyDestination"]
 
     def validate(self, attrs):
@@ -146,18 +151,37 @@ class _GuardFigures(serializers.ModelSerializer):
                                           coerce_to_string=False)
 
 
+class RevenueSourcesOut(serializers.Serializer):
+    attributedUsd = serializers.DecimalField(max_digits=38, decimal_places=6,
+                                             coerce_to_string=False)
+    carriedUsd = serializers.DecimalField(max_digits=38, decimal_places=6,
+                                          coerce_to_string=False)
+    ratedUsd = serializers.DecimalField(max_digits=38, decimal_places=6, coerce_to_string=False)
+    estimatedUsd = serializers.DecimalField(max_digits=38, decimal_places=6,
+                                            coerce_to_string=False)
+    unknownEvents = serializers.IntegerField()
+
+
 class StateOut(_GuardFigures):
     level = serializers.SerializerMethodField()
+    unknownEvents = serializers.IntegerField(source="unknown_events")
+    revenueSources = serializers.SerializerMethodField()
     evaluatedAt = serializers.DateTimeField(source="evaluated_at")
     overrideUntil = serializers.DateTimeField(source="override_until")
 
     class Meta:
         model = GuardState
         fields = ["customerId", "productId", "level", "mode", "marginPct", "costUsd",
-                  "revenueUsd", "events", "evaluatedAt", "overrideUntil"]
+                  "revenueUsd", "events", "unknownEvents", "revenueSources", "reason",
+                  "evaluatedAt", "overrideUntil"]
 
     def get_level(self, obj) -> str:
         return Level(obj.level).label
+
+    @extend_schema_field(RevenueSourcesOut(allow_null=True))
+    def get_revenueSources(self, obj) -> dict | None:  # noqa: N802
+        """Where the window's expected revenue came from (null before the first evaluation)."""
+        return RevenueSourcesOut(obj.revenue_sources).data if obj.revenue_sources else None
 
 
 class StateList(APIView):
@@ -171,11 +195,13 @@ class ActionOut(_GuardFigures):
     fromLevel = serializers.SerializerMethodField()
     toLevel = serializers.SerializerMethodField()
     eventsEvaluated = serializers.IntegerField(source="events_evaluated")
+    unknownEvents = serializers.IntegerField(source="unknown_events")
 
     class Meta:
         model = GuardAction
         fields = ["id", "customerId", "productId", "fromLevel", "toLevel", "mode", "marginPct",
-                  "costUsd", "revenueUsd", "eventsEvaluated", "reason", "actor", "at"]
+                  "costUsd", "revenueUsd", "eventsEvaluated", "unknownEvents", "reason",
+                  "actor", "at"]
 
     def get_fromLevel(self, obj) -> str:  # noqa: N802 (DRF names it after the field)
         return Level(obj.from_level).label

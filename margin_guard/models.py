@@ -31,6 +31,10 @@ class GuardPolicy(models.Model):
         DRY_RUN = "DRY_RUN"
         ENFORCE = "ENFORCE"
 
+    class UnknownRevenue(models.TextChoices):
+        HOLD = "HOLD"                    # judge on the events whose revenue is known
+        TREAT_AS_ZERO = "TREAT_AS_ZERO"  # events without a revenue source earned nothing
+
     class Window(models.TextChoices):
         DAY = "24h"
         WEEK = "7d"
@@ -54,6 +58,10 @@ class GuardPolicy(models.Model):
     window = models.CharField(max_length=3, choices=Window.choices, default=Window.DAY)
     min_events = models.PositiveIntegerField(default=20)
     recovery_buffer_pct = models.DecimalField(max_digits=7, decimal_places=2, default=5)
+    on_unknown_revenue = models.CharField(
+        max_length=13, choices=UnknownRevenue.choices, default=UnknownRevenue.HOLD,
+        help_text="HOLD: events with no revenue source neither escalate nor count; "
+                  "TREAT_AS_ZERO: they count as earning nothing.")
     downgrade_map = models.JSONField(default=dict, blank=True,
                                      help_text='e.g. {"gpt-4o": "gpt-4o-mini"}')
     premium_features = models.JSONField(default=list, blank=True,
@@ -87,6 +95,11 @@ class GuardState(models.Model):
     cost_usd = models.DecimalField(**MONEY, default=0)
     revenue_usd = models.DecimalField(**MONEY, default=0)
     events = models.BigIntegerField(default=0)
+    unknown_events = models.BigIntegerField(default=0,
+                                            help_text="Events of the window with no revenue.")
+    revenue_sources = models.JSONField(default=dict, blank=True,
+                                       help_text="attributed/carried/rated/estimated USD.")
+    reason = models.TextField(blank=True, help_text="Why the last evaluation set this level.")
     evaluated_at = models.DateTimeField(null=True)
     override_until = models.DateTimeField(null=True, blank=True)
     override_by = models.CharField(max_length=150, blank=True)
@@ -110,6 +123,7 @@ class GuardAction(models.Model):
     cost_usd = models.DecimalField(**MONEY)
     revenue_usd = models.DecimalField(**MONEY)
     events_evaluated = models.BigIntegerField()
+    unknown_events = models.BigIntegerField(default=0)
     reason = models.TextField()
     actor = models.CharField(max_length=150)
     at = models.DateTimeField()

@@ -10,7 +10,7 @@ from django.db.models import F, Q
 
 from aforo.models import Customer, Tenant
 from budgets.periods import window_bounds
-from cogs.realtime import window_totals
+from cogs.expected import ScopeMargin, scope_margin
 from margin_guard import decision
 from margin_guard.ladder import Floors, next_level
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
@@ -65,30 +65,49 @@ def guard_evaluate(*, tenant: Tenant, customer_id: str, product_id: str, now: da
         return None
     grain_product = product_id if policy.scope in PRODUCT_GRAIN else ""
     start, end = window_bounds(policy.window, now)
-    totals = window_totals(tenant.slug, start=start, end=end + timedelta(seconds=1),
-                           customer_id=customer_id, product_id=grain_product or None)
+    measured = scope_margin(tenant.slug, start=start, end=end + timedelta(seconds=1),
+                            customer_id=customer_id, product_id=grain_product or None)
+    judged, note = judged_margin(measured, policy)
     state = _state(tenant, customer_id, grain_product)
-    level, reason = next_level(state.level, totals.margin_pct, floors_of(policy),
-                               cost=totals.cogs_usd, events=totals.events)
-    measured = dict(margin_pct=totals.margin_pct, cost_usd=totals.cogs_usd,
-                    revenue_usd=totals.rated_revenue_usd, events=totals.events,
-                    evaluated_at=now, policy=policy, mode=policy.mode)
+    level, reason = next_level(state.level, judged.margin_pct, floors_of(policy),
+                               cost=judged.cogs_usd, events=judged.events)
+    reason = note + reason
+    figures = dict(margin_pct=judged.margin_pct, cost_usd=judged.cogs_usd,
+                   revenue_usd=judged.expected_revenue_usd)
+    measured_fields = dict(events=measured.events, unknown_events=measured.unknown_events,
+                           revenue_sources=measured.sources_json(), reason=reason,
+                           evaluated_at=now,
+                           policy=policy, mode=policy.mode)
     action = None
     with transaction.atomic():
         updated = GuardState.objects.filter(pk=state.pk, version=state.version).update(
-            level=level, version=F("version") + 1, **measured)
+            level=level, version=F("version") + 1, **figures, **measured_fields)
         if updated and level != state.level:
             action = GuardAction.objects.create(
                 tenant=tenant, customer_id=customer_id, product_id=grain_product,
                 from_level=state.level, to_level=level, mode=policy.mode,
-                margin_pct=totals.margin_pct, cost_usd=totals.cogs_usd,
-                revenue_usd=totals.rated_revenue_usd, events_evaluated=totals.events,
-                reason=reason, actor=actor, at=now)
+                events_evaluated=measured.events, unknown_events=measured.unknown_events,
+                reason=reason, actor=actor, at=now, **figures)
     state.refresh_from_db()
     decision.profile_store(state, policy)
     if action is not None:
         transaction.on_commit(lambda: _notify(action, policy))
     return Evaluation(state=state, changed=action is not None, action=action)
+
+
+def judged_margin(measured: ScopeMargin, policy: GuardPolicy) -> tuple[ScopeMargin, str]:
+    """The figures the ladder judges, and a note on the events with no revenue source.
+
+    HOLD (the default) leaves events with unknown revenue out: they neither count as losing
+    money nor as volume, so they never escalate a level by themselves. TREAT_AS_ZERO counts
+    them as earning nothing, which is the dashboard's expected margin.
+    """
+    unknown, total = measured.unknown_events, measured.events
+    if not unknown:
+        return measured, ""
+    if policy.on_unknown_revenue == GuardPolicy.UnknownRevenue.TREAT_AS_ZERO:
+        return measured, f"revenue unknown for {unknown} of {total} events (counted as $0); "
+    return measured.known, f"revenue unknown for {unknown} of {total} events (left out); "
 
 
 def _state(tenant: Tenant, customer_id: str, product_id: str) -> GuardState:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -24,6 +25,17 @@ TIMELINE_SHOWN = 50
 IMPACT_DAYS = 30
 
 
+SOURCE_LABELS = (("attributedUsd", "attributed"), ("carriedUsd", "carried"),
+                 ("ratedUsd", "rated"), ("estimatedUsd", "estimated"))
+
+
+def source_mix(state: GuardState) -> list[tuple[str, Decimal]]:
+    """The window's expected revenue by source, the sources that hold any."""
+    sources = state.revenue_sources or {}
+    return [(label, Decimal(sources[key])) for key, label in SOURCE_LABELS
+            if sources.get(key) and Decimal(sources[key])]
+
+
 @login_required
 def guard_page(request: HttpRequest) -> HttpResponse:
     membership = current_membership(request)
@@ -35,7 +47,7 @@ def guard_page(request: HttpRequest) -> HttpResponse:
     states = GuardState.objects.filter(tenant=tenant).order_by("-level", "customer_id")
     context.update(
         policies=GuardPolicy.objects.filter(Q(tenant=tenant) | Q(tenant__isnull=True)),
-        states=[(s, Level(s.level).label, LEVEL_CLASS[s.level]) for s in states],
+        states=[(s, Level(s.level).label, LEVEL_CLASS[s.level], source_mix(s)) for s in states],
         actions=[(a, Level(a.from_level).label, Level(a.to_level).label,
                   LEVEL_CLASS[a.to_level])
                  for a in GuardAction.objects.filter(tenant=tenant)[:TIMELINE_SHOWN]],

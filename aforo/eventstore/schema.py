@@ -56,3 +56,31 @@ def create_table(
         f"CREATE TABLE IF NOT EXISTS {name}{topology.on_cluster} AS {local} "
         f"ENGINE = Distributed({topology.cluster}, {topology.database}, {local}, {sharding_key})",
     ]
+
+
+def alter_table(topology: Topology, name: str, clauses: str) -> list[str]:
+    """ALTER statements for a table: itself on one node; on a cluster, the `name_local` table
+    holding the data and the Distributed table `name` in front of it, so both keep one shape.
+
+    :TRICKY: ClickHouse 18.16 has no `ADD COLUMN IF NOT EXISTS`; a migration runs once (it is
+    recorded as applied), so plain ADD COLUMN is safe.
+    """
+    if not topology.cluster:
+        return [f"ALTER TABLE {name} {clauses}"]
+    return [f"ALTER TABLE {name}_local{topology.on_cluster} {clauses}",
+            f"ALTER TABLE {name}{topology.on_cluster} {clauses}"]
+
+
+def truncate_table(topology: Topology, name: str) -> list[str]:
+    """Empty a table (on a cluster: its local tables on every shard)."""
+    target = f"{name}_local" if topology.cluster else name
+    return [f"TRUNCATE TABLE IF EXISTS {target}{topology.on_cluster}"]
+
+
+def drop_view(topology: Topology, name: str) -> list[str]:
+    return [f"DROP TABLE IF EXISTS {name}{topology.on_cluster}"]
+
+
+def view_source(topology: Topology, table: str) -> str:
+    """The table a materialized view reads on each node (the shard's own, on a cluster)."""
+    return f"{table}_local" if topology.cluster else table

@@ -280,3 +280,23 @@ def test_budget_periods_follow_the_tenants_time_zone(store, tenant):
     state = services.budget_status(budget, now=at)
     assert state.period_start == datetime(2026, 11, 30, 15, 0, tzinfo=timezone.utc)
     assert state.period_end == datetime(2026, 12, 31, 15, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.django_db
+def test_margin_rules_read_expected_revenue(store, tenant, http_sink):
+    """A tenant with no plans: a MARGIN rule fires on the revenue its events carry, and stays
+    quiet where no revenue is known (margin % is null then, never -100 %)."""
+    from tests.factories import ingest
+
+    at = (NOW - timedelta(minutes=5)).isoformat()
+    ingest(tenant, [{"eventId": f"c{i}", "occurredAt": at, "customerId": "cust_c",
+                     "productId": "prod_a", "cogsUsd": "0.90", "revenueUsd": "1.00"}
+                    for i in range(4)], now=NOW)
+    ingest(tenant, [{"eventId": "u1", "occurredAt": at, "customerId": "cust_u",
+                     "productId": "prod_a", "cogsUsd": "0.90"}], now=NOW)
+    for customer in ("cust_c", "cust_u"):
+        services.alert_rule_create(tenant=tenant, name=f"Thin {customer}", metric="MARGIN",
+                                   comparison="LT", threshold=Decimal(20), channel="SLACK",
+                                   destination=http_sink.url, customer_id=customer)
+    fired = services.alerts_evaluate(now=NOW, tenant=tenant)
+    assert [(a.customer_id, a.value) for a in fired] == [("cust_c", Decimal(10))]

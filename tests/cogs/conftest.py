@@ -38,7 +38,12 @@ def revenue_entry(tenant: Tenant, event: dict[str, Any], amount: Decimal | str,
 
 
 def attribute(tenant: Tenant, event: dict[str, Any], amount: Decimal | str) -> None:
+    """Give an event revenue as attribution would: its REVENUE entry, then its settlement."""
+    from billing.settlement import settlements_reconcile_events
+
     ledger_append([revenue_entry(tenant, event, amount)])
+    settlements_reconcile_events(tenant_slug=tenant.slug, events=[(event["eventId"], _at(event))],
+                                 run_id=f"test-{uuid.uuid4().hex}")
 
 
 def cost_correction_entry(tenant: Tenant, event: dict[str, Any], **amounts: Decimal) -> dict:

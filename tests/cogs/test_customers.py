@@ -141,8 +141,11 @@ def test_by_customer_and_pnl_render_every_customer_in_order(store, tenant):
     assert top == pnl[:4]
     # Exact JSON numbers: 6 decimals at most, the tag from the same figures.
     row = next(r for r in rows if r["customerId"] == "cust_07")
+    # (the expected-revenue fields API.md adds come after the product page's own)
     assert row == {"customerId": "cust_07", "cogsUsd": 1.0, "revenueUsd": 2.0, "marginUsd": 1.0,
-                   "marginPct": 50.0, "eventCount": 1, "tag": "STANDARD"}
+                   "marginPct": 50.0, "eventCount": 1, "tag": "STANDARD",
+                   "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 2.0,
+                   "expectedMarginUsd": 1.0, "expectedMarginPct": 50.0}
 
 
 def test_engine_tags_at_the_floors_exactly(store, tenant):
