@@ -99,6 +99,13 @@ def test_from_nothing_to_a_rated_customer_in_the_console(newcomer, page):
     assert Decimal(term.locator("[data-rated-revenue]").get_attribute(
         "data-rated-revenue")) == Decimal("0.768")
     page.screenshot(path=str(ARTIFACTS / "console-billing-customer.png"), full_page=True)
+    # the Transactions tab shows the same rated revenue as each event's expected revenue
+    page.get_by_role("link", name="Its transactions").click()
+    page.wait_for_url("**/console/cogs/transactions/**")
+    revenue = page.locator('tr[data-event-id="call-0"] [data-revenue-source]')
+    assert revenue.get_attribute("data-revenue-source") == "RATED"
+    assert "$0.256" in revenue.inner_text() and "rated" in revenue.inner_text()
+    page.go_back()
 
     # a price change rates later events only; earlier ones keep what ingest gave them
     page.get_by_role("link", name="Per call").first.click()
