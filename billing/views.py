@@ -7,8 +7,10 @@ write. Other roles see no forms, and the server answers their POSTs with 403.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -87,6 +89,27 @@ def _refused(request: HttpRequest, membership: Membership, section: str) -> Http
         "an owner, admin or billing admin can."]}, status=403)
 
 
+def billing_view(section: str, *, writers_only: bool = False) -> Callable:
+    """A login-required Billing view called as `view(request, membership, ...)`: no tenant
+    shows the no-tenant page; a POST (any request, with `writers_only`) from a role that may
+    not write is refused with 403 before the view runs."""
+
+    def wrap(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @login_required
+        @functools.wraps(view)
+        def guarded(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            membership = current_membership(request)
+            if membership is None:
+                return _no_tenant(request)
+            if (writers_only or request.method == "POST") and not _can_write(membership):
+                return _refused(request, membership, section)
+            return view(request, membership, *args, **kwargs)
+
+        return guarded
+
+    return wrap
+
+
 def _price(value: Decimal) -> str:
     """A price as typed: no trailing zeros, never in exponent form."""
     return format(value.normalize(), "f")
@@ -113,11 +136,8 @@ def component_summary(component) -> str:
 
 # --- Plans ------------------------------------------------------------------------------------
 
-@login_required
-def plans_page(request: HttpRequest) -> HttpResponse:
-    membership = current_membership(request)
-    if membership is None:
-        return _no_tenant(request)
+@billing_view("plans")
+def plans_page(request: HttpRequest, membership: Membership) -> HttpResponse:
     plans = queries.plans_listed(membership.tenant, now=datetime.now(timezone.utc))
     return _page(request, "plans", "console/billing/plans.html", {"plans": [
         {"plan": plan, "components": [component_summary(c) for c in plan.components.all()]}
@@ -294,40 +314,25 @@ def _plan_saved(request: HttpRequest, membership: Membership,
     return redirect("console-billing-plan", code=plan.code)
 
 
-@login_required
-def plan_new(request: HttpRequest) -> HttpResponse:
-    membership = current_membership(request)
-    if membership is None:
-        return _no_tenant(request)
-    if not _can_write(membership):
-        return _refused(request, membership, "plans")
+@billing_view("plans", writers_only=True)
+def plan_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     if request.method == "POST":
         return _plan_saved(request, membership, None)
     return _plan_form(request, membership, plan=None, code="", name="", rows=[])
 
 
-@login_required
-def plan_page(request: HttpRequest, code: str) -> HttpResponse:
-    membership = current_membership(request)
-    if membership is None:
-        return _no_tenant(request)
+@billing_view("plans")
+def plan_page(request: HttpRequest, membership: Membership, code: str) -> HttpResponse:
     plan = _plan_or_404(membership, code)
     if request.method == "POST":
-        if not _can_write(membership):
-            return _refused(request, membership, "plans")
         return _plan_saved(request, membership, plan)
     return _plan_form(request, membership, plan=plan, code=plan.code, name=plan.name,
                       rows=_rows_of(plan))
 
 
-@login_required
 @require_POST
-def plan_delete(request: HttpRequest, code: str) -> HttpResponse:
-    membership = current_membership(request)
-    if membership is None:
-        return _no_tenant(request)
-    if not _can_write(membership):
-        return _refused(request, membership, "plans")
+@billing_view("plans")
+def plan_delete(request: HttpRequest, membership: Membership, code: str) -> HttpResponse:
     plan = _plan_or_404(membership, code)
     try:
         services.rate_plan_delete(plan=plan)
@@ -340,11 +345,8 @@ def plan_delete(request: HttpRequest, code: str) -> HttpResponse:
 
 # --- Customers and their plan -----------------------------------------------------------------
 
-@login_required
-def customers_page(request: HttpRequest) -> HttpResponse:
-    membership = current_membership(request)
-    if membership is None:
-        return _no_tenant(request)
+@billing_view("customers")
+def customers_page(request: HttpRequest, membership: Membership) -> HttpResponse:
     tenant = membership.tenant
     search = request.GET.get("q", "").strip()
     found = Customer.objects.filter(tenant=tenant)
@@ -368,14 +370,9 @@ def customers_page(request: HttpRequest) -> HttpResponse:
     })
 
 
-@login_required
 @require_POST
-def customer_new(request: HttpRequest) -> HttpResponse:
-    membership = current_membership(request)
-    if membership is None:
-        return _no_tenant(request)
-    if not _can_write(membership):
-        return _refused(request, membership, "customers")
+@billing_view("customers")
+def customer_new(request: HttpRequest, membership: Membership) -> HttpResponse:
     external_id = request.POST.get("customer_id", "").strip()
     name = request.POST.get("name", "").strip()
     if not external_id:
@@ -471,15 +468,11 @@ def _customer_action(request: HttpRequest, membership: Membership,
     return redirect("console-billing-customer", customer_id=customer.external_id)
 
 
-@login_required
-def customer_page(request: HttpRequest, customer_id: str) -> HttpResponse:
-    membership = current_membership(request)
-    if membership is None:
-        return _no_tenant(request)
+@billing_view("customers")
+def customer_page(request: HttpRequest, membership: Membership,
+                  customer_id: str) -> HttpResponse:
     customer = _customer_or_404(membership, customer_id)
     if request.method == "POST":
-        if not _can_write(membership):
-            return _refused(request, membership, "customers")
         return _customer_action(request, membership, customer)
     tenant, now, zone = membership.tenant, datetime.now(timezone.utc), _zone(membership)
     terms = list(queries.subscriptions_listed(tenant, now=now,
