@@ -87,3 +87,36 @@ def paged_response(request, queryset, serializer_class) -> Response:
     paginator = PageEnvelopePagination()
     page = paginator.paginate_queryset(queryset, request)
     return paginator.get_paginated_response(serializer_class(page, many=True).data)
+
+
+_page_serializers: dict[type, type] = {}
+
+
+def page_of(serializer_class: type) -> type:
+    """The page envelope around `serializer_class` as a serializer, for the OpenAPI schema of
+    a list that answers with `paged_response` (component `Paged<Name>`)."""
+    from drf_spectacular.utils import extend_schema_serializer
+    from rest_framework import serializers
+
+    if serializer_class not in _page_serializers:
+        name = _component_name(serializer_class)
+
+        @extend_schema_serializer(component_name=f"Paged{name}")
+        class Page(serializers.Serializer):
+            content = serializer_class(many=True)
+            page = serializers.IntegerField()
+            size = serializers.IntegerField()
+            totalElements = serializers.IntegerField()
+            totalPages = serializers.IntegerField()
+
+        Page.__name__ = f"Paged{name}"
+        _page_serializers[serializer_class] = Page
+    return _page_serializers[serializer_class]
+
+
+def _component_name(serializer_class: type) -> str:
+    """The name drf-spectacular gives the serializer's component."""
+    from drf_spectacular.drainage import get_override
+
+    return get_override(serializer_class, "component_name") or \
+        serializer_class.__name__.removesuffix("Serializer")

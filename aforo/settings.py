@@ -185,7 +185,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "CAMELIZE_NAMES": False,
-    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "budgets.models.Channel"},
+    "ENUM_NAME_OVERRIDES": {"ChannelEnum": "budgets.models.Channel",
+                            "ComponentKindEnum": "billing.models.ComponentKind"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ingestion.openapi.add_events_path",

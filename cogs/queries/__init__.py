@@ -23,7 +23,6 @@ from cogs.margins import (
     tag_of,
     unit_economics,
 )
-from cogs.queries.cost_anomalies import Anomaly, anomalies
 from cogs.queries.breakdowns import (
     Dimension,
     ModelCost,
@@ -40,6 +39,7 @@ from cogs.queries.breakdowns import (
     totals_by,
     totals_sum,
 )
+from cogs.queries.cost_anomalies import Anomaly, anomalies
 from cogs.queries.customers import (
     TAG_RANKS,
     CustomerOrder,
