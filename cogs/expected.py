@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from aforo.ledger.query import BASIS, LedgerQuery, Table, tenant_sql
+from aforo.ledger.query import BASIS, COGS_SUM, UNSOURCED, LedgerQuery, Table, tenant_sql
+from billing.estimates import has_rates
 from cogs.margins import ZERO, margin_pct
 
 NANOS_PER_USD = 1_000_000_000
@@ -44,20 +45,34 @@ def _formula(prefix: str) -> str:
                       for basis, column in zip(_BASIS_OF, _RATE_COLUMNS, strict=True))
 
 
+# Each basis unit as a column of the unsourced read model, and of a raw ledger entry.
+_BASIS_COLUMNS = {
+    Table.UNSOURCED: ("events", "tokens_in", "tokens_out", "tool_calls_n", "reasoning_steps_n",
+                      "cogs"),
+    Table.LEDGER: ("event_count", "input_tokens", "output_tokens", "tool_calls",
+                   "reasoning_steps", f"({COGS_SUM})"),
+}
+
+
 def basis_query(tenant_slug: str, table: Table, keys: Sequence[str]) -> LedgerQuery:
-    """The estimation basis grouped by `keys`, customer and product: the unsourced read model
-    or the raw ledger (a reader adds its period or window and scope)."""
+    """The estimation basis as rows (not grouped: each row is priced on its own and the sums
+    are linear), with `keys`, customer and product: the unsourced read model or the raw
+    ledger's COST and SETTLE entries without provisional revenue. A reader adds its period or
+    window and scope."""
     extra = [k for k in keys if k not in ("customer_id", "product_id")]
-    return (LedgerQuery(tenant_slug, table).dimensions(*extra, "customer_id", "product_id")
-            .measures(*BASIS).group_by(*extra, "customer_id", "product_id"))
+    query = LedgerQuery(tenant_slug, table).dimensions(*extra, "customer_id", "product_id")
+    if table is Table.LEDGER:
+        query = query.where_sql(UNSOURCED)
+    return query.expressions(*(f"{column} AS {name}" for column, name in zip(
+        _BASIS_COLUMNS[table], BASIS, strict=True)))
 
 
 def estimate_sql(tenant_slug: str, basis: LedgerQuery, keys: Sequence[str],
                  ) -> tuple[str, dict]:
     """Per `keys`: the estimated revenue, and the events and COGS with no rate (unknown).
 
-    `basis` is a `basis_query`. The customer's own rate wins, else the product's; exact in
-    Decimal(38, 18).
+    `basis` is a `basis_query` (rows). The customer's own rate wins, else the product's; exact
+    in Decimal(38, 18).
     """
     basis_sql, params = basis.sql()
     own_sql, own_params = _rates(tenant_slug, "c", customer=True)
@@ -199,9 +214,14 @@ def scope_margin(tenant_slug: str, *, start: datetime, end: datetime,
                                                customer_id=customer_id or None)
 
     row = scoped(LedgerQuery(tenant_slug).measures(
-        "cogs", "events", "revenue", "revenue_carried", "revenue_rated")).one()
-    estimate = estimates_by(tenant_slug, scoped(basis_query(tenant_slug, Table.LEDGER, ())),
-                            ()).get((), Estimate())
+        "cogs", "events", "revenue", "revenue_carried", "revenue_rated", "events_unsourced",
+        "b_cogs")).one()
+    if has_rates(tenant_slug):
+        estimate = estimates_by(tenant_slug, scoped(basis_query(tenant_slug, Table.LEDGER, ())),
+                                ()).get((), Estimate())
+    else:  # no rate anywhere: every unsourced event is unknown
+        estimate = Estimate(unknown_events=int(row["events_unsourced"] or 0),
+                            unknown_cogs_usd=row["b_cogs"] or ZERO)
     # :TRICKY: sum() over no rows is 0 on both versions, and Decimal sums come back Decimal.
     return ScopeMargin(
         cogs_usd=row["cogs"] or ZERO, events=int(row["events"] or 0),

@@ -106,6 +106,8 @@ MEASURES: dict[str, Measure] = {
     "revenue_rated": Measure(f"sumIf(rated_revenue_usd, {SETTLING})",
                              _rollup("sum(revenue_rated)")),
     "unpriced_events": Measure("sum(unpriced)"),
+    "events_unsourced": Measure(f"toInt64(sumIf(event_count, {UNSOURCED}))",
+                                _rollup("toInt64(sum(events_unsourced))")),
     # The estimation basis: unsettled usage of events without provisional revenue.
     "b_events": Measure(f"toInt64(sumIf(event_count, {UNSOURCED}))",
                         {Table.UNSOURCED: "toInt64(sum(events))"}),

@@ -38,7 +38,8 @@ KEYS: dict[Dimension, tuple[str, ...]] = {
 _CARRIED: dict[Dimension, tuple[str, ...]] = {Dimension.PRODUCT: ("product_type",)}
 # The measures a breakdown row holds.
 TOTALS_MEASURES = ("events", "tokens_in", "tokens_out", "cogs_ai", "cogs_infra", "cogs_fee",
-                   "cogs_unclassified", "revenue", "revenue_carried", "revenue_rated")
+                   "cogs_unclassified", "revenue", "revenue_carried", "revenue_rated",
+                   "events_unsourced")
 
 
 @dataclass(slots=True)
@@ -99,8 +100,8 @@ def estimates(tenant: Tenant, keys: tuple[str, ...], period: Period, use_rollups
               customers: tuple[str, ...] | None = None) -> dict[tuple, expected.Estimate]:
     """Estimated revenue and unknown events per value of `keys` over the period, from the
     unsourced rollup or the raw ledger; of some customers only when `customers` names them."""
-    if customers is not None and not customers:
-        return {}
+    if (customers is not None and not customers) or not expected.has_rates(tenant.slug):
+        return {}  # nothing to price: every unsourced event stays unknown
     table = Table.UNSOURCED if use_rollups and period.is_utc else Table.LEDGER
     basis = expected.basis_query(tenant.slug, table, keys).period(period)
     if customers is not None:
@@ -109,12 +110,13 @@ def estimates(tenant: Tenant, keys: tuple[str, ...], period: Period, use_rollups
 
 
 def _with_estimates(rows: list[Totals], found: dict[tuple, expected.Estimate]) -> None:
-    by_key = {row.key: row for row in rows}
-    for key, estimate in found.items():
-        row = by_key.get(key)  # a ranked, limited breakdown holds only some keys
-        if row is not None:
-            row.estimated_usd = estimate.estimated_usd
-            row.unknown_events = estimate.unknown_events
+    """Rows given their estimates (a key without one has nothing the rates price)."""
+    if not found:
+        return
+    for row in rows:
+        estimate = found.get(row.key)
+        row.estimated_usd = estimate.estimated_usd if estimate else ZERO
+        row.unknown_events = estimate.unknown_events if estimate else 0
 
 
 def decimal_keys(expression: str) -> tuple[str, str]:
@@ -161,6 +163,8 @@ def totals_by(tenant: Tenant, dimension: Dimension, period: Period, *,
             infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
             unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],
             carried_usd=row["revenue_carried"], rated_usd=row["revenue_rated"],
+            # unknown until an estimate prices them (below, when the tenant has rates)
+            unknown_events=int(row["events_unsourced"]),
         )
         for row in query.fetch()
     ]

@@ -77,11 +77,11 @@ def _customer_totals(tenant: Tenant, period: Period, floors: TagFloors, *, use_r
         LedgerQuery(tenant.slug, rollup_for(Dimension.CUSTOMER, period, use_rollups))
         .period(period).dimensions("customer_id")
         .measures("events", "cogs_ai", "cogs_infra", "cogs_fee", "cogs_unclassified",
-                  "revenue", "revenue_carried", "revenue_rated")
+                  "revenue", "revenue_carried", "revenue_rated", "events_unsourced")
         .group_by("customer_id").sql())
     sql = (
         f"SELECT customer_id, events, {COGS} AS cogs, revenue, {_TAG_RANK_SQL} AS tag_rank, "
-        f"revenue_carried + revenue_rated AS provisional FROM ({inner})"
+        f"revenue_carried + revenue_rated AS provisional, events_unsourced FROM ({inner})"
     )
     return sql, {**params, "at_risk": format(floors.at_risk_pct, "f"),
                  "high_value": format(floors.high_value_pct, "f")}
@@ -107,12 +107,16 @@ def customer_ledger(tenant: Tenant, period: Period, floors: TagFloors, *,
     found = estimates(tenant, ("customer_id",), period, use_rollups, customers=shown)
     none = expected.Estimate()
     out = []
-    # Columns in CustomerRow's order, the tag as its rank (see _customer_totals).
-    for customer_id, events, cogs, revenue, tag_rank, provisional in rows:
-        estimate = found.get((customer_id,), none)
+    # Columns in CustomerRow's order, the tag as its rank (see _customer_totals); with no
+    # estimate at all, every unsourced event is unknown.
+    for customer_id, events, cogs, revenue, tag_rank, provisional, unsourced in rows:
+        if found:
+            estimate = found.get((customer_id,), none)
+            estimated, unknown = estimate.estimated_usd, estimate.unknown_events
+        else:
+            estimated, unknown = ZERO, unsourced
         out.append(make(CustomerRow, (customer_id, events, cogs, revenue, ranks[tag_rank],
-                                      provisional + estimate.estimated_usd,
-                                      estimate.unknown_events)))
+                                      provisional + estimated, unknown)))
     return out
 
 
