@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F, Q
 
 from aforo.models import Customer, Tenant
@@ -164,6 +165,25 @@ def guard_evaluate_scopes(*, tenant: Tenant, scopes: set[tuple[str, str]],
         if result is not None:
             results.append(result)
     return results
+
+
+def guard_after_ingest(tenant: Tenant, rows: list[dict]) -> None:
+    """The post-ingest hook: re-evaluate the scopes a batch touched, off the request's path."""
+    if not tenant_guarded(tenant):
+        return
+    scopes = {(r["customer_id"], r["product_id"]) for r in rows}
+    _evaluation_pool.submit(_evaluate_in_worker, tenant, scopes)
+
+
+_evaluation_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aforo-guard")
+
+
+def _evaluate_in_worker(tenant: Tenant, scopes: set[tuple[str, str]]) -> None:
+    close_old_connections()
+    try:
+        guard_evaluate_scopes(tenant=tenant, scopes=scopes)
+    finally:
+        close_old_connections()
 
 
 def guard_sweep(*, now: datetime) -> int:
