@@ -10,7 +10,8 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from aforo import catalog, eventstore
+from aforo import catalog
+from aforo.ledger.query import LedgerQuery
 from aforo.models import Customer, CustomerTier, Product, Role, Tenant
 from aforo.money import NANO
 from aforo.tenancy import IssuedToken, api_token_create, membership_set, tenant_create
@@ -84,12 +85,7 @@ def demo_tenant_ensure(slug: str = DEMO_TENANT) -> DemoCredentials:
 
 
 def demo_event_count(tenant: Tenant) -> int:
-    rows = eventstore.tenant_query(
-        tenant.slug,
-        "SELECT sum(event_count) AS events FROM ledger WHERE tenant_id = %(tenant_id)s "
-        "AND entry_type = 'COST'",
-    )
-    return int(rows[0]["events"] or 0) if rows else 0
+    return int(LedgerQuery(tenant.slug).measures("events").one()["events"] or 0)
 
 
 def _customers(rng: random.Random, count: int) -> list[tuple[str, str, Decimal]]:

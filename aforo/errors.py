@@ -1,4 +1,11 @@
-"""Every API error as {"error": {"code", "message", "field"}} with the right status."""
+"""Errors: the domain errors services raise, and their one translation into the API's JSON
+error `{"error": {"code", "message", "field"}}` with the right status.
+
+Services raise `DomainError`s (HackSoft's ApplicationError, Lago's failure results): what went
+wrong in the product's words and which input (the service's own argument name, such as
+`cap_usd`). They know nothing of HTTP: the API's exception handler gives each its status and
+the field's camelCase API name (`capUsd`), and the console shows the message beside the field.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +16,42 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from aforo.eventstore import EventStoreUnavailable
+
+
+class DomainError(Exception):
+    """A request a service refused: a message a person reads, and the input it is about."""
+
+    code = "invalid"
+    status = 400  # what the API answers (the service never sees it)
+
+    def __init__(self, message: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code:
+            self.code = code
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status = 409
+
+
+def api_field(field: str | None) -> str | None:
+    """A service's argument name as the API's field name: cap_usd → capUsd, lines.0.unit_price
+    → lines.0.unitPrice (names already in camelCase pass through)."""
+    if not field:
+        return field
+    parts = []
+    for part in field.split("."):
+        head, *rest = part.split("_")
+        parts.append(head + "".join(word[:1].upper() + word[1:] for word in rest))
+    return ".".join(parts)
 
 
 class ApiError(exceptions.APIException):
@@ -39,6 +82,9 @@ def _first_error(detail: Any, path: tuple[str, ...] = ()) -> tuple[str | None, s
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, api_field(exc.field)),
+                        status=exc.status)
     if isinstance(exc, EventStoreUnavailable):
         response = Response(
             error_body("event_store_unavailable",

@@ -100,24 +100,38 @@ PAGE_PARAMETERS = [
     OpenApiParameter("size", {"type": "integer", "minimum": 1},
                      description=f"Rows per page (default {DEFAULT_SIZE}, capped at {MAX_SIZE})"),
 ]
-_PAGES: dict[str, type[serializers.Serializer]] = {}
+_page_serializers: dict[type, type] = {}
 
 
-def page_of(serializer_class: type[serializers.Serializer]) -> type[serializers.Serializer]:
-    """The page envelope of a row serializer, as the OpenAPI schema declares it."""
-    name = f"{serializer_class.__name__.removesuffix('Serializer')}Page"
-    if name not in _PAGES:
-        _PAGES[name] = type(name, (serializers.Serializer,), {
-            "content": serializer_class(many=True),
-            "page": serializers.IntegerField(min_value=0),
-            "size": serializers.IntegerField(min_value=1, max_value=MAX_SIZE),
-            "totalElements": serializers.IntegerField(min_value=0),
-            "totalPages": serializers.IntegerField(min_value=0),
-            "__module__": serializer_class.__module__,
-        })
-    return _PAGES[name]
+def page_of(serializer_class: type) -> type:
+    """The page envelope around `serializer_class` as a serializer, for the OpenAPI schema of
+    a list that answers with `paged_response` (component `Paged<Name>`)."""
+    from drf_spectacular.utils import extend_schema_serializer
+
+    if serializer_class not in _page_serializers:
+        name = _component_name(serializer_class)
+
+        @extend_schema_serializer(component_name=f"Paged{name}")
+        class Page(serializers.Serializer):
+            content = serializer_class(many=True)
+            page = serializers.IntegerField(min_value=0)
+            size = serializers.IntegerField(min_value=1, max_value=MAX_SIZE)
+            totalElements = serializers.IntegerField(min_value=0)
+            totalPages = serializers.IntegerField(min_value=0)
+
+        Page.__name__ = f"Paged{name}"
+        _page_serializers[serializer_class] = Page
+    return _page_serializers[serializer_class]
 
 
-def paged(serializer_class: type[serializers.Serializer]) -> dict:
+def paged(serializer_class: type) -> dict:
     """extend_schema arguments for a paged list: the envelope and the page parameters."""
     return {"responses": page_of(serializer_class), "parameters": PAGE_PARAMETERS}
+
+
+def _component_name(serializer_class: type) -> str:
+    """The name drf-spectacular gives the serializer's component."""
+    from drf_spectacular.drainage import get_override
+
+    return get_override(serializer_class, "component_name") or \
+        serializer_class.__name__.removesuffix("Serializer")

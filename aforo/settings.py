@@ -227,7 +227,8 @@ SPECTACULAR_SETTINGS = {
     "CAMELIZE_NAMES": False,
     "ENUM_NAME_OVERRIDES": {"ChannelEnum": "budgets.models.Channel",
                             "AlertWindowEnum": "budgets.models.AlertRule.Window",
-                            "GuardWindowEnum": "margin_guard.models.GuardPolicy.Window"},
+                            "GuardWindowEnum": "margin_guard.models.GuardPolicy.Window",
+                            "ComponentKindEnum": "billing.models.ComponentKind"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ingestion.openapi.add_events_path",

@@ -6,6 +6,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from aforo import api, console, health
+from billing import views as billing_views
 from budgets import views as budget_views
 from cogs import views as cogs_views
 from ingestion import api as ingestion_api
@@ -55,6 +56,19 @@ urlpatterns = [
          name="console-rule-delete"),
     path("console/cogs/alerts/<int:alert_id>/<str:action>/", budget_views.alert_transition,
          name="console-alert-transition"),
+    path("console/billing/plans/", billing_views.plans_page, name="console-billing-plans"),
+    path("console/billing/new-plan/", billing_views.plan_new, name="console-billing-plan-new"),
+    path("console/billing/plans/<str:code>/", billing_views.plan_page,
+         name="console-billing-plan"),
+    path("console/billing/plans/<str:code>/delete/", billing_views.plan_delete,
+         name="console-billing-plan-delete"),
+    path("console/billing/customers/", billing_views.customers_page,
+         name="console-billing-customers"),
+    path("console/billing/new-customer/", billing_views.customer_new,
+         name="console-billing-customer-new"),
+    # <path:>: customer ids are the caller's own and may hold a slash
+    path("console/billing/customers/<path:customer_id>/", billing_views.customer_page,
+         name="console-billing-customer"),
     path("console/", cogs_views.overview, name="console-home"),
 ]
 

@@ -1,10 +1,11 @@
 """COGS & Margins dashboard benchmark: every endpoint end to end over HTTP, 7D / 30D / 90D.
 
 Generates N events over 90 days (10k customers, 20 products, 4 providers, 16 models, a
-REVENUE entry for every event older than a day, plus other tenants' noise) straight into the
-ledger with INSERT ... SELECT (the rollup views fill as in production), then requests every
-endpoint through Django's test client (URL routing, auth, DRF, JSON rendering) and reports
-p50 / p95 per endpoint and period. Figures are appended to benchmarks/RESULTS.md.
+REVENUE entry and its SETTLE entry for every event older than a day, plus other tenants'
+noise) straight into the ledger with INSERT ... SELECT (the rollup views fill as in
+production), then requests every endpoint through Django's test client (URL routing, auth,
+DRF, JSON rendering) and reports p50 / p95 per endpoint and period. Figures are appended to
+benchmarks/RESULTS.md.
 
     .venv/bin/python benchmarks/dashboard.py --events 1000000            # embedded (chdb)
     .venv/bin/python benchmarks/dashboard.py --clickhouse-url clickhouse://default@127.0.0.1:19000/bench
@@ -98,14 +99,15 @@ SELECT
     arrayElement(%(providers)s, m %% 4 + 1) AS provider, concat('model_', toString(m)) AS model,
     '' AS requested_model, '' AS tool_name, 'GATEWAY' AS source_type, '' AS session_id,
     {event_count} AS event_count,
-    toInt64(100 + cityHash64(number, 5) %% 4000) AS input_tokens,
-    toInt64(20 + cityHash64(number, 6) %% 1000) AS output_tokens,
+    toInt64(100 + cityHash64(number, 5) %% 4000) AS in_n,
+    toInt64(20 + cityHash64(number, 6) %% 1000) AS out_n,
+    {sign} * in_n AS input_tokens, {sign} * out_n AS output_tokens,
     toInt64(0) AS cached_input_tokens, toInt64(0) AS reasoning_tokens,
     toInt64(0) AS reasoning_steps, toInt64(0) AS tool_calls, toDecimal64(1, 9) AS quantity,
     -- a few events cost 10x (the anomalies), 6 %% carry only a total (unclassified)
-    (input_tokens * (m + 1) * 150 + output_tokens * (m + 1) * 600)
+    (in_n * (m + 1) * 150 + out_n * (m + 1) * 600)
         * if(cityHash64(number, 8) %% 1000 = 0, 10, 1) AS ai_nanos,
-    400000 + (input_tokens + output_tokens) * 200 AS infra_nanos,
+    400000 + (in_n + out_n) * 200 AS infra_nanos,
     100000 + intDiv(ai_nanos * 3, 100) AS fee_nanos,
     cityHash64(number, 7) %% 100 < 6 AS unsplit,
     {ai} AS ai_cogs_usd, {infra} AS infra_cogs_usd, {fee} AS fee_cogs_usd,
@@ -124,7 +126,7 @@ COST = dict(entry_type="'COST'", event_count="toInt32(1)",
             fee="if(unsplit, toDecimal64(0, 9), " + _NANOS.format(n="fee_nanos") + ")",
             unclassified="if(unsplit, " + _NANOS.format(n="ai_nanos + infra_nanos + fee_nanos")
             + ", toDecimal64(0, 9))",
-            revenue="toDecimal64(0, 9)", invoice="''", where="")
+            revenue="toDecimal64(0, 9)", invoice="''", where="", sign="1")
 # Revenue: a price per event by product and customer tier, settled for events over a day old;
 # some customers (every 13th) pay under cost.
 REVENUE = dict(COST, entry_type="'REVENUE'", event_count="toInt32(0)",
@@ -134,6 +136,11 @@ REVENUE = dict(COST, entry_type="'REVENUE'", event_count="toInt32(0)",
                    n="if(cityHash64(number, 2) %% 10000 %% 13 = 5, 300000, "
                      "(1500000 + (p %% 7) * 900000) * (1 + cityHash64(number, 2) %% 3))"),
                invoice="'inv_bench'", where="WHERE occurred_at < %(settled_before)s")
+# What attribution writes beside that revenue: the SETTLE entry that stops the event counting
+# as settling (billing.settlement): minus its usage and cost.
+SETTLE = dict(COST, entry_type="'SETTLE'", event_count="toInt32(-1)", sign="-1",
+              **{bucket: f"-{COST[bucket]}" for bucket in ("ai", "infra", "fee", "unclassified")},
+              where=REVENUE["where"])
 LEDGER_ORDER = ("tenant_id, entry_id, entry_type, entry_kind, event_id, occurred_at, "
                 "recorded_at, customer_id, product_id, product_type, provider, model, "
                 "requested_model, tool_name, source_type, session_id, event_count, input_tokens, "
@@ -155,7 +162,7 @@ def generate(tenant: str, events: int, end: date, offset_base: int = 0) -> None:
                   "types": PRODUCT_TYPES, "providers": PROVIDERS,
                   "offset": offset_base + offset, "count": count,
                   "settled_before": settled_before}
-        for shape in (COST, REVENUE):
+        for shape in (COST, REVENUE, SETTLE):
             select = _EVENT_SELECT.format(**shape)
             eventstore.command(
                 f"INSERT INTO ledger ({LEDGER_ORDER}) SELECT {LEDGER_ORDER} FROM ({select})",
@@ -165,7 +172,8 @@ def generate(tenant: str, events: int, end: date, offset_base: int = 0) -> None:
 
 def event_count(tenant: str) -> int:
     rows = eventstore.tenant_query(
-        tenant, "SELECT sum(event_count) AS n FROM ledger WHERE tenant_id = %(tenant_id)s")
+        tenant, "SELECT sum(event_count) AS n FROM ledger WHERE tenant_id = %(tenant_id)s "
+        "AND entry_type = 'COST'")
     return int(rows[0]["n"] or 0) if rows else 0
 
 

@@ -1,6 +1,9 @@
 """Admin for plans, subscriptions, invoices and attribution runs."""
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 
+from aforo.errors import ApiError
 from billing.models import (
     AttributionRun,
     Invoice,
@@ -11,6 +14,7 @@ from billing.models import (
     Subscription,
 )
 from billing.rating import plans_changed
+from billing.services import subscription_term_check
 
 
 class PlanCacheAdmin(admin.ModelAdmin):
@@ -55,8 +59,29 @@ class PriceComponentAdmin(PlanCacheAdmin):
     inlines = [PriceTierInline]
 
 
+class SubscriptionForm(forms.ModelForm):
+    """Refuses what the API refuses: an end before the start, two plans at once."""
+
+    class Meta:
+        model = Subscription
+        fields = "__all__"
+
+    def clean(self):
+        values = super().clean()
+        customer, starts_at = values.get("customer"), values.get("starts_at")
+        if customer is not None and starts_at is not None:
+            try:
+                subscription_term_check(customer=customer, starts_at=starts_at,
+                                        ends_at=values.get("ends_at"),
+                                        excluding=self.instance.pk)
+            except ApiError as exc:
+                raise ValidationError(str(exc.detail)) from None
+        return values
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(PlanCacheAdmin):
+    form = SubscriptionForm
     list_display = ("customer", "plan", "starts_at", "ends_at", "tenant")
     list_filter = ("tenant", "plan")
 

@@ -6,6 +6,10 @@ run. A run reconciles: per (invoice, line, event) it compares the amount the lin
 the event now with the net amount REVENUE entries already gave it, and writes only the
 difference, as a REVERSAL of the old amount and an ORIGINAL of the new one. A second run over
 unchanged data therefore writes nothing.
+
+:TRICKY: this module writes its SQL (and its tenant filters) by hand, one of the exemptions
+`aforo.ledger.query` names: the allocation is joins, arrays and an INSERT ... SELECT over them,
+which the ledger query builder would only obscure.
 """
 from __future__ import annotations
 

@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 from aforo import eventstore
+from aforo.ledger.query import LedgerQuery, Table
 from aforo.models import Product, Tenant
+from aforo.shared_cache import cache_count, shared_cache
 from billing.models import Invoice, InvoiceLine, InvoiceStatus, RevenueEstimateVersion, Unit
 
 RATE_PLACES = Decimal(1).scaleb(-18)
@@ -109,6 +111,30 @@ def revenue_rates_compute(tenant: Tenant) -> list[dict]:
     return rows
 
 
+# Whether a tenant has any estimate rate: without one every unsourced event is unknown, and
+# readers skip the estimate's join (its cost is a pass over the unsettled basis).
+_has_rates: dict[str, tuple[object, bool]] = {}
+
+
+def _rates_key(tenant_slug: str) -> str:
+    return f"aforo:revenue-rates-version:{tenant_slug}"
+
+
+def rates_changed(tenant_slug: str) -> None:
+    """Call after writing a new version of the tenant's revenue_rates."""
+    cache_count(_rates_key(tenant_slug))
+
+
+def has_rates(tenant_slug: str) -> bool:
+    version = shared_cache().get(_rates_key(tenant_slug), 0)
+    held = _has_rates.get(tenant_slug)
+    if held is None or held[0] != version:
+        found = (LedgerQuery(tenant_slug, Table.REVENUE_RATES).latest_rates()
+                 .where_sql("product_id != ''").expressions("count() AS n").one())
+        held = _has_rates[tenant_slug] = (version, int(found["n"]) > 0)
+    return held[1]
+
+
 def _fingerprint(rows: list[dict]) -> str:
     digest = hashlib.sha256()
     for row in rows:
@@ -132,4 +158,5 @@ def revenue_rates_refresh(*, tenant: Tenant) -> int | None:
                              **dict.fromkeys(RATE_FIELDS, ZERO)}]])
     RevenueEstimateVersion.objects.update_or_create(
         tenant=tenant, defaults={"version": version, "fingerprint": fingerprint})
+    rates_changed(tenant.slug)
     return version

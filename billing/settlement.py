@@ -7,6 +7,9 @@ Like attribution, this reconciles rather than appends blindly: per event it comp
 event should count as settling now (nothing once settled, its COST entries' sums otherwise) with
 what its COST and SETTLE entries net to, and writes only the difference. Running it twice
 writes nothing the second time, and a run that died half way is healed by the next.
+
+:TRICKY: the reconciliation is one INSERT ... SELECT over an event-level GROUP BY, written by
+hand with its own tenant filter (an exemption `aforo.ledger.query` names).
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Billing routes under /api/v1/billing/."""
 from django.urls import path
 
-from billing import api
+from billing import api, plans_api
 
 urlpatterns = [
     path("invoices", api.InvoiceListImport.as_view(), name="billing-invoices"),
@@ -15,4 +15,14 @@ urlpatterns = [
          name="billing-attribution-runs"),
     path("attribution-runs/<uuid:run_id>", api.AttributionRunDetail.as_view(),
          name="billing-attribution-run"),
+    path("plans", plans_api.PlanListCreate.as_view(), name="billing-plans"),
+    path("plans/<str:code>", plans_api.PlanDetail.as_view(), name="billing-plan"),
+    path("subscriptions", plans_api.SubscriptionListCreate.as_view(),
+         name="billing-subscriptions"),
+    path("subscriptions/<int:subscription_id>", plans_api.SubscriptionDetail.as_view(),
+         name="billing-subscription"),
+    path("subscriptions/<int:subscription_id>/end", plans_api.SubscriptionEnd.as_view(),
+         name="billing-subscription-end"),
+    path("subscriptions/<int:subscription_id>/change-plan",
+         plans_api.SubscriptionChangePlan.as_view(), name="billing-subscription-change-plan"),
 ]

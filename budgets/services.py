@@ -15,9 +15,10 @@ from django.db import IntegrityError, transaction
 from aforo import outbound
 from aforo.errors import ApiError
 from aforo.models import Customer, Product, Tenant
+from aforo.periods import period_bounds, window_bounds
 from budgets.models import Alert, AlertRule, Channel, CostBudget, Delivery
-from budgets.periods import period_bounds, window_bounds
-from cogs.expected import HUNDRED, scope_margin
+from cogs.expected import scope_margin
+from cogs.margins import HUNDRED
 
 log = logging.getLogger(__name__)
 MAX_DESTINATION = 500  # the model's column

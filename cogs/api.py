@@ -1,7 +1,6 @@
 """COGS & Margins API: the ten dashboard reads and the tenant's COGS settings."""
 from __future__ import annotations
 
-from datetime import date, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from drf_spectacular.types import OpenApiTypes
@@ -13,15 +12,14 @@ from rest_framework.views import APIView
 from aforo.errors import ApiError
 from aforo.money import CENT, MICRO, MoneyField, PctField, pct, rate, usd
 from aforo.pagination import envelope, page_request
+from aforo.periods import Period, PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
 from cogs import queries, services
 from cogs.models import CogsSettings
-from cogs.queries import Period, Totals, Transaction
+from cogs.queries import Totals, Transaction
 
-MAX_PERIOD_DAYS = 731
 MAX_LIMIT = 100_000
-FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(2100, 12, 31)
 PCT = CENT
 MONEY = MICRO
 
@@ -282,36 +280,13 @@ class DashboardSchema(_ExpectedSchema):
 
 # --- request parsing ----------------------------------------------------------------------
 
-def _date_param(request, name: str) -> date | None:
-    raw = request.query_params.get(name, "").strip()
-    if not raw:
-        return None
-    try:
-        if len(raw) != 10:
-            raise ValueError
-        day = date.fromisoformat(raw)
-    except ValueError:
-        raise ApiError(f"{name} must be an ISO-8601 date (YYYY-MM-DD).", field=name) from None
-    if not FIRST_DAY <= day <= LAST_DAY:
-        # :TRICKY: the ledger's DateTime('UTC') holds 1970..2105; outside it ClickHouse fails
-        # to parse the bound instead of finding nothing.
-        raise ApiError(f"{name} must be between {FIRST_DAY} and {LAST_DAY}.", field=name)
-    return day
-
-
 def period_from_request(request, settings: CogsSettings) -> Period:
     """from/to (inclusive calendar days in the tenant's time zone); default the last 30 days."""
-    first, last = _date_param(request, "from"), _date_param(request, "to")
-    if first is None and last is None:
-        return queries.period_default(time_zone=settings.time_zone)
-    # One end given: a 30-day period from or to it.
-    first = first or last - timedelta(days=29)
-    last = last or first + timedelta(days=29)
-    if first > last:
-        raise ApiError("from must be on or before to.", field="from")
-    if (last - first).days + 1 > MAX_PERIOD_DAYS:
-        raise ApiError(f"The period may span at most {MAX_PERIOD_DAYS} days.", field="from")
-    return Period(first=first, last=last, time_zone=settings.time_zone)
+    try:
+        return period_parse(request.query_params.get("from"), request.query_params.get("to"),
+                            time_zone=settings.time_zone)
+    except PeriodError as exc:
+        raise ApiError(exc.message, field=exc.field) from None
 
 
 def _optional(request, name: str) -> str | None:

@@ -17,48 +17,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from aforo import eventstore
+from aforo.ledger.query import BASIS, COGS_SUM, UNSOURCED, LedgerQuery, Table, tenant_sql
+from billing.estimates import has_rates
+from cogs.margins import ZERO, margin_pct
 
-ZERO = Decimal(0)
-HUNDRED = Decimal(100)
 NANOS_PER_USD = 1_000_000_000
 
-# The estimation basis of the raw ledger (the rollup ledger_daily_unsourced holds the same
-# sums): COST and SETTLE entries of events with no provisional revenue.
-UNSOURCED = "revenue_source = 'NONE' AND entry_type IN ('COST', 'SETTLE')"
-RAW_BASIS = (
-    f"toInt64(sumIf(event_count, {UNSOURCED})) AS b_events, "
-    f"toInt64(sumIf(input_tokens, {UNSOURCED})) AS b_in, "
-    f"toInt64(sumIf(output_tokens, {UNSOURCED})) AS b_out, "
-    f"toInt64(sumIf(tool_calls, {UNSOURCED})) AS b_tools, "
-    f"toInt64(sumIf(reasoning_steps, {UNSOURCED})) AS b_steps, "
-    f"sumIf(ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd, {UNSOURCED}) "
-    "AS b_cogs"
-)
-ROLLUP_BASIS = (
-    "toInt64(sum(events)) AS b_events, toInt64(sum(tokens_in)) AS b_in, "
-    "toInt64(sum(tokens_out)) AS b_out, toInt64(sum(tool_calls_n)) AS b_tools, "
-    "toInt64(sum(reasoning_steps_n)) AS b_steps, sum(cogs) AS b_cogs"
-)
-# Provisional revenue still settling, over the raw ledger (the rollups' revenue_carried and
-# revenue_rated measures).
-RAW_CARRIED = "sumIf(carried_revenue_usd, entry_type IN ('COST', 'SETTLE'))"
-RAW_RATED = "sumIf(rated_revenue_usd, entry_type IN ('COST', 'SETTLE'))"
-
-_LATEST = ("version = (SELECT max(version) FROM revenue_rates "
-           "WHERE tenant_id = %(tenant_id)s)")
 _RATE_COLUMNS = ("per_event", "per_input_token", "per_output_token", "per_tool_call",
                  "per_reasoning_step", "per_cogs_nano")
-# The basis columns each rate multiplies (b_cogs in nanodollars, as its rate is per nano).
+# The basis sums each rate multiplies (b_cogs in nanodollars, as its rate is per nano).
 _BASIS_OF = ("b_events", "b_in", "b_out", "b_tools", "b_steps", "toInt64(b_cogs * 1000000000)")
 
 
-def _rates_sql(prefix: str, customer: bool) -> str:
-    keys = "customer_id, product_id" if customer else "product_id"
-    rates = ", ".join(f"{column} AS {prefix}_{column}" for column in _RATE_COLUMNS)
-    which = "customer_id != ''" if customer else "customer_id = '' AND product_id != ''"
-    return (f"SELECT {keys}, toUInt8(1) AS {prefix}_has, {rates} FROM revenue_rates "
-            f"WHERE tenant_id = %(tenant_id)s AND {_LATEST} AND {which}")
+def _rates(tenant_slug: str, prefix: str, *, customer: bool) -> tuple[str, dict]:
+    """The latest rates, the customer's own (customer=True) or the products' (customer '')."""
+    query = (LedgerQuery(tenant_slug, Table.REVENUE_RATES).latest_rates()
+             .dimensions(*(("customer_id", "product_id") if customer else ("product_id",)))
+             .expressions(f"toUInt8(1) AS {prefix}_has",
+                          *(f"{column} AS {prefix}_{column}" for column in _RATE_COLUMNS)))
+    if customer:
+        return query.where_sql("customer_id != ''").sql()
+    return query.where_sql("customer_id = '' AND product_id != ''").sql()
 
 
 def _formula(prefix: str) -> str:
@@ -66,26 +45,52 @@ def _formula(prefix: str) -> str:
                       for basis, column in zip(_BASIS_OF, _RATE_COLUMNS, strict=True))
 
 
-def estimate_sql(basis: str, keys: Sequence[str]) -> str:
+# Each basis unit as a column of the unsourced read model, and of a raw ledger entry.
+_BASIS_COLUMNS = {
+    Table.UNSOURCED: ("events", "tokens_in", "tokens_out", "tool_calls_n", "reasoning_steps_n",
+                      "cogs"),
+    Table.LEDGER: ("event_count", "input_tokens", "output_tokens", "tool_calls",
+                   "reasoning_steps", f"({COGS_SUM})"),
+}
+
+
+def basis_query(tenant_slug: str, table: Table, keys: Sequence[str]) -> LedgerQuery:
+    """The estimation basis as rows (not grouped: each row is priced on its own and the sums
+    are linear), with `keys`, customer and product: the unsourced read model or the raw
+    ledger's COST and SETTLE entries without provisional revenue. A reader adds its period or
+    window and scope."""
+    extra = [k for k in keys if k not in ("customer_id", "product_id")]
+    query = LedgerQuery(tenant_slug, table).dimensions(*extra, "customer_id", "product_id")
+    if table is Table.LEDGER:
+        query = query.where_sql(UNSOURCED)
+    return query.expressions(*(f"{column} AS {name}" for column, name in zip(
+        _BASIS_COLUMNS[table], BASIS, strict=True)))
+
+
+def estimate_sql(tenant_slug: str, basis: LedgerQuery, keys: Sequence[str],
+                 ) -> tuple[str, dict]:
     """Per `keys`: the estimated revenue, and the events and COGS with no rate (unknown).
 
-    `basis` is a SELECT of `keys`, customer_id, product_id and the basis sums b_events, b_in,
-    b_out, b_tools, b_steps, b_cogs, grouped by all of those keys. The customer's own rate wins,
-    else the product's; exact in Decimal(38, 18).
+    `basis` is a `basis_query` (rows). The customer's own rate wins, else the product's; exact
+    in Decimal(38, 18).
     """
+    basis_sql, params = basis.sql()
+    own_sql, own_params = _rates(tenant_slug, "c", customer=True)
+    fallback_sql, fallback_params = _rates(tenant_slug, "p", customer=False)
     group = f" GROUP BY {', '.join(keys)}" if keys else ""
     selected = f"{', '.join(keys)}, " if keys else ""
     unknown = "c_has = 0 AND p_has = 0"
-    return (
+    sql = (
         f"SELECT {selected}"
         f"sum(if(c_has = 1, {_formula('c')}, if(p_has = 1, {_formula('p')}, "
         "toDecimal128(0, 18)))) AS estimated, "
         f"toInt64(sumIf(b_events, {unknown})) AS unknown_events, "
         f"sumIf(b_cogs, {unknown}) AS unknown_cogs "
-        f"FROM (SELECT * FROM ({basis}) AS basis ANY LEFT JOIN ({_rates_sql('c', True)}) AS own "
+        f"FROM (SELECT * FROM ({basis_sql}) AS basis ANY LEFT JOIN ({own_sql}) AS own "
         f"USING (customer_id, product_id)) AS priced "
-        f"ANY LEFT JOIN ({_rates_sql('p', False)}) AS fallback USING (product_id){group}"
+        f"ANY LEFT JOIN ({fallback_sql}) AS fallback USING (product_id){group}"
     )
+    return sql, {**params, **own_params, **fallback_params}
 
 
 @dataclass(frozen=True)
@@ -95,11 +100,12 @@ class Estimate:
     unknown_cogs_usd: Decimal = ZERO
 
 
-def estimates_by(tenant_slug: str, basis: str, keys: Sequence[str],
-                 params: dict) -> dict[tuple, Estimate]:
+def estimates_by(tenant_slug: str, basis: LedgerQuery, keys: Sequence[str],
+                 ) -> dict[tuple, Estimate]:
     """estimate_sql's rows keyed by their `keys` values."""
     out = {}
-    for row in eventstore.tenant_query(tenant_slug, estimate_sql(basis, keys), params):
+    sql, params = estimate_sql(tenant_slug, basis, keys)
+    for row in tenant_sql(tenant_slug, sql, params):
         out[tuple(row[k] for k in keys)] = Estimate(
             estimated_usd=row["estimated"], unknown_events=int(row["unknown_events"]),
             unknown_cogs_usd=row["unknown_cogs"])
@@ -125,12 +131,12 @@ def event_rates(tenant_slug: str, pairs: Iterable[tuple[str, str]]
     pairs = set(pairs)
     if not pairs:
         return {}
-    rows = eventstore.tenant_query(
-        tenant_slug,
-        f"SELECT customer_id, product_id, {', '.join(_RATE_COLUMNS)} FROM revenue_rates "
-        f"WHERE tenant_id = %(tenant_id)s AND {_LATEST} AND product_id IN %(products)s "
-        "AND (customer_id IN %(customers)s OR customer_id = '')",
-        {"products": tuple({p for _c, p in pairs}), "customers": tuple({c for c, _p in pairs})})
+    rows = (LedgerQuery(tenant_slug, Table.REVENUE_RATES).latest_rates()
+            .dimensions("customer_id", "product_id").expressions(*_RATE_COLUMNS)
+            .where_in("product_id", {p for _c, p in pairs})
+            .where_sql("(customer_id IN %(customers)s OR customer_id = '')",
+                       customers=tuple({c for c, _p in pairs} | {""}))
+            .fetch())
     found = {(r["customer_id"], r["product_id"]): EventRates(
         tuple(r[c] for c in _RATE_COLUMNS)) for r in rows}
     out = {}
@@ -198,41 +204,27 @@ class ScopeMargin:
                 "unknownEvents": self.unknown_events}
 
 
-def margin_pct(revenue: Decimal, cogs: Decimal) -> Decimal | None:
-    """(revenue − COGS) / revenue × 100, or None where revenue is zero."""
-    if revenue == 0:
-        return None
-    return (revenue - cogs) / revenue * HUNDRED
-
-
 def scope_margin(tenant_slug: str, *, start: datetime, end: datetime,
                  product_id: str | None = None,
                  customer_id: str | None = None) -> ScopeMargin:
     """COGS and expected revenue of entries with occurred_at in [start, end), for the tenant or
     a customer and/or product of it."""
-    scope = ""
-    params: dict = {"start": start, "end": end}
-    if product_id:
-        scope += " AND product_id = %(product_id)s"
-        params["product_id"] = product_id
-    if customer_id:
-        scope += " AND customer_id = %(customer_id)s"
-        params["customer_id"] = customer_id
-    where = (f"tenant_id = %(tenant_id)s AND occurred_at >= %(start)s "
-             f"AND occurred_at < %(end)s{scope}")
-    row = eventstore.tenant_query(
-        tenant_slug,
-        "SELECT sumIf(ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd, "
-        "entry_type = 'COST') AS cogs, toInt64(sumIf(event_count, entry_type = 'COST')) "
-        "AS events, sumIf(revenue_usd, entry_type = 'REVENUE') AS attributed, "
-        f"{RAW_CARRIED} AS carried, {RAW_RATED} AS rated FROM ledger WHERE {where}",
-        params)[0]
-    basis = (f"SELECT customer_id, product_id, {RAW_BASIS} FROM ledger WHERE {where} "
-             "GROUP BY customer_id, product_id")
-    estimate = estimates_by(tenant_slug, basis, (), params).get((), Estimate())
+    def scoped(query: LedgerQuery) -> LedgerQuery:
+        return query.between(start, end).where(product_id=product_id or None,
+                                               customer_id=customer_id or None)
+
+    row = scoped(LedgerQuery(tenant_slug).measures(
+        "cogs", "events", "revenue", "revenue_carried", "revenue_rated", "events_unsourced",
+        "b_cogs")).one()
+    if has_rates(tenant_slug):
+        estimate = estimates_by(tenant_slug, scoped(basis_query(tenant_slug, Table.LEDGER, ())),
+                                ()).get((), Estimate())
+    else:  # no rate anywhere: every unsourced event is unknown
+        estimate = Estimate(unknown_events=int(row["events_unsourced"] or 0),
+                            unknown_cogs_usd=row["b_cogs"] or ZERO)
     # :TRICKY: sum() over no rows is 0 on both versions, and Decimal sums come back Decimal.
     return ScopeMargin(
         cogs_usd=row["cogs"] or ZERO, events=int(row["events"] or 0),
-        attributed_usd=row["attributed"] or ZERO, carried_usd=row["carried"] or ZERO,
-        rated_usd=row["rated"] or ZERO, estimated_usd=estimate.estimated_usd or ZERO,
+        attributed_usd=row["revenue"] or ZERO, carried_usd=row["revenue_carried"] or ZERO,
+        rated_usd=row["revenue_rated"] or ZERO, estimated_usd=estimate.estimated_usd or ZERO,
         unknown_events=estimate.unknown_events, unknown_cogs_usd=estimate.unknown_cogs_usd or ZERO)

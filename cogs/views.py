@@ -10,10 +10,9 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, QueryDict
@@ -23,17 +22,15 @@ from aforo.console import current_membership, memberships_of
 from aforo.eventstore import EventStoreError, EventStoreUnavailable
 from aforo.models import Customer, Tenant
 from aforo.pagination import MAX_PAGE
+from aforo.periods import PRESETS, PeriodError, period_parse, period_preset, today_in
 from cogs import figures, queries, services
-from cogs.api import FIRST_DAY, LAST_DAY
 from cogs.models import CogsSettings
 from cogs.queries import Dimension, Period, Totals
 from cogs.templatetags.cogs_format import usd_text
 
 log = logging.getLogger(__name__)
 
-PRESETS = {"7d": 7, "30d": 30, "90d": 90}
 DEFAULT_PRESET = "30d"
-MAX_PERIOD_DAYS = 731  # as the API
 PAGE_SIZES = (25, 50, 100, 200)
 CUSTOMERS_PER_PAGE = 50
 ANOMALIES_SHOWN = 10
@@ -81,41 +78,17 @@ class ConsolePeriod:
         return self.period.last >= today - timedelta(days=1)
 
 
-def _today(time_zone: str) -> date:
-    return datetime.now(ZoneInfo(time_zone)).date()
-
-
-def _parse_day(raw: str, name: str) -> date:
-    try:
-        if len(raw) != 10:
-            raise ValueError
-        day = date.fromisoformat(raw)
-    except ValueError:
-        raise PageError(f"“{name}” must be a date like 2026-06-14.") from None
-    if not FIRST_DAY <= day <= LAST_DAY:
-        raise PageError(f"“{name}” must be between {FIRST_DAY} and {LAST_DAY}.")
-    return day
-
-
 def console_period(params: QueryDict, time_zone: str) -> ConsolePeriod:
-    """The period the querystring asks for; a preset ends today in the tenant's time zone."""
-    today = _today(time_zone)
-    first_raw, last_raw = params.get("from", "").strip(), params.get("to", "").strip()
-    if first_raw or last_raw:
-        if not (first_raw and last_raw):
-            raise PageError("A custom period needs both a from and a to date.")
-        first, last = _parse_day(first_raw, "from"), _parse_day(last_raw, "to")
-        if first > last:
-            raise PageError("The period's from date must be on or before its to date.")
-        if (last - first).days + 1 > MAX_PERIOD_DAYS:
-            raise PageError(f"A period may span at most {MAX_PERIOD_DAYS} days.")
-        return ConsolePeriod(Period(first=first, last=last, time_zone=time_zone), None)
-    preset = params.get("period", DEFAULT_PRESET).lower()
-    if preset not in PRESETS:
-        raise PageError("The period must be 7D, 30D, 90D or a custom from–to.")
-    days = PRESETS[preset]
-    return ConsolePeriod(Period(first=today - timedelta(days=days - 1), last=today,
-                                time_zone=time_zone), preset)
+    """The period the querystring asks for (aforo.periods, as the API reads it); a preset ends
+    today in the tenant's time zone."""
+    try:
+        if params.get("from", "").strip() or params.get("to", "").strip():
+            return ConsolePeriod(period_parse(params.get("from"), params.get("to"),
+                                              time_zone=time_zone), None)
+        preset = params.get("period", DEFAULT_PRESET).lower()
+        return ConsolePeriod(period_preset(preset, time_zone=time_zone), preset)
+    except PeriodError as exc:
+        raise PageError(exc.message) from None
 
 
 def _link(params: dict[str, Any]) -> str:
@@ -153,7 +126,7 @@ def _tab_page(tab: str, build: Callable[..., dict[str, Any]]) -> Callable:
             chosen=chosen, period=chosen.period, period_query=_link(chosen.params),
             presets=[(key, key.upper(), _link({"period": key})) for key in PRESETS],
             tabs=[(key, title, name, key == tab) for key, title, name in TABS],
-            settling=chosen.includes_recent(_today(settings.time_zone)),
+            settling=chosen.includes_recent(today_in(settings.time_zone)),
             settings=settings,
         )
         try:
@@ -258,7 +231,7 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
         "products": products,
         "anomalies": found, "anomaly_count": anomaly_count, "anomaly_error": anomaly_error,
         "anomaly_multiplier": settings.anomaly_multiplier, "anomaly_day": period.last,
-        "anomaly_today": period.last == _today(settings.time_zone),
+        "anomaly_today": period.last == today_in(settings.time_zone),
     }
 
 
@@ -404,7 +377,7 @@ def _transactions(request, tenant: Tenant, chosen: ConsolePeriod,
         "first_row": page * size + 1 if rows else 0, "last_row": page * size + len(rows),
         "prev_link": _link({**kept, "page": page - 1}) if page > 0 else None,
         "next_link": _link({**kept, "page": page + 1}) if page + 1 < pages else None,
-        "live_allowed": page == 0 and period.last >= _today(settings.time_zone),
+        "live_allowed": page == 0 and period.last >= today_in(settings.time_zone),
     }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from aforo import eventstore
+from aforo.ledger.query import LedgerQuery, Table
 
 CLAIM_TTL_MS = 60_000
 DONE_TTL_S = 300  # a fast path for quick retries; the ledger is the lasting truth
@@ -165,10 +165,6 @@ def already_in_ledger(tenant: str, ids: list[str]) -> set[str]:
     """
     if not ids:
         return set()
-    rows = eventstore.tenant_query(
-        tenant,
-        "SELECT DISTINCT event_id FROM ledger_event_ids WHERE tenant_id = %(tenant_id)s "
-        "AND event_id IN %(ids)s",
-        {"ids": tuple(ids)},
-    )
+    rows = (LedgerQuery(tenant, Table.EVENT_IDS).expressions("DISTINCT event_id")
+            .where_in("event_id", ids).fetch())
     return {row["event_id"] for row in rows}

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -18,11 +17,11 @@ from aforo.money import LEDGER_MAX, fits_ledger
 from ingestion import broadcast, dedupe
 from ingestion.commit import committer
 from ingestion.costing import CostSplit, Usage, carried_split, priced_split
+from ingestion.hooks import post_ingest_run
 from ingestion.rate_cards import RateCard, rate_card_for
 from ingestion.schema import Event, EventRejected, camel, event_decode, raw_event_id
 
 log = logging.getLogger(__name__)
-_guard_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aforo-guard")
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 COST_COLUMNS = ("ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd", "unclassified_cogs_usd")
 
@@ -156,30 +155,8 @@ def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
             slots[event_id].status = DUPLICATE
     if report.rows:
         broadcast.ledger_broadcast(tenant=tenant, rows=report.rows)
-        guard_after_ingest(tenant, report.rows)
+        post_ingest_run(tenant, report.rows)
     return report
-
-
-def guard_after_ingest(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
-    """Margin Guard re-evaluates the scopes this batch touched, off the request's path."""
-    from margin_guard.services import tenant_guarded
-
-    if not tenant_guarded(tenant):
-        return
-    scopes = {(r["customer_id"], r["product_id"]) for r in rows}
-    _guard_pool.submit(_guard_in_worker, tenant, scopes)
-
-
-def _guard_in_worker(tenant: Tenant, scopes: set[tuple[str, str]]) -> None:
-    from django.db import close_old_connections
-
-    from margin_guard.services import guard_evaluate_scopes
-
-    close_old_connections()
-    try:
-        guard_evaluate_scopes(tenant=tenant, scopes=scopes)
-    finally:
-        close_old_connections()
 
 
 def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],

@@ -4,3 +4,9 @@ from django.apps import AppConfig
 class MarginGuardConfig(AppConfig):
     name = "margin_guard"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from ingestion.hooks import post_ingest_register
+        from margin_guard.services import guard_after_ingest
+
+        post_ingest_register(guard_after_ingest)

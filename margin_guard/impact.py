@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 
-from aforo import eventstore
+from aforo.ledger.query import COST, LedgerQuery
 from aforo.models import Tenant
 from aforo.money import usd
 from aforo.shared_cache import cache_count, shared_cache
@@ -103,32 +103,28 @@ def impact_report(*, tenant: Tenant, start: date, end: date) -> ImpactReport:
     since = datetime.combine(start, time.min, tzinfo=timezone.utc)
     until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc)
     card = rate_card_for(tenant)
-    rows = eventstore.tenant_query(
-        tenant.slug,
-        "SELECT toDate(occurred_at) AS day, provider, requested_model AS requested, "
-        "sum(event_count) AS calls, sum(input_tokens) AS input, "
-        "sum(output_tokens) AS output, sum(cached_input_tokens) AS cached, "
-        "sum(reasoning_tokens) AS reasoning, sum(ai_cogs_usd) AS actual FROM ledger "
-        "WHERE tenant_id = %(tenant_id)s AND entry_type = 'COST' AND requested_model != '' "
-        "AND requested_model != model AND occurred_at >= %(since)s AND occurred_at < %(until)s "
-        "GROUP BY day, provider, requested",
-        {"since": since, "until": until},
-    )
+    rows = (LedgerQuery(tenant.slug).between(since, until).where_sql(COST)
+            .where_sql("requested_model != '' AND requested_model != model")
+            .dimensions("day", "provider", "requested_model")
+            .measures("events", "tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning",
+                      "cogs_ai")
+            .group_by("day", "provider", "requested_model").fetch())
     for row in rows:
         noon = datetime.combine(row["day"], time(12), tzinfo=timezone.utc)
-        price = card.model_price(row["provider"], row["requested"], noon)
+        requested, calls = row["requested_model"], row["events"]
+        price = card.model_price(row["provider"], requested, noon)
         if price is None:
-            report.unpriced_requested_models.add(row["requested"])
+            report.unpriced_requested_models.add(requested)
             continue
-        usage = Usage(provider=row["provider"], model=row["requested"], product_id="",
-                      source_type="", occurred_at=noon, input_tokens=row["input"],
-                      output_tokens=row["output"], cached_input_tokens=row["cached"],
-                      reasoning_tokens=row["reasoning"])
+        usage = Usage(provider=row["provider"], model=requested, product_id="",
+                      source_type="", occurred_at=noon, input_tokens=row["tokens_in"],
+                      output_tokens=row["tokens_out"], cached_input_tokens=row["tokens_cached"],
+                      reasoning_tokens=row["tokens_reasoning"])
         # ai_cost adds the per-call price once; a group holds `calls` calls
-        per_call_extra = price.per_call * (row["calls"] - 1)
-        report.throttled_calls += row["calls"]
+        per_call_extra = price.per_call * (calls - 1)
+        report.throttled_calls += calls
         report.throttled_requested_cost_usd += money(ai_cost(price, usage) + per_call_extra)
-        report.throttled_actual_cost_usd += row["actual"]
+        report.throttled_actual_cost_usd += row["cogs_ai"]
     _blocked(tenant, start, end, since, until, report)
     return report
 
@@ -148,16 +144,12 @@ def _blocked(tenant: Tenant, start: date, end: date, since: datetime, until: dat
             count = sum(shared_cache().get_many(keys).values())
             if not count:
                 continue
-            average = eventstore.tenant_query(
-                tenant.slug,
-                "SELECT sum(ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd)"
-                " AS cost, sum(event_count) AS calls FROM ledger WHERE tenant_id = %(tenant_id)s"
-                " AND entry_type = 'COST' AND customer_id = %(customer)s"
-                " AND (tool_name = %(feature)s OR model = %(feature)s)"
-                " AND occurred_at >= %(since)s AND occurred_at < %(until)s",
-                {"customer": customer_id, "feature": feature, "since": since, "until": until},
-            )[0]
+            average = (LedgerQuery(tenant.slug).between(since, until).where_sql(COST)
+                       .where(customer_id=customer_id)
+                       .where_sql("(tool_name = %(feature)s OR model = %(feature)s)",
+                                  feature=feature)
+                       .measures("cogs", "events").one())
             report.blocked_calls += count
-            if average["calls"]:
+            if average["events"]:
                 report.blocked_estimate_usd += money(
-                    average["cost"] / average["calls"] * count)
+                    average["cogs"] / average["events"] * count)

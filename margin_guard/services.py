@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F, Q
 
 from aforo.models import Customer, Tenant
-from budgets.periods import window_bounds
+from aforo.periods import window_bounds
 from cogs.expected import ScopeMargin, scope_margin
+from cogs.services import cogs_settings_get
 from margin_guard import decision
 from margin_guard.ladder import Floors, next_level
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
@@ -64,7 +66,7 @@ def guard_evaluate(*, tenant: Tenant, customer_id: str, product_id: str, now: da
     if policy is None or policy.mode == GuardPolicy.Mode.OFF:
         return None
     grain_product = product_id if policy.scope in PRODUCT_GRAIN else ""
-    start, end = window_bounds(policy.window, now)
+    start, end = window_bounds(policy.window, now, cogs_settings_get(tenant=tenant).time_zone)
     measured = scope_margin(tenant.slug, start=start, end=end + timedelta(seconds=1),
                             customer_id=customer_id, product_id=grain_product or None)
     judged, note = judged_margin(measured, policy)
@@ -164,6 +166,25 @@ def guard_evaluate_scopes(*, tenant: Tenant, scopes: set[tuple[str, str]],
         if result is not None:
             results.append(result)
     return results
+
+
+def guard_after_ingest(tenant: Tenant, rows: list[dict]) -> None:
+    """The post-ingest hook: re-evaluate the scopes a batch touched, off the request's path."""
+    if not tenant_guarded(tenant):
+        return
+    scopes = {(r["customer_id"], r["product_id"]) for r in rows}
+    _evaluation_pool.submit(_evaluate_in_worker, tenant, scopes)
+
+
+_evaluation_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aforo-guard")
+
+
+def _evaluate_in_worker(tenant: Tenant, scopes: set[tuple[str, str]]) -> None:
+    close_old_connections()
+    try:
+        guard_evaluate_scopes(tenant=tenant, scopes=scopes)
+    finally:
+        close_old_connections()
 
 
 def guard_sweep(*, now: datetime) -> int:

@@ -103,3 +103,17 @@ def test_unknown_api_path_is_a_json_404(api):
     response = api.get("/api/v1/nothing-here")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_domain_errors_become_json_errors_with_api_field_names():
+    from aforo.errors import Conflict, DomainError, NotFound, api_field, exception_handler
+
+    assert api_field("cap_usd") == "capUsd" and api_field("lines.0.unit_price") == \
+        "lines.0.unitPrice" and api_field("capUsd") == "capUsd" and api_field(None) is None
+    for error, status in ((DomainError("The cap must be more than $0.", field="cap_usd"), 400),
+                          (NotFound("No such budget."), 404), (Conflict("Already done."), 409)):
+        response = exception_handler(error, {})
+        assert response.status_code == status
+        assert response.data["error"]["message"] == error.message
+    assert exception_handler(DomainError("x", field="cap_usd"), {}).data["error"]["field"] \
+        == "capUsd"

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth import get_user_model
 
-from billing.models import PriceComponent
+from billing.models import PriceComponent, Subscription
 from billing.rating import rated_revenue
 from billing.services import ComponentSpec
 from tests.billing.test_rating import entry, subscribe
@@ -37,3 +37,13 @@ def test_editing_a_component_in_the_admin_reprices_ingest(admin_client, tenant):
     })
     assert response.status_code == 302, response.content[:500]
     assert rated_revenue(tenant=tenant, entries=[entry()]) == [Decimal(2)]
+
+
+def test_the_admin_refuses_a_second_plan_at_once(admin_client, tenant):
+    sub = subscribe(tenant, ComponentSpec("PER_EVENT", Decimal("1")))
+    response = admin_client.post("/admin/billing/subscription/add/", {
+        "tenant": tenant.pk, "customer": sub.customer.pk, "plan": sub.plan.pk,
+        "starts_at_0": "2026-06-01", "starts_at_1": "00:00:00"})
+    assert response.status_code == 200
+    assert "is already on plan" in response.content.decode()
+    assert Subscription.objects.filter(tenant=tenant).count() == 1

@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
+from aforo.periods import period_bounds
 from budgets import services
 from budgets.delivery import deliveries_send_due
 from budgets.models import Alert, Delivery
-from budgets.periods import period_bounds
 from ingestion.services import events_ingest_dicts
 from tests.conftest import api_client
 

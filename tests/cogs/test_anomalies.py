@@ -100,10 +100,10 @@ def test_an_entry_under_another_groups_hash_is_not_shown(spiky):
 def test_anomalies_in_chunks_of_one_group(spiky, monkeypatch):
     """Many groups are read a chunk at a time (the SQL stays under the servers' 256 KiB);
     chunks of one give the same page as one query."""
-    from cogs import queries
+    from cogs.queries import cost_anomalies
 
     client = api_client(spiky, Role.DEVELOPER)
     whole = client.get(URL, PERIOD).json()
-    monkeypatch.setattr(queries, "ANOMALY_CHUNK", 1)
+    monkeypatch.setattr(cost_anomalies, "ANOMALY_CHUNK", 1)
     assert client.get(URL, PERIOD).json() == whole
     assert whole["totalElements"] == 3

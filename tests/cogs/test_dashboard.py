@@ -89,11 +89,14 @@ def test_headline(demo_numbers):
 def test_trends_have_every_day_zero_where_quiet(demo_numbers):
     assert get(demo_numbers, "/trends") == [
         {"date": "2026-06-12", "cogsUsd": 0.17, "revenueUsd": 0.25, "marginPct": 32.0,
-         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.25, "expectedMarginUsd": 0.08, "expectedMarginPct": 32.0},
+         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.25,
+         "expectedMarginUsd": 0.08, "expectedMarginPct": 32.0},
         {"date": "2026-06-13", "cogsUsd": 0.0, "revenueUsd": 0.0, "marginPct": None,
-         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.0, "expectedMarginUsd": 0.0, "expectedMarginPct": None},
+         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.0,
+         "expectedMarginUsd": 0.0, "expectedMarginPct": None},
         {"date": "2026-06-14", "cogsUsd": 0.43, "revenueUsd": 0.51, "marginPct": 15.69,
-         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.51, "expectedMarginUsd": 0.08, "expectedMarginPct": 15.69},
+         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.51,
+         "expectedMarginUsd": 0.08, "expectedMarginPct": 15.69},
     ]
 
 
@@ -108,10 +111,12 @@ def test_by_product(demo_numbers):
     assert get(demo_numbers, "/by-product") == [
         {"productId": "prod_agent", "productType": "AI_AGENT", "cogsUsd": 0.31,
          "revenueUsd": 0.10, "marginUsd": -0.21, "marginPct": -210.0, "eventCount": 3,
-         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.1, "expectedMarginUsd": -0.21, "expectedMarginPct": -210.0},
+         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.1,
+         "expectedMarginUsd": -0.21, "expectedMarginPct": -210.0},
         {"productId": "prod_translation", "productType": "API_WITH_AI", "cogsUsd": 0.29,
          "revenueUsd": 0.66, "marginUsd": 0.37, "marginPct": 56.06, "eventCount": 3,
-         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.66, "expectedMarginUsd": 0.37, "expectedMarginPct": 56.06},
+         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.66,
+         "expectedMarginUsd": 0.37, "expectedMarginPct": 56.06},
     ]
 
 
@@ -120,19 +125,24 @@ def test_by_customer_tags_each_account(demo_numbers):
     assert rows == [
         {"customerId": "cust_acme", "cogsUsd": 0.43, "revenueUsd": 0.51, "marginUsd": 0.08,
          "marginPct": 15.69, "eventCount": 2, "tag": "AT_RISK",
-         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.51, "expectedMarginUsd": 0.08, "expectedMarginPct": 15.69},
+         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.51,
+         "expectedMarginUsd": 0.08, "expectedMarginPct": 15.69},
         {"customerId": "cust_b", "cogsUsd": 0.10, "revenueUsd": 0.05, "marginUsd": -0.05,
          "marginPct": -100.0, "eventCount": 1, "tag": "UNPROFITABLE",
-         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.05, "expectedMarginUsd": -0.05, "expectedMarginPct": -100.0},
+         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.05,
+         "expectedMarginUsd": -0.05, "expectedMarginPct": -100.0},
         {"customerId": "cust_d", "cogsUsd": 0.06, "revenueUsd": 0.10, "marginUsd": 0.04,
          "marginPct": 40.0, "eventCount": 1, "tag": "STANDARD",
-         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.1, "expectedMarginUsd": 0.04, "expectedMarginPct": 40.0},
+         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.1,
+         "expectedMarginUsd": 0.04, "expectedMarginPct": 40.0},
         {"customerId": "cust_c", "cogsUsd": 0.01, "revenueUsd": 0.10, "marginUsd": 0.09,
          "marginPct": 90.0, "eventCount": 1, "tag": "HIGH_VALUE",
-         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.1, "expectedMarginUsd": 0.09, "expectedMarginPct": 90.0},
+         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.1,
+         "expectedMarginUsd": 0.09, "expectedMarginPct": 90.0},
         {"customerId": "cust_e", "cogsUsd": 0.0, "revenueUsd": 0.0, "marginUsd": 0.0,
          "marginPct": None, "eventCount": 1, "tag": None,
-         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.0, "expectedMarginUsd": 0.0, "expectedMarginPct": None},
+         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.0,
+         "expectedMarginUsd": 0.0, "expectedMarginPct": None},
     ]
 
 
@@ -151,15 +161,18 @@ def test_by_model_with_the_rate_card_in_force_at_the_periods_end(demo_numbers):
         {"provider": "Anthropic", "model": "claude-sonnet-4-6", "inputTokens": 3000,
          "outputTokens": 700, "totalTokens": 3700, "cogsUsd": 0.43, "aiCogsUsd": 0.34,
          "avgCostPer1kUsd": 0.091892, "inputRatePer1k": 0.004, "outputRatePer1k": 0.015,
-         "eventCount": 2, "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.51, "expectedMarginUsd": 0.08, "expectedMarginPct": 15.69},
+         "eventCount": 2, "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.51,
+         "expectedMarginUsd": 0.08, "expectedMarginPct": 15.69},
         {"provider": "OpenAI", "model": "gpt-4o", "inputTokens": 800, "outputTokens": 160,
          "totalTokens": 960, "cogsUsd": 0.16, "aiCogsUsd": 0.06, "avgCostPer1kUsd": 0.0625,
          "inputRatePer1k": None, "outputRatePer1k": None, "eventCount": 3,
-         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.15, "expectedMarginUsd": -0.01, "expectedMarginPct": -6.67},
+         "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.15,
+         "expectedMarginUsd": -0.01, "expectedMarginPct": -6.67},
         {"provider": "Google", "model": "gemini-2.5-flash", "inputTokens": 100,
          "outputTokens": 50, "totalTokens": 150, "cogsUsd": 0.01, "aiCogsUsd": 0.01,
          "avgCostPer1kUsd": 0.066667, "inputRatePer1k": None, "outputRatePer1k": None,
-         "eventCount": 1, "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.1, "expectedMarginUsd": 0.09, "expectedMarginPct": 90.0},
+         "eventCount": 1, "settlingRevenueUsd": 0.0, "expectedRevenueUsd": 0.1,
+         "expectedMarginUsd": 0.09, "expectedMarginPct": 90.0},
     ]
 
 

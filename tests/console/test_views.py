@@ -236,3 +236,39 @@ def test_a_user_without_a_tenant_is_told_so(db):
     client.force_login(get_user_model().objects.create_user("nomad"))
     for path in TABS.values():
         assert "not a member of any tenant" in page(client, path)
+
+
+def test_overview_and_pnl_show_settling_and_expected_revenue(store, tenant, console):
+    """A customer whose events carry their price: the Revenue card adds what is settling, the
+    Expected Margin card counts it, the banner says how much, P&L has an expected column."""
+    from tests.factories import ingest
+
+    at = (datetime.now(timezone.utc) - timedelta(hours=2)).replace(microsecond=0)
+    ingest(tenant, [{"eventId": f"c{i}", "occurredAt": at.isoformat(), "customerId": "cust_c",
+                     "productId": "prod_a", "cogsUsd": "0.25", "revenueUsd": "1.00"}
+                    for i in range(4)])
+    body = page(console, "/console/", period="7d")
+    kpis = kpi_values(body)
+    assert (Decimal(kpis["revenue"]), Decimal(kpis["expected-margin"])) == (0, 75)
+    assert "+ $4.00 settling (carried $4.00)" in html.unescape(body)
+    assert 'data-settling="4' in body and "Revenue still settling: $4.00" in body
+    pnl = page(console, "/console/cogs/pnl/", period="7d")
+    assert re.search(r'data-customer="cust_c".*?data-expected-margin="3(\.0*)?"', pnl, re.S)
+
+
+def test_the_guard_page_shows_each_customers_revenue_sources(store, tenant, console):
+    from margin_guard.models import GuardPolicy
+    from margin_guard.services import guard_evaluate
+    from tests.factories import ingest
+
+    GuardPolicy.objects.create(tenant=tenant, name="Floors", scope="TENANT", mode="DRY_RUN",
+                               min_events=1)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    ingest(tenant, [{"eventId": "c1", "occurredAt": now.isoformat(), "customerId": "cust_c",
+                     "productId": "prod_a", "cogsUsd": "0.25", "revenueUsd": "1.00"},
+                    {"eventId": "u1", "occurredAt": now.isoformat(), "customerId": "cust_c",
+                     "productId": "prod_a", "cogsUsd": "0.25"}])
+    guard_evaluate(tenant=tenant, customer_id="cust_c", product_id="prod_a", now=now)
+    body = page(console, "/console/margin-guard/")
+    row = re.search(r'data-guard-customer="cust_c".*?</tr>', body, re.S).group(0)
+    assert "carried $1.00" in row and "revenue unknown for 1 of 2 events" in row

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from budgets.periods import window_bounds
+from aforo.periods import window_bounds
 from margin_guard.models import GuardAction, Level
 from margin_guard.notify import estimated_savings_per_hour
 

@@ -5,7 +5,9 @@ estimation basis and the per-unit estimate rates (docs/eventstore.md, "Expected 
   `revenue_source` (NONE, CARRIED, RATED) say which provisional revenue an event has; the
   producer fields `agent`, `latency_ms` and `cache_write_input_tokens`.
 - `ledger_daily` and `ledger_daily_customers` gain `revenue_carried` and `revenue_rated`: the
-  provisional revenue still settling (COST entries plus the SETTLE entries that cancel it).
+  provisional revenue still settling (COST entries plus the SETTLE entries that cancel it), and
+  `events_unsourced`: the events still settling with no provisional revenue (what the estimate
+  prices, or what stays unknown when no rate exists).
 - `ledger_daily_unsourced`: the usage and cost of events with no provisional revenue that are
   not settled, by day, customer, product, provider and model (the estimation basis).
 - `revenue_rates`: the per-unit revenue estimates attribution derives from invoice lines.
@@ -47,7 +49,9 @@ MEASURE_SELECT = """
     sumIf(unclassified_cogs_usd, entry_type = 'COST') AS cogs_unclassified,
     sumIf(revenue_usd, entry_type = 'REVENUE') AS revenue,
     sumIf(carried_revenue_usd, entry_type IN ('COST', 'SETTLE')) AS revenue_carried,
-    sumIf(rated_revenue_usd, entry_type IN ('COST', 'SETTLE')) AS revenue_rated
+    sumIf(rated_revenue_usd, entry_type IN ('COST', 'SETTLE')) AS revenue_rated,
+    toInt64(sumIf(event_count, revenue_source = 'NONE' AND entry_type IN ('COST', 'SETTLE')))
+        AS events_unsourced
 """
 ROLLUPS = {
     "ledger_daily": "product_id, product_type, provider, model",
@@ -102,7 +106,8 @@ def _rollup(topology: Topology, table: str, dimensions: str) -> list[str]:
     return [
         *drop_view(topology, f"{table}_mv"),
         *alter_table(topology, table, "ADD COLUMN revenue_carried Decimal(38, 9), "
-                                      "ADD COLUMN revenue_rated Decimal(38, 9)"),
+                                      "ADD COLUMN revenue_rated Decimal(38, 9), "
+                                      "ADD COLUMN events_unsourced Int64"),
         *truncate_table(topology, table),
         f"INSERT INTO {table} SELECT tenant_id, toDate(occurred_at) AS day, {dimensions}, "
         f"{MEASURE_SELECT} FROM ledger GROUP BY tenant_id, day, {dimensions}",

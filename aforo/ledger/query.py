@@ -1,0 +1,320 @@
+"""The ledger query builder: every read of the ledger and its read models goes through here.
+
+One table of measures (each measure's expression over the raw ledger and over the read models
+that hold it), the whitelisted dimensions, periods and windows, scope filters, grouping,
+ordering and limits. It always writes the tenant filter, so no reader types it (a test fails if
+a module outside the event store, this builder and the exemptions it names writes
+`tenant_id =`). Readers compose its SQL (`sql()`) into joins and outer SELECTs freely: the
+tenant filter is inside.
+
+    rows = (LedgerQuery(tenant, Table.DAILY).period(period)
+            .group_by("product_id").measures("events", "cogs_ai").fetch())
+
+Exempt, hand-written with the tenant filter of their own (each says why in a :TRICKY:
+comment): attribution's allocation and reconciliation SQL (`billing/attribution.py`) and the
+settlement reconciliation (`billing/settlement.py`), INSERT ... SELECTs over joins the builder
+would only obscure.
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from aforo import eventstore
+
+# Modules that may write a tenant filter by hand (see the module docstring).
+HAND_WRITTEN = ("aforo/eventstore/", "aforo/ledger/query.py", "billing/attribution.py",
+                "billing/settlement.py")
+
+
+class Table(enum.Enum):
+    """The ledger and the read models the builder reads."""
+
+    LEDGER = "ledger"
+    DAILY = "ledger_daily"                      # by UTC day, product, provider, model
+    DAILY_CUSTOMERS = "ledger_daily_customers"  # by UTC day, customer
+    UNSOURCED = "ledger_daily_unsourced"        # the estimation basis (cogs.expected)
+    EVENT_COSTS = "ledger_event_costs"          # COST entries by group and cost (anomalies)
+    EVENT_IDS = "ledger_event_ids"              # every event id (dedupe)
+    REVENUE_RATES = "revenue_rates"             # per-unit revenue estimates
+
+    @property
+    def by_day(self) -> bool:
+        return self in (Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED)
+
+
+# --- entry kinds ----------------------------------------------------------------------------
+
+COST = "entry_type = 'COST'"
+REVENUE = "entry_type = 'REVENUE'"
+ORIGINAL_COST = "entry_type = 'COST' AND entry_kind = 'ORIGINAL'"
+SETTLING = "entry_type IN ('COST', 'SETTLE')"  # COST net of the SETTLE entries cancelling it
+UNSOURCED = f"revenue_source = 'NONE' AND {SETTLING}"
+COGS_SUM = "ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd"
+
+
+# --- measures ---------------------------------------------------------------------------------
+
+_DAILY = (Table.DAILY, Table.DAILY_CUSTOMERS)
+
+
+def _rollup(expression: str, tables: Sequence[Table] = _DAILY) -> dict[Table, str]:
+    return dict.fromkeys(tables, expression)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A summed figure: its expression over the raw ledger and over each read model."""
+
+    raw: str
+    read_models: Mapping[Table, str] = field(default_factory=dict)
+
+    def over(self, table: Table) -> str:
+        if table is Table.LEDGER:
+            return self.raw
+        if table not in self.read_models:
+            raise ValueError(f"{table.value} does not hold this measure")
+        return self.read_models[table]
+
+
+# :TRICKY: a measure's name never equals a ledger column it sums: ClickHouse substitutes an
+# alias into the WHERE clause and the other aggregates of its SELECT (and 18.16 fails).
+MEASURES: dict[str, Measure] = {
+    "events": Measure(f"toInt64(sumIf(event_count, {COST}))", _rollup("toInt64(sum(events))")),
+    "tokens_in": Measure(f"toInt64(sumIf(input_tokens, {COST}))",
+                         _rollup("toInt64(sum(tokens_in))")),
+    "tokens_out": Measure(f"toInt64(sumIf(output_tokens, {COST}))",
+                          _rollup("toInt64(sum(tokens_out))")),
+    "tokens_cached": Measure(f"toInt64(sumIf(cached_input_tokens, {COST}))"),
+    "tokens_reasoning": Measure(f"toInt64(sumIf(reasoning_tokens, {COST}))"),
+    "tool_calls_n": Measure(f"toInt64(sumIf(tool_calls, {COST}))"),
+    "reasoning_steps_n": Measure(f"toInt64(sumIf(reasoning_steps, {COST}))"),
+    "cogs_ai": Measure(f"sumIf(ai_cogs_usd, {COST})", _rollup("sum(cogs_ai)")),
+    "cogs_infra": Measure(f"sumIf(infra_cogs_usd, {COST})", _rollup("sum(cogs_infra)")),
+    "cogs_fee": Measure(f"sumIf(fee_cogs_usd, {COST})", _rollup("sum(cogs_fee)")),
+    "cogs_unclassified": Measure(f"sumIf(unclassified_cogs_usd, {COST})",
+                                 _rollup("sum(cogs_unclassified)")),
+    "cogs": Measure(f"sumIf({COGS_SUM}, {COST})",
+                    _rollup("sum(cogs_ai + cogs_infra + cogs_fee + cogs_unclassified)")),
+    "revenue": Measure(f"sumIf(revenue_usd, {REVENUE})", _rollup("sum(revenue)")),
+    # Provisional revenue still settling (cogs.expected).
+    "revenue_carried": Measure(f"sumIf(carried_revenue_usd, {SETTLING})",
+                               _rollup("sum(revenue_carried)")),
+    "revenue_rated": Measure(f"sumIf(rated_revenue_usd, {SETTLING})",
+                             _rollup("sum(revenue_rated)")),
+    "unpriced_events": Measure("sum(unpriced)"),
+    "events_unsourced": Measure(f"toInt64(sumIf(event_count, {UNSOURCED}))",
+                                _rollup("toInt64(sum(events_unsourced))")),
+    # The estimation basis: unsettled usage of events without provisional revenue.
+    "b_events": Measure(f"toInt64(sumIf(event_count, {UNSOURCED}))",
+                        {Table.UNSOURCED: "toInt64(sum(events))"}),
+    "b_in": Measure(f"toInt64(sumIf(input_tokens, {UNSOURCED}))",
+                    {Table.UNSOURCED: "toInt64(sum(tokens_in))"}),
+    "b_out": Measure(f"toInt64(sumIf(output_tokens, {UNSOURCED}))",
+                     {Table.UNSOURCED: "toInt64(sum(tokens_out))"}),
+    "b_tools": Measure(f"toInt64(sumIf(tool_calls, {UNSOURCED}))",
+                       {Table.UNSOURCED: "toInt64(sum(tool_calls_n))"}),
+    "b_steps": Measure(f"toInt64(sumIf(reasoning_steps, {UNSOURCED}))",
+                       {Table.UNSOURCED: "toInt64(sum(reasoning_steps_n))"}),
+    "b_cogs": Measure(f"sumIf({COGS_SUM}, {UNSOURCED})", {Table.UNSOURCED: "sum(cogs)"}),
+}
+BASIS = ("b_events", "b_in", "b_out", "b_tools", "b_steps", "b_cogs")
+
+
+# --- dimensions -------------------------------------------------------------------------------
+
+# The columns a reader may group or filter by, and the tables that hold each (the raw ledger
+# holds them all). `day` is computed on the raw ledger (in the period's time zone).
+_EVERYWHERE = frozenset(Table)
+DIMENSIONS: dict[str, frozenset[Table]] = {
+    "customer_id": frozenset({Table.LEDGER, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
+                              Table.REVENUE_RATES}),
+    "product_id": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
+                             Table.REVENUE_RATES}),
+    "product_type": frozenset({Table.LEDGER, Table.DAILY}),
+    "provider": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS}),
+    "model": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS}),
+    "day": frozenset({Table.LEDGER, Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED}),
+    "event_id": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS}),
+    "occurred_at": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS}),
+    **{column: frozenset({Table.LEDGER}) for column in (
+        "requested_model", "tool_name", "source_type", "session_id", "agent", "entry_type",
+        "entry_kind", "invoice_id", "invoice_line_id", "attribution_run_id", "cost_source",
+        "revenue_source")},
+}
+# :TRICKY: toDate(DateTime, tz) gives the calendar day in that zone; the plain
+# toDate(occurred_at) would use the column's own zone (UTC).
+RAW_DAY = "toDate(occurred_at, %(time_zone)s)"
+
+
+class Period(Protocol):
+    """Calendar days first..last in a time zone (cogs.periods.Period)."""
+
+    first: date
+    last: date
+    time_zone: str
+
+    @property
+    def start_at(self) -> datetime: ...
+
+    @property
+    def end_at(self) -> datetime: ...
+
+
+def _check_column(table: Table, column: str) -> str:
+    if column not in DIMENSIONS or table not in DIMENSIONS[column]:
+        raise ValueError(f"{column!r} is not a column of {table.value}")
+    return column
+
+
+@dataclass(frozen=True)
+class LedgerQuery:
+    """One SELECT over one table, scoped to one tenant. Each method returns a new query."""
+
+    tenant: str
+    table: Table = Table.LEDGER
+    _select: tuple[str, ...] = ()
+    _where: tuple[str, ...] = ()
+    _group: tuple[str, ...] = ()
+    _having: tuple[str, ...] = ()
+    _order: tuple[str, ...] = ()
+    _limit: str = ""
+    _params: Mapping[str, Any] = field(default_factory=dict)
+
+    def _with(self, **changes: Any) -> LedgerQuery:
+        params = changes.pop("params", None)
+        if params:
+            changes["_params"] = {**self._params, **params}
+        return replace(self, **changes)
+
+    # -- what to read ------------------------------------------------------------------------
+
+    def dimensions(self, *columns: str) -> LedgerQuery:
+        """Select dimension columns as they are (`day` computed on the raw ledger)."""
+        selected = []
+        for column in columns:
+            _check_column(self.table, column)
+            if column == "day" and self.table is Table.LEDGER:
+                selected.append(f"{RAW_DAY} AS day")
+            else:
+                selected.append(column)
+        return self._with(_select=self._select + tuple(selected))
+
+    def measures(self, *names: str) -> LedgerQuery:
+        """Select measures from the table of measures, each under its own name."""
+        unknown = [n for n in names if n not in MEASURES]
+        if unknown:
+            raise ValueError(f"unknown measures {unknown}")
+        return self._with(_select=self._select + tuple(
+            f"{MEASURES[name].over(self.table)} AS {name}" for name in names))
+
+    def expressions(self, *sql: str) -> LedgerQuery:
+        """Select hand-written expressions (per-event columns, group hashes...)."""
+        return self._with(_select=self._select + sql)
+
+    # -- which rows --------------------------------------------------------------------------
+
+    def period(self, period: Period) -> LedgerQuery:
+        """The period's calendar days: `day` on the daily read models, instants on the rest."""
+        params = {"first": period.first, "last": period.last, "start_at": period.start_at,
+                  "end_at": period.end_at, "time_zone": period.time_zone}
+        if self.table.by_day:
+            return self._with(_where=self._where + (
+                "day >= %(first)s AND day <= %(last)s",), params=params)
+        return self._with(_where=self._where + (
+            "occurred_at >= %(start_at)s AND occurred_at < %(end_at)s",), params=params)
+
+    def between(self, start: datetime, end: datetime, time_zone: str = "UTC") -> LedgerQuery:
+        """Entries with occurred_at in [start, end) (`day` is a day of `time_zone`)."""
+        return self._with(_where=self._where + (
+            "occurred_at >= %(w_start)s AND occurred_at < %(w_end)s",),
+            params={"w_start": start, "w_end": end, "time_zone": time_zone})
+
+    def where(self, **equal: Any) -> LedgerQuery:
+        """Whitelisted columns equal to values; None leaves a column unfiltered."""
+        clauses, params = [], {}
+        for column, value in equal.items():
+            if value is None:
+                continue
+            _check_column(self.table, column)
+            clauses.append(f"{column} = %(f_{column})s")
+            params[f"f_{column}"] = value
+        return self._with(_where=self._where + tuple(clauses), params=params)
+
+    def where_in(self, column: str, values: Iterable[Any]) -> LedgerQuery:
+        _check_column(self.table, column)
+        return self._with(_where=self._where + (f"{column} IN %(in_{column})s",),
+                          params={f"in_{column}": tuple(values)})
+
+    def latest_rates(self) -> LedgerQuery:
+        """revenue_rates of the tenant's latest version only."""
+        if self.table is not Table.REVENUE_RATES:
+            raise ValueError("only revenue_rates has versions")
+        return self._with(_where=self._where + (
+            "version = (SELECT max(version) FROM revenue_rates "
+            "WHERE tenant_id = %(tenant_id)s)",))
+
+    def where_sql(self, condition: str, **params: Any) -> LedgerQuery:
+        """A hand-written condition (entry kinds, a subquery, a transform); never the tenant."""
+        if "tenant_id" in condition.replace("%(tenant_id)s", ""):
+            raise ValueError("the builder writes the tenant filter itself")
+        return self._with(_where=self._where + (condition,), params=params)
+
+    # -- shape -------------------------------------------------------------------------------
+
+    def group_by(self, *columns: str) -> LedgerQuery:
+        for column in columns:
+            _check_column(self.table, column)
+        return self._with(_group=self._group + columns)
+
+    def having(self, condition: str) -> LedgerQuery:
+        return self._with(_having=self._having + (condition,))
+
+    def order_by(self, *keys: str) -> LedgerQuery:
+        return self._with(_order=self._order + keys)
+
+    def limit(self, limit: int, offset: int = 0) -> LedgerQuery:
+        return self._with(_limit=" LIMIT %(q_offset)s, %(q_limit)s",
+                          params={"q_offset": offset, "q_limit": limit})
+
+    # -- out ---------------------------------------------------------------------------------
+
+    def sql(self) -> tuple[str, dict[str, Any]]:
+        if not self._select:
+            raise ValueError("a query selects something")
+        where = " AND ".join(("tenant_id = %(tenant_id)s", *self._where))
+        sql = f"SELECT {', '.join(self._select)} FROM {self.table.value} WHERE {where}"
+        if self._group:
+            sql += f" GROUP BY {', '.join(self._group)}"
+        if self._having:
+            sql += f" HAVING {' AND '.join(self._having)}"
+        if self._order:
+            sql += f" ORDER BY {', '.join(self._order)}"
+        return sql + self._limit, {**self._params, "tenant_id": self.tenant}
+
+    def fetch(self) -> list[dict[str, Any]]:
+        """The rows as dicts."""
+        sql, params = self.sql()
+        return eventstore.tenant_query(self.tenant, sql, params)
+
+    def rows(self) -> tuple[list[str], list[tuple]]:
+        """The column names and the rows as tuples (for results of many rows)."""
+        sql, params = self.sql()
+        return eventstore.tenant_rows(self.tenant, sql, params)
+
+    def one(self) -> dict[str, Any]:
+        """The single row of an aggregate without GROUP BY."""
+        return self.fetch()[0]
+
+
+def tenant_sql(tenant: str, sql: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Run SQL composed around builder queries (their params merged in `params`)."""
+    return eventstore.tenant_query(tenant, sql, params)
+
+
+def tenant_sql_rows(tenant: str, sql: str, params: Mapping[str, Any],
+                    ) -> tuple[list[str], list[tuple]]:
+    return eventstore.tenant_rows(tenant, sql, params)
