@@ -154,7 +154,7 @@ def test_the_api_answers_400_naming_the_field_when_every_event_is_over_the_cap(s
 @pytest.mark.django_db
 def test_string_fields_still_refuse_surrogates_and_overlong_values_with_a_400(api):
     for name in ('"ok\\ud800"', json.dumps("x" * 1_000_000)):  # a JSON-escaped lone surrogate
-        body = '{"name": %s, "period": "MONTHLY", "capUsd": 1}' % name
+        body = '{"name": ' + name + ', "period": "MONTHLY", "capUsd": 1}'
         response = api.generic("POST", "/api/v1/cogs/budgets", body,
                                content_type="application/json")
         assert response.status_code == 400
