@@ -49,6 +49,22 @@ class MoneyFieldScheme(OpenApiSerializerFieldExtension):
         return schema
 
 
+class BoundedListSerializerScheme(OpenApiSerializerFieldExtension):
+    """A nested `Item(many=True, max_length=N)` keeps its caps in the schema (maxItems)."""
+
+    target_class = "rest_framework.serializers.ListSerializer"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction,
+                                                   bypass_extensions=True)
+        if self.target.max_length is not None:
+            schema["maxItems"] = self.target.max_length
+        if self.target.min_length is not None:
+            schema["minItems"] = self.target.min_length
+        return schema
+
+
 class BoundedDictFieldScheme(OpenApiSerializerFieldExtension):
     target_class = "aforo.limits.BoundedDictField"
 

@@ -228,7 +228,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"ChannelEnum": "budgets.models.Channel",
                             "AlertWindowEnum": "budgets.models.AlertRule.Window",
                             "GuardWindowEnum": "margin_guard.models.GuardPolicy.Window",
-                            "ComponentKindEnum": "billing.models.ComponentKind"},
+                            "ComponentKindEnum": "billing.models.ComponentKind",
+                            "BudgetStatusEnum": ["ON_TRACK", "WARNING", "OVER_BUDGET"]},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ingestion.openapi.add_events_path",

@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.models import Customer
+from aforo.openapi import ErrorOut
 from aforo.pagination import page_of, paged_response
 from billing import queries, services
 from billing.api import BillingPermission, MomentField
@@ -29,25 +30,13 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _rate(value: Decimal) -> float:
-    # Prices are rates with up to 12 decimals, not money amounts: rendered in full, so what a
-    # client wrote reads back the same (a float's repr round-trips ≤ 15 significant digits).
-    return float(value)
+def _rate(value: Decimal) -> Decimal:
+    # Prices are rates with up to 12 decimals, not money amounts: rendered in full (the exact
+    # renderer writes a Decimal's digits), so what a client wrote reads back the same.
+    return value
 
 
 # --- shapes -----------------------------------------------------------------------------------
-
-@extend_schema_serializer(component_name="ErrorDetail")
-class _ErrorDetail(serializers.Serializer):
-    code = serializers.CharField()
-    message = serializers.CharField()
-    field = serializers.CharField(allow_null=True)
-
-
-@extend_schema_serializer(component_name="Error")
-class ErrorOut(serializers.Serializer):
-    error = _ErrorDetail()
-
 
 _ERROR_TEXT = {
     400: "Bad input; `error.field` names the field.",
@@ -150,7 +139,7 @@ class ComponentIn(serializers.Serializer):
                                       allow_blank=True, default="",
                                       help_text="A product's id; null or absent: every product.")
     unitPrice = serializers.DecimalField(**_RATE_IN, required=False, default=Decimal(0))
-    tiers = TierIn(many=True, required=False, default=list,
+    tiers = TierIn(many=True, required=False, default=list, max_length=100,
                    help_text="Volume tiers, ascending; they replace unitPrice: the period's "
                              "whole quantity is priced at the tier its total reaches.")
     ratingEventsPerPeriod = serializers.IntegerField(
@@ -194,7 +183,7 @@ class PlanListCreate(APIView):
                                                ". _ -); it cannot change later.")
         name = serializers.CharField(max_length=200, required=False, allow_blank=True,
                                      default="")
-        components = ComponentIn(many=True, required=False, default=list)
+        components = ComponentIn(many=True, required=False, default=list, max_length=100)
 
     @extend_schema(responses={200: page_of(PlanOut), **_errors(400)},
                    operation_id="billing_plans_list")
@@ -219,7 +208,7 @@ class PlanDetail(APIView):
     @extend_schema_serializer(component_name="RatePlanUpdate")
     class Input(serializers.Serializer):
         name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        components = ComponentIn(many=True, required=False,
+        components = ComponentIn(many=True, required=False, max_length=100,
                                  help_text="When given, the plan's whole new component list.")
 
     @extend_schema(responses={200: PlanOut, **_errors(404)},
