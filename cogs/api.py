@@ -16,6 +16,7 @@ from aforo.periods import Period, PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
 from cogs import queries, services
+from cogs.margins import ZERO
 from cogs.models import CogsSettings
 from cogs.queries import Totals, Transaction
 
@@ -65,24 +66,35 @@ def customer_rows(rows: list[queries.CustomerRow]) -> list[dict]:
     out = []
     append, half_even = out.append, ROUND_HALF_EVEN
     money_, pct_, hundred = MONEY, PCT, queries.HUNDRED
+    zero = ZERO.quantize(money_)
     for customer_id, event_count, cogs, revenue, tag, settling, _unknown in rows:
         margin = revenue - cogs
-        expected = revenue + settling
-        expected_margin = expected - cogs
+        revenue_out = revenue.quantize(money_, half_even)
+        margin_out = margin.quantize(money_, half_even)
+        margin_pct = (margin / revenue * hundred).quantize(pct_, half_even) if revenue else None
+        if settling:
+            expected = revenue + settling
+            expected_margin = expected - cogs
+            settling_out = settling.quantize(money_, half_even)
+            expected_out = expected.quantize(money_, half_even)
+            expected_margin_out = expected_margin.quantize(money_, half_even)
+            expected_pct = (expected_margin / expected * hundred).quantize(
+                pct_, half_even) if expected else None
+        else:  # nothing settling (a closed period): the expectation is what was attributed
+            settling_out, expected_out = zero, revenue_out
+            expected_margin_out, expected_pct = margin_out, margin_pct
         append({
             "customerId": customer_id,
             "cogsUsd": cogs.quantize(money_, half_even),
-            "revenueUsd": revenue.quantize(money_, half_even),
-            "marginUsd": margin.quantize(money_, half_even),
-            "marginPct": (margin / revenue * hundred).quantize(pct_, half_even)
-            if revenue else None,
+            "revenueUsd": revenue_out,
+            "marginUsd": margin_out,
+            "marginPct": margin_pct,
             "eventCount": event_count,
             "tag": tag,  # a CustomerTag (a str enum: written as its value) or None
-            "settlingRevenueUsd": settling.quantize(money_, half_even),
-            "expectedRevenueUsd": expected.quantize(money_, half_even),
-            "expectedMarginUsd": expected_margin.quantize(money_, half_even),
-            "expectedMarginPct": (expected_margin / expected * hundred).quantize(
-                pct_, half_even) if expected else None,
+            "settlingRevenueUsd": settling_out,
+            "expectedRevenueUsd": expected_out,
+            "expectedMarginUsd": expected_margin_out,
+            "expectedMarginPct": expected_pct,
         })
     return out
 

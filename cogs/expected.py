@@ -129,7 +129,7 @@ def event_rates(tenant_slug: str, pairs: Iterable[tuple[str, str]]
                 ) -> dict[tuple[str, str], EventRates]:
     """The rate that prices each (customer, product): the customer's own, else the product's."""
     pairs = set(pairs)
-    if not pairs:
+    if not pairs or not has_rates(tenant_slug):
         return {}
     rows = (LedgerQuery(tenant_slug, Table.REVENUE_RATES).latest_rates()
             .dimensions("customer_id", "product_id").expressions(*_RATE_COLUMNS)
