@@ -14,6 +14,7 @@ from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from aforo.eventstore import EventStoreUnavailable
 
@@ -54,17 +55,18 @@ def api_field(field: str | None) -> str | None:
     return ".".join(parts)
 
 
-class ApiError(exceptions.APIException):
-    """A client error with a field name, raised by services and views alike."""
+class ApiError(DomainError, exceptions.APIException):
+    """A client error raised by a view (an HTTP status of its own). Services raise DomainError;
+    the older services that still raise this are read the same way by the console."""
 
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
 
     def __init__(self, message: str, *, field: str | None = None, code: str = "invalid",
                  status_code: int = 400) -> None:
-        super().__init__(message, code)
-        self.field = field
-        self.status_code = status_code
+        exceptions.APIException.__init__(self, message, code)
+        self.message, self.field, self.code = message, field, code
+        self.status = self.status_code = status_code
 
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
@@ -83,6 +85,7 @@ def _first_error(detail: Any, path: tuple[str, ...] = ()) -> tuple[str | None, s
 
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
+        set_rollback()
         return Response(error_body(exc.code, exc.message, api_field(exc.field)),
                         status=exc.status)
     if isinstance(exc, EventStoreUnavailable):
@@ -96,9 +99,7 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    if isinstance(exc, ApiError):
-        response.data = error_body(str(exc.detail.code), str(exc.detail), exc.field)
-    elif isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, exceptions.ValidationError):
         field, message, code = _first_error(exc.detail)
         response.data = error_body(code, message, field)
     else:

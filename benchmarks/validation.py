@@ -53,7 +53,7 @@ def main() -> None:
     from aforo.models import Role
     from aforo.tenancy import api_token_create, membership_set, tenant_create
     from benchmarks.common import record
-    from budgets.services import check_destination
+    from notifications.destinations import check_destination
 
     call_command("migrate", verbosity=0)
     tenant = tenant_create(slug="bench", name="Bench")

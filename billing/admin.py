@@ -3,7 +3,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
-from aforo.errors import ApiError
+from aforo.errors import DomainError
 from billing.models import (
     AttributionRun,
     Invoice,
@@ -74,8 +74,8 @@ class SubscriptionForm(forms.ModelForm):
                 subscription_term_check(customer=customer, starts_at=starts_at,
                                         ends_at=values.get("ends_at"),
                                         excluding=self.instance.pk)
-            except ApiError as exc:
-                raise ValidationError(str(exc.detail)) from None
+            except DomainError as exc:
+                raise ValidationError(str(exc.message)) from None
         return values
 
 

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from aforo.catalog import catalog_register
-from aforo.errors import ApiError
+from aforo.errors import ApiError, DomainError
 from aforo.eventstore import EventStoreError
 from aforo.models import Customer, Tenant
 from billing.models import (
@@ -414,7 +414,7 @@ def _reattribute(tenant: Tenant, invoice_id: str, trigger: str) -> None:
 
     try:
         attribution_run(tenant=tenant, trigger=trigger, invoice_ids=[invoice_id])
-    except (ApiError, EventStoreError):
+    except (DomainError, EventStoreError):
         log.warning("re-attribution of %s deferred to the next run", invoice_id, exc_info=True)
 
 

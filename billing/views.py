@@ -29,7 +29,7 @@ from django.views.decorators.http import require_POST
 
 from aforo.catalog import customer_create
 from aforo.console import current_membership, memberships_of
-from aforo.errors import ApiError
+from aforo.errors import ApiError, DomainError
 from aforo.eventstore import EventStoreError
 from aforo.models import Customer, Membership, Product, Role
 from aforo.permissions import BILLING_ROLES
@@ -261,7 +261,7 @@ def _plan_form(request: HttpRequest, membership: Membership, *, plan: RatePlan |
         bad = error_input if i == error_row else ""
         rows_shown.append({
             "index": i, "number": i + 1, "row": row, "invalid": bad.split(".")[0],
-            "message": str(error.detail) if i == error_row else "",
+            "message": error.message if i == error_row else "",
             "tiers": [(j, up, price, bad == f"tiers.{j}.upTo", bad == f"tiers.{j}.unitPrice")
                       for j, up, price in row.tier_inputs()],
         })
@@ -271,7 +271,7 @@ def _plan_form(request: HttpRequest, membership: Membership, *, plan: RatePlan |
                                            for k in ComponentKind.values],
         "product_choices": sorted(products),
         "error_field": error.field if error else None,
-        "errors": [str(error.detail)] if error else [],
+        "errors": [error.message] if error else [],
         "subscribers": [] if plan is None else list(
             queries.subscriptions_listed(membership.tenant, now=datetime.now(timezone.utc),
                                          plan_code=plan.code, status="ACTIVE")[:50]),
@@ -308,9 +308,9 @@ def _plan_saved(request: HttpRequest, membership: Membership,
             messages.success(request, f"Plan “{plan}” saved. Events ingested from now on are "
                                       "rated by these prices; events already ingested keep "
                                       "theirs until the period's invoice settles them.")
-    except ApiError as exc:
+    except DomainError as exc:
         return _plan_form(request, membership, plan=plan, code=code, name=name, rows=rows,
-                          error=exc, status=exc.status_code)
+                          error=exc, status=exc.status)
     return redirect("console-billing-plan", code=plan.code)
 
 
@@ -336,8 +336,8 @@ def plan_delete(request: HttpRequest, membership: Membership, code: str) -> Http
     plan = _plan_or_404(membership, code)
     try:
         services.rate_plan_delete(plan=plan)
-    except ApiError as exc:
-        messages.error(request, f"Plan “{plan}” not deleted: {exc.detail}")
+    except DomainError as exc:
+        messages.error(request, f"Plan “{plan}” not deleted: {exc.message}")
         return redirect("console-billing-plan", code=plan.code)
     messages.success(request, f"Plan “{plan}” deleted.")
     return redirect("console-billing-plans")
@@ -463,8 +463,8 @@ def _customer_action(request: HttpRequest, membership: Membership,
                                       "cancelled.")
         else:
             raise ApiError("Unknown action.", field="action")
-    except ApiError as exc:
-        messages.error(request, f"Not saved: {exc.detail}")
+    except DomainError as exc:
+        messages.error(request, f"Not saved: {exc.message}")
     return redirect("console-billing-customer", customer_id=customer.external_id)
 
 

@@ -1,7 +1,9 @@
-"""Admin for budgets, rules, alerts and deliveries (tenant-aware lists)."""
+"""Admin for budgets, rules and alerts (tenant-aware lists), with each alert's deliveries."""
 from django.contrib import admin
+from django.contrib.contenttypes.admin import GenericTabularInline
 
-from budgets.models import Alert, AlertRule, CostBudget, Delivery, DeliveryAttempt
+from budgets.models import Alert, AlertRule, CostBudget
+from notifications.models import Delivery
 
 
 @admin.register(CostBudget)
@@ -18,8 +20,9 @@ class AlertRuleAdmin(admin.ModelAdmin):
     list_filter = ("tenant", "metric", "channel", "enabled")
 
 
-class DeliveryInline(admin.TabularInline):
+class DeliveryInline(GenericTabularInline):
     model = Delivery
+    ct_field, ct_fk_field = "subject_type", "subject_id"
     extra = 0
     readonly_fields = ("channel", "destination", "state", "attempts", "next_attempt_at",
                        "last_error", "delivered_at")
@@ -31,9 +34,3 @@ class AlertAdmin(admin.ModelAdmin):
     list_display = ("title", "tenant", "state", "metric", "value", "threshold", "fired_at")
     list_filter = ("tenant", "state")
     inlines = [DeliveryInline]
-
-
-@admin.register(DeliveryAttempt)
-class DeliveryAttemptAdmin(admin.ModelAdmin):
-    list_display = ("delivery", "attempted_at", "ok", "detail")
-    list_filter = ("ok",)

@@ -32,6 +32,7 @@ from aforo.permissions import (
 )
 from budgets import services
 from budgets.models import Alert, AlertRule, Channel, CostBudget
+from notifications.destinations import destination_masked
 
 
 def _now() -> datetime:
@@ -94,7 +95,7 @@ class SigningSecretOut(serializers.Serializer):
 
 def budget_json(budget: CostBudget, now: datetime, *, reveal: bool = True) -> dict:
     state = services.budget_status(budget, now=now)
-    destination = budget.notify_destination if reveal else services.destination_masked(
+    destination = budget.notify_destination if reveal else destination_masked(
         budget.notify_destination)
     return {
         "id": budget.pk, "name": budget.name, "period": budget.period,
@@ -190,7 +191,7 @@ class AlertRuleSerializer(serializers.Serializer):
     def to_representation(self, instance):
         data = super().to_representation(instance)
         if self.context.get("mask"):
-            data["destination"] = services.destination_masked(data["destination"])
+            data["destination"] = destination_masked(data["destination"])
         return data
 
 
@@ -279,7 +280,7 @@ class DeliveryOut(serializers.Serializer):
     def to_representation(self, instance):
         data = super().to_representation(instance)
         if self.context.get("mask"):
-            data["destination"] = services.destination_masked(data["destination"])
+            data["destination"] = destination_masked(data["destination"])
         return data
 
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 import secrets
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 from django.db.models import Q
 
 from aforo.models import Tenant
 from aforo.money import money_field
+from notifications.models import Channel as NotificationChannel
 
-
-class Channel(models.TextChoices):
-    EMAIL = "EMAIL"
-    SLACK = "SLACK"
-    WEBHOOK = "WEBHOOK"
-    PAGERDUTY = "PAGERDUTY"  # Margin Guard notifications; the destination is a routing key
+# The notification channels (notifications.models), under the name budgets' models use.
+Channel = NotificationChannel
 
 
 class CostBudget(models.Model):
@@ -118,6 +116,8 @@ class Alert(models.Model):
     resolved_by = models.CharField(max_length=150, blank=True,
                                    help_text="A username, or 'auto' when the condition cleared.")
     resolved_at = models.DateTimeField(null=True, blank=True)
+    deliveries = GenericRelation("notifications.Delivery", content_type_field="subject_type",
+                                 object_id_field="subject_id", related_query_name="alert")
 
     class Meta:
         ordering = ["-fired_at", "-id"]
@@ -127,39 +127,3 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.state})"
-
-
-class Delivery(models.Model):
-    """A notification of an alert to one destination, retried with backoff until it lands."""
-
-    class State(models.TextChoices):
-        PENDING = "PENDING"
-        DELIVERED = "DELIVERED"
-        FAILED = "FAILED"  # gave up after the last attempt; shown in the history
-
-    alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.CASCADE,
-                              related_name="deliveries")
-    guard_action = models.ForeignKey("margin_guard.GuardAction", null=True, blank=True,
-                                     on_delete=models.CASCADE, related_name="deliveries")
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    destination = models.CharField(max_length=500)
-    signing_secret = models.CharField(max_length=64, blank=True)
-    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
-    next_attempt_at = models.DateTimeField()
-    last_error = models.TextField(blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["id"]
-        indexes = [models.Index(fields=["state", "next_attempt_at"])]
-
-
-class DeliveryAttempt(models.Model):
-    delivery = models.ForeignKey(Delivery, on_delete=models.CASCADE, related_name="log")
-    attempted_at = models.DateTimeField()
-    ok = models.BooleanField()
-    detail = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["id"]

@@ -2,28 +2,23 @@
 from __future__ import annotations
 
 import logging
-import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator, validate_email
 from django.db import IntegrityError, transaction
 
-from aforo import outbound
 from aforo.errors import ApiError
 from aforo.models import Customer, Product, Tenant
 from aforo.periods import period_bounds, window_bounds
-from budgets.models import Alert, AlertRule, Channel, CostBudget, Delivery
+from budgets.models import Alert, AlertRule, CostBudget
 from cogs.expected import scope_margin
 from cogs.margins import HUNDRED
+from notifications import services as notifications
+from notifications.destinations import check_destination
+from notifications.services import Target
 
 log = logging.getLogger(__name__)
-MAX_DESTINATION = 500  # the model's column
-MAX_EMAIL = 254  # RFC 5321's path limit
-PAGERDUTY_KEY = re.compile(r"[A-Za-z0-9]{8,64}")
 
 
 def tenant_time_zone(tenant: Tenant) -> str:
@@ -43,64 +38,11 @@ def _check_scope(tenant: Tenant, product_id: str, customer_id: str) -> None:
         raise ApiError(f"No customer {customer_id!r} in this tenant.", field="customerId")
 
 
-def check_destination(channel: str, destination: str, field: str = "destination") -> None:
-    """A destination's form, length first (so no check ever runs on a megabyte): an email
-    address (Django's validator), a PagerDuty routing key, or a public https URL."""
-    destination = destination or ""
-    if len(destination) > MAX_DESTINATION:
-        raise ApiError(f"{field} is longer than {MAX_DESTINATION} characters.", field=field)
-    if channel == Channel.EMAIL:
-        if len(destination) > MAX_EMAIL:
-            raise ApiError(f"{field} is longer than {MAX_EMAIL} characters.", field=field)
-        try:
-            validate_email(destination)
-        except ValidationError:
-            raise ApiError(f"{field} must be an email address.", field=field) from None
-        return
-    if channel == Channel.PAGERDUTY:
-        if not PAGERDUTY_KEY.fullmatch(destination):
-            raise ApiError(f"{field} must be a PagerDuty routing key.", field=field)
-        return
-    try:
-        URLValidator(schemes=["https", "http"])(destination)
-        outbound.check_url(destination)
-    except ValidationError:
-        raise ApiError(f"{field} must be an https URL.", field=field) from None
-    except outbound.DestinationRefused as exc:
-        raise ApiError(f"{field}: {exc}", field=field) from None
-
-
-def destination_masked(destination: str) -> str:
-    """A destination as roles that may not read it see it: enough to recognise, not to use
-    (a Slack URL or routing key is a credential)."""
-    if not destination:
-        return destination
-    if "://" in destination:
-        scheme, _, rest = destination.partition("://")
-        return f"{scheme}://{rest.split('/', 1)[0].rsplit('@', 1)[-1]}/…"
-    if "@" in destination:
-        local, _, domain = destination.rpartition("@")
-        return f"{local[:1]}…@{domain}"
-    return f"…{destination[-4:]}" if len(destination) > 8 else "…"
-
-
 def signing_secret_rotate(*, owner: CostBudget | AlertRule) -> str:
-    """A new signing secret for a budget, a rule or a guard policy; returned once, the old one
-    stops signing at once (deliveries still queued sign with the new one)."""
-    secret = secrets.token_hex(32)
-    type(owner).objects.filter(pk=owner.pk).update(signing_secret=secret)
-    Delivery.objects.filter(state=Delivery.State.PENDING).filter(
-        **_pending_of(owner)).update(signing_secret=secret)
-    owner.signing_secret = secret
-    return secret
-
-
-def _pending_of(owner) -> dict:
-    if isinstance(owner, CostBudget):
-        return {"alert__budget": owner}
-    if isinstance(owner, AlertRule):
-        return {"alert__rule": owner}
-    return {"guard_action__tenant": owner.tenant, "channel": owner.notify_channel}
+    """A new signing secret for a budget or a rule (notifications.signing_secret_rotate)."""
+    alerts = Alert.objects.filter(**({"budget": owner} if isinstance(owner, CostBudget)
+                                     else {"rule": owner}))
+    return notifications.signing_secret_rotate(owner=owner, subjects=alerts)
 
 
 # --- budgets --------------------------------------------------------------------------------
@@ -241,9 +183,10 @@ def _fire(*, tenant: Tenant, open_key: str, title: str, metric: str, value: Deci
                 metric=metric, value=value, threshold=threshold, window_start=start,
                 window_end=end, product_id=product_id, customer_id=customer_id,
                 fired_at=now)
-            for channel, destination, secret in destinations:
-                Delivery.objects.create(alert=alert, channel=channel, destination=destination,
-                                        signing_secret=secret, next_attempt_at=now)
+            notifications.deliveries_queue(
+                tenant=tenant, subject=alert, now=now,
+                targets=[Target(channel, destination, secret)
+                         for channel, destination, secret in destinations])
     except IntegrityError:
         return None
     return alert
@@ -294,8 +237,6 @@ def budget_evaluate(budget: CostBudget, *, now: datetime) -> list[Alert]:
 
 def alerts_evaluate(*, now: datetime, tenant: Tenant | None = None) -> list[Alert]:
     """Evaluate every enabled rule and every budget (of one tenant, or all); send what is due."""
-    from budgets.delivery import deliveries_send_due
-
     rules = AlertRule.objects.select_related("tenant").filter(enabled=True)
     budgets = CostBudget.objects.select_related("tenant")
     if tenant is not None:
@@ -314,7 +255,7 @@ def alerts_evaluate(*, now: datetime, tenant: Tenant | None = None) -> list[Aler
             fired.extend(budget_evaluate(budget, now=now))
         except Exception:
             log.exception("evaluating budget %s failed", budget.pk)
-    deliveries_send_due(now=now)
+    notifications.deliveries_send_due(now=now)
     return fired
 
 

@@ -18,12 +18,13 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from aforo.console import current_membership
-from aforo.errors import ApiError
+from aforo.errors import ApiError, DomainError
 from aforo.models import Customer, Product, Role, Tenant
 from aforo.money import MoneyField
 from aforo.permissions import MANAGE_BUDGET_ROLES
 from budgets import services
 from budgets.models import Alert, AlertRule, Channel, CostBudget
+from notifications.destinations import destination_masked
 
 STATUS_CLASS = {"ON_TRACK": "ok", "WARNING": "warn", "OVER_BUDGET": "over"}
 STATUS_LABEL = {"ON_TRACK": "On track", "WARNING": "Warning", "OVER_BUDGET": "Over budget"}
@@ -48,7 +49,7 @@ def budgets_tab_context(request: HttpRequest, tenant: Tenant, can_manage: bool) 
     return {
         "cards": cards,
         "rules": [(rule, SYMBOL[rule.comparison],
-                   rule.destination if can_manage else services.destination_masked(
+                   rule.destination if can_manage else destination_masked(
                        rule.destination))
                   for rule in AlertRule.objects.filter(tenant=tenant)],
         "alerts": alerts,
@@ -104,8 +105,8 @@ def budget_save(request: HttpRequest) -> HttpResponse:
             product_id=request.POST.get("product_id", ""),
             customer_id=request.POST.get("customer_id", ""))
         messages.success(request, f"Budget “{budget.name}” created.")
-    except ApiError as exc:
-        messages.error(request, f"Budget not saved: {exc.detail}")
+    except DomainError as exc:
+        messages.error(request, f"Budget not saved: {exc.message}")
     return _back(request)
 
 
@@ -157,8 +158,8 @@ def rule_save(request: HttpRequest) -> HttpResponse:
         else:
             rule = services.alert_rule_create(tenant=tenant, **values)
             messages.success(request, f"Rule “{rule.name}” created.")
-    except ApiError as exc:
-        messages.error(request, f"Rule not saved: {exc.detail}")
+    except DomainError as exc:
+        messages.error(request, f"Rule not saved: {exc.message}")
     return _back(request)
 
 
@@ -181,6 +182,6 @@ def alert_transition(request: HttpRequest, alert_id: int, action: str) -> HttpRe
     try:
         change(alert=alert, user=request.user, now=datetime.now(timezone.utc))
         messages.success(request, f"Alert “{alert.title}” {alert.state.lower()}.")
-    except ApiError as exc:
-        messages.error(request, str(exc.detail))
+    except DomainError as exc:
+        messages.error(request, str(exc.message))
     return _back(request)

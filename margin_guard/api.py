@@ -30,13 +30,14 @@ from aforo.permissions import (
     sees_destinations,
 )
 from budgets.api import SigningSecretOut
-from budgets.models import Channel
-from budgets.services import destination_masked, signing_secret_rotate
 from cogs.api import PERIOD_PARAMETERS, period_from_request
 from cogs.services import cogs_settings_get
 from margin_guard import decision
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
 from margin_guard.services import guard_override
+from notifications.destinations import check_destination, destination_masked
+from notifications.models import Channel
+from notifications.services import signing_secret_rotate
 
 MAX_POLICY_ITEMS = 200  # models in a downgrade map, features a block suspends
 
@@ -98,8 +99,6 @@ class PolicySerializer(serializers.ModelSerializer):
             raise serializers.ValidationError({"productId": "CUSTOMER_PRODUCT needs a product."})
         channel = attrs.get("notify_channel", getattr(self.instance, "notify_channel", ""))
         if channel:
-            from budgets.services import check_destination
-
             check_destination(channel, attrs.get("notify_destination",
                                                  getattr(self.instance, "notify_destination",
                                                          "")), "notifyDestination")
@@ -178,7 +177,10 @@ class PolicySecretRotate(APIView):
     @extend_schema(request=None, responses={201: SigningSecretOut})
     def post(self, request, policy_id: int):
         policy = get_object_or_404(GuardPolicy, pk=policy_id, tenant=request.tenant)
-        return Response({"signingSecret": signing_secret_rotate(owner=policy)},
+        # Guard actions name no policy: the tenant's pending webhook deliveries take it.
+        secret = signing_secret_rotate(owner=policy, subjects=GuardAction.objects.filter(
+            tenant=request.tenant))
+        return Response({"signingSecret": secret},
                         status=status.HTTP_201_CREATED)
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 
+from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
 
 from aforo.models import Tenant
@@ -130,6 +131,8 @@ class GuardAction(models.Model):
     reason = models.TextField()
     actor = models.CharField(max_length=150)
     at = models.DateTimeField()
+    deliveries = GenericRelation("notifications.Delivery", content_type_field="subject_type",
+                                 object_id_field="subject_id", related_query_name="guard_action")
 
     class Meta:
         ordering = ["-at", "-id"]

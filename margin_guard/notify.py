@@ -1,14 +1,15 @@
 """What Margin Guard tells people when a level changes: Slack (Block Kit), PagerDuty, email and
-signed webhooks, sent and retried by the same delivery machinery as alerts (budgets.delivery)."""
+signed webhooks, sent and retried by the notifications app like every other notification."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
 
 from aforo.money import pct, usd
-from budgets.delivery import delivery_attempt
-from budgets.models import Delivery
 from margin_guard.models import GuardAction, GuardPolicy, Level
+from notifications import services as notifications
+from notifications.models import Delivery
+from notifications.services import Content, Target
 
 ACTIONS = {Level.NONE: "Restored full access", Level.ALERT: "Alert sent",
            Level.THROTTLE: "Throttling to cheaper models", Level.BLOCK: "Premium features locked"}
@@ -66,12 +67,17 @@ def slack_blocks(action: GuardAction) -> dict:
             ]}
 
 
+def action_content(action: GuardAction) -> Content:
+    return Content(title=action_title(action), payload=action_payload(action),
+                   slack=slack_blocks(action))
+
+
 def action_notify(*, action: GuardAction, policy: GuardPolicy) -> Delivery:
     """Queue the notification and try it once now; the evaluation job retries failures."""
     now = datetime.now(timezone.utc)
-    delivery = Delivery.objects.create(
-        guard_action=action, channel=policy.notify_channel,
-        destination=policy.notify_destination, signing_secret=policy.signing_secret,
-        next_attempt_at=now)
-    delivery_attempt(delivery=delivery, now=now)
+    (delivery,) = notifications.deliveries_queue(
+        tenant=action.tenant, subject=action, now=now,
+        targets=[Target(policy.notify_channel, policy.notify_destination,
+                        policy.signing_secret)])
+    notifications.delivery_attempt(delivery=delivery, now=now)
     return delivery

@@ -9,9 +9,9 @@ import pytest
 from django.conf import settings
 
 from aforo.money import LEDGER_MAX
-from budgets.services import MAX_EMAIL, check_destination
 from ingestion.prices import model_price_create
 from ingestion.services import events_ingest_dicts
+from notifications.destinations import MAX_EMAIL, check_destination
 from tests.conftest import api_client
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

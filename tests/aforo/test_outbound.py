@@ -9,10 +9,10 @@ from decimal import Decimal
 import pytest
 
 from aforo import outbound
-from aforo.errors import ApiError
+from aforo.errors import DomainError
 from budgets import services
-from budgets.delivery import deliveries_send_due
-from budgets.models import Delivery
+from notifications.models import Delivery
+from notifications.services import deliveries_send_due
 from tests.factories import ingest
 
 # Literal addresses, in every spelling the resolver accepts, and names that resolve to them.
@@ -158,7 +158,7 @@ def test_urls_that_are_not_plain_https_are_refused(url, connections):
 @pytest.mark.parametrize("host", ["127.0.0.1", "[::1]", "10.0.0.1", "169.254.169.254",
                                   "localhost", "[::ffff:127.0.0.1]", "api.internal"])
 def test_saving_a_destination_refuses_internal_literals_at_once(tenant, host):
-    with pytest.raises(ApiError) as refused:
+    with pytest.raises(DomainError) as refused:
         services.alert_rule_create(tenant=tenant, name="r", metric="COST", comparison="GT",
                                    threshold=Decimal(1), channel="WEBHOOK",
                                    destination=f"https://{host}/hook")

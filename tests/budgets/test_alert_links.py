@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from budgets import services
-from budgets.delivery import console_url
+from budgets.notify import console_url
 from tests.console.conftest import console_user
 from tests.factories import ingest
 

@@ -12,9 +12,10 @@ from django.db import connection
 
 from aforo.periods import period_bounds
 from budgets import services
-from budgets.delivery import deliveries_send_due
-from budgets.models import Alert, Delivery
+from budgets.models import Alert
 from ingestion.services import events_ingest_dicts
+from notifications.models import Delivery
+from notifications.services import deliveries_send_due
 from tests.conftest import api_client
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

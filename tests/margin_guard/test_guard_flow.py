@@ -198,8 +198,8 @@ def test_policy_validation_and_most_specific_wins(store, tenant, priced_customer
 def test_notifications_are_signed_retried_and_logged(store, tenant, priced_customer,
                                                      http_sink, settings):
     from aforo.outbound import signature
-    from budgets.delivery import deliveries_send_due
-    from budgets.models import Delivery
+    from notifications.models import Delivery
+    from notifications.services import deliveries_send_due
 
     settings.AFORO_PAGERDUTY_URL = http_sink.url + "/pagerduty"
     http_sink.fail_first = 1
