@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "cogs",
     "budgets",
     "margin_guard",
+    "intelligence",
 ]
 
 MIDDLEWARE = [

@@ -45,7 +45,7 @@ def budgets_tab_context(request: HttpRequest, tenant: Tenant, can_manage: bool) 
               .prefetch_related("deliveries")[:HISTORY_SHOWN])
     return {
         "cards": cards,
-        "rules": [(rule, SYMBOL[rule.comparison]) for rule in
+        "rules": [(rule, SYMBOL.get(rule.comparison, "")) for rule in
                   AlertRule.objects.filter(tenant=tenant)],
         "alerts": alerts,
         "editing": editing,

@@ -54,3 +54,14 @@ def on_plan(tenant: Tenant, customer_id: str, *, starts_at: datetime,
     plan = rate_plan_create(tenant=tenant, code=code or f"plan-{customer_id}", components=[
         ComponentSpec(kind=kind, unit_price=Decimal(price)) for kind, price in components])
     return subscription_create(tenant=tenant, customer=customer, plan=plan, starts_at=starts_at)
+
+
+def usage_events(prefix: str, *, customer: str, at: datetime, count: int, product: str = "p1",
+                 spacing_s: int = 1, **fields: Any) -> list[dict[str, Any]]:
+    """`count` events of a customer starting at `at`, `spacing_s` seconds apart, ids
+    `prefix-0`, `prefix-1`...; `fields` (inputTokens, cogsUsd, ...) go on every event."""
+    from datetime import timedelta
+
+    return [{"eventId": f"{prefix}-{n}", "customerId": customer, "productId": product,
+             "occurredAt": at + timedelta(seconds=n * spacing_s), **fields}
+            for n in range(count)]
