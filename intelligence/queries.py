@@ -231,3 +231,15 @@ def daily_actuals(tenant_slug: str, period: Period, *, product_id: str | None = 
                              revenue_usd=revenue + (estimate.estimated_usd if estimate
                                                     else ZERO)))
     return out
+
+
+# --- signals for the console --------------------------------------------------------------------
+
+def health_signals(tenant, *, limit: int = 8) -> list:
+    """The Customer Health Signals tile: open and acknowledged signals, the most severe and
+    the largest (times its threshold) first."""
+    from intelligence.api import SEVERITY_ORDER
+    from intelligence.models import Signal
+
+    return list(Signal.objects.filter(tenant=tenant).exclude(state=Signal.State.RESOLVED)
+                .annotate(rank=SEVERITY_ORDER).order_by("-rank", "-magnitude", "-id")[:limit])
