@@ -17,6 +17,8 @@ def forecast_figure(result: Forecast) -> dict:
     fig = go.Figure()
     monthly = result.horizon == "12m"
     history = result.history
+    active = next((i for i, d in enumerate(history) if d.cogs_usd or d.revenue_usd), None)
+    history = history[active:] if active is not None else []  # from the first active day
     if monthly:  # the actuals summed by month, to read on the forecast's scale
         months: dict = {}
         for day in history:

@@ -30,9 +30,13 @@ SIGNALS_SHOWN = 100
 
 
 def transactions_link(signal: Signal, time_zone: str) -> str:
-    """The Transactions tab filtered to the signal's scope over the days of its window."""
+    """The Transactions tab filtered to the signal's scope over the days of its window (for a
+    churn risk, with the week before: the drop is against it)."""
     zone = ZoneInfo(time_zone)
-    first = signal.window_start.astimezone(zone).date()
+    start = signal.window_start
+    if signal.kind == Kind.CHURN_RISK:
+        start -= signal.window_end - signal.window_start
+    first = start.astimezone(zone).date()
     last = (signal.window_end - timedelta(seconds=1)).astimezone(zone).date()
     params = {"from": first.isoformat(), "to": max(first, last).isoformat(),
               "customerId": signal.customer_id, "productId": signal.product_id}
