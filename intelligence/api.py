@@ -209,7 +209,7 @@ def _decimal(**kwargs) -> serializers.DecimalField:
                                     required=False, **kwargs)
 
 
-class SettingsIn(serializers.Serializer):
+class IntelligenceSettingsIn(serializers.Serializer):
     anomalySigma = _decimal()
     baselineDays = serializers.IntegerField(required=False, min_value=2, max_value=60)
     minHistoryDays = serializers.IntegerField(required=False, min_value=1, max_value=60)
@@ -234,14 +234,14 @@ class IntelligenceSettingsDetail(APIView):
     permission_classes = [_SettingsWrite]
     renderer_classes = [ExactJSONRenderer]
 
-    @extend_schema(responses=SettingsIn, operation_id="intelligence_settings_get")
+    @extend_schema(responses=IntelligenceSettingsIn, operation_id="intelligence_settings_get")
     def get(self, request):
         return Response(settings_json(services.intelligence_settings_get(tenant=request.tenant)))
 
-    @extend_schema(request=SettingsIn, responses=SettingsIn,
+    @extend_schema(request=IntelligenceSettingsIn, responses=IntelligenceSettingsIn,
                    operation_id="intelligence_settings_update")
     def patch(self, request):
-        data = SettingsIn(data=request.data, partial=True)
+        data = IntelligenceSettingsIn(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         changes = {_SETTINGS[k]: v for k, v in data.validated_data.items()}
         if "pacing_thresholds" in changes:
