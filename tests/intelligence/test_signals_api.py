@@ -124,11 +124,13 @@ def test_a_margin_guard_level_change_is_a_margin_trip_signal(store, tenant):
 
     on_plan(tenant, "cust_g", starts_at=NOW - timedelta(days=30),
             components=[("PER_EVENT", "1.00")])
-    GuardPolicy.objects.create(tenant=tenant, name="Floor", scope="TENANT", mode="DRY_RUN",
-                               min_events=5)
     ingest(tenant, usage_events("g", customer="cust_g", product="prod_chat",
                                 at=NOW - timedelta(minutes=30), count=10, cogsUsd="0.95"),
            now=NOW)
+    # The policy after the ingest, so the post-ingest evaluation (a thread of its own) does
+    # not move the level before this test does.
+    GuardPolicy.objects.create(tenant=tenant, name="Floor", scope="TENANT", mode="DRY_RUN",
+                               min_events=5)
     result = guard_evaluate(tenant=tenant, customer_id="cust_g", product_id="prod_chat",
                             now=NOW)
     assert result.changed
