@@ -23,6 +23,10 @@ app.conf.beat_schedule: dict[str, dict] = {
     "billing-close-previous-month": {
         "task": "billing.close_previous_month",
         "schedule": crontab(day_of_month=1, hour=1, minute=0)},
+    # Intelligence: the detectors, each hour once the hour before has closed (a few minutes
+    # late, for events still in flight); the hours judged overlap, so a late run misses none.
+    "intelligence-detect-hourly": {"task": "intelligence.detect",
+                                   "schedule": crontab(minute=5)},
 }
 
 # `make demo` only: a few live events every few seconds, so the console's live ledger moves.

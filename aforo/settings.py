@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "cogs",
     "budgets",
     "margin_guard",
+    "intelligence",
 ]
 
 MIDDLEWARE = [

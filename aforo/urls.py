@@ -10,6 +10,8 @@ from billing import views as billing_views
 from budgets import views as budget_views
 from cogs import views as cogs_views
 from ingestion import api as ingestion_api
+from intelligence import api as intelligence_api
+from intelligence import views as intelligence_views
 from margin_guard import views as guard_views
 
 api_v1 = [
@@ -23,7 +25,10 @@ api_v1 = [
     path("products/<str:product_id>", api.ProductDetail.as_view(), name="product"),
     path("tokens", api.TokenListCreate.as_view(), name="tokens"),
     path("tokens/<int:token_id>", api.TokenDetail.as_view(), name="token"),
+    path("analytics/cogs/forecast", intelligence_api.Forecast.as_view(), name="cogs-forecast"),
+    path("analytics/cogs/what-if", intelligence_api.WhatIf.as_view(), name="cogs-what-if"),
     path("analytics/cogs/", include("cogs.urls")),
+    path("intelligence/", include("intelligence.urls")),
     path("billing/", include("billing.urls")),
 ]
 
@@ -46,6 +51,10 @@ urlpatterns = [
     path("console/cogs/transactions/", cogs_views.transactions,
          name="console-cogs-transactions"),
     path("console/cogs/budgets/", cogs_views.budgets, name="console-cogs-budgets"),
+    path("console/cogs/signals/", intelligence_views.signals, name="console-cogs-signals"),
+    path("console/cogs/signals/<int:signal_id>/<str:action>/",
+         intelligence_views.signal_transition, name="console-signal-transition"),
+    path("console/cogs/forecast/", intelligence_views.forecast, name="console-cogs-forecast"),
     path("console/margin-guard/", guard_views.guard_page, name="console-margin-guard"),
     path("console/margin-guard/override/", guard_views.override, name="console-guard-override"),
     path("console/cogs/budgets/new/", budget_views.budget_save, name="console-budget-save"),

@@ -175,9 +175,23 @@ class BudgetSecretRotate(APIView):
 class AlertRuleSerializer(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(max_length=200)
-    metric = serializers.ChoiceField(choices=AlertRule.Metric.choices)
-    comparison = serializers.ChoiceField(choices=AlertRule.Comparison.choices)
-    threshold = MoneyField(max_digits=20)
+    source = serializers.ChoiceField(choices=AlertRule.Source.choices, default="METRIC",
+                                     help_text="METRIC (the default) measures `metric`; "
+                                               "SIGNAL fires on intelligence signals.")
+    metric = serializers.ChoiceField(choices=AlertRule.Metric.choices, required=False,
+                                     allow_blank=True, help_text="METRIC rules only.")
+    comparison = serializers.ChoiceField(choices=AlertRule.Comparison.choices, required=False,
+                                         allow_blank=True, help_text="METRIC rules only.")
+    threshold = MoneyField(max_digits=20, required=False, allow_null=True,
+                           help_text="METRIC rules only.")
+    signalKind = serializers.ChoiceField(
+        source="signal_kind", required=False, allow_blank=True,
+        choices=[(k, k) for k in services.SIGNAL_KINDS],
+        help_text="SIGNAL rules: the kind to alert on (blank: every kind).")
+    minSeverity = serializers.ChoiceField(
+        source="min_severity", required=False, allow_blank=True,
+        choices=[(s, s) for s in services.SEVERITIES],
+        help_text="SIGNAL rules: the lowest severity that alerts (blank: every one).")
     window = serializers.ChoiceField(choices=AlertRule.Window.choices, default="24h")
     productId = serializers.CharField(source="product_id", max_length=200, required=False,
                                       allow_blank=True, default="")

@@ -43,6 +43,10 @@ class CostBudget(models.Model):
 
 
 class AlertRule(models.Model):
+    class Source(models.TextChoices):
+        METRIC = "METRIC"  # the rule measures its metric over its window
+        SIGNAL = "SIGNAL"  # the rule fires on intelligence signals of a kind and severity
+
     class Metric(models.TextChoices):
         COST = "COST"      # spend in the window, USD
         MARGIN = "MARGIN"  # margin % in the window
@@ -63,9 +67,14 @@ class AlertRule(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=200)
-    metric = models.CharField(max_length=10, choices=Metric.choices)
-    comparison = models.CharField(max_length=3, choices=Comparison.choices)
-    threshold = models.DecimalField(max_digits=20, decimal_places=9)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.METRIC)
+    # METRIC rules: what to measure and when it breaches.
+    metric = models.CharField(max_length=10, choices=Metric.choices, blank=True)
+    comparison = models.CharField(max_length=3, choices=Comparison.choices, blank=True)
+    threshold = models.DecimalField(max_digits=20, decimal_places=9, null=True, blank=True)
+    # SIGNAL rules: which signals (blank kind: every kind) at or above which severity.
+    signal_kind = models.CharField(max_length=20, blank=True)
+    min_severity = models.CharField(max_length=8, blank=True, default="")
     window = models.CharField(max_length=3, choices=Window.choices, default=Window.DAY)
     product_id = models.CharField(max_length=200, blank=True)
     customer_id = models.CharField(max_length=200, blank=True)

@@ -121,26 +121,46 @@ def budget_status(budget: CostBudget, *, now: datetime) -> BudgetStatus:
 
 # --- alert rules ----------------------------------------------------------------------------
 
+SIGNAL_KINDS = ("USAGE_ANOMALY", "COST_SPIKE", "CHURN_RISK", "QUOTA_PACING", "MARGIN_TRIP")
+SEVERITIES = ("INFO", "WARNING", "CRITICAL")
+
+
 def _check_rule(tenant: Tenant, values: dict) -> None:
     _check_scope(tenant, values.get("product_id", ""), values.get("customer_id", ""))
     check_destination(values["channel"], values["destination"])
+    if values.get("source", AlertRule.Source.METRIC) == AlertRule.Source.SIGNAL:
+        if values.get("signal_kind") and values["signal_kind"] not in SIGNAL_KINDS:
+            raise ApiError(f"signalKind must be one of {', '.join(SIGNAL_KINDS)}.",
+                           field="signalKind")
+        if values.get("min_severity") and values["min_severity"] not in SEVERITIES:
+            raise ApiError("minSeverity must be INFO, WARNING or CRITICAL.",
+                           field="minSeverity")
+        return
+    for name, api_name in (("metric", "metric"), ("comparison", "comparison"),
+                           ("threshold", "threshold")):
+        if values.get(name) in (None, ""):
+            raise ApiError(f"A METRIC rule needs a {api_name}.", field=api_name)
 
 
-def alert_rule_create(*, tenant: Tenant, name: str, metric: str, comparison: str,
-                      threshold: Decimal, channel: str, destination: str, window: str = "24h",
-                      product_id: str = "", customer_id: str = "", enabled: bool = True,
-                      auto_resolve: bool = False) -> AlertRule:
+def alert_rule_create(*, tenant: Tenant, name: str, channel: str, destination: str,
+                      metric: str = "", comparison: str = "", threshold: Decimal | None = None,
+                      window: str = "24h", product_id: str = "", customer_id: str = "",
+                      enabled: bool = True, auto_resolve: bool = False,
+                      source: str = AlertRule.Source.METRIC, signal_kind: str = "",
+                      min_severity: str = "") -> AlertRule:
     values = dict(name=name, metric=metric, comparison=comparison, threshold=threshold,
                   window=window, product_id=product_id, customer_id=customer_id,
                   channel=channel, destination=destination, enabled=enabled,
-                  auto_resolve=auto_resolve)
+                  auto_resolve=auto_resolve, source=source, signal_kind=signal_kind,
+                  min_severity=min_severity)
     _check_rule(tenant, values)
     return AlertRule.objects.create(tenant=tenant, **values)
 
 
 def alert_rule_update(*, rule: AlertRule, **changes) -> AlertRule:
-    return _updated(rule, _check_rule, ("product_id", "customer_id", "channel", "destination"),
-                    changes)
+    return _updated(rule, _check_rule, ("product_id", "customer_id", "channel", "destination",
+                                        "source", "metric", "comparison", "threshold",
+                                        "signal_kind", "min_severity"), changes)
 
 
 COMPARE = {"GT": lambda v, t: v > t, "GTE": lambda v, t: v >= t,
@@ -237,7 +257,8 @@ def budget_evaluate(budget: CostBudget, *, now: datetime) -> list[Alert]:
 
 def alerts_evaluate(*, now: datetime, tenant: Tenant | None = None) -> list[Alert]:
     """Evaluate every enabled rule and every budget (of one tenant, or all); send what is due."""
-    rules = AlertRule.objects.select_related("tenant").filter(enabled=True)
+    rules = AlertRule.objects.select_related("tenant").filter(
+        enabled=True, source=AlertRule.Source.METRIC)
     budgets = CostBudget.objects.select_related("tenant")
     if tenant is not None:
         rules, budgets = rules.filter(tenant=tenant), budgets.filter(tenant=tenant)
@@ -256,6 +277,35 @@ def alerts_evaluate(*, now: datetime, tenant: Tenant | None = None) -> list[Aler
         except Exception:
             log.exception("evaluating budget %s failed", budget.pk)
     notifications.deliveries_send_due(now=now)
+    return fired
+
+
+def signal_alerts_fire(*, tenant: Tenant, signal_id: int, kind: str, severity: str,
+                       title: str, value: Decimal, threshold: Decimal, start: datetime,
+                       end: datetime, customer_id: str, product_id: str,
+                       now: datetime) -> list[Alert]:
+    """An alert for every enabled SIGNAL rule that asks for this signal: its kind (or every
+    kind), a severity at least the rule's minimum, and a scope the rule covers. Delivered with
+    every other alert by the evaluation job, through the rule's channel."""
+    rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
+    fired = []
+    rules = AlertRule.objects.filter(tenant=tenant, enabled=True,
+                                     source=AlertRule.Source.SIGNAL)
+    for rule in rules:
+        if rule.signal_kind and rule.signal_kind != kind:
+            continue
+        if rule.min_severity and SEVERITIES.index(rule.min_severity) > rank:
+            continue
+        if (rule.customer_id and rule.customer_id != customer_id) or (
+                rule.product_id and rule.product_id != product_id):
+            continue
+        alert = _fire(tenant=tenant, open_key=f"signal:{signal_id}:rule:{rule.pk}",
+                      title=f"{rule.name}: {title}"[:300], metric=kind, value=value,
+                      threshold=threshold, start=start, end=end, now=now,
+                      destinations=[(rule.channel, rule.destination, rule.signing_secret)],
+                      rule=rule, product_id=product_id, customer_id=customer_id)
+        if alert:
+            fired.append(alert)
     return fired
 
 

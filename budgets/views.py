@@ -48,7 +48,7 @@ def budgets_tab_context(request: HttpRequest, tenant: Tenant, can_manage: bool) 
               .prefetch_related("deliveries")[:HISTORY_SHOWN])
     return {
         "cards": cards,
-        "rules": [(rule, SYMBOL[rule.comparison],
+        "rules": [(rule, SYMBOL.get(rule.comparison, ""),
                    rule.destination if can_manage else destination_masked(
                        rule.destination))
                   for rule in AlertRule.objects.filter(tenant=tenant)],

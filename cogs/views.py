@@ -42,6 +42,8 @@ TABS = [
     ("breakdown", "Cost Breakdown", "console-cogs-breakdown"),
     ("transactions", "Transactions", "console-cogs-transactions"),
     ("budgets", "Budgets & Alerts", "console-cogs-budgets"),
+    ("signals", "Signals", "console-cogs-signals"),        # intelligence.views
+    ("forecast", "Forecast", "console-cogs-forecast"),     # intelligence.views
 ]
 
 
@@ -222,7 +224,12 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
          "With at least one event"),
     ]
     has_data = totals.event_count > 0 or totals.revenue_usd != 0
+    from intelligence.queries import health_signals
+    from intelligence.views import transactions_link
+
     return {
+        "health_signals": [{"signal": s, "link": transactions_link(s, settings.time_zone)}
+                           for s in health_signals(tenant)],
         "kpis": kpis, "totals": totals, "has_data": has_data, "settling_totals": totals,
         "trend_figure": figures.trend_figure(days) if has_data else None,
         "provider_figure": figures.donut_figure(

@@ -124,6 +124,9 @@ def _state(tenant: Tenant, customer_id: str, product_id: str) -> GuardState:
 
 
 def _notify(action: GuardAction, policy: GuardPolicy) -> None:
+    from margin_guard.hooks import level_change_run
+
+    level_change_run(action, policy)  # e.g. intelligence's MARGIN_TRIP signals
     if not policy.notify_channel:
         return
     from margin_guard.notify import action_notify

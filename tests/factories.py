@@ -111,3 +111,12 @@ def seed_every_kind(tenant: Tenant, *, now: datetime) -> None:
                                mode="DRY_RUN", min_events=1, notify_channel="EMAIL",
                                notify_destination="ops@example.com")
     guard_evaluate(tenant=tenant, customer_id="cust_1", product_id="prod_chat", now=now)
+def usage_events(prefix: str, *, customer: str, at: datetime, count: int, product: str = "p1",
+                 spacing_s: int = 1, **fields: Any) -> list[dict[str, Any]]:
+    """`count` events of a customer starting at `at`, `spacing_s` seconds apart, ids
+    `prefix-0`, `prefix-1`...; `fields` (inputTokens, cogsUsd, ...) go on every event."""
+    from datetime import timedelta
+
+    return [{"eventId": f"{prefix}-{n}", "customerId": customer, "productId": product,
+             "occurredAt": at + timedelta(seconds=n * spacing_s), **fields}
+            for n in range(count)]

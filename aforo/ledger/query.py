@@ -40,10 +40,16 @@ class Table(enum.Enum):
     EVENT_COSTS = "ledger_event_costs"          # COST entries by group and cost (anomalies)
     EVENT_IDS = "ledger_event_ids"              # every event id (dedupe)
     REVENUE_RATES = "revenue_rates"             # per-unit revenue estimates
+    HOURLY = "ledger_hourly"                    # by UTC hour, customer, product (detectors)
 
     @property
     def by_day(self) -> bool:
         return self in (Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED)
+
+    @property
+    def time_column(self) -> str:
+        """The column a window of instants filters on."""
+        return "hour" if self is Table.HOURLY else "occurred_at"
 
 
 # --- entry kinds ----------------------------------------------------------------------------
@@ -65,6 +71,9 @@ def _rollup(expression: str, tables: Sequence[Table] = _DAILY) -> dict[Table, st
     return dict.fromkeys(tables, expression)
 
 
+_ALL_ROLLUPS = (*_DAILY, Table.HOURLY)
+
+
 @dataclass(frozen=True)
 class Measure:
     """A summed figure: its expression over the raw ledger and over each read model."""
@@ -83,22 +92,26 @@ class Measure:
 # :TRICKY: a measure's name never equals a ledger column it sums: ClickHouse substitutes an
 # alias into the WHERE clause and the other aggregates of its SELECT (and 18.16 fails).
 MEASURES: dict[str, Measure] = {
-    "events": Measure(f"toInt64(sumIf(event_count, {COST}))", _rollup("toInt64(sum(events))")),
+    "events": Measure(f"toInt64(sumIf(event_count, {COST}))",
+                      _rollup("toInt64(sum(events))", _ALL_ROLLUPS)),
     "tokens_in": Measure(f"toInt64(sumIf(input_tokens, {COST}))",
-                         _rollup("toInt64(sum(tokens_in))")),
+                         _rollup("toInt64(sum(tokens_in))", _ALL_ROLLUPS)),
     "tokens_out": Measure(f"toInt64(sumIf(output_tokens, {COST}))",
-                          _rollup("toInt64(sum(tokens_out))")),
+                          _rollup("toInt64(sum(tokens_out))", _ALL_ROLLUPS)),
     "tokens_cached": Measure(f"toInt64(sumIf(cached_input_tokens, {COST}))"),
     "tokens_reasoning": Measure(f"toInt64(sumIf(reasoning_tokens, {COST}))"),
-    "tool_calls_n": Measure(f"toInt64(sumIf(tool_calls, {COST}))"),
-    "reasoning_steps_n": Measure(f"toInt64(sumIf(reasoning_steps, {COST}))"),
+    "tool_calls_n": Measure(f"toInt64(sumIf(tool_calls, {COST}))",
+                            {Table.HOURLY: "toInt64(sum(tool_calls_n))"}),
+    "reasoning_steps_n": Measure(f"toInt64(sumIf(reasoning_steps, {COST}))",
+                                 {Table.HOURLY: "toInt64(sum(reasoning_steps_n))"}),
     "cogs_ai": Measure(f"sumIf(ai_cogs_usd, {COST})", _rollup("sum(cogs_ai)")),
     "cogs_infra": Measure(f"sumIf(infra_cogs_usd, {COST})", _rollup("sum(cogs_infra)")),
     "cogs_fee": Measure(f"sumIf(fee_cogs_usd, {COST})", _rollup("sum(cogs_fee)")),
     "cogs_unclassified": Measure(f"sumIf(unclassified_cogs_usd, {COST})",
                                  _rollup("sum(cogs_unclassified)")),
     "cogs": Measure(f"sumIf({COGS_SUM}, {COST})",
-                    _rollup("sum(cogs_ai + cogs_infra + cogs_fee + cogs_unclassified)")),
+                    {**_rollup("sum(cogs_ai + cogs_infra + cogs_fee + cogs_unclassified)"),
+                     Table.HOURLY: "sum(cogs)"}),
     "revenue": Measure(f"sumIf(revenue_usd, {REVENUE})", _rollup("sum(revenue)")),
     # Provisional revenue still settling (cogs.expected).
     "revenue_carried": Measure(f"sumIf(carried_revenue_usd, {SETTLING})",
@@ -127,17 +140,20 @@ BASIS = ("b_events", "b_in", "b_out", "b_tools", "b_steps", "b_cogs")
 # --- dimensions -------------------------------------------------------------------------------
 
 # The columns a reader may group or filter by, and the tables that hold each (the raw ledger
-# holds them all). `day` is computed on the raw ledger (in the period's time zone).
+# holds them all). `day` is computed on the raw ledger and the hourly rollup (in the period's
+# time zone).
 _EVERYWHERE = frozenset(Table)
 DIMENSIONS: dict[str, frozenset[Table]] = {
     "customer_id": frozenset({Table.LEDGER, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
-                              Table.REVENUE_RATES}),
+                              Table.REVENUE_RATES, Table.HOURLY}),
     "product_id": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
-                             Table.REVENUE_RATES}),
+                             Table.REVENUE_RATES, Table.HOURLY}),
     "product_type": frozenset({Table.LEDGER, Table.DAILY}),
     "provider": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS}),
     "model": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS}),
-    "day": frozenset({Table.LEDGER, Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED}),
+    "day": frozenset({Table.LEDGER, Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
+                      Table.HOURLY}),
+    "hour": frozenset({Table.HOURLY}),
     "event_id": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS}),
     "occurred_at": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS}),
     **{column: frozenset({Table.LEDGER}) for column in (
@@ -148,6 +164,7 @@ DIMENSIONS: dict[str, frozenset[Table]] = {
 # :TRICKY: toDate(DateTime, tz) gives the calendar day in that zone; the plain
 # toDate(occurred_at) would use the column's own zone (UTC).
 RAW_DAY = "toDate(occurred_at, %(time_zone)s)"
+HOURLY_DAY = "toDate(hour, %(time_zone)s)"
 
 
 class Period(Protocol):
@@ -199,6 +216,8 @@ class LedgerQuery:
             _check_column(self.table, column)
             if column == "day" and self.table is Table.LEDGER:
                 selected.append(f"{RAW_DAY} AS day")
+            elif column == "day" and self.table is Table.HOURLY:
+                selected.append(f"{HOURLY_DAY} AS day")
             else:
                 selected.append(column)
         return self._with(_select=self._select + tuple(selected))
@@ -224,13 +243,16 @@ class LedgerQuery:
         if self.table.by_day:
             return self._with(_where=self._where + (
                 "day >= %(first)s AND day <= %(last)s",), params=params)
+        column = self.table.time_column
         return self._with(_where=self._where + (
-            "occurred_at >= %(start_at)s AND occurred_at < %(end_at)s",), params=params)
+            f"{column} >= %(start_at)s AND {column} < %(end_at)s",), params=params)
 
     def between(self, start: datetime, end: datetime, time_zone: str = "UTC") -> LedgerQuery:
-        """Entries with occurred_at in [start, end) (`day` is a day of `time_zone`)."""
+        """Entries with occurred_at in [start, end) (`day` is a day of `time_zone`); on the
+        hourly rollup, the hours starting in it."""
+        column = self.table.time_column
         return self._with(_where=self._where + (
-            "occurred_at >= %(w_start)s AND occurred_at < %(w_end)s",),
+            f"{column} >= %(w_start)s AND {column} < %(w_end)s",),
             params={"w_start": start, "w_end": end, "time_zone": time_zone})
 
     def where(self, **equal: Any) -> LedgerQuery:

@@ -1,0 +1,42 @@
+"""manage.py detect_signals [--tenant SLUG] [--now ISO] [--kind KIND]: run the detectors now
+(the hourly job does the same), e.g. after a backfill."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from django.core.management.base import BaseCommand, CommandError
+
+from aforo.models import Tenant
+from intelligence.detectors import DETECTORS, detectors_run
+
+
+class Command(BaseCommand):
+    help = "Run the intelligence detectors for one tenant or all; prints the new signals."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--tenant", help="a tenant slug (default: every tenant)")
+        parser.add_argument("--now", help="judge as of this ISO-8601 instant (default: now)")
+        parser.add_argument("--kind", action="append", choices=list(DETECTORS),
+                            help="only these detectors (repeatable)")
+
+    def handle(self, *args, **options) -> None:
+        now = datetime.now(timezone.utc)
+        if options["now"]:
+            try:
+                now = datetime.fromisoformat(options["now"])
+            except ValueError:
+                raise CommandError("--now must be an ISO-8601 instant.") from None
+            if now.tzinfo is None:
+                now = now.replace(tzinfo=timezone.utc)
+        tenants = Tenant.objects.all()
+        if options["tenant"]:
+            tenants = tenants.filter(slug=options["tenant"])
+            if not tenants.exists():
+                raise CommandError(f"No tenant {options['tenant']!r}.")
+        kinds = tuple(options["kind"]) if options["kind"] else None
+        new = 0
+        for tenant in tenants:
+            for signal in detectors_run(tenant=tenant, now=now, kinds=kinds):
+                self.stdout.write(f"{signal.kind} {signal.title}")
+                new += 1
+        self.stdout.write(f"{new} new signals")
