@@ -25,6 +25,9 @@ class Tenant(models.Model):
         help_text="The id API callers send in X-Tenant-Id.",
     )
     name = models.CharField(max_length=200)
+    time_zone = models.CharField(
+        max_length=64, default="UTC",
+        help_text="IANA name; periods, budgets and daily series follow this zone's calendar days.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

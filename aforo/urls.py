@@ -50,7 +50,7 @@ urlpatterns = [
     path("console/cogs/costs/", cogs_views.breakdown, name="console-cogs-breakdown"),
     path("console/cogs/transactions/", cogs_views.transactions,
          name="console-cogs-transactions"),
-    path("console/cogs/budgets/", cogs_views.budgets, name="console-cogs-budgets"),
+    path("console/cogs/budgets/", budget_views.budgets_tab, name="console-cogs-budgets"),
     path("console/cogs/signals/", intelligence_views.signals, name="console-cogs-signals"),
     path("console/cogs/signals/<int:signal_id>/<str:action>/",
          intelligence_views.signal_transition, name="console-signal-transition"),

@@ -36,7 +36,6 @@ from aforo.permissions import BILLING_ROLES
 from billing import queries, services
 from billing.models import ComponentKind, RatePlan, Subscription
 from billing.services import KIND_LABEL, ComponentSpec
-from cogs.services import cogs_settings_get
 
 log = logging.getLogger(__name__)
 
@@ -393,7 +392,7 @@ def customer_new(request: HttpRequest, membership: Membership) -> HttpResponse:
 
 
 def _zone(membership: Membership) -> str:
-    return cogs_settings_get(tenant=membership.tenant).time_zone
+    return membership.tenant.time_zone
 
 
 def _moment(text: str, time_zone: str, what: str, field_name: str) -> datetime:

@@ -21,13 +21,6 @@ from notifications.services import Target
 log = logging.getLogger(__name__)
 
 
-def tenant_time_zone(tenant: Tenant) -> str:
-    """The tenant's time zone (its COGS settings) for calendar periods."""
-    from cogs.services import cogs_settings_get
-
-    return cogs_settings_get(tenant=tenant).time_zone
-
-
 # --- validation shared by budgets and rules ------------------------------------------------
 
 def _check_scope(tenant: Tenant, product_id: str, customer_id: str) -> None:
@@ -101,7 +94,7 @@ class BudgetStatus:
 
 def budget_status(budget: CostBudget, *, now: datetime) -> BudgetStatus:
     """Spend so far this period, utilization, projection at the pace so far, and status."""
-    start, end = period_bounds(budget.period, now, tenant_time_zone(budget.tenant))
+    start, end = period_bounds(budget.period, now, budget.tenant.time_zone)
     totals = scope_margin(budget.tenant.slug, start=start, end=min(now, end),
                            product_id=budget.product_id or None,
                            customer_id=budget.customer_id or None)
@@ -170,7 +163,7 @@ COMPARE = {"GT": lambda v, t: v > t, "GTE": lambda v, t: v >= t,
 def rule_value(rule: AlertRule, *, now: datetime) -> tuple[Decimal | None, datetime, datetime]:
     """The rule's metric over its window: USD for COST, % for MARGIN, a ratio for RATIO; margin
     and ratio from expected revenue (cogs.expected: the dashboard's, the guard's)."""
-    start, end = window_bounds(rule.window, now, tenant_time_zone(rule.tenant))
+    start, end = window_bounds(rule.window, now, rule.tenant.time_zone)
     totals = scope_margin(rule.tenant.slug, start=start, end=end,
                            product_id=rule.product_id or None,
                            customer_id=rule.customer_id or None)

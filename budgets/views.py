@@ -17,7 +17,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
-from aforo.console import current_membership
+from aforo.console import current_membership, tab_page
 from aforo.errors import ApiError, DomainError
 from aforo.models import Customer, Product, Role, Tenant
 from aforo.money import MoneyField
@@ -185,3 +185,11 @@ def alert_transition(request: HttpRequest, alert_id: int, action: str) -> HttpRe
     except DomainError as exc:
         messages.error(request, str(exc.message))
     return _back(request)
+
+
+def _budgets_tab(request: HttpRequest, tenant: Tenant, chosen) -> dict[str, Any]:
+    membership = current_membership(request)
+    return budgets_tab_context(request, tenant, Role(membership.role) in MANAGE_BUDGET_ROLES)
+
+
+budgets_tab = tab_page("budgets", _budgets_tab)

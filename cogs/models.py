@@ -25,9 +25,6 @@ class CogsSettings(models.Model):
     fixed_costs_per_month_usd = models.DecimalField(
         max_digits=18, decimal_places=2, null=True, blank=True,
         help_text="Fixed costs a month; empty: no break-even point.")
-    time_zone = models.CharField(
-        max_length=64, default="UTC",
-        help_text="IANA name; periods and daily series follow this zone's calendar days.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -36,3 +33,8 @@ class CogsSettings(models.Model):
 
     def __str__(self) -> str:
         return f"COGS settings of {self.tenant}"
+
+    @property
+    def time_zone(self) -> str:
+        """The tenant's time zone (kept on the tenant: every app's periods follow it)."""
+        return self.tenant.time_zone

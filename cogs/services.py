@@ -42,8 +42,10 @@ def cogs_settings_update(
             ZoneInfo(time_zone)
         except (ZoneInfoNotFoundError, ValueError):
             raise ApiError(f"Unknown time zone {time_zone!r}.", field="timeZone") from None
-        current.time_zone = time_zone
     if current.at_risk_floor_pct > current.high_value_floor_pct:
         raise ApiError("atRiskFloorPct cannot exceed highValueFloorPct.", field="atRiskFloorPct")
     current.save()
+    if time_zone is not None:  # the tenant's own (every app's periods follow it)
+        tenant.time_zone = current.tenant.time_zone = time_zone
+        tenant.save(update_fields=["time_zone"])
     return current

@@ -1,28 +1,19 @@
-"""Console pages of Intelligence → COGS & Margins: one thin view per tab over `cogs.queries`.
+"""Console tabs of Intelligence → COGS & Margins: one thin view per tab over `cogs.queries`, in
+the console's tabbed frame (aforo.console.tab_page).
 
 Every number comes from the same query functions as the API, so the console and
-/api/v1/analytics/cogs/dashboard never disagree. The period lives in the URL
-(`?period=7d|30d|90d`, or `?from=YYYY-MM-DD&to=YYYY-MM-DD`), so a view can be shared as a link.
+/api/v1/analytics/cogs/dashboard never disagree.
 """
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import Any
-from urllib.parse import urlencode
 
-from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, QueryDict
-from django.shortcuts import render
-
-from aforo.console import current_membership, memberships_of
+from aforo.console import ConsolePeriod, PageError, overview_panels, query_link, tab_page
 from aforo.eventstore import EventStoreError, EventStoreUnavailable
 from aforo.models import Customer, Tenant
 from aforo.pagination import MAX_PAGE
-from aforo.periods import PRESETS, PeriodError, period_parse, period_preset, today_in
+from aforo.periods import today_in
 from cogs import figures, queries, services
 from cogs.models import CogsSettings
 from cogs.queries import Dimension, Period, Totals
@@ -35,124 +26,6 @@ PAGE_SIZES = (25, 50, 100, 200)
 CUSTOMERS_PER_PAGE = 50
 ANOMALIES_SHOWN = 10
 TOP_N = 15  # bars in a breakdown chart
-
-TABS = [
-    ("overview", "Overview", "console-home"),
-    ("pnl", "P&L Analysis", "console-cogs-pnl"),
-    ("breakdown", "Cost Breakdown", "console-cogs-breakdown"),
-    ("transactions", "Transactions", "console-cogs-transactions"),
-    ("budgets", "Budgets & Alerts", "console-cogs-budgets"),
-    ("signals", "Signals", "console-cogs-signals"),        # intelligence.views
-    ("forecast", "Forecast", "console-cogs-forecast"),     # intelligence.views
-]
-
-
-class PageError(Exception):
-    """Bad input on a console page: shown in the page, with the status to answer."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-# --- the period selector -----------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ConsolePeriod:
-    period: Period
-    preset: str | None  # "7d" / "30d" / "90d", or None for a custom from–to
-
-    @property
-    def params(self) -> dict[str, str]:
-        """The querystring that selects this period again (what every link carries)."""
-        if self.preset:
-            return {"period": self.preset}
-        return {"from": self.period.first.isoformat(), "to": self.period.last.isoformat()}
-
-    @property
-    def label(self) -> str:
-        first, last = self.period.first, self.period.last
-        return f"{first:%b %-d, %Y} – {last:%b %-d, %Y}"
-
-    def includes_recent(self, today: date) -> bool:
-        """Whether the period reaches into the last day, whose revenue is still settling."""
-        return self.period.last >= today - timedelta(days=1)
-
-
-def console_period(params: QueryDict, time_zone: str) -> ConsolePeriod:
-    """The period the querystring asks for (aforo.periods, as the API reads it); a preset ends
-    today in the tenant's time zone."""
-    try:
-        if params.get("from", "").strip() or params.get("to", "").strip():
-            return ConsolePeriod(period_parse(params.get("from"), params.get("to"),
-                                              time_zone=time_zone), None)
-        preset = params.get("period", DEFAULT_PRESET).lower()
-        return ConsolePeriod(period_preset(preset, time_zone=time_zone), preset)
-    except PeriodError as exc:
-        raise PageError(exc.message) from None
-
-
-def _link(params: dict[str, Any]) -> str:
-    return "?" + urlencode({k: v for k, v in params.items() if v not in (None, "")})
-
-
-# --- the page frame shared by every tab ---------------------------------------------------
-
-def _tab_page(tab: str, build: Callable[..., dict[str, Any]]) -> Callable:
-    """A login-required view rendering `console/cogs/<tab>.html` with the shell's context.
-
-    `build(request, tenant, period, settings)` returns the tab's own context. Bad input and an
-    unreachable event store are shown in the page (with 400 / 503), never as a crash page.
-    """
-
-    @login_required
-    def view(request: HttpRequest) -> HttpResponse:
-        membership = current_membership(request)
-        context: dict[str, Any] = {
-            "membership": membership, "memberships": memberships_of(request.user),
-            "tab": tab, "errors": [],
-        }
-        if membership is None:
-            return render(request, "console/cogs/no_tenant.html", context)
-        tenant = membership.tenant
-        settings = services.cogs_settings_get(tenant=tenant)
-        status = 200
-        try:
-            chosen = console_period(request.GET, settings.time_zone)
-        except PageError as exc:
-            context["errors"].append(exc.message)
-            status = exc.status
-            chosen = console_period(QueryDict(""), settings.time_zone)
-        context.update(
-            chosen=chosen, period=chosen.period, period_query=_link(chosen.params),
-            presets=[(key, key.upper(), _link({"period": key})) for key in PRESETS],
-            tabs=[(key, title, name, key == tab) for key, title, name in TABS],
-            settling=chosen.includes_recent(today_in(settings.time_zone)),
-            settings=settings,
-        )
-        try:
-            context.update(build(request, tenant, chosen, settings))
-        except PageError as exc:
-            context["errors"].append(exc.message)
-            status = max(status, exc.status)
-        except EventStoreUnavailable as exc:
-            log.warning("console: event store unavailable: %s", exc)
-            context["errors"].append(
-                f"The event store is unavailable right now, so no figures can be shown. {exc}")
-            context["unavailable"] = True
-            status = 503
-        except EventStoreError:
-            log.exception("console: event store query failed on %s", tab)
-            context["errors"].append("A query failed; it has been logged. Try again, or "
-                                     "choose another period.")
-            context["unavailable"] = True
-            status = 500
-        return render(request, f"console/cogs/{tab}.html", context, status=status)
-
-    view.__name__ = f"cogs_{tab}"
-    return view
-
 
 # --- helpers over query results -----------------------------------------------------------
 
@@ -183,7 +56,8 @@ def _share(part, whole) -> float | None:
 
 # --- Overview -----------------------------------------------------------------------------
 
-def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
+def _overview(request, tenant: Tenant, chosen: ConsolePeriod) -> dict:
+    settings = services.cogs_settings_get(tenant=tenant)
     period = chosen.period
     headline = queries.overview(tenant, period, estimate=True)
     totals = headline.totals
@@ -224,12 +98,8 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
          "With at least one event"),
     ]
     has_data = totals.event_count > 0 or totals.revenue_usd != 0
-    from intelligence.queries import health_signals
-    from intelligence.views import transactions_link
-
     return {
-        "health_signals": [{"signal": s, "link": transactions_link(s, settings.time_zone)}
-                           for s in health_signals(tenant)],
+        **overview_panels(request, tenant, chosen),
         "kpis": kpis, "totals": totals, "has_data": has_data, "settling_totals": totals,
         "trend_figure": figures.trend_figure(days) if has_data else None,
         "provider_figure": figures.donut_figure(
@@ -238,7 +108,7 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
         "products": products,
         "anomalies": found, "anomaly_count": anomaly_count, "anomaly_error": anomaly_error,
         "anomaly_multiplier": settings.anomaly_multiplier, "anomaly_day": period.last,
-        "anomaly_today": period.last == today_in(settings.time_zone),
+        "anomaly_today": period.last == today_in(tenant.time_zone),
     }
 
 
@@ -247,7 +117,8 @@ def _overview(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSett
 CUSTOMER_SORTS = {order.value: order for order in queries.CustomerOrder}
 
 
-def _pnl(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
+def _pnl(request, tenant: Tenant, chosen: ConsolePeriod) -> dict:
+    settings = services.cogs_settings_get(tenant=tenant)
     period = chosen.period
     products = queries.products_breakdown(tenant, period, estimate=True)
     totals = queries.totals_sum(products)
@@ -271,7 +142,7 @@ def _pnl(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings)
     shown = [{"id": row.customer_id, "totals": row, "tag": row.tag.value if row.tag else "",
               "name": names.get(row.customer_id, "")} for row in found]
 
-    base = _link({**chosen.params})[1:]
+    base = query_link({**chosen.params})[1:]
     headers = []
     for key, title in (("customer", "Customer"), ("tag", "Tag"), ("events", "Events"),
                        ("revenue", "Revenue"), ("cogs", "COGS"), ("margin", "Margin"),
@@ -318,7 +189,7 @@ def _int_param(request, name: str, default: int, *, minimum: int = 0,
 
 # --- Cost Breakdown -----------------------------------------------------------------------
 
-def _breakdown(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
+def _breakdown(request, tenant: Tenant, chosen: ConsolePeriod) -> dict:
     period = chosen.period
     products = queries.products_breakdown(tenant, period)
     totals = queries.totals_sum(products)
@@ -358,8 +229,7 @@ def _bars(rows: list[Totals], title: str) -> dict | None:
 
 # --- Transactions -------------------------------------------------------------------------
 
-def _transactions(request, tenant: Tenant, chosen: ConsolePeriod,
-                  settings: CogsSettings) -> dict:
+def _transactions(request, tenant: Tenant, chosen: ConsolePeriod) -> dict:
     period = chosen.period
     filters = queries.TransactionFilters(
         product_id=request.GET.get("productId") or None,
@@ -382,24 +252,13 @@ def _transactions(request, tenant: Tenant, chosen: ConsolePeriod,
             (filters.product_id, filters.customer_id, filters.provider)),
         "product_choices": products, "provider_choices": providers,
         "first_row": page * size + 1 if rows else 0, "last_row": page * size + len(rows),
-        "prev_link": _link({**kept, "page": page - 1}) if page > 0 else None,
-        "next_link": _link({**kept, "page": page + 1}) if page + 1 < pages else None,
-        "live_allowed": page == 0 and period.last >= today_in(settings.time_zone),
+        "prev_link": query_link({**kept, "page": page - 1}) if page > 0 else None,
+        "next_link": query_link({**kept, "page": page + 1}) if page + 1 < pages else None,
+        "live_allowed": page == 0 and period.last >= today_in(tenant.time_zone),
     }
 
 
-def _budgets(request, tenant: Tenant, chosen: ConsolePeriod, settings: CogsSettings) -> dict:
-    from aforo.models import Role
-    from aforo.permissions import MANAGE_BUDGET_ROLES
-    from budgets.views import budgets_tab_context
-
-    membership = current_membership(request)
-    can_manage = Role(membership.role) in MANAGE_BUDGET_ROLES
-    return budgets_tab_context(request, tenant, can_manage)
-
-
-overview = _tab_page("overview", _overview)
-pnl = _tab_page("pnl", _pnl)
-breakdown = _tab_page("breakdown", _breakdown)
-transactions = _tab_page("transactions", _transactions)
-budgets = _tab_page("budgets", _budgets)
+overview = tab_page("overview", _overview)
+pnl = tab_page("pnl", _pnl)
+breakdown = tab_page("breakdown", _breakdown)
+transactions = tab_page("transactions", _transactions)

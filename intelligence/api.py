@@ -20,7 +20,6 @@ from aforo.periods import PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite, _RoleSet
 from aforo.renderers import ExactJSONRenderer
 from cogs.api import money, pct
-from cogs.services import cogs_settings_get
 from intelligence import forecast as forecasting
 from intelligence import services
 from intelligence.models import Kind, Severity, Signal
@@ -312,7 +311,7 @@ class Forecast(APIView):
         if horizon not in forecasting.HORIZONS:
             raise ApiError("horizon must be 30d, 90d or 12m.", field="horizon")
         result = forecasting.scope_forecast(
-            request.tenant.slug, time_zone=cogs_settings_get(tenant=request.tenant).time_zone,
+            request.tenant.slug, time_zone=request.tenant.time_zone,
             horizon=horizon, product_id=request.query_params.get("productId") or None,
             customer_id=request.query_params.get("customerId") or None)
         return Response(forecast_json(result))
@@ -407,7 +406,7 @@ class WhatIf(APIView):
                 from_model=change.validated_data["fromModel"].strip(),
                 to_model=change.validated_data["toModel"].strip(),
                 to_provider=change.validated_data.get("toProvider", "").strip()))
-        time_zone = cogs_settings_get(tenant=request.tenant).time_zone
+        time_zone = request.tenant.time_zone
         first, last = data.validated_data.get("from"), data.validated_data.get("to")
         try:
             period = period_parse(first.isoformat() if first else None,

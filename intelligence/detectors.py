@@ -182,10 +182,9 @@ DETECTORS: dict[str, Callable[[Context], list[Finding]]] = {
 def detectors_run(*, tenant: Tenant, now: datetime,
                   kinds: tuple[str, ...] | None = None) -> list[Signal]:
     """Run the detectors for one tenant; returns the signals that are new."""
-    from cogs.services import cogs_settings_get
 
     context = Context(tenant=tenant, settings=intelligence_settings_get(tenant=tenant),
-                      time_zone=cogs_settings_get(tenant=tenant).time_zone, now=now)
+                      time_zone=tenant.time_zone, now=now)
     stored: list[Signal] = []
     for kind, detector in DETECTORS.items():
         if kinds is not None and kind not in kinds:

@@ -171,13 +171,12 @@ def signal_record_margin_trip(action: Any, policy: Any) -> Signal | None:
     """The level-change hook (margin_guard.hooks): one MARGIN_TRIP signal per GuardAction,
     naming the scope's most recent events of the guard's window."""
     from aforo.periods import window_bounds
-    from cogs.services import cogs_settings_get
     from intelligence.queries import samples_by
     from margin_guard.models import Level
 
     tenant = action.tenant
     start, end = window_bounds(policy.window, action.at,
-                               cogs_settings_get(tenant=tenant).time_zone)
+                               tenant.time_zone)
     floors = {Level.ALERT: policy.alert_below_pct, Level.THROTTLE: policy.throttle_below_pct,
               Level.BLOCK: policy.block_below_pct}
     floor = floors.get(action.to_level) or floors.get(action.from_level) or Decimal(0)

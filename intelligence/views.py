@@ -15,15 +15,15 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from aforo.console import current_membership
+from aforo.console import PageError, current_membership, tab_page
 from aforo.errors import DomainError
 from aforo.models import Role
 from cogs import queries as cogs_queries
-from cogs.views import PageError, _tab_page
 from intelligence import figures, services
 from intelligence import forecast as forecasting
 from intelligence.api import ACK_ROLES, signals_filtered
 from intelligence.models import Kind, Severity, Signal
+from intelligence.queries import health_signals
 from intelligence.whatif import ModelChange, what_if
 
 SIGNALS_SHOWN = 100
@@ -44,7 +44,7 @@ def transactions_link(signal: Signal, time_zone: str) -> str:
         {k: v for k, v in params.items() if v})
 
 
-def _signals(request, tenant, chosen, settings) -> dict:
+def _signals(request, tenant, chosen) -> dict:
     params = {k: v for k, v in request.GET.items() if k in ("kind", "state", "severity")}
     params.setdefault("order", request.GET.get("order", "recent"))
     try:
@@ -53,7 +53,7 @@ def _signals(request, tenant, chosen, settings) -> dict:
         raise PageError(str(getattr(exc, "detail", exc))) from None
     membership = current_membership(request)
     return {
-        "signals": [{"signal": s, "link": transactions_link(s, settings.time_zone)}
+        "signals": [{"signal": s, "link": transactions_link(s, tenant.time_zone)}
                     for s in found],
         "filters": params, "kinds": Kind.values, "states": Signal.State.values,
         "severities": Severity.values,
@@ -82,13 +82,13 @@ def signal_transition(request: HttpRequest, signal_id: int, action: str) -> Http
     return redirect(back)
 
 
-def _forecast(request, tenant, chosen, settings) -> dict:
+def _forecast(request, tenant, chosen) -> dict:
     horizon = request.GET.get("horizon", "30d")
     if horizon not in forecasting.HORIZONS:
         raise PageError("The horizon must be 30d, 90d or 12m.")
     product_id = request.GET.get("productId", "").strip() or None
     customer_id = request.GET.get("customerId", "").strip() or None
-    result = forecasting.scope_forecast(tenant.slug, time_zone=settings.time_zone,
+    result = forecasting.scope_forecast(tenant.slug, time_zone=tenant.time_zone,
                                         horizon=horizon, product_id=product_id,
                                         customer_id=customer_id)
     context = {
@@ -124,5 +124,11 @@ def _priced_models(tenant) -> list[str]:
 
 
 
-signals = _tab_page("signals", _signals)
-forecast = _tab_page("forecast", _forecast)
+def health_panel(request, tenant, chosen) -> dict:
+    """The Overview's Customer Health Signals tile."""
+    return {"health_signals": [{"signal": s, "link": transactions_link(s, tenant.time_zone)}
+                               for s in health_signals(tenant)]}
+
+
+signals = tab_page("signals", _signals)
+forecast = tab_page("forecast", _forecast)

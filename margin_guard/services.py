@@ -12,7 +12,6 @@ from django.db.models import F, Q
 from aforo.models import Customer, Tenant
 from aforo.periods import window_bounds
 from cogs.expected import ScopeMargin, scope_margin
-from cogs.services import cogs_settings_get
 from margin_guard import decision
 from margin_guard.ladder import Floors, next_level
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
@@ -66,7 +65,7 @@ def guard_evaluate(*, tenant: Tenant, customer_id: str, product_id: str, now: da
     if policy is None or policy.mode == GuardPolicy.Mode.OFF:
         return None
     grain_product = product_id if policy.scope in PRODUCT_GRAIN else ""
-    start, end = window_bounds(policy.window, now, cogs_settings_get(tenant=tenant).time_zone)
+    start, end = window_bounds(policy.window, now, tenant.time_zone)
     measured = scope_margin(tenant.slug, start=start, end=end + timedelta(seconds=1),
                             customer_id=customer_id, product_id=grain_product or None)
     judged, note = judged_margin(measured, policy)
