@@ -21,7 +21,7 @@ from aforo.eventstore.errors import (
 __all__ = [
     "ChdbStore", "EmbeddedStoreLocked", "EventStore", "EventStoreError",
     "EventStoreUnavailable", "ServerStore", "command", "get_store", "insert", "query",
-    "tenant_query", "use",
+    "native_formats", "tenant_formatted", "tenant_query", "tenant_rows", "use",
 ]
 
 _default: EventStore | None = None
@@ -92,6 +92,16 @@ def tenant_rows(tenant_id: str, sql: str, params: Mapping[str, Any] | None = Non
                 ) -> tuple[list[str], list[tuple]]:
     """tenant_query's rows as tuples, with the column names: for results of many rows."""
     return get_store().rows(sql, _scoped(tenant_id, sql, params))
+
+
+def tenant_formatted(tenant_id: str, sql: str, params: Mapping[str, Any] | None,
+                     fmt: str) -> bytes:
+    """A tenant-scoped read in an output format the store writes itself (`native_formats`)."""
+    return get_store().formatted(sql, _scoped(tenant_id, sql, params), fmt)
+
+
+def native_formats() -> frozenset[str]:
+    return get_store().native_formats
 
 
 def insert(table: str, rows: Sequence[Mapping[str, Any]]) -> int:

@@ -50,6 +50,14 @@ class EventStore:
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         raise NotImplementedError
 
+    # Output formats the engine writes itself (exports stream them as they come); a backend
+    # without them gives rows, and the caller encodes.
+    native_formats: frozenset[str] = frozenset()
+
+    def formatted(self, sql: str, params: Mapping[str, Any] | None, fmt: str) -> bytes:
+        """The result in one of `native_formats`, as the engine writes it."""
+        raise NotImplementedError(f"{self.name} writes no {fmt} itself")
+
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         raise NotImplementedError
 
@@ -209,6 +217,19 @@ class ChdbStore(EventStore):
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._run(render(sql, params))
+
+    native_formats = frozenset({"CSV", "CSVWithNames", "JSONEachRow", "ArrowStream"})
+    # Money as exact strings in JSON, counts as numbers; the Arrow format keeps Decimal128.
+    _FORMAT_SETTINGS = {
+        "JSONEachRow": " SETTINGS output_format_json_quote_decimals = 1, "
+                       "output_format_json_quote_64bit_integers = 0",
+    }
+
+    def formatted(self, sql: str, params: Mapping[str, Any] | None, fmt: str) -> bytes:
+        if fmt not in self.native_formats:
+            raise ValueError(f"not a native output format: {fmt}")
+        # The engine writes the bytes in C; the lock is held for this one query only.
+        return self._run(render(sql, params) + self._FORMAT_SETTINGS.get(fmt, ""), fmt).bytes()
 
     def close(self) -> None:
         with self._lock:

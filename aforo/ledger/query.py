@@ -158,6 +158,7 @@ DIMENSIONS: dict[str, frozenset[Table]] = {
     "occurred_at": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS}),
     **{column: frozenset({Table.LEDGER}) for column in (
         "requested_model", "tool_name", "source_type", "session_id", "agent", "entry_type",
+        "entry_id", "recorded_at",
         "entry_kind", "invoice_id", "invoice_line_id", "attribution_run_id", "cost_source",
         "revenue_source")},
 }
@@ -326,6 +327,11 @@ class LedgerQuery:
         """The column names and the rows as tuples (for results of many rows)."""
         sql, params = self.sql()
         return eventstore.tenant_rows(self.tenant, sql, params)
+
+    def formatted(self, fmt: str) -> bytes:
+        """The rows in an output format the store writes itself (eventstore.native_formats)."""
+        sql, params = self.sql()
+        return eventstore.tenant_formatted(self.tenant, sql, params, fmt)
 
     def one(self) -> dict[str, Any]:
         """The single row of an aggregate without GROUP BY."""

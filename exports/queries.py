@@ -1,0 +1,238 @@
+"""Reads for exports: the ledger's entries of a period or since a watermark, and aggregates,
+each in chunks, so no single query holds the embedded store for long and memory holds one
+chunk at a time.
+
+Entries are read in key order, (occurred_at, event_id, entry_id) for a period (the ledger's own
+sort order, so each chunk reads a few granules) and (recorded_at, entry_id) for incremental
+exports; a chunk is the rows after the previous chunk's last key, so none is read twice and
+none is skipped, however the ledger grows meanwhile.
+"""
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from aforo import eventstore
+from aforo.errors import DomainError
+from aforo.ledger.query import LedgerQuery, Table
+from aforo.periods import Period, day_start
+from exports.formats import Column, Encoder
+
+CHUNK_ROWS = 100_000
+# The tenant is implied by the export; every other column of the ledger is exported as it is.
+_NOT_EXPORTED = ("tenant_id",)
+
+
+def ledger_columns() -> list[Column]:
+    """The ledger's columns as the event store has them now (migrations add columns)."""
+    described = eventstore.query("DESCRIBE TABLE ledger")
+    return [Column(row["name"], row["type"]) for row in described
+            if row["name"] not in _NOT_EXPORTED]
+
+
+# --- keyset chunks ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Order:
+    """A total order on entries and the conditions "after key" / "up to key" in it."""
+
+    columns: tuple[str, ...]
+
+    def _condition(self, strict: str, values: Sequence[Any], prefix: str) -> tuple[str, dict]:
+        # :TRICKY: (a, b) > (x, y) is not spelled out on every server we run; the expanded
+        # form is, and its first disjunct still lets the primary key skip granules.
+        params = {f"{prefix}{i}": v for i, v in enumerate(values)}
+        clause = ""
+        for i in reversed(range(len(self.columns))):
+            column, name = self.columns[i], f"%({prefix}{i})s"
+            last = i == len(self.columns) - 1
+            here = f"{column} {strict if last else strict[0]} {name}"
+            clause = here if last else f"({here} OR ({column} = {name} AND {clause}))"
+        return clause, params
+
+    def after(self, query: LedgerQuery, key: Sequence[Any] | None) -> LedgerQuery:
+        if key is None:
+            return query
+        clause, params = self._condition(">", key, "ka")
+        return query.where_sql(f"{self.columns[0]} >= %(ka0)s AND {clause}", **params)
+
+    def up_to(self, query: LedgerQuery, key: Sequence[Any]) -> LedgerQuery:
+        clause, params = self._condition("<=", key, "kb")
+        return query.where_sql(clause, **params)
+
+
+BY_OCCURRENCE = Order(("occurred_at", "event_id", "entry_id"))
+BY_RECORDING = Order(("recorded_at", "entry_id"))
+
+
+def _select(query: LedgerQuery, columns: Sequence[Column], native: str) -> LedgerQuery:
+    expressions = [c.name for c in columns]
+    if native == "ArrowStream":
+        # The Arrow output writes an Enum8 as its code; its text rides along.
+        expressions += [f"toString({c.name}) AS {c.name}__text"
+                        for c in columns if c.kind == "enum"]
+    return query.expressions(*expressions)
+
+
+def _boundary(base: LedgerQuery, order: Order, after: Sequence[Any] | None,
+              chunk_rows: int) -> tuple | None:
+    """The key of the chunk_rows-th entry after `after`, or None when fewer remain."""
+    query = order.after(base.expressions(*order.columns), after)
+    _names, rows = query.order_by(*order.columns).limit(1, offset=chunk_rows - 1).rows()
+    return tuple(rows[0]) if rows else None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk's bytes as the encoder wrote them, its row count and its last key."""
+
+    data: bytes
+    rows: int
+    last_key: tuple | None
+
+
+def encoded_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
+                   encoder: Encoder, *, chunk_rows: int = CHUNK_ROWS,
+                   after: Sequence[Any] | None = None) -> Iterator[Chunk]:
+    """Every entry of `base` after `after`, in `order`, encoded chunk by chunk. Each chunk is
+    two short queries: where it ends (keys only), then its rows up to there."""
+    native = encoder.native_format if encoder.native_format in eventstore.native_formats() \
+        else ""
+    while True:
+        boundary = _boundary(base, order, after, chunk_rows)
+        query = _select(order.after(base, after), columns, native).order_by(*order.columns)
+        if boundary is not None:
+            query = order.up_to(query, boundary)
+        else:
+            query = query.limit(chunk_rows)  # the rest: fewer than a chunk when asked
+        if native:
+            data = encoder.native(query.formatted(native))
+            yield Chunk(data, encoder.last_rows, boundary)
+        else:
+            _names, rows = query.rows()
+            yield Chunk(encoder.rows(rows), len(rows), boundary)
+        if boundary is None:
+            return
+        after = boundary
+
+
+def ledger_period_query(tenant: str, period: Period) -> LedgerQuery:
+    return LedgerQuery(tenant).period(period)
+
+
+def entries_since(tenant: str, *, after: tuple | None, before: datetime,
+                  limit: int) -> tuple[list[str], list[tuple]]:
+    """Up to `limit` entries recorded after the (recorded_at, entry_id) watermark and before
+    `before`, in recording order: the incremental exports' read."""
+    columns = ledger_columns()
+    query = BY_RECORDING.after(
+        LedgerQuery(tenant).where_sql("recorded_at < %(before)s", before=before), after)
+    names = [c.name for c in columns]
+    _names, rows = (query.expressions(*names).order_by(*BY_RECORDING.columns)
+                    .limit(limit).rows())
+    return names, rows
+
+
+# --- aggregates ---------------------------------------------------------------------------
+
+class Grain(enum.StrEnum):
+    DAY = "day"
+    MONTH = "month"
+
+
+# API names of the dimensions an aggregate export groups by, and their ledger columns.
+AGGREGATE_DIMENSIONS = {
+    "customer": "customer_id", "product": "product_id", "product_type": "product_type",
+    "provider": "provider", "model": "model", "tool": "tool_name", "agent": "agent",
+    "source_type": "source_type", "session": "session_id",
+}
+# (builder measure, exported column); cogs_usd is the sum of the four buckets before it.
+# :TRICKY: not the builder's `cogs`: over a rollup it is sum(cogs_ai + ...), and beside the
+# `cogs_ai` alias ClickHouse would read that as an aggregate inside an aggregate.
+AGGREGATE_MEASURES = (
+    ("events", "events"), ("tokens_in", "input_tokens"), ("tokens_out", "output_tokens"),
+    ("cogs_ai", "ai_cogs_usd"), ("cogs_infra", "infra_cogs_usd"),
+    ("cogs_fee", "fee_cogs_usd"), ("cogs_unclassified", "unclassified_cogs_usd"),
+    ("", "cogs_usd"), ("revenue", "revenue_usd"),
+    ("revenue_carried", "carried_revenue_usd"), ("revenue_rated", "rated_revenue_usd"),
+)
+_MEASURE_TYPES = {"events": "Int64", "tokens_in": "Int64", "tokens_out": "Int64"}
+
+
+class BadAggregate(DomainError):
+    pass
+
+
+def aggregate_dimensions(raw: str) -> list[str]:
+    """`by` as ledger columns: comma-separated names of AGGREGATE_DIMENSIONS."""
+    names = [part.strip() for part in (raw or "").split(",") if part.strip()]
+    unknown = [n for n in names if n not in AGGREGATE_DIMENSIONS]
+    if unknown:
+        raise BadAggregate(f"by may name {', '.join(AGGREGATE_DIMENSIONS)}; not "
+                           f"{', '.join(unknown)}.", field="by")
+    if len(set(names)) != len(names):
+        raise BadAggregate("by names a dimension twice.", field="by")
+    return [AGGREGATE_DIMENSIONS[n] for n in names]
+
+
+def aggregate_columns(dimensions: Sequence[str], grain: Grain) -> list[Column]:
+    return [Column(grain.value, "Date"), *(Column(d, "String") for d in dimensions),
+            *(Column(name, _MEASURE_TYPES.get(measure, "Decimal(38, 9)"))
+              for measure, name in AGGREGATE_MEASURES)]
+
+
+def _aggregate_table(dimensions: Sequence[str], period: Period) -> Table:
+    """A daily rollup when it holds every dimension asked for (UTC days), else the ledger."""
+    if period.is_utc:
+        for table in (Table.DAILY, Table.DAILY_CUSTOMERS):
+            if all(table in _dimension_tables(d) for d in dimensions):
+                return table
+    return Table.LEDGER
+
+
+def _dimension_tables(column: str) -> frozenset[Table]:
+    from aforo.ledger.query import DIMENSIONS
+
+    return DIMENSIONS[column]
+
+
+def _slices(period: Period, grain: Grain) -> Iterator[tuple[date, date]]:
+    """The period cut into days or calendar months (clipped to the period): first, last."""
+    first = period.first
+    while first <= period.last:
+        if grain is Grain.DAY:
+            last = first
+        else:
+            following = (first.replace(day=1) + timedelta(days=32)).replace(day=1)
+            last = min(following - timedelta(days=1), period.last)
+        yield first, last
+        first = last + timedelta(days=1)
+
+
+def aggregate_chunks(tenant: str, period: Period, dimensions: Sequence[str], grain: Grain,
+                     ) -> Iterator[list[tuple]]:
+    """Rows (grain start, dimensions..., measures...) one day or month at a time."""
+    table = _aggregate_table(dimensions, period)
+    measures = [measure for measure, _name in AGGREGATE_MEASURES if measure]
+    cogs_at = len(dimensions) + 3  # after events, tokens in and out
+    n_dims = len(dimensions)
+    for first, last in _slices(period, grain):
+        query = LedgerQuery(tenant, table)
+        if table.by_day:
+            query = query.where_sql("day >= %(s_first)s AND day <= %(s_last)s",
+                                    s_first=first, s_last=last)
+        else:
+            query = query.between(day_start(first, period.time_zone),
+                                  day_start(last + timedelta(days=1), period.time_zone),
+                                  period.time_zone)
+        query = query.dimensions(*dimensions).measures(*measures)
+        if dimensions:
+            query = query.group_by(*dimensions).order_by(*dimensions)
+        _names, rows = query.rows()
+        out = [(first, *row[:cogs_at + 4], sum(row[cogs_at:cogs_at + 4]), *row[cogs_at + 4:])
+               for row in rows if any(row[n_dims:])]
+        if out:
+            yield out

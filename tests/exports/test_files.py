@@ -1,0 +1,170 @@
+"""Export files of the ledger and its aggregates: every entry once, in chunks, the money exact,
+on both event-store backends."""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from aforo.ledger.query import LedgerQuery
+from aforo.periods import Period
+from cogs import queries as cogs_queries
+from exports.files import aggregates_file, ledger_file
+from exports.formats import ExportFormat
+from tests.factories import ingest, invoice_lines
+
+pytestmark = pytest.mark.django_db
+DAY = datetime(2026, 6, 10, tzinfo=timezone.utc)
+PERIOD = Period(first=date(2026, 6, 10), last=date(2026, 6, 12))
+
+
+def _events(n: int) -> list[dict]:
+    # Several events share each second (the keyset must order by event and entry too), and
+    # costs with nine decimals that a float would round.
+    return [{"eventId": f"ev-{i:03d}", "occurredAt": DAY + timedelta(hours=(i // 3) * 3),
+             "customerId": f"cust_{i % 4}", "productId": ("p_chat", "p_agent")[i % 2],
+             "productType": "API_WITH_AI", "provider": "OpenAI", "model": "gpt-4o",
+             "aiCogsUsd": f"0.{i:03d}000001", "infraCogsUsd": "0.000000003",
+             "inputTokens": 100 + i, "outputTokens": i, "sessionId": f"s{i % 5}",
+             "toolName": "search" if i % 3 == 0 else None}
+            for i in range(n)]
+
+
+@pytest.fixture
+def ledger_of_60(store, tenant, other_tenant):
+    ingest(tenant, _events(60))
+    # REVENUE entries share their events' keys: the order must still be total.
+    invoice_lines(tenant, "inv-1", customer="cust_0", start=DAY, end=DAY + timedelta(days=3),
+                  lines=[("l1", "p_chat", "12.345678912", "EVENTS")])
+    from billing.attribution import attribution_run
+
+    attribution_run(tenant=tenant, trigger="API")
+    ingest(other_tenant, _events(5))  # another tenant's entries never leak in
+    # one event outside the period
+    ingest(tenant, [{**_events(1)[0], "eventId": "late", "occurredAt": DAY + timedelta(days=3)}])
+    return tenant
+
+
+def _ledger_ids(tenant) -> list[str]:
+    rows = LedgerQuery(tenant.slug).period(PERIOD).expressions("entry_id").fetch()
+    return sorted(r["entry_id"] for r in rows)
+
+
+def _bytes(export) -> bytes:
+    return b"".join(export.content)
+
+
+@pytest.mark.parametrize("chunk_rows", [7, 1000])
+def test_csv_holds_every_entry_of_the_period_once_and_sums_to_the_dashboard(ledger_of_60,
+                                                                              chunk_rows):
+    tenant = ledger_of_60
+    progress = []
+    export = ledger_file(tenant=tenant, period=PERIOD, fmt=ExportFormat.CSV,
+                         chunk_rows=chunk_rows, progress=progress.append)
+    rows = list(csv.DictReader(io.StringIO(_bytes(export).decode())))
+    ids = [r["entry_id"] for r in rows]
+    assert len(ids) == len(set(ids))
+    assert sorted(ids) == _ledger_ids(tenant)
+    assert len([r for r in rows if r["entry_type"] == "REVENUE"]) > 0
+    assert "late" not in ids and not any(i.startswith("ev-") and r["customer_id"] == ""
+                                         for i, r in zip(ids, rows, strict=True))
+    # rows come in the ledger's order
+    keys = [(r["occurred_at"], r["event_id"], r["entry_id"]) for r in rows]
+    assert keys == sorted(keys)
+    assert progress[-1] == len(rows)
+    totals = cogs_queries.overview(tenant, PERIOD, use_rollups=False).totals
+    cost = [r for r in rows if r["entry_type"] == "COST"]
+    assert sum(Decimal(r["ai_cogs_usd"]) for r in cost) == totals.ai_cogs_usd
+    assert sum(Decimal(r["infra_cogs_usd"]) for r in cost) == totals.infra_cogs_usd
+    assert sum(Decimal(r["revenue_usd"]) for r in rows
+               if r["entry_type"] == "REVENUE") == totals.revenue_usd
+    assert sum(int(r["event_count"]) for r in cost) == totals.event_count == 60
+
+
+def test_ndjson_lines_carry_money_as_exact_strings(ledger_of_60):
+    tenant = ledger_of_60
+    export = ledger_file(tenant=tenant, period=PERIOD, fmt=ExportFormat.NDJSON, chunk_rows=11)
+    lines = [json.loads(line) for line in _bytes(export).splitlines()]
+    assert sorted(r["entry_id"] for r in lines) == _ledger_ids(tenant)
+    first = next(r for r in lines if r["event_id"] == "ev-059" and r["entry_type"] == "COST")
+    assert first["ai_cogs_usd"] == "0.059000001"  # a string: exact, never a float
+    assert first["input_tokens"] == 159 and first["occurred_at"].endswith("Z")
+    totals = cogs_queries.overview(tenant, PERIOD, use_rollups=False).totals
+    assert sum(Decimal(r["ai_cogs_usd"]) for r in lines
+               if r["entry_type"] == "COST") == totals.ai_cogs_usd
+
+
+def test_parquet_reads_back_with_decimal128_money_and_the_dashboards_sums(ledger_of_60):
+    tenant = ledger_of_60
+    export = ledger_file(tenant=tenant, period=PERIOD, fmt=ExportFormat.PARQUET, chunk_rows=13)
+    table = pq.read_table(io.BytesIO(_bytes(export)))
+    assert table.schema.field("ai_cogs_usd").type == pa.decimal128(18, 9)
+    assert table.schema.field("occurred_at").type == pa.timestamp("ms", tz="UTC")
+    assert table.schema.field("entry_type").type == pa.string()
+    assert pq.ParquetFile(io.BytesIO(_bytes(ledger_file(
+        tenant=tenant, period=PERIOD, fmt=ExportFormat.PARQUET, chunk_rows=13)))
+    ).num_row_groups >= 5
+    rows = table.to_pylist()
+    assert sorted(r["entry_id"] for r in rows) == _ledger_ids(tenant)
+    totals = cogs_queries.overview(tenant, PERIOD).totals
+    cost = [r for r in rows if r["entry_type"] == "COST"]
+    assert sum(r["ai_cogs_usd"] for r in cost) == totals.ai_cogs_usd
+    assert sum(r["infra_cogs_usd"] + r["ai_cogs_usd"] + r["fee_cogs_usd"]
+               + r["unclassified_cogs_usd"] for r in cost) == totals.cogs_usd
+    assert sum(r["revenue_usd"] for r in rows) == totals.revenue_usd
+
+
+def test_gzip_on_request_decompresses_to_the_same_file(ledger_of_60):
+    tenant = ledger_of_60
+    plain = _bytes(ledger_file(tenant=tenant, period=PERIOD, fmt=ExportFormat.CSV,
+                               chunk_rows=9))
+    packed = ledger_file(tenant=tenant, period=PERIOD, fmt=ExportFormat.CSV, chunk_rows=9,
+                         gzip=True)
+    assert packed.filename.endswith(".csv.gz")
+    assert gzip.decompress(_bytes(packed)) == plain
+
+
+def test_an_empty_period_is_a_header_only_file(store, tenant):
+    assert _bytes(ledger_file(tenant=tenant, period=PERIOD, fmt=ExportFormat.NDJSON)) == b""
+    header = _bytes(ledger_file(tenant=tenant, period=PERIOD, fmt=ExportFormat.CSV))
+    assert header.startswith(b'"entry_id",') and header.count(b"\n") == 1
+    table = pq.read_table(io.BytesIO(_bytes(ledger_file(tenant=tenant, period=PERIOD,
+                                                        fmt=ExportFormat.PARQUET))))
+    assert table.num_rows == 0 and "ai_cogs_usd" in table.schema.names
+
+
+@pytest.mark.parametrize("by", ["", "customer", "product,model", "tool,customer"])
+def test_aggregates_by_day_sum_to_the_breakdowns(ledger_of_60, by):
+    tenant = ledger_of_60
+    export = aggregates_file(tenant=tenant, period=PERIOD, fmt=ExportFormat.CSV, by=by)
+    rows = list(csv.DictReader(io.StringIO(_bytes(export).decode())))
+    assert {r["day"] for r in rows} == {"2026-06-10", "2026-06-11", "2026-06-12"}
+    totals = cogs_queries.overview(tenant, PERIOD, use_rollups=False).totals
+    assert sum(Decimal(r["cogs_usd"]) for r in rows) == totals.cogs_usd
+    assert sum(Decimal(r["revenue_usd"]) for r in rows) == totals.revenue_usd
+    assert sum(int(r["events"]) for r in rows) == 60
+    if by == "customer":
+        per_customer = {row.key[0]: row.cogs_usd for row in cogs_queries.totals_by(
+            tenant, cogs_queries.Dimension.CUSTOMER, PERIOD)}
+        summed: dict[str, Decimal] = {}
+        for r in rows:
+            summed[r["customer_id"]] = summed.get(r["customer_id"], 0) + Decimal(r["cogs_usd"])
+        assert summed == per_customer
+    if by == "tool,customer":
+        tools = {r["tool_name"] for r in rows}
+        assert tools == {"search", ""}
+
+
+def test_aggregates_by_month_parquet(ledger_of_60):
+    export = aggregates_file(tenant=ledger_of_60, period=PERIOD, fmt=ExportFormat.PARQUET,
+                             by="product", grain="month")
+    table = pq.read_table(io.BytesIO(_bytes(export)))
+    assert table.column("month").to_pylist() == [date(2026, 6, 10)] * 2
+    assert table.schema.field("cogs_usd").type == pa.decimal128(38, 9)
