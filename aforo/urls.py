@@ -30,6 +30,7 @@ api_v1 = [
     path("analytics/cogs/", include("cogs.urls")),
     path("intelligence/", include("intelligence.urls")),
     path("billing/", include("billing.urls")),
+    path("exports/", include("exports.urls")),
 ]
 
 urlpatterns = [

@@ -168,3 +168,84 @@ def test_aggregates_by_month_parquet(ledger_of_60):
     table = pq.read_table(io.BytesIO(_bytes(export)))
     assert table.column("month").to_pylist() == [date(2026, 6, 10)] * 2
     assert table.schema.field("cogs_usd").type == pa.decimal128(38, 9)
+
+
+# --- the API and the command ---------------------------------------------------------------
+
+API = "/api/v1/exports"
+
+
+def _streamed(response) -> bytes:
+    return b"".join(response.streaming_content)
+
+
+def test_ledger_endpoint_streams_the_file_for_billing_roles_only(ledger_of_60):
+    from aforo.models import Role
+    from tests.conftest import api_client
+
+    tenant = ledger_of_60
+    params = {"from": "2026-06-10", "to": "2026-06-12", "format": "ndjson"}
+    response = api_client(tenant, Role.BILLING_ADMIN).get(f"{API}/ledger", params)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/x-ndjson"
+    assert "ledger-" in response["Content-Disposition"]
+    ids = sorted(json.loads(line)["entry_id"] for line in _streamed(response).splitlines())
+    assert ids == _ledger_ids(tenant)
+    for role in (Role.VIEWER, Role.DEVELOPER):
+        denied = api_client(tenant, role).get(f"{API}/ledger", params)
+        assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
+    # aggregates are a read: every role
+    ok = api_client(tenant, Role.VIEWER).get(f"{API}/aggregates", {**params, "by": "customer"})
+    assert ok.status_code == 200 and len(_streamed(ok).splitlines()) == 3 * 4
+
+
+def test_ledger_endpoint_gzip_and_bad_input(ledger_of_60):
+    from tests.conftest import api_client
+
+    client = api_client(ledger_of_60)
+    packed = client.get(f"{API}/ledger", {"from": "2026-06-10", "to": "2026-06-12",
+                                          "format": "parquet", "gzip": "true"})
+    assert packed.status_code == 200, packed.content
+    assert packed["Content-Type"] == "application/gzip"
+    assert pq.read_table(io.BytesIO(gzip.decompress(_streamed(packed)))).num_rows == len(
+        _ledger_ids(ledger_of_60))
+    for params, field in (({"format": "xlsx"}, "format"), ({"from": "2026-13-01"}, "from"),
+                          ({"gzip": "maybe"}, "gzip")):
+        bad = client.get(f"{API}/ledger", params)
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == field
+    bad = client.get(f"{API}/aggregates", {"by": "customer,colour"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "by"
+    bad = client.get(f"{API}/aggregates", {"grain": "week"})
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "grain"
+
+
+def test_export_ledger_command_writes_the_file_with_progress(ledger_of_60, tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "ledger.parquet"
+    err = io.StringIO()
+    call_command("export_ledger", ledger_of_60.slug, "--from", "2026-06-10", "--to",
+                 "2026-06-12", "--format", "parquet", "--output", str(target),
+                 "--chunk-rows", "10", stderr=err)
+    table = pq.read_table(target)
+    assert sorted(table.column("entry_id").to_pylist()) == _ledger_ids(ledger_of_60)
+    assert f"Exported {table.num_rows} entries" in err.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_production_server_streams_the_same_file(ledger_of_60, live_api_url):
+    import urllib.request
+
+    from tests.conftest import api_client, issue_token
+
+    tenant = ledger_of_60
+    params = "from=2026-06-10&to=2026-06-12&format=csv"
+    request = urllib.request.Request(f"{live_api_url}{API}/ledger?{params}", headers={
+        "Authorization": f"Bearer {issue_token(tenant)}", "X-Tenant-Id": tenant.slug})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        assert answer.status == 200
+        assert answer.headers.get("Transfer-Encoding") == "chunked"
+        body = answer.read()
+    expected = _streamed(api_client(tenant).get(f"{API}/ledger", dict(
+        p.split("=") for p in params.split("&"))))
+    assert body == expected and body.count(b"\n") == len(_ledger_ids(tenant)) + 1

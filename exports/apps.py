@@ -1,0 +1,7 @@
+"""Exports: files of the ledger and its aggregates, and scheduled deliveries to warehouses."""
+from django.apps import AppConfig
+
+
+class ExportsConfig(AppConfig):
+    name = "exports"
+    default_auto_field = "django.db.models.BigAutoField"
