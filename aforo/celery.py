@@ -27,6 +27,8 @@ app.conf.beat_schedule: dict[str, dict] = {
     # late, for events still in flight); the hours judged overlap, so a late run misses none.
     "intelligence-detect-hourly": {"task": "intelligence.detect",
                                    "schedule": crontab(minute=5)},
+    # Exports: each schedule runs at its own interval; this checks which are due.
+    "exports-run-due": {"task": "exports.run_due", "schedule": 60.0},
 }
 
 # `make demo` only: a few live events every few seconds, so the console's live ledger moves.

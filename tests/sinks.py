@@ -34,7 +34,10 @@ def _start_http_sink(sink: HttpSink) -> ThreadingHTTPServer:
             if sink.redirect_to:
                 status = 302
             sink.requests.append({"path": self.path, "headers": dict(self.headers),
-                                  "body": body, "json": json.loads(body or b"null"),
+                                  "body": body,
+                                  # NDJSON (exports) is kept as bytes only
+                                  "json": None if "ndjson" in self.headers.get(
+                                      "Content-Type", "") else json.loads(body or b"null"),
                                   "status": status})
             self.send_response(status)
             if sink.redirect_to:

@@ -1,0 +1,74 @@
+"""Export test fixtures: real warehouses to deliver into (a PostgreSQL database and a ClickHouse
+database of the servers the suite runs, not Aforo's own), and a ledger to export."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+
+WAREHOUSE_DB = "aforo_export_warehouse"
+
+
+def _pg_server() -> dict:
+    db = settings.DATABASES["default"]
+    if "postgresql" not in db["ENGINE"]:
+        pytest.skip("DATABASE_URL is not PostgreSQL; `make test` runs it")
+    return db
+
+
+@pytest.fixture
+def warehouse_pg(settings):
+    """A DSN of a PostgreSQL database beside Aforo's, and a fresh table name."""
+    import psycopg
+
+    settings.AFORO_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    db = _pg_server()
+    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    with psycopg.connect(host=host, port=port, user=db["USER"], password=db.get("PASSWORD"),
+                         dbname="postgres", autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                             (WAREHOUSE_DB,)).fetchone():
+            admin.execute(f'CREATE DATABASE "{WAREHOUSE_DB}"')
+    dsn = f"postgres://{auth}@{host}:{port}/{WAREHOUSE_DB}"
+    return dsn, f"ledger_{uuid.uuid4().hex[:10]}"
+
+
+def pg_rows(dsn: str, table: str, sql: str) -> list[tuple]:
+    import psycopg
+
+    with psycopg.connect(dsn) as connection:
+        return connection.execute(sql.format(table=table)).fetchall()
+
+
+@pytest.fixture
+def warehouse_ch(settings):
+    """A DSN of a ClickHouse database on the suite's server (not the event store's)."""
+    if not settings.CLICKHOUSE_URL:
+        pytest.skip("CLICKHOUSE_URL is not set; `make test` starts a ClickHouse server")
+    settings.AFORO_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    parts = urlsplit(settings.CLICKHOUSE_URL)
+    dsn = f"clickhouse://{parts.netloc}/aforo_export_warehouse"
+    return dsn, f"ledger_{uuid.uuid4().hex[:10]}"
+
+
+def ch_rows(dsn: str, sql: str) -> list[dict]:
+    from aforo.eventstore import ServerStore
+
+    store = ServerStore(dsn)
+    try:
+        return store.query(sql)
+    finally:
+        store.close()
+
+
+def ledger_events(prefix: str, n: int, at: datetime | None = None) -> list[dict]:
+    at = at or datetime(2026, 6, 10, tzinfo=timezone.utc)
+    return [{"eventId": f"{prefix}-{i:04d}", "occurredAt": at + timedelta(minutes=i),
+             "customerId": f"cust_{i % 3}", "productId": "p_chat", "provider": "OpenAI",
+             "model": "gpt-4o", "aiCogsUsd": f"0.{i:04d}00001", "inputTokens": 10 + i,
+             "sessionId": f"s{i % 4}", "agent": "planner" if i % 2 else "coder"}
+            for i in range(n)]
