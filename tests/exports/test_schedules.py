@@ -231,3 +231,64 @@ def test_export_runs_due_runs_enabled_schedules_at_their_interval(store, tenant,
     assert services.export_runs_due(now=start + timedelta(minutes=61)) == 1
     assert list(schedule.runs.values_list("trigger", flat=True)) == ["SCHEDULE", "SCHEDULE"]
     assert datetime.now(timezone.utc) < start + timedelta(minutes=1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_killed_midway_then_run_again_leaves_every_entry_once(event_stores, tenant,
+                                                                    warehouse_pg):
+    """A real process (manage.py export_run) killed with SIGKILL in the middle of a run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from aforo import eventstore
+
+    if "server" not in event_stores:
+        pytest.skip("a second process cannot open the embedded store this one holds")
+    eventstore.set_default(event_stores["server"])
+    try:
+        from django.conf import settings
+
+        dsn, table = warehouse_pg
+        ingest(tenant, ledger_events("k", 120))
+        schedule = services.export_schedule_create(
+            tenant=tenant, name="killed", kind="POSTGRES", destination=dsn, table_name=table,
+            lag_seconds=0, chunk_rows=10).schedule
+        time.sleep(1.1)  # the run's cut-off (its start, to the second) is after the ingest
+        db = settings.DATABASES["default"]
+        env = {**os.environ, "CLICKHOUSE_URL": settings.CLICKHOUSE_URL,
+               "AFORO_OUTBOUND_ALLOWED_HOSTS": "127.0.0.1,localhost",
+               "DATABASE_URL": f"postgres://{db['USER']}@{db.get('HOST') or '127.0.0.1'}:"
+                               f"{db.get('PORT') or 5432}/{db['NAME']}"}
+        root = Path(__file__).resolve().parents[2]
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", "export_run", str(schedule.pk), "--pause-ms", "150"],
+            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        held = 0
+        while held < 30 and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+            try:
+                held = pg_rows(dsn, table, "SELECT count(*) FROM {table}")[0][0]
+            except Exception:  # the table is not created yet
+                held = 0
+        assert process.poll() is None, process.communicate()
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        held = pg_rows(dsn, table, "SELECT count(*) FROM {table}")[0][0]
+        assert 30 <= held < 120  # killed midway
+        dead = ExportRun.objects.get(schedule=schedule)
+        assert dead.state == "RUNNING"
+        run = services.export_run(schedule=schedule, now=_later() + services.LEASE)
+        assert run.state == "SUCCEEDED"
+        assert pg_rows(dsn, table, "SELECT count(*), count(DISTINCT entry_id) FROM {table}"
+                       ) == [(120, 120)]
+        assert {r[0] for r in pg_rows(dsn, table, "SELECT entry_id FROM {table}")} == set(
+            _ledger(tenant))
+        dead.refresh_from_db()
+        assert dead.state == "INTERRUPTED"
+    finally:
+        eventstore.set_default(None)
