@@ -232,6 +232,7 @@ SPECTACULAR_SETTINGS = {
                             "AlertWindowEnum": "budgets.models.AlertRule.Window",
                             "GuardWindowEnum": "margin_guard.models.GuardPolicy.Window",
                             "ComponentKindEnum": "billing.models.ComponentKind",
+                            "ExportDestinationKindEnum": ["WEBHOOK", "POSTGRES", "CLICKHOUSE"],
                             "BudgetStatusEnum": ["ON_TRACK", "WARNING", "OVER_BUDGET"]},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
