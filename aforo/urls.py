@@ -9,6 +9,7 @@ from aforo import api, console, health
 from billing import views as billing_views
 from budgets import views as budget_views
 from cogs import views as cogs_views
+from exports import views as export_views
 from ingestion import api as ingestion_api
 from intelligence import api as intelligence_api
 from intelligence import views as intelligence_views
@@ -56,6 +57,12 @@ urlpatterns = [
     path("console/cogs/signals/<int:signal_id>/<str:action>/",
          intelligence_views.signal_transition, name="console-signal-transition"),
     path("console/cogs/forecast/", intelligence_views.forecast, name="console-cogs-forecast"),
+    path("console/cogs/exports/", export_views.exports_tab, name="console-exports"),
+    path("console/cogs/exports/new/", export_views.schedule_save, name="console-export-save"),
+    path("console/cogs/exports/<int:schedule_id>/<str:action>/", export_views.schedule_action,
+         name="console-export-action"),
+    path("console/cogs/exports/download/<str:what>/", export_views.download,
+         name="console-export-download"),
     path("console/margin-guard/", guard_views.guard_page, name="console-margin-guard"),
     path("console/margin-guard/override/", guard_views.override, name="console-guard-override"),
     path("console/cogs/budgets/new/", budget_views.budget_save, name="console-budget-save"),
