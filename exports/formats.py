@@ -200,7 +200,7 @@ class ParquetEncoder(Encoder):
                                  for c in self.columns])
         self._sink = _Drain()
         self._writer = pq.ParquetWriter(pa.PythonFile(self._sink, mode="w"), self.schema,
-                                        compression="zstd")
+                                        compression="snappy")
 
     def begin(self) -> bytes:
         return self._sink.drain()
