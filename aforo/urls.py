@@ -29,6 +29,7 @@ api_v1 = [
     path("analytics/cogs/forecast", intelligence_api.Forecast.as_view(), name="cogs-forecast"),
     path("analytics/cogs/what-if", intelligence_api.WhatIf.as_view(), name="cogs-what-if"),
     path("analytics/cogs/", include("cogs.urls")),
+    path("analytics/usage/", include("cogs.usage_urls")),
     path("intelligence/", include("intelligence.urls")),
     path("billing/", include("billing.urls")),
     path("exports/", include("exports.urls")),

@@ -1,0 +1,115 @@
+"""Usage by billable unit: per unit the period's total, its top customers and a daily trend;
+every unit per customer; every unit per product type.
+
+All of it reads the hourly rollup (`ledger_hourly`: per UTC hour, customer and product, the
+events, tokens, tool calls and reasoning steps of COST entries), so a tenant-time-zone day is a
+sum of its hours and a month of 10M events is a few hundred thousand rows. Product types come
+from the daily rollup's product rows (a product carries its type).
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from aforo.ledger.query import LedgerQuery, Table
+from aforo.models import Tenant
+from aforo.periods import Period
+
+
+class Unit(enum.StrEnum):
+    """The billable units every event can carry, as API.md names them."""
+
+    EVENTS = "EVENTS"
+    INPUT_TOKENS = "INPUT_TOKENS"
+    OUTPUT_TOKENS = "OUTPUT_TOKENS"
+    TOOL_CALLS = "TOOL_CALLS"
+    REASONING_STEPS = "REASONING_STEPS"
+
+
+# The builder's measure of each unit over the hourly rollup.
+UNIT_MEASURES: dict[Unit, str] = {
+    Unit.EVENTS: "events", Unit.INPUT_TOKENS: "tokens_in", Unit.OUTPUT_TOKENS: "tokens_out",
+    Unit.TOOL_CALLS: "tool_calls_n", Unit.REASONING_STEPS: "reasoning_steps_n",
+}
+_MEASURES = tuple(UNIT_MEASURES.values())
+
+
+def _quantities(row: dict) -> dict[Unit, int]:
+    return {unit: int(row[measure]) for unit, measure in UNIT_MEASURES.items()}
+
+
+def _hourly(tenant: Tenant, period: Period) -> LedgerQuery:
+    return LedgerQuery(tenant.slug, Table.HOURLY).period(period)
+
+
+@dataclass(frozen=True)
+class UnitUsage:
+    """One unit over the period: its total, its biggest customers and each day's quantity."""
+
+    unit: Unit
+    total: int
+    top_customers: list[tuple[str, int]]
+    daily: list[tuple[date, int]]
+
+
+def usage_by_billable_unit(tenant: Tenant, period: Period, *, top: int = 5) -> list[UnitUsage]:
+    per_customer = (_hourly(tenant, period).dimensions("customer_id").measures(*_MEASURES)
+                    .group_by("customer_id").fetch())
+    per_day = {row["day"]: _quantities(row) for row in (
+        _hourly(tenant, period).dimensions("day").measures(*_MEASURES).group_by("day")
+        .fetch())}
+    out = []
+    for unit, measure in UNIT_MEASURES.items():
+        ranked = sorted(((row["customer_id"], int(row[measure])) for row in per_customer
+                         if int(row[measure])), key=lambda pair: (-pair[1], pair[0]))
+        out.append(UnitUsage(
+            unit=unit, total=sum(quantity for _c, quantity in ranked),
+            top_customers=ranked[:top],
+            daily=[(day, per_day.get(day, {}).get(unit, 0)) for day in period.days]))
+    return out
+
+
+@dataclass(frozen=True)
+class GroupUsage:
+    """Every unit of one customer or product type."""
+
+    key: str
+    quantities: dict[Unit, int] = field(default_factory=dict)
+
+
+def _ranked(rows: list[GroupUsage]) -> list[GroupUsage]:
+    return sorted(rows, key=lambda r: (-r.quantities[Unit.EVENTS], r.key))
+
+
+def usage_by_customer(tenant: Tenant, period: Period, *,
+                      limit: int | None = None) -> list[GroupUsage]:
+    """Per customer, most events first."""
+    rows = _ranked([GroupUsage(row["customer_id"], _quantities(row)) for row in (
+        _hourly(tenant, period).dimensions("customer_id").measures(*_MEASURES)
+        .group_by("customer_id").fetch())])
+    return rows[:limit] if limit is not None else rows
+
+
+def product_types(tenant: Tenant, period: Period) -> dict[str, str]:
+    """Each product's type, from the daily rollup's rows of the period's UTC days (a day
+    either side, so a day of another time zone is covered)."""
+    rows = (LedgerQuery(tenant.slug, Table.DAILY)
+            .where_sql("day >= %(t_first)s AND day <= %(t_last)s",
+                       t_first=period.first - timedelta(days=1),
+                       t_last=period.last + timedelta(days=1))
+            .dimensions("product_id").expressions("max(product_type) AS type_max")
+            .group_by("product_id").fetch())
+    return {row["product_id"]: row["type_max"] for row in rows}
+
+
+def usage_by_product_type(tenant: Tenant, period: Period) -> list[GroupUsage]:
+    """Per product type (the sum of its products), most events first."""
+    types = product_types(tenant, period)
+    summed: dict[str, dict[Unit, int]] = {}
+    for row in (_hourly(tenant, period).dimensions("product_id").measures(*_MEASURES)
+                .group_by("product_id").fetch()):
+        into = summed.setdefault(types.get(row["product_id"], ""), dict.fromkeys(Unit, 0))
+        for unit, quantity in _quantities(row).items():
+            into[unit] += quantity
+    return _ranked([GroupUsage(key, quantities) for key, quantities in summed.items()])
