@@ -14,3 +14,4 @@ class CogsConfig(AppConfig):
                 ("breakdown", "Cost Breakdown", "console-cogs-breakdown"),
                 ("transactions", "Transactions", "console-cogs-transactions"))):
             console_tab_register(key, title, url_name, order=10 * (order + 1))
+        console_tab_register("usage", "Usage", "console-cogs-usage", order=45)

@@ -117,3 +117,32 @@ def margin_figure(labels: Sequence[str], margins: Sequence[Decimal]) -> dict:
                       yaxis={"autorange": "reversed", "automargin": True},
                       height=max(200, 60 + 26 * len(labels)))
     return _as_dict(fig)
+
+
+def usage_trend_figure(days: Sequence, series: dict[str, Sequence[int]]) -> dict:
+    """Each billable unit's quantity per day, one line per unit (log scale: tokens dwarf
+    events)."""
+    dates = [day.isoformat() for day in days]
+    fig = go.Figure()
+    for n, (name, values) in enumerate(series.items()):
+        # a day without usage is a gap: zero has no place on a log axis
+        fig.add_trace(go.Scatter(x=dates, y=[v or None for v in values], name=name,
+                                 mode="lines+markers", connectgaps=False,
+                                 line={"color": PALETTE[n % len(PALETTE)], "width": 2},
+                                 hovertemplate=f"%{{x}}<br>{name} %{{y:,}}<extra></extra>"))
+    fig.update_layout(**_LAYOUT, title={"text": "Usage per day by billable unit", "x": 0},
+                      yaxis={"type": "log", "title": "quantity"}, hovermode="x unified",
+                      height=340)
+    return _as_dict(fig)
+
+
+def quantity_bar_figure(labels: Sequence[str], values: Sequence[int], title: str) -> dict:
+    """A horizontal bar per label (quantities, not money), the largest on top."""
+    fig = go.Figure(go.Bar(y=[label(t) for t in labels], x=list(values), orientation="h",
+                           marker={"color": COLORS["bar"]},
+                           hovertemplate="%{y}<br>%{x:,}<extra></extra>"))
+    fig.update_layout(**{**_LAYOUT, "margin": {"l": 140, "r": 16, "t": 36, "b": 32}},
+                      title={"text": title, "x": 0},
+                      yaxis={"autorange": "reversed", "automargin": True},
+                      height=max(200, 60 + 26 * len(labels)))
+    return _as_dict(fig)
