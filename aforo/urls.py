@@ -31,6 +31,7 @@ api_v1 = [
     path("analytics/cogs/what-if", intelligence_api.WhatIf.as_view(), name="cogs-what-if"),
     path("analytics/cogs/", include("cogs.urls")),
     path("analytics/usage/", include("cogs.usage_urls")),
+    path("analytics/agents/", include("cogs.agents_urls")),
     path("intelligence/", include("intelligence.urls")),
     path("billing/", include("billing.urls")),
     path("exports/", include("exports.urls")),

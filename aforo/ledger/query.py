@@ -293,8 +293,8 @@ class LedgerQuery:
             _check_column(self.table, column)
         return self._with(_group=self._group + columns)
 
-    def having(self, condition: str) -> LedgerQuery:
-        return self._with(_having=self._having + (condition,))
+    def having(self, condition: str, **params: Any) -> LedgerQuery:
+        return self._with(_having=self._having + (condition,), params=params)
 
     def order_by(self, *keys: str) -> LedgerQuery:
         return self._with(_order=self._order + keys)
