@@ -8,7 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from aforo import api, console, health
 from billing import views as billing_views
 from budgets import views as budget_views
-from cogs import usage_views
+from cogs import session_views, usage_views
 from cogs import views as cogs_views
 from exports import views as export_views
 from ingestion import api as ingestion_api
@@ -56,6 +56,9 @@ urlpatterns = [
     path("console/cogs/transactions/", cogs_views.transactions,
          name="console-cogs-transactions"),
     path("console/cogs/usage/", usage_views.usage, name="console-cogs-usage"),
+    # <path:>: session ids are the caller's own and may hold a slash
+    path("console/cogs/sessions/<path:session_id>/", session_views.session_page,
+         name="console-cogs-session"),
     path("console/cogs/budgets/", budget_views.budgets_tab, name="console-cogs-budgets"),
     path("console/cogs/signals/", intelligence_views.signals, name="console-cogs-signals"),
     path("console/cogs/signals/<int:signal_id>/<str:action>/",

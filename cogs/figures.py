@@ -146,3 +146,26 @@ def quantity_bar_figure(labels: Sequence[str], values: Sequence[int], title: str
                       yaxis={"autorange": "reversed", "automargin": True},
                       height=max(200, 60 + 26 * len(labels)))
     return _as_dict(fig)
+
+
+def session_trace_figure(steps: Sequence) -> dict:
+    """A session's steps on a time axis, one row per kind (model call, reasoning, tool), the
+    marker's size its cost."""
+    kinds = ["MODEL", "REASONING", "TOOL"]
+    colors = {"MODEL": PALETTE[0], "REASONING": PALETTE[1], "TOOL": PALETTE[2]}
+    biggest = max((s.cogs_usd for s in steps), default=Decimal(0)) or Decimal(1)
+    fig = go.Figure()
+    for kind in kinds:
+        mine = [s for s in steps if s.kind == kind]
+        if not mine:
+            continue
+        fig.add_trace(go.Scatter(
+            x=[s.occurred_at.isoformat() for s in mine], y=[kind] * len(mine), name=kind,
+            mode="markers", marker={"color": colors[kind],
+                                    "size": [8 + 22 * float(s.cogs_usd / biggest) for s in mine]},
+            text=[label(f"{s.event_id} · {s.agent or 'no agent'}"
+                        + (f" · {s.tool_name}" if s.tool_name else "")) for s in mine],
+            hovertemplate="%{text}<br>%{x}<extra></extra>"))
+    fig.update_layout(**_LAYOUT, title={"text": "Session trace", "x": 0},
+                      yaxis={"categoryorder": "array", "categoryarray": kinds}, height=260)
+    return _as_dict(fig)

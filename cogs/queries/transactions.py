@@ -45,6 +45,7 @@ class Transaction(CostBuckets):
     settled: bool
     revenue_source: RevenueSource = RevenueSource.UNKNOWN
     expected_revenue_usd: Decimal = ZERO
+    session_id: str = ""
 
     @property
     def expected_margin_usd(self) -> Decimal:
@@ -63,7 +64,7 @@ class TransactionFilters:
 
 
 _DIMENSIONS = ("customer_id", "product_id", "product_type", "provider", "model", "tool_name",
-               "source_type")
+               "source_type", "session_id")
 # An event's row: its dimensions from its ORIGINAL COST entry, its measures summed over all its
 # entries (corrections, revenue, settlement).
 # :TRICKY: the per-event aliases equal the columns they read; safe because nothing in this
@@ -125,6 +126,7 @@ def transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list[
             infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
             unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],
             settled=settled, revenue_source=source, expected_revenue_usd=expected_revenue,
+            session_id=row["session_id"],
         ))
     return out
 

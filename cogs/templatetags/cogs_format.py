@@ -93,3 +93,13 @@ def per_event(amount, events) -> Decimal | None:
     if amount is None or not events:
         return None
     return Decimal(str(amount)) / int(events)
+
+
+@register.filter
+def days_around(moment) -> str:
+    """`from=…&to=…` for the day before to the day after a moment (UTC days): the window a
+    link to the session around an event opens."""
+    from datetime import timedelta, timezone
+
+    day = moment.astimezone(timezone.utc).date()
+    return f"from={day - timedelta(days=1)}&to={day + timedelta(days=1)}"
