@@ -58,7 +58,7 @@ def revenue_sources(totals: Totals) -> dict:
 def product_row(totals: Totals) -> dict:
     return {"productId": totals.key[0],
             "productType": (totals.attributes or {}).get("product_type", ""),
-            **_margin_fields(totals)}
+            "aiCogsUsd": money(totals.ai_cogs_usd), **_margin_fields(totals)}
 
 
 def customer_rows(rows: list[queries.CustomerRow]) -> list[dict]:
@@ -229,6 +229,7 @@ class _MarginRowSchema(_ExpectedSchema):
 class ProductRowSchema(_MarginRowSchema):
     productId = serializers.CharField()
     productType = serializers.CharField()
+    aiCogsUsd = _money_field(help_text="The AI-inference slice of cogsUsd")
 
 
 class CustomerRowSchema(_MarginRowSchema):
@@ -245,6 +246,9 @@ class ModelRowSchema(_ExpectedSchema):
     totalTokens = serializers.IntegerField()
     cogsUsd = _money_field()
     aiCogsUsd = _money_field()
+    revenueUsd = _money_field(help_text="Attributed revenue of the model's events")
+    marginUsd = _money_field()
+    marginPct = PctField(allow_null=True, help_text="Null where revenue is zero")
     avgCostPer1kUsd = _money_field(allow_null=True)
     inputRatePer1k = MoneyField(allow_null=True, places_out=9,
                                 help_text="From the rate card at the period's end")
@@ -420,6 +424,9 @@ class ByModel(_DashboardView):
                 "inputTokens": row.totals.input_tokens, "outputTokens": row.totals.output_tokens,
                 "totalTokens": row.totals.total_tokens, "cogsUsd": money(row.totals.cogs_usd),
                 "aiCogsUsd": money(row.totals.ai_cogs_usd),
+                "revenueUsd": money(row.totals.revenue_usd),
+                "marginUsd": money(row.totals.margin_usd),
+                "marginPct": pct(row.totals.margin_pct),
                 "avgCostPer1kUsd": money(row.avg_cost_per_1k_usd),
                 "inputRatePer1k": rate(row.input_rate_per_1k),
                 "outputRatePer1k": rate(row.output_rate_per_1k),

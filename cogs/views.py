@@ -193,9 +193,9 @@ def _breakdown(request, tenant: Tenant, chosen: ConsolePeriod) -> dict:
     period = chosen.period
     products = queries.products_breakdown(tenant, period)
     totals = queries.totals_sum(products)
-    providers = sorted(queries.totals_by(tenant, Dimension.PROVIDER, period),
+    providers = sorted(queries.totals_by(tenant, Dimension.PROVIDER, period, estimate=True),
                        key=lambda r: (-r.cogs_usd, r.key))
-    models = queries.models_breakdown(tenant, period)
+    models = queries.models_breakdown(tenant, period, estimate=True)
     customers = queries.customers_breakdown(tenant, period, limit=TOP_N)
     names = _customer_names(tenant, [c.key[0] for c in customers])
     segments = [
