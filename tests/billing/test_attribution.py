@@ -7,8 +7,7 @@ from billing.attribution import attribution_run
 from billing.models import AttributionRunStatus
 from billing.queries import revenue_status
 from billing.services import invoice_void
-from tests.billing.helpers import event, invoice, revenue_by_event, revenue_entries
-from tests.factories import ingest
+from tests.factories import event, ingest, invoice, revenue_by_event, revenue_entries
 
 
 def test_invoice_line_is_attributed_equally_per_event_to_the_cent(store, tenant):
