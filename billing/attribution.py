@@ -24,7 +24,7 @@ from django.core.cache import cache
 from django.db.models import Q
 
 from aforo import eventstore
-from aforo.errors import ApiError
+from aforo.errors import Conflict
 from aforo.models import Tenant
 from aforo.money import NANO
 from billing.estimates import revenue_rates_refresh
@@ -418,8 +418,7 @@ def attribution_run(*, tenant: Tenant, trigger: str = "MANUAL",
     """
     lock = _LOCK.format(tenant_id=tenant.pk)
     if not cache.add(lock, "1", timeout=3600):
-        raise ApiError("An attribution run for this tenant is already in progress.",
-                       code="conflict", status_code=409)
+        raise Conflict("An attribution run for this tenant is already in progress.")
     run = AttributionRun.objects.create(tenant=tenant, trigger=trigger)
     started = time.monotonic()
     totals = RunTotals()
