@@ -24,6 +24,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from aforo import eventstore
+from aforo.ledger.entries import EVENT_DIMENSIONS
 
 # Modules that may write a tenant filter by hand (see the module docstring).
 HAND_WRITTEN = ("aforo/eventstore/", "aforo/ledger/query.py", "billing/attribution.py",
@@ -144,6 +145,10 @@ BASIS = ("b_events", "b_in", "b_out", "b_tools", "b_steps", "b_cogs")
 # time zone).
 _EVERYWHERE = frozenset(Table)
 DIMENSIONS: dict[str, frozenset[Table]] = {
+    # Every event dimension is on the raw ledger; the lines after say which rollups hold it too.
+    **{column: frozenset({Table.LEDGER}) for column in (
+        *EVENT_DIMENSIONS, "entry_type", "entry_kind", "invoice_id", "invoice_line_id",
+        "attribution_run_id", "cost_source", "revenue_source")},
     "customer_id": frozenset({Table.LEDGER, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
                               Table.REVENUE_RATES, Table.HOURLY}),
     "product_id": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
@@ -156,10 +161,6 @@ DIMENSIONS: dict[str, frozenset[Table]] = {
     "hour": frozenset({Table.HOURLY}),
     "event_id": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS}),
     "occurred_at": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS}),
-    **{column: frozenset({Table.LEDGER}) for column in (
-        "requested_model", "tool_name", "source_type", "session_id", "agent", "entry_type",
-        "entry_kind", "invoice_id", "invoice_line_id", "attribution_run_id", "cost_source",
-        "revenue_source")},
 }
 # :TRICKY: toDate(DateTime, tz) gives the calendar day in that zone; the plain
 # toDate(occurred_at) would use the column's own zone (UTC).
