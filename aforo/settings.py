@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "budgets",
     "margin_guard",
     "intelligence",
+    "cost_sources",
 ]
 
 MIDDLEWARE = [

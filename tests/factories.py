@@ -120,3 +120,33 @@ def usage_events(prefix: str, *, customer: str, at: datetime, count: int, produc
     return [{"eventId": f"{prefix}-{n}", "customerId": customer, "productId": product,
              "occurredAt": at + timedelta(seconds=n * spacing_s), **fields}
             for n in range(count)]
+
+
+REFERENCE = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+def reference_file(relative: str):
+    """A file of ../shared/reference, read in place; the test is skipped where it is absent."""
+    import pytest
+
+    path = REFERENCE / relative
+    if not path.exists():
+        path = __import__("pathlib").Path("/work/shared/reference") / relative
+    if not path.exists():
+        pytest.skip(f"reference file {relative} is not here")
+    return path
+
+
+def cost_source(tenant: Tenant, kind: str, name: str | None = None):
+    """An UPLOAD cost source of the kind, through the service."""
+    from cost_sources.services import cost_source_create
+
+    return cost_source_create(tenant=tenant, name=name or f"{kind.lower()} bills", kind=kind)
+
+
+def import_costs(source, path):
+    """Import a file (a path) into the source through the import service; the run."""
+    from cost_sources.services import cost_import_file
+
+    with open(path, "rb") as stream:
+        return cost_import_file(source=source, stream=stream, file_name=str(path))
