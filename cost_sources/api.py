@@ -112,7 +112,8 @@ class CostSourceListCreate(APIView):
         baseUrl = serializers.URLField(max_length=500, required=False, allow_blank=True)
         schedule = serializers.CharField(max_length=100, required=False, allow_blank=True)
 
-    @extend_schema(responses=SourcePageSchema, operation_id="cost_sources_list", parameters=[
+    @extend_schema(responses={200: SourcePageSchema, 400: None},
+                   operation_id="cost_sources_list", parameters=[
         OpenApiParameter("page", int), OpenApiParameter("size", int)])
     def get(self, request):
         page = page_request(request.query_params)
@@ -149,7 +150,8 @@ class CostSourceDetail(APIView):
         source = services.cost_source_get(tenant=request.tenant, source_id=source_id)
         return Response(source_json(source, _last_import(source)))
 
-    @extend_schema(request=CostSourceUpdateIn, responses={200: SourceSchema, 404: None},
+    @extend_schema(request=CostSourceUpdateIn,
+                   responses={200: SourceSchema, 400: None, 404: None, 409: None},
                    operation_id="cost_sources_update")
     def patch(self, request, source_id: int):
         source = services.cost_source_get(tenant=request.tenant, source_id=source_id)
@@ -177,7 +179,7 @@ class CostImportListCreate(APIView):
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     max_body_bytes = settings.AFORO_MAX_COST_FILE_BYTES
 
-    @extend_schema(responses={200: ImportPageSchema, 404: None},
+    @extend_schema(responses={200: ImportPageSchema, 400: None, 404: None},
                    operation_id="cost_source_imports_list",
                    parameters=[OpenApiParameter("page", int), OpenApiParameter("size", int)])
     def get(self, request, source_id: int):
@@ -247,7 +249,8 @@ class Reconciliation(APIView):
     permission_classes = [CanRead]
     renderer_classes = [ExactJSONRenderer]
 
-    @extend_schema(responses=ReconciliationSchema, operation_id="cogs_reconciliation",
+    @extend_schema(responses={200: ReconciliationSchema, 400: None},
+                   operation_id="cogs_reconciliation",
                    parameters=[OpenApiParameter("from", str, description="YYYY-MM-DD (UTC)"),
                                OpenApiParameter("to", str, description="YYYY-MM-DD, included"),
                                OpenApiParameter("by", str, enum=list(queries.GROUPS))])
@@ -286,7 +289,7 @@ class ReconciliationSettingsDetail(APIView):
         current = services.reconciliation_settings_get(tenant=request.tenant)
         return Response({"tolerancePct": pct(current.tolerance_pct)})
 
-    @extend_schema(request=SettingsIn, responses=SettingsIn,
+    @extend_schema(request=SettingsIn, responses={200: SettingsIn, 400: None},
                    operation_id="cost_sources_settings_update")
     def patch(self, request):
         data = self.SettingsIn(data=request.data)

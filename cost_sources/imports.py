@@ -26,6 +26,7 @@ from cost_sources.models import CostImport, CostSource
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 100_000
+PROGRESS_EVERY = 50_000  # rows between updates of a run's rowsRead (and the command's line)
 # A run still RUNNING after this long died with its process; it no longer blocks the source.
 ABANDONED_AFTER = timedelta(hours=6)
 
@@ -134,7 +135,7 @@ def cost_import_apply(*, run: CostImport, stream: IO[bytes],
         if progress:
             progress(run)
 
-    report = ParseReport(progress=moved)
+    report = ParseReport(progress=moved, progress_every=PROGRESS_EVERY)
     batch: list[dict] = []
     total = Decimal(0)
     imported = 0
