@@ -27,5 +27,6 @@ def reconciliation_figure(rows: Sequence[ReconciliationRow]) -> dict:
                           "$%{customdata[1]:.2f}<br>%{customdata[2]}<extra></extra>"))
     fig.add_hline(y=0, line={"color": "#98a2b3", "width": 1})
     fig.update_layout(**_LAYOUT, title={"text": "Gap per day: billed minus metered", "x": 0},
+                      xaxis={"type": "date", "tickformat": "%b %-d", "dtick": 86_400_000},
                       yaxis={"title": "USD", "tickprefix": "$"}, hovermode="closest")
     return _as_dict(fig)

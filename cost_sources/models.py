@@ -12,10 +12,10 @@ MONEY = {"max_digits": 38, "decimal_places": 12}
 
 
 class Kind(models.TextChoices):
-    OPENAI_COSTS = "OPENAI_COSTS"
-    ANTHROPIC_COSTS = "ANTHROPIC_COSTS"
-    AWS_CUR = "AWS_CUR"
-    FOCUS = "FOCUS"
+    OPENAI_COSTS = "OPENAI_COSTS", "OpenAI Costs API"
+    ANTHROPIC_COSTS = "ANTHROPIC_COSTS", "Anthropic cost report"
+    AWS_CUR = "AWS_CUR", "AWS Cost and Usage Report (CSV)"
+    FOCUS = "FOCUS", "FOCUS 1.x (CSV)"
 
 
 class Mode(models.TextChoices):

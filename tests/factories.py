@@ -2,7 +2,8 @@
 ingestion service (validation, dedupe, pricing, rating, the ledger)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from aforo.models import Tenant
@@ -122,7 +123,7 @@ def usage_events(prefix: str, *, customer: str, at: datetime, count: int, produc
             for n in range(count)]
 
 
-REFERENCE = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "reference"
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 
 
 def reference_file(relative: str):
@@ -130,8 +131,6 @@ def reference_file(relative: str):
     import pytest
 
     path = REFERENCE / relative
-    if not path.exists():
-        path = __import__("pathlib").Path("/work/shared/reference") / relative
     if not path.exists():
         pytest.skip(f"reference file {relative} is not here")
     return path
@@ -150,3 +149,23 @@ def import_costs(source, path):
 
     with open(path, "rb") as stream:
         return cost_import_file(source=source, stream=stream, file_name=str(path))
+
+
+def openai_costs_page(buckets: list[tuple[datetime, list[tuple[str, str]]]]) -> dict:
+    """An OpenAI Costs API page (the reference's shape) of daily buckets of (line item, USD)."""
+    return {"object": "page", "has_more": False, "next_page": None, "data": [
+        {"object": "bucket", "start_time": int(day.timestamp()),
+         "end_time": int((day + timedelta(days=1)).timestamp()),
+         "results": [{"object": "organization.costs.result",
+                      "amount": {"value": "__" + amount + "__", "currency": "usd"},
+                      "line_item": item, "project_id": None, "api_key_id": None,
+                      "quantity": None, "quantity_unit": None} for item, amount in lines]}
+        for day, lines in buckets]}
+
+
+def write_page(path, page: dict) -> None:
+    import json
+
+    # Amounts as JSON numbers (not strings), as OpenAI sends them.
+    text = json.dumps(page)
+    path.write_text(text.replace('"__', "").replace('__"', ""))

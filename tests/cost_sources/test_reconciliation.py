@@ -2,7 +2,6 @@
 UNDER_METERED by exactly the gap; within the tolerance it is MATCHED."""
 from __future__ import annotations
 
-import json
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -10,7 +9,7 @@ import pytest
 
 from cost_sources.queries import reconciliation
 from cost_sources.services import reconciliation_settings_update
-from tests.factories import cost_source, import_costs, ingest
+from tests.factories import cost_source, import_costs, ingest, openai_costs_page, write_page
 
 pytestmark = pytest.mark.django_db
 
@@ -18,24 +17,6 @@ pytestmark = pytest.mark.django_db
 def _midnight(days_ago: int) -> datetime:
     today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
     return today - timedelta(days=days_ago)
-
-
-def openai_costs_page(buckets: list[tuple[datetime, list[tuple[str, str]]]]) -> dict:
-    """An OpenAI Costs API page (the reference's shape) of daily buckets of (line item, USD)."""
-    return {"object": "page", "has_more": False, "next_page": None, "data": [
-        {"object": "bucket", "start_time": int(day.timestamp()),
-         "end_time": int((day + timedelta(days=1)).timestamp()),
-         "results": [{"object": "organization.costs.result",
-                      "amount": {"value": "__" + amount + "__", "currency": "usd"},
-                      "line_item": item, "project_id": None, "api_key_id": None,
-                      "quantity": None, "quantity_unit": None} for item, amount in lines]}
-        for day, lines in buckets]}
-
-
-def write_page(path, page: dict) -> None:
-    # Amounts as JSON numbers (not strings), as OpenAI sends them.
-    text = json.dumps(page)
-    path.write_text(text.replace('"__', "").replace('__"', ""))
 
 
 @pytest.fixture
