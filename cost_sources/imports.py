@@ -67,17 +67,17 @@ def _import_id(run: CostImport) -> str:
     return f"import-{run.pk}"
 
 
-def _row(tenant_id: str, source_id: str, import_id: str, line: CostLine,
-         now: datetime) -> dict:
-    return {
-        "tenant_id": tenant_id, "source_id": source_id, "import_id": import_id,
-        "line_key": line.line_key, "day": line.day, "charge_start": line.charge_start,
-        "charge_end": line.charge_end, "provider": line.provider, "service": line.service,
-        "model": line.model, "line_item": line.line_item, "account_id": line.account_id,
-        "project_id": line.project_id, "charge_category": line.charge_category,
-        "unit": line.unit, "quantity": line.quantity, "cost_usd": line.cost_usd,
-        "recorded_at": now,
-    }
+# The staged row: the import's constants, then a CostLine's fields in this order.
+STAGED_COLUMNS = ("tenant_id", "source_id", "import_id", "recorded_at", "line_key", "day",
+                  "charge_start", "charge_end", "provider", "service", "model", "line_item",
+                  "account_id", "project_id", "charge_category", "unit", "quantity",
+                  "cost_usd")
+
+
+def _row(constants: tuple, line: CostLine) -> tuple:
+    return (*constants, line.line_key, line.day, line.charge_start, line.charge_end,
+            line.provider, line.service, line.model, line.line_item, line.account_id,
+            line.project_id, line.charge_category, line.unit, line.quantity, line.cost_usd)
 
 
 def cost_import_start(*, source: CostSource, file_name: str = "",
@@ -136,18 +136,19 @@ def cost_import_apply(*, run: CostImport, stream: IO[bytes],
             progress(run)
 
     report = ParseReport(progress=moved, progress_every=PROGRESS_EVERY)
-    batch: list[dict] = []
+    constants = (tenant_id, source_id, import_id, now)
+    batch: list[tuple] = []
     total = Decimal(0)
     imported = 0
     for line in READERS[source.kind](stream, report):
-        batch.append(_row(tenant_id, source_id, import_id, line, now))
+        batch.append(_row(constants, line))
         total += line.cost_usd
         imported += 1
         if len(batch) >= BATCH_ROWS:
-            eventstore.insert(Table.COST_IMPORT_LINES.value, batch)
+            eventstore.insert_rows(Table.COST_IMPORT_LINES.value, STAGED_COLUMNS, batch)
             batch = []
     if batch:
-        eventstore.insert(Table.COST_IMPORT_LINES.value, batch)
+        eventstore.insert_rows(Table.COST_IMPORT_LINES.value, STAGED_COLUMNS, batch)
     if report.covered_start is not None:
         eventstore.command(DIFFERENCE_INSERT, {
             "tenant_id": tenant_id, "source_id": source_id, "import_id": import_id,
