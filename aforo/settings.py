@@ -235,7 +235,10 @@ SPECTACULAR_SETTINGS = {
                             "AlertWindowEnum": "budgets.models.AlertRule.Window",
                             "GuardWindowEnum": "margin_guard.models.GuardPolicy.Window",
                             "ComponentKindEnum": "billing.models.ComponentKind",
-                            "BudgetStatusEnum": ["ON_TRACK", "WARNING", "OVER_BUDGET"]},
+                            "BudgetStatusEnum": ["ON_TRACK", "WARNING", "OVER_BUDGET"],
+                            "CostSourceKindEnum": "cost_sources.models.Kind",
+                            "CostSourceModeEnum": "cost_sources.models.Mode",
+                            "GuardModeEnum": "margin_guard.models.GuardPolicy.Mode"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ingestion.openapi.add_events_path",

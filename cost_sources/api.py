@@ -281,18 +281,19 @@ class ReconciliationSettingsDetail(APIView):
     permission_classes = [_SourcesWrite]
     renderer_classes = [ExactJSONRenderer]
 
-    class SettingsIn(serializers.Serializer):
+    class ReconciliationSettingsIn(serializers.Serializer):
         tolerancePct = PctField(min_value=0, max_value=100)
 
-    @extend_schema(responses=SettingsIn, operation_id="cost_sources_settings_get")
+    @extend_schema(responses=ReconciliationSettingsIn, operation_id="cost_sources_settings_get")
     def get(self, request):
         current = services.reconciliation_settings_get(tenant=request.tenant)
         return Response({"tolerancePct": pct(current.tolerance_pct)})
 
-    @extend_schema(request=SettingsIn, responses={200: SettingsIn, 400: None},
+    @extend_schema(request=ReconciliationSettingsIn,
+                   responses={200: ReconciliationSettingsIn, 400: None},
                    operation_id="cost_sources_settings_update")
     def patch(self, request):
-        data = self.SettingsIn(data=request.data)
+        data = self.ReconciliationSettingsIn(data=request.data)
         data.is_valid(raise_exception=True)
         current = services.reconciliation_settings_update(
             tenant=request.tenant, tolerance_pct=data.validated_data["tolerancePct"])
