@@ -131,6 +131,8 @@ AFORO_MAX_BODY_BYTES = 5 * 1024 * 1024  # ingest and imports (a view's max_body_
 AFORO_MAX_JSON_BODY_BYTES = 1024 * 1024  # every other API endpoint
 # A cost file uploaded to /cost-sources/{id}/imports (a month of CUR is hundreds of MB); files
 # past FILE_UPLOAD_MAX_MEMORY_SIZE stream to a temporary file, never into memory.
+# Fernet key(s) encrypting POLL cost sources' credentials at rest (cost_sources/credentials.py).
+AFORO_CREDENTIALS_KEY = env.str("AFORO_CREDENTIALS_KEY", default="")
 AFORO_MAX_COST_FILE_BYTES = env.int("AFORO_MAX_COST_FILE_BYTES", default=2 * 1024 ** 3)
 # Django refuses larger bodies before our view can answer 413 with a JSON error.
 DATA_UPLOAD_MAX_MEMORY_SIZE = AFORO_MAX_BODY_BYTES + 1024

@@ -16,7 +16,8 @@ from aforo.periods import PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
 from cost_sources import queries, services
-from cost_sources.models import CostImport, CostSource, Kind, Mode
+from cost_sources.models import CostImport, CostSource, Kind, Mode, Schedule
+from cost_sources.polling import cost_source_poll
 
 
 class _SourcesWrite(ReadOrWrite):
@@ -43,6 +44,8 @@ def source_json(source: CostSource, last: CostImport | None) -> dict:
     return {
         "id": source.pk, "name": source.name, "kind": source.kind, "mode": source.mode,
         "baseUrl": source.base_url or None, "schedule": source.schedule or None,
+        # Credentials are write-only: a response says whether there are some, never what.
+        "hasCredentials": bool(source.credentials_sealed),
         "createdAt": _iso(source.created_at),
         "lastImport": import_json(last) if last else None,
     }
@@ -84,7 +87,8 @@ class SourceSchema(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Kind.choices)
     mode = serializers.ChoiceField(choices=Mode.choices)
     baseUrl = serializers.CharField(allow_null=True)
-    schedule = serializers.CharField(allow_null=True)
+    schedule = serializers.ChoiceField(choices=Schedule.choices, allow_null=True)
+    hasCredentials = serializers.BooleanField()
     createdAt = serializers.DateTimeField()
     lastImport = ImportSchema(allow_null=True)
 
@@ -110,7 +114,12 @@ class CostSourceListCreate(APIView):
         kind = serializers.ChoiceField(choices=Kind.choices)
         mode = serializers.ChoiceField(choices=Mode.choices, default=Mode.UPLOAD)
         baseUrl = serializers.URLField(max_length=500, required=False, allow_blank=True)
-        schedule = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        schedule = serializers.ChoiceField(choices=Schedule.choices, required=False,
+                                           allow_blank=True)
+        credentials = serializers.CharField(max_length=4000, required=False, allow_blank=True,
+                                            write_only=True, trim_whitespace=True,
+                                            help_text="a POLL source's API key; stored "
+                                                      "encrypted, never returned")
 
     @extend_schema(responses={200: SourcePageSchema, 400: None},
                    operation_id="cost_sources_list", parameters=[
@@ -131,7 +140,7 @@ class CostSourceListCreate(APIView):
         source = services.cost_source_create(
             tenant=request.tenant, name=values["name"], kind=values["kind"],
             mode=values["mode"], base_url=values.get("baseUrl", ""),
-            schedule=values.get("schedule", ""))
+            schedule=values.get("schedule", ""), credentials=values.get("credentials", ""))
         return Response(source_json(source, None), status=201)
 
 
@@ -143,7 +152,12 @@ class CostSourceDetail(APIView):
         name = serializers.CharField(max_length=200, required=False)
         mode = serializers.ChoiceField(choices=Mode.choices, required=False)
         baseUrl = serializers.URLField(max_length=500, required=False, allow_blank=True)
-        schedule = serializers.CharField(max_length=100, required=False, allow_blank=True)
+        schedule = serializers.ChoiceField(choices=Schedule.choices, required=False,
+                                           allow_blank=True)
+        credentials = serializers.CharField(max_length=4000, required=False, allow_blank=True,
+                                            write_only=True, trim_whitespace=True,
+                                            help_text="replaces the stored credentials; an "
+                                                      "empty string removes them")
 
     @extend_schema(responses={200: SourceSchema, 404: None}, operation_id="cost_sources_get")
     def get(self, request, source_id: int):
@@ -160,7 +174,8 @@ class CostSourceDetail(APIView):
         values = data.validated_data
         source = services.cost_source_update(
             source=source, name=values.get("name"), mode=values.get("mode"),
-            base_url=values.get("baseUrl"), schedule=values.get("schedule"))
+            base_url=values.get("baseUrl"), schedule=values.get("schedule"),
+            credentials=values.get("credentials"))
         return Response(source_json(source, _last_import(source)))
 
     @extend_schema(responses={204: None, 404: None, 409: None},
@@ -172,7 +187,8 @@ class CostSourceDetail(APIView):
 
 
 class CostImportListCreate(APIView):
-    """POST a file (multipart, field `file`) to import it; the run answers when it is done."""
+    """POST a file (multipart, field `file`) to import it, or, for a POLL source, nothing to
+    poll it now; the run answers when it is done."""
 
     permission_classes = [_SourcesWrite]
     renderer_classes = [ExactJSONRenderer]
@@ -192,12 +208,15 @@ class CostImportListCreate(APIView):
 
     @extend_schema(
         request={"multipart/form-data": {"type": "object", "properties": {
-            "file": {"type": "string", "format": "binary"}}, "required": ["file"]}},
-        responses={201: ImportSchema, 400: None, 404: None, 409: None},
+            "file": {"type": "string", "format": "binary"}}}},
+        responses={201: ImportSchema, 400: None, 404: None, 409: None, 502: None},
         operation_id="cost_source_imports_create")
     def post(self, request, source_id: int):
         source = services.cost_source_get(tenant=request.tenant, source_id=source_id)
         uploaded = request.FILES.get("file")
+        if uploaded is None and source.mode == Mode.POLL:
+            run = cost_source_poll(source=source)
+            return Response(import_json(run), status=201)
         if uploaded is None:
             raise ApiError("Send the file as multipart/form-data in the field `file`.",
                            field="file")

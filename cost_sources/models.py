@@ -23,6 +23,11 @@ class Mode(models.TextChoices):
     POLL = "POLL"
 
 
+class Schedule(models.TextChoices):
+    HOURLY = "hourly"
+    DAILY = "daily"
+
+
 class CostSource(models.Model):
     """A stream of one provider's billed cost lines for a tenant."""
 
@@ -32,6 +37,8 @@ class CostSource(models.Model):
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.UPLOAD)
     base_url = models.CharField(max_length=500, blank=True)
     schedule = models.CharField(max_length=100, blank=True)
+    # Fernet-encrypted (cost_sources/credentials.py); never returned, logged or shown.
+    credentials_sealed = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

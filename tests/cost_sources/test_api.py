@@ -128,12 +128,6 @@ def test_billing_admin_writes(tenant, store):
     assert client.delete(f"/api/v1/cost-sources/{source['id']}").status_code == 204
 
 
-def test_poll_sources_are_refused_until_polling_exists(api, store):
-    response = api.post("/api/v1/cost-sources", {"name": "x", "kind": "OPENAI_COSTS",
-                                                 "mode": "POLL"}, format="json")
-    assert response.status_code == 400 and response.json()["error"]["field"] == "mode"
-
-
 def test_the_command_imports_with_progress(tenant, store, capsys, monkeypatch):
     from cost_sources import imports
 
