@@ -17,7 +17,8 @@ from aforo.errors import DomainError
 from aforo.models import Role, Tenant
 from aforo.permissions import BILLING_ROLES
 from cost_sources import figures, queries, services
-from cost_sources.models import CostImport, CostSource, Kind
+from cost_sources.models import CostImport, CostSource, Kind, Mode, Schedule
+from cost_sources.polling import cost_source_poll
 
 STATUS_CLASS = {queries.MATCHED: "ok", queries.UNDER_METERED: "warn",
                 queries.OVER_METERED: "over"}
@@ -47,7 +48,8 @@ def _cost_sources(request: HttpRequest, tenant: Tenant, chosen) -> dict[str, Any
     rows = queries.reconciliation(tenant.slug, first=period.first, last=period.last, by=by,
                                   tolerance_pct=tolerance)
     return {
-        "streams": streams, "kinds": Kind.choices, "can_manage": _can_manage(request),
+        "streams": streams, "kinds": Kind.choices, "modes": Mode.choices,
+        "schedules": Schedule.choices, "can_manage": _can_manage(request),
         "by": by, "groups": list(queries.GROUPS), "tolerance_pct": tolerance,
         "rows": [(row, STATUS_CLASS[row.status]) for row in rows],
         "reconciliation_figure": figures.reconciliation_figure(rows) if rows else None,
@@ -76,8 +78,12 @@ def source_new(request: HttpRequest) -> HttpResponse:
     if tenant is None:
         return _back(request)
     try:
-        source = services.cost_source_create(tenant=tenant, name=request.POST.get("name", ""),
-                                             kind=request.POST.get("kind", ""))
+        source = services.cost_source_create(
+            tenant=tenant, name=request.POST.get("name", ""), kind=request.POST.get("kind", ""),
+            mode=request.POST.get("mode", "UPLOAD"),
+            base_url=request.POST.get("base_url", "").strip(),
+            schedule=request.POST.get("schedule", ""),
+            credentials=request.POST.get("credentials", "").strip())
         messages.success(request, f"Cost source “{source.name}” created.")
     except DomainError as exc:
         messages.error(request, f"Cost source not saved: {exc.message}")
@@ -93,6 +99,11 @@ def source_import(request: HttpRequest, source_id: int) -> HttpResponse:
     uploaded = request.FILES.get("file")
     try:
         source = services.cost_source_get(tenant=tenant, source_id=source_id)
+        if uploaded is None and source.mode == Mode.POLL:
+            run = cost_source_poll(source=source)
+            messages.success(request, f"Polled “{source.name}”: {run.rows_imported} rows, "
+                                      f"{run.lines_changed} lines changed.")
+            return _back(request)
         if uploaded is None:
             raise DomainError("Choose a file to import.", field="file")
         run = services.cost_import_file(source=source, stream=uploaded.file,
