@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import gzip
 import hashlib
 import io
 import json
@@ -195,12 +196,13 @@ def _text(value: Any) -> str:
 
 def _csv_rows(stream: IO[bytes]) -> Iterator[tuple[int, list[str]]]:
     # utf-8-sig drops the BOM some FOCUS samples start with.
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", errors="strict", newline="")
+    text = io.TextIOWrapper(decompressed(stream), encoding="utf-8-sig", errors="strict",
+                            newline="")
     reader = csv.reader(text)
     try:
         for row in reader:
             yield reader.line_num, row
-    except (csv.Error, UnicodeDecodeError) as exc:
+    except (csv.Error, UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
         raise MalformedCostFile(f"not readable as UTF-8 CSV ({exc}).",
                                 row=reader.line_num + 1, column="-") from None
 
@@ -387,7 +389,10 @@ def read_focus(stream: IO[bytes], report: ParseReport) -> Iterator[CostLine]:
 
 def _json_pages(stream: IO[bytes]) -> list[dict]:
     """One page object, a JSON array of pages, or one page per line (what polling saves)."""
-    raw = stream.read()
+    try:
+        raw = decompressed(stream).read()
+    except (gzip.BadGzipFile, EOFError):
+        raise MalformedCostFile("not a readable gzip file.", row=1, column="-") from None
     if raw.startswith(codecs.BOM_UTF8):
         raw = raw[len(codecs.BOM_UTF8):]
     try:
@@ -500,6 +505,17 @@ def read_anthropic_costs(stream: IO[bytes], report: ParseReport) -> Iterator[Cos
             model=model, line_item=description or token_type or cost_type, account_id="",
             project_id=parts[7], charge_category=cost_type, unit=token_type,
             quantity=Decimal(0), cost_usd=cost)
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def decompressed(stream: IO[bytes]) -> IO[bytes]:
+    """The stream, gunzipped when it is gzip (AWS delivers CUR files as `.csv.gz`)."""
+    buffered = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
+    if buffered.peek(2)[:2] == GZIP_MAGIC:
+        return gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[return-value]
+    return buffered
 
 
 READERS: dict[str, Callable[[IO[bytes], ParseReport], Iterator[CostLine]]] = {

@@ -139,3 +139,21 @@ def test_the_command_imports_with_progress(tenant, store, capsys, monkeypatch):
     assert "  500 rows read" in out and "  1,000 rows read" in out
     assert "1,281 rows read, 1,281 imported, 0 skipped, 1,281 lines changed" in out
     assert "total $1.6823086974 for 2023-11-01 to 2023-12-01" in out
+
+
+def test_a_gzipped_cur_is_read_as_aws_delivers_it(api, tenant, store):
+    import gzip
+    from decimal import Decimal
+
+    from cost_sources.queries import billed_total
+
+    path = reference_file("aws_cur/sample-anonymous-aws-export-dataset.csv")
+    with open(path, newline="") as handle:
+        expected = sum((Decimal(r["lineItem/UnblendedCost"]) for r in csv.DictReader(handle)),
+                       Decimal(0))
+    source = _source(api, "AWS_CUR", "AWS gz")
+    run = _upload(api, source["id"], "cur.csv.gz", gzip.compress(path.read_bytes())).json()
+    assert run["rowsImported"] == 1281
+    assert billed_total(tenant.slug) == expected
+    response = _upload(api, source["id"], "bad.csv.gz", gzip.compress(b"x" * 100)[:20])
+    assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_file"
