@@ -3,8 +3,9 @@ ingestion service (validation, dedupe, pricing, rating, the ledger)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 from aforo import eventstore
@@ -245,3 +246,50 @@ def cost_correction_entry(tenant: Tenant, event: dict[str, Any], **amounts: Deci
         event_id=event["eventId"], occurred_at=_at(event), entry_kind="CORRECTION",
         event_count=0, **_dimensions(event), **amounts,
     )
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+def reference_file(relative: str):
+    """A file of ../shared/reference, read in place; the test is skipped where it is absent."""
+    import pytest
+
+    path = REFERENCE / relative
+    if not path.exists():
+        pytest.skip(f"reference file {relative} is not here")
+    return path
+
+
+def cost_source(tenant: Tenant, kind: str, name: str | None = None):
+    """An UPLOAD cost source of the kind, through the service."""
+    from cost_sources.services import cost_source_create
+
+    return cost_source_create(tenant=tenant, name=name or f"{kind.lower()} bills", kind=kind)
+
+
+def import_costs(source, path):
+    """Import a file (a path) into the source through the import service; the run."""
+    from cost_sources.services import cost_import_file
+
+    with open(path, "rb") as stream:
+        return cost_import_file(source=source, stream=stream, file_name=str(path))
+
+
+def openai_costs_page(buckets: list[tuple[datetime, list[tuple[str, str]]]]) -> dict:
+    """An OpenAI Costs API page (the reference's shape) of daily buckets of (line item, USD)."""
+    return {"object": "page", "has_more": False, "next_page": None, "data": [
+        {"object": "bucket", "start_time": int(day.timestamp()),
+         "end_time": int((day + timedelta(days=1)).timestamp()),
+         "results": [{"object": "organization.costs.result",
+                      "amount": {"value": "__" + amount + "__", "currency": "usd"},
+                      "line_item": item, "project_id": None, "api_key_id": None,
+                      "quantity": None, "quantity_unit": None} for item, amount in lines]}
+        for day, lines in buckets]}
+
+
+def write_page(path, page: dict) -> None:
+    import json
+
+    # Amounts as JSON numbers (not strings), as OpenAI sends them.
+    text = json.dumps(page)
+    path.write_text(text.replace('"__', "").replace('__"', ""))
