@@ -27,6 +27,9 @@ app.conf.beat_schedule: dict[str, dict] = {
     # late, for events still in flight); the hours judged overlap, so a late run misses none.
     "intelligence-detect-hourly": {"task": "intelligence.detect",
                                    "schedule": crontab(minute=5)},
+    # Cost sources: POLL sources whose schedule (hourly or daily) has come round.
+    "cost-sources-poll-hourly": {"task": "cost_sources.poll_due",
+                                 "schedule": crontab(minute=20)},
     # Exports: each schedule runs at its own interval; this checks which are due.
     "exports-run-due": {"task": "exports.run_due", "schedule": 60.0},
 }

@@ -21,7 +21,7 @@ from aforo.eventstore.errors import (
 __all__ = [
     "ChdbStore", "EmbeddedStoreLocked", "EventStore", "EventStoreError",
     "EventStoreUnavailable", "ServerStore", "command", "get_store", "insert", "query",
-    "native_formats", "tenant_formatted", "tenant_query", "tenant_rows", "use",
+    "insert_rows", "native_formats", "tenant_formatted", "tenant_query", "tenant_rows", "use",
 ]
 
 _default: EventStore | None = None
@@ -106,6 +106,11 @@ def native_formats() -> frozenset[str]:
 
 def insert(table: str, rows: Sequence[Mapping[str, Any]]) -> int:
     return get_store().insert(table, rows)
+
+
+def insert_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+    """Rows as tuples in `columns` order (bulk loads); a column's cells share one type."""
+    return get_store().insert_rows(table, columns, rows)
 
 
 def command(sql: str, params: Mapping[str, Any] | None = None) -> None:

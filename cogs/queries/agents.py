@@ -3,9 +3,9 @@ margin), and one session's trace, its events in time order.
 
 Tools, sessions and agents are only on the raw ledger (no rollup holds them), so these readers
 scan the period's entries of the tenant. REVENUE entries carry their event's tool and session,
-so those group directly; attribution does not copy `agent` onto REVENUE entries, so the
-per-agent figures first sum each event's entries and take its agent from its original COST
-entry.
+so those group directly. The per-agent figures first sum each event's entries and take its
+agent from its original COST entry: REVENUE entries written before attribution copied `agent`
+carry none, and their revenue still lands on the event's agent.
 """
 from __future__ import annotations
 

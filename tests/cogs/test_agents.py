@@ -8,9 +8,8 @@ from decimal import Decimal
 import pytest
 
 from aforo.models import Role
-from tests.cogs.conftest import attribute
 from tests.conftest import api_client
-from tests.factories import ingest
+from tests.factories import attribute, ingest
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/v1/analytics/agents"
