@@ -259,8 +259,10 @@ class ScheduleDetail(APIView):
         schedule = self._schedule(request, schedule_id)
         data = self.SchedulePatch(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        updated = services.export_schedule_update(schedule=schedule,
-                                                  **_values(data.validated_data))
+        values = _values(data.validated_data)
+        if values.get("destination") == dsn_masked(schedule.kind, schedule.destination):
+            del values["destination"]  # the masked DSN sent back as read: unchanged
+        updated = services.export_schedule_update(schedule=schedule, **values)
         return Response(schedule_json(updated, request))
 
     @extend_schema(responses={204: None})

@@ -46,8 +46,14 @@ def test_schedule_lifecycle_through_the_api(store, tenant, warehouse_pg):
     runs = owner.get(f"{BASE}/{schedule_id}/runs").json()
     assert runs["totalElements"] == 1 and runs["content"][0]["trigger"] == "API"
     # change and delete
-    patched = owner.patch(f"{BASE}/{schedule_id}", {"intervalMinutes": 15, "enabled": False},
+    # what a GET shows, sent back with a change: the masked password keeps the real one
+    shown = owner.get(f"{BASE}/{schedule_id}").json()
+    patched = owner.patch(f"{BASE}/{schedule_id}", {"intervalMinutes": 15, "enabled": False,
+                                                    "destination": shown["destination"]},
                           format="json")
+    from exports.models import ExportSchedule
+
+    assert ExportSchedule.objects.get(pk=schedule_id).destination == secret_dsn
     assert patched.status_code == 200
     assert (patched.json()["intervalMinutes"], patched.json()["enabled"]) == (15, False)
     assert owner.delete(f"{BASE}/{schedule_id}").status_code == 204
