@@ -100,6 +100,7 @@ class FakeOpenAI:
     model: str = "gpt-4o-mini-2024-07-18"
     calls: int = 0
     url: str = ""
+    requests: list[dict] = field(default_factory=list)
 
     def reply(self) -> dict:
         self.calls += 1
@@ -122,8 +123,9 @@ def fake_openai():
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 (http.server's naming)
-            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             with lock:
+                provider.requests.append(json.loads(raw or b"null"))
                 body = json.dumps(provider.reply()).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
