@@ -86,7 +86,8 @@ class Batcher:
     def put(self, event: dict) -> bool:
         """Queue one event; False (and counted as dropped) when the queue is full."""
         with self._lock:
-            if len(self._queue) >= self.max_queue or self._closing.is_set():
+            closed = self._closing.is_set()
+            if closed or len(self._queue) >= self.max_queue:
                 self.stats.dropped += 1
                 dropped = True
             else:
@@ -95,18 +96,19 @@ class Batcher:
                 dropped = False
                 full = len(self._queue) >= self.batch_size
         if dropped:
-            self._log_drop()
+            self._log_drop(closed)
             return False
         if full:
             self._wake.set()
         return True
 
-    def _log_drop(self) -> None:
+    def _log_drop(self, closed: bool) -> None:
         now = time.monotonic()
         if now - self._last_drop_log >= 10.0 or self.stats.dropped == 1:
             self._last_drop_log = now
-            log.warning("aforo: queue full (%d events waiting); %d events dropped so far",
-                        self.max_queue, self.stats.dropped)
+            why = "the client is closed" if closed else \
+                f"the queue is full ({self.max_queue} events waiting)"
+            log.warning("aforo: %s; %d events dropped so far", why, self.stats.dropped)
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every event queued before this call was sent or dropped."""
@@ -146,6 +148,11 @@ class Batcher:
         with self._lock:
             n = min(self.batch_size, len(self._queue))
             return [self._queue.popleft() for _ in range(n)]
+
+    def _drop(self, n: int) -> None:
+        with self._lock:
+            self.stats.dropped += n
+        self._settle(n)
 
     def _settle(self, n: int) -> None:
         with self._settled:
@@ -188,14 +195,12 @@ class Batcher:
                 if reply.status not in RETRY_STATUSES:
                     log.error("aforo: the server refused a batch of %d events (%d): %s",
                               len(batch), reply.status, reply.body[:500])
-                    self.stats.dropped += len(batch)
-                    self._settle(len(batch))
+                    self._drop(len(batch))
                     return
                 wait = retry_after_seconds(reply.headers.get("retry-after"))
             if self._giving_up():
                 log.error("aforo: giving up on %d unsent events at shutdown", len(batch))
-                self.stats.dropped += len(batch)
-                self._settle(len(batch))
+                self._drop(len(batch))
                 return
             attempt += 1
             self.stats.retries += 1
