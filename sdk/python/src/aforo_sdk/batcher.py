@@ -24,6 +24,8 @@ log = logging.getLogger("aforo_sdk")
 EVENTS_PATH = "/api/v1/events"
 MAX_BATCH = 1000  # the ingest endpoint's limit per request
 RETRY_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+ENCODE_SLICE = 50
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass
@@ -98,7 +100,7 @@ class Batcher:
         if dropped:
             self._log_drop(closed)
             return False
-        if full:
+        if full and not self._wake.is_set():
             self._wake.set()
         return True
 
@@ -178,8 +180,18 @@ class Batcher:
             seconds = min(seconds, max(0.0, self._give_up_at - time.monotonic()))
         self._closing.wait(seconds) if not self._closing.is_set() else time.sleep(seconds)
 
+    def _encode(self, batch: list[dict]) -> bytes:
+        # :TRICKY: one json.dumps of a whole batch holds the interpreter lock for a millisecond
+        # or more, and a caller thread waiting for it waits that long. Encoding in slices with
+        # a sleep(0) between them hands the lock back to callers every ~50 events.
+        parts = []
+        for start in range(0, len(batch), ENCODE_SLICE):
+            parts.append(",".join(map(_dumps, batch[start:start + ENCODE_SLICE])))
+            time.sleep(0)
+        return ('{"events":[' + ",".join(parts) + "]}").encode()
+
     def _send(self, batch: list[dict]) -> None:
-        body = json.dumps({"events": batch}, separators=(",", ":")).encode()
+        body = self._encode(batch)
         attempt = 0
         while True:
             wait = None
@@ -199,8 +211,11 @@ class Batcher:
                     return
                 wait = retry_after_seconds(reply.headers.get("retry-after"))
             if self._giving_up():
-                log.error("aforo: giving up on %d unsent events at shutdown", len(batch))
-                self._drop(len(batch))
+                with self._lock:
+                    rest = len(self._queue)
+                    self._queue.clear()
+                log.error("aforo: giving up at shutdown: %d events unsent", len(batch) + rest)
+                self._drop(len(batch) + rest)
                 return
             attempt += 1
             self.stats.retries += 1

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -82,8 +83,16 @@ def event_id(provider: str, response_id: str | None) -> str:
     return f"{provider}:sha256-{hashlib.sha256(response_id.encode()).hexdigest()}"
 
 
+_clock: list = [0, ""]  # the second last formatted and its text
+
+
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now, to the second (the ledger keeps seconds), formatted once per second."""
+    second = int(time.time())
+    if second != _clock[0]:
+        _clock[1] = datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _clock[0] = second
+    return _clock[1]
 
 
 SCOPE_FIELDS = {"customer": "customerId", "product": "productId", "session": "sessionId",

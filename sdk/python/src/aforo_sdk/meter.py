@@ -235,10 +235,14 @@ class _Wrapped:
         path = f"{self._aforo_path}.{name}" if self._aforo_path else name
         method = self._aforo_methods.get(path)
         if method is not None and callable(value):
-            return _metered_call(value, method, self._aforo_scope)
-        if any(p.startswith(path + ".") for p in self._aforo_methods):
-            return _Wrapped(value, self._aforo_methods, path, self._aforo_scope)
-        return value
+            wrapped = _metered_call(value, method, self._aforo_scope)
+        elif any(p.startswith(path + ".") for p in self._aforo_methods):
+            wrapped = _Wrapped(value, self._aforo_methods, path, self._aforo_scope)
+        else:
+            return value
+        # Kept on the instance: the next access finds it without __getattr__ (the hot path).
+        self.__dict__[name] = wrapped
+        return wrapped
 
     def __repr__(self) -> str:
         return f"<metered {self._aforo_target!r}>"

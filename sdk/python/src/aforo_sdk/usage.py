@@ -16,10 +16,7 @@ def field(obj: Any, name: str, default: Any = None) -> Any:
     """`obj[name]` for a dict, `obj.name` otherwise; None-safe."""
     if obj is None:
         return default
-    if isinstance(obj, dict):
-        value = obj.get(name, default)
-    else:
-        value = getattr(obj, name, default)
+    value = obj.get(name) if type(obj) is dict else getattr(obj, name, None)
     return default if value is None else value
 
 
