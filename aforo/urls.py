@@ -35,6 +35,7 @@ api_v1 = [
 urlpatterns = [
     path("", RedirectView.as_view(url="/console/", permanent=False)),
     path("healthz", health.healthz, name="healthz"),
+    path("v1/traces", ingestion_api.traces_endpoint, name="otlp-traces"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[],

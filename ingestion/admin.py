@@ -1,7 +1,7 @@
 """Admin for rate cards; every save invalidates the tenant's cached rate card."""
 from django.contrib import admin
 
-from ingestion.models import GatewayFeeRule, InfraCostRule, ModelPrice
+from ingestion.models import GatewayFeeRule, InfraCostRule, ModelPrice, OtlpSettings
 from ingestion.rate_cards import rate_card_changed
 
 
@@ -35,3 +35,8 @@ class InfraCostRuleAdmin(RateCardAdmin):
 @admin.register(GatewayFeeRule)
 class GatewayFeeRuleAdmin(RateCardAdmin):
     list_display = ("source_type", "effective_from", "per_call_usd", "pct_of_ai_cost", "tenant")
+
+
+@admin.register(OtlpSettings)
+class OtlpSettingsAdmin(admin.ModelAdmin):
+    list_display = ("tenant", "customer_attribute", "product_attribute")

@@ -77,3 +77,22 @@ class GatewayFeeRule(models.Model):
 
     def __str__(self) -> str:
         return f"fee {self.source_type or '*'} from {self.effective_from:%Y-%m-%d}"
+
+
+class OtlpSettings(models.Model):
+    """Which span or resource attributes name the customer and the product of a GenAI span
+    that reaches POST /v1/traces (the defaults when a tenant has no row)."""
+
+    DEFAULT_CUSTOMER = "aforo.customer_id"
+    DEFAULT_PRODUCT = "aforo.product_id"
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="otlp_settings")
+    customer_attribute = models.CharField(max_length=200, default=DEFAULT_CUSTOMER,
+                                          help_text="e.g. user.id or enduser.id")
+    product_attribute = models.CharField(max_length=200, default=DEFAULT_PRODUCT)
+
+    class Meta:
+        verbose_name_plural = "OTLP settings"
+
+    def __str__(self) -> str:
+        return f"OTLP attributes for {self.tenant}"
