@@ -117,7 +117,8 @@ def traces_path() -> dict:
         "requestBody": {"required": True, "content": {
             "application/x-protobuf": {"schema": binary},
             "application/json": {"schema": {"type": "object", "properties": {
-                "resourceSpans": {"type": "array", "items": {"type": "object"}}}}}}},
+                "resourceSpans": {"type": "array", "maxItems": 1000,
+                                  "items": {"type": "object"}}}}}}},
         "responses": {
             "200": {"description": "ExportTraceServiceResponse: partialSuccess names the "
                                    "rejected spans (empty when all were taken)",

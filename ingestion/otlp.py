@@ -16,9 +16,19 @@ from aforo.models import Tenant
 from ingestion.models import OtlpSettings
 from ingestion.services import ACCEPTED, DUPLICATE, REJECTED, events_ingest_dicts
 
+MAX_RESOURCE_SPANS = 1000
+MAX_SPANS = 10_000  # per request; an exporter's batch is 512 by default
+
 
 class OtlpBodyError(Exception):
     pass
+
+
+def _check_bounds(resource_spans: int, spans: int) -> None:
+    if resource_spans > MAX_RESOURCE_SPANS:
+        raise OtlpBodyError(f"At most {MAX_RESOURCE_SPANS} resourceSpans per request.")
+    if spans > MAX_SPANS:
+        raise OtlpBodyError(f"At most {MAX_SPANS} spans per request; send smaller batches.")
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,8 @@ def spans_from_protobuf(body: bytes) -> list[Span]:
         request.ParseFromString(body)
     except DecodeError as exc:
         raise OtlpBodyError(f"The body is not an OTLP ExportTraceServiceRequest: {exc}") from None
+    _check_bounds(len(request.resource_spans),
+                  sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans))
     spans = []
     for resource_spans in request.resource_spans:
         resource = {kv.key: _proto_value(kv.value)
@@ -101,7 +113,12 @@ def spans_from_json(body: bytes) -> list[Span]:
         raise OtlpBodyError("The body must be an ExportTraceServiceRequest object.")
     spans = []
     try:
-        for resource_spans in request.get("resourceSpans") or []:
+        listed = request.get("resourceSpans") or []
+        if not isinstance(listed, list):
+            raise OtlpBodyError("resourceSpans must be an array.")
+        _check_bounds(len(listed), sum(len(ss.get("spans") or []) for rs in listed
+                                       for ss in rs.get("scopeSpans") or []))
+        for resource_spans in listed:
             resource = _json_attributes((resource_spans.get("resource") or {})
                                         .get("attributes") or [])
             for scope_spans in resource_spans.get("scopeSpans") or []:

@@ -4,6 +4,7 @@ model, provider and tokens, aforo.* (or the tenant's own) attributes as customer
 other spans are ignored and counted; rejected ones are named in partialSuccess."""
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timezone
 
@@ -141,3 +142,14 @@ def test_otlp_needs_a_token_and_a_known_encoding(restartable_api, tenant):
     viewer = {"Authorization": f"Bearer {issue_token(tenant, 'VIEWER')}",
               "X-Tenant-Id": tenant.slug}
     assert requests.post(url, json={}, headers=viewer, timeout=30).status_code == 403
+
+
+def test_a_request_is_bounded_in_resource_spans_and_spans():
+    from ingestion.otlp import OtlpBodyError, spans_from_json
+
+    many = {"resourceSpans": [{"scopeSpans": []}] * 1001}
+    with pytest.raises(OtlpBodyError, match="1000 resourceSpans"):
+        spans_from_json(json.dumps(many).encode())
+    crowded = {"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "ab"}] * 10_001}]}]}
+    with pytest.raises(OtlpBodyError, match="10000 spans"):
+        spans_from_json(json.dumps(crowded).encode())
