@@ -274,3 +274,52 @@ def test_bedrock_converse(provider, aforo_server, aforo):
     [event] = _flushed(aforo, aforo_server)
     assert (event["eventId"], event["provider"], event["model"], event["inputTokens"],
             event["outputTokens"]) == ("bedrock:5f1c0d2e-req", "bedrock", model_id, 12, 36)
+
+
+def test_bedrock_converse_stream_reads_the_metadata_event():
+    """converse_stream's events as boto3 yields them (dicts): usage in the `metadata` event."""
+    from aforo_sdk import streams
+
+    events = [{"messageStart": {"role": "assistant"}},
+              {"contentBlockStart": {"start": {"toolUse": {"toolUseId": "t1",
+                                                           "name": "get_weather"}},
+                                     "contentBlockIndex": 0}},
+              {"contentBlockDelta": {"delta": {"toolUse": {"input": "{}"}}}},
+              {"messageStop": {"stopReason": "tool_use"}},
+              {"metadata": {"usage": {"inputTokens": 40, "outputTokens": 12,
+                                      "cacheReadInputTokens": 1000, "totalTokens": 1052},
+                            "metrics": {"latencyMs": 812}}}]
+    found = streams.read_stream(events, streams.BedrockConverse("eu.amazon.nova-pro-v1:0"))
+    assert (found.model, found.input_tokens, found.cached_input_tokens, found.output_tokens,
+            found.tool_calls, found.provider_latency_ms) == (
+        "eu.amazon.nova-pro-v1:0", 1040, 1000, 12, 1, 812)
+
+
+def test_the_module_guard_uses_the_default_client(aforo_server, aforo):
+    import aforo_sdk
+    from aforo_sdk import RateLimited
+
+    answers = iter([
+        Answer(200, {"decision": "ALLOW", "level": "NONE", "model": "gpt-4o",
+                     "downgradeTo": None, "retryAfter": None, "reason": ""}),
+        Answer(429, {"decision": "THROTTLE", "level": "THROTTLE", "model": "gpt-4o-mini",
+                     "downgradeTo": "gpt-4o-mini", "retryAfter": 17,
+                     "reason": "over the throttle limit of 10 calls a minute"},
+               headers={"Retry-After": "17"})])
+    aforo_server.route("POST", "/api/v1/margin-guard/decide", lambda request: next(answers))
+    assert aforo_sdk.guard("cust_1", "prod_chat", "gpt-4o") == "gpt-4o"
+    with pytest.raises(RateLimited) as limited:
+        aforo_sdk.guard("cust_1", "prod_chat", "gpt-4o")
+    assert limited.value.retry_after == 17
+
+
+def test_a_wrapped_client_outside_any_scope_keeps_no_memory(provider, aforo_server, aforo):
+    from openai import OpenAI
+
+    provider.route("POST", "/v1/chat/completions",
+                   Answer(200, fixture_response("openai_native/01_plain_chat.json")))
+    client = meter.wrap(OpenAI(api_key="sk-test", base_url=f"{provider.url}/v1"))
+    for _ in range(3):
+        client.chat.completions.create(model="gpt-4o-mini", messages=[])
+    assert client._aforo_scope.recorded is None
+    assert len(_flushed(aforo, aforo_server)) == 3

@@ -39,7 +39,9 @@ class Scope:
     tool: Any = None
     aforo: Aforo | None = None
     guard: bool = False
-    recorded: set = field(default_factory=set, compare=False)  # ids of metered responses
+    # ids of the responses metered inside an open `meter(...)` scope (None outside one), so
+    # the decorator does not meter a returned response a wrapped client already metered
+    recorded: set | None = field(default=None, compare=False)
 
     def merged(self, inner: Scope) -> Scope:
         """`inner` over self: an inner scope's values win where it sets them."""
@@ -76,7 +78,7 @@ def _record(scope: Scope, usage: Usage, started: float, *, requested_model: str 
     aforo = _client(scope)
     if aforo is None:
         return
-    if response is not None:
+    if response is not None and scope.recorded is not None:
         scope.recorded.add(id(response))
     try:
         aforo.record_usage(usage, latency_ms=int((time.perf_counter() - started) * 1000),
@@ -145,7 +147,7 @@ class _Metered:
 
 def _meter_returned(result: Any, started: float) -> None:
     scope = current_scope()
-    if result is None or id(result) in scope.recorded:
+    if result is None or (scope.recorded is not None and id(result) in scope.recorded):
         return
     found = u.detect(result)
     if found is not None:
@@ -199,7 +201,8 @@ BEDROCK_STREAM = Method(read=lambda r, k: u.bedrock_converse(r, k.get("modelId")
 
 # Paths from the client object to the methods metered, per SDK (sync and async clients alike).
 CLIENTS: dict[str, dict[str, Method]] = {
-    "openai": {"chat.completions.create": OPENAI_CHAT, "responses.create": OPENAI_RESPONSES},
+    "openai": {"chat.completions.create": OPENAI_CHAT, "chat.completions.parse": OPENAI_CHAT,
+               "responses.create": OPENAI_RESPONSES, "responses.parse": OPENAI_RESPONSES},
     "anthropic": {"messages.create": ANTHROPIC_MESSAGES},
     "google": {"models.generate_content": GEMINI,
                "models.generate_content_stream": GEMINI_STREAM,
