@@ -16,6 +16,7 @@ from margin_guard import views as guard_views
 
 api_v1 = [
     path("events", ingestion_api.events_endpoint, name="events"),
+    path("otlp/settings", ingestion_api.OtlpSettingsDetail.as_view(), name="otlp-settings"),
     path("rate-cards/", include("ingestion.urls")),
     path("cogs/", include("budgets.urls")),
     path("margin-guard/", include("margin_guard.urls")),

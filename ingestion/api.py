@@ -8,12 +8,15 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework import exceptions
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from aforo.authentication import authorize_token
 from aforo.errors import api_exception_response, error_body, json_error
 from aforo.eventstore import EventStoreUnavailable
-from aforo.permissions import CanIngest
+from aforo.permissions import GUARD_ROLES, CanIngest, ReadOrWrite
 from ingestion import otlp
 from ingestion.cloudevents import cloudevents_split
 from ingestion.schema import BodyError, split_body
@@ -190,3 +193,39 @@ async def traces_endpoint(request: HttpRequest) -> HttpResponse:
 
 
 traces_endpoint.max_body_bytes = settings.AFORO_MAX_BODY_BYTES
+
+
+class OtlpSettingsPermission(ReadOrWrite):
+    write_roles = GUARD_ROLES  # OWNER, ADMIN: it decides whom ingested spans are billed to
+
+
+class OtlpSettingsOut(serializers.Serializer):
+    customerAttribute = serializers.CharField(source="customer_attribute")
+    productAttribute = serializers.CharField(source="product_attribute")
+
+
+class OtlpSettingsDetail(APIView):
+    """GET/PATCH /api/v1/otlp/settings: the span or resource attributes that name the customer
+    and the product of a span sent to POST /v1/traces."""
+
+    permission_classes = [OtlpSettingsPermission]
+
+    class OtlpSettingsIn(serializers.Serializer):
+        customerAttribute = serializers.RegexField(r"^[A-Za-z0-9_.\-]+$", max_length=200,
+                                                   required=False)
+        productAttribute = serializers.RegexField(r"^[A-Za-z0-9_.\-]+$", max_length=200,
+                                                  required=False)
+
+    @extend_schema(responses=OtlpSettingsOut, operation_id="otlp_settings_retrieve")
+    def get(self, request):
+        return Response(OtlpSettingsOut(otlp.otlp_settings_get(tenant=request.tenant)).data)
+
+    @extend_schema(request=OtlpSettingsIn, responses=OtlpSettingsOut)
+    def patch(self, request):
+        data = self.OtlpSettingsIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        updated = otlp.otlp_settings_update(
+            tenant=request.tenant, customer_attribute=values.get("customerAttribute"),
+            product_attribute=values.get("productAttribute"))
+        return Response(OtlpSettingsOut(updated).data)

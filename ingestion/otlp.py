@@ -160,9 +160,25 @@ class Naming:
     product: str = OtlpSettings.DEFAULT_PRODUCT
 
 
+def otlp_settings_get(*, tenant: Tenant) -> OtlpSettings:
+    """The tenant's OTLP settings, or the defaults (unsaved) when it has none."""
+    return OtlpSettings.objects.filter(tenant=tenant).first() or OtlpSettings(tenant=tenant)
+
+
+def otlp_settings_update(*, tenant: Tenant, customer_attribute: str | None = None,
+                         product_attribute: str | None = None) -> OtlpSettings:
+    row, _created = OtlpSettings.objects.get_or_create(tenant=tenant)
+    if customer_attribute is not None:
+        row.customer_attribute = customer_attribute
+    if product_attribute is not None:
+        row.product_attribute = product_attribute
+    row.save()
+    return row
+
+
 def naming_for(tenant: Tenant) -> Naming:
-    row = OtlpSettings.objects.filter(tenant=tenant).first()
-    return Naming(row.customer_attribute, row.product_attribute) if row else Naming()
+    row = otlp_settings_get(tenant=tenant)
+    return Naming(row.customer_attribute, row.product_attribute)
 
 
 def span_event(span: Span, naming: Naming) -> dict[str, Any]:

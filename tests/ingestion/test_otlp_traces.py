@@ -153,3 +153,21 @@ def test_a_request_is_bounded_in_resource_spans_and_spans():
     crowded = {"resourceSpans": [{"scopeSpans": [{"spans": [{"spanId": "ab"}] * 10_001}]}]}
     with pytest.raises(OtlpBodyError, match="10000 spans"):
         spans_from_json(json.dumps(crowded).encode())
+
+
+def test_otlp_settings_read_by_all_roles_changed_by_owners_and_admins(tenant):
+    from tests.conftest import api_client
+
+    assert api_client(tenant, "VIEWER").get("/api/v1/otlp/settings").json() == {
+        "customerAttribute": "aforo.customer_id", "productAttribute": "aforo.product_id"}
+    body = {"customerAttribute": "user.id"}
+    assert api_client(tenant, "DEVELOPER").patch("/api/v1/otlp/settings", body,
+                                                 format="json").status_code == 403
+    changed = api_client(tenant, "ADMIN").patch("/api/v1/otlp/settings", body, format="json")
+    assert changed.status_code == 200
+    assert changed.json() == {"customerAttribute": "user.id",
+                              "productAttribute": "aforo.product_id"}
+    bad = api_client(tenant).patch("/api/v1/otlp/settings", {"productAttribute": "a b"},
+                                   format="json")
+    assert bad.status_code == 400 and bad.json()["error"]["field"] == "productAttribute"
+    assert OtlpSettings.objects.get(tenant=tenant).customer_attribute == "user.id"
