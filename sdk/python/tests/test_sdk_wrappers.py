@@ -160,6 +160,25 @@ def test_anthropic_stream(provider, aforo_server, aforo):
         "anthropic:msg_01A9ASsVixqCzpb4qwbcCkd2", "claude-haiku-4-5-20251001", 13, 35)
 
 
+def test_anthropic_stream_helper(provider, aforo_server, aforo):
+    """`messages.stream()`, the helper most code uses: metered from the final snapshot."""
+    from anthropic import Anthropic
+
+    raw_types = {"message_start", "content_block_start", "content_block_delta",
+                 "content_block_stop", "message_delta", "message_stop"}
+    events = [e for e in fixture_response("anthropic_native/08_stream.json")["events"]
+              if e["type"] in raw_types]
+    provider.route("POST", "/v1/messages", Answer(sse=_sse(events, lambda e: e["type"])))
+    client = meter.wrap(Anthropic(api_key="sk-ant", base_url=provider.url), customer="c2")
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=64,
+                                messages=[]) as stream:
+        text = "".join(stream.text_stream)
+    assert text.startswith("Dolphins")
+    [event] = _flushed(aforo, aforo_server)
+    assert (event["eventId"], event["customerId"], event["inputTokens"],
+            event["outputTokens"]) == ("anthropic:msg_01A9ASsVixqCzpb4qwbcCkd2", "c2", 13, 35)
+
+
 # --- the guard in wrapper mode --------------------------------------------------------------
 
 def test_guard_mode_downgrades_the_model_before_the_call(provider, aforo_server, aforo):

@@ -166,6 +166,7 @@ class Method:
     model_param: str = "model"
     prepare: Callable[[dict], None] | None = None  # adjusts kwargs before the call
     stream_key: str | None = None  # the response's stream is under this key (boto3)
+    manager: bool = False  # the call returns a stream manager (Anthropic's messages.stream)
 
 
 def _openai_chat_prepare(kwargs: dict) -> None:
@@ -181,9 +182,7 @@ OPENAI_RESPONSES = Method(read=lambda r, k: u.openai_responses(r),
                           stream=lambda k: streams.OpenAIResponses(k.get("model")))
 ANTHROPIC_MESSAGES = Method(read=lambda r, k: u.anthropic_message(r),
                             stream=lambda k: streams.Anthropic(k.get("model")))
-ANTHROPIC_STREAM = Method(read=lambda r, k: u.anthropic_message(r),
-                          stream=lambda k: streams.Anthropic(k.get("model")),
-                          is_stream=lambda k: True)
+ANTHROPIC_STREAM_HELPER = Method(read=lambda r, k: u.anthropic_message(r), manager=True)
 GEMINI = Method(read=lambda r, k: u.gemini_response(r),
                 stream=lambda k: streams.Gemini(k.get("model")), is_stream=lambda k: False)
 GEMINI_STREAM = Method(read=lambda r, k: u.gemini_response(r),
@@ -203,7 +202,8 @@ BEDROCK_STREAM = Method(read=lambda r, k: u.bedrock_converse(r, k.get("modelId")
 CLIENTS: dict[str, dict[str, Method]] = {
     "openai": {"chat.completions.create": OPENAI_CHAT, "chat.completions.parse": OPENAI_CHAT,
                "responses.create": OPENAI_RESPONSES, "responses.parse": OPENAI_RESPONSES},
-    "anthropic": {"messages.create": ANTHROPIC_MESSAGES},
+    "anthropic": {"messages.create": ANTHROPIC_MESSAGES,
+                  "messages.stream": ANTHROPIC_STREAM_HELPER},
     "google": {"models.generate_content": GEMINI,
                "models.generate_content_stream": GEMINI_STREAM,
                "aio.models.generate_content": GEMINI,
@@ -288,8 +288,54 @@ def _str(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+class _StreamManager:
+    """Anthropic's `messages.stream()` manager, metered: the stream it opens accumulates the
+    message, and the snapshot read when the block exits carries the id, model and usage."""
+
+    def __init__(self, manager: Any, on_message: Callable[[Any], None]) -> None:
+        self._manager = manager
+        self._on_message = on_message
+        self._stream = None
+
+    def _finish(self) -> None:
+        try:
+            snapshot = self._stream.current_message_snapshot
+        except Exception:  # noqa: BLE001 (no event arrived: nothing was billed)
+            snapshot = None
+        if snapshot is not None:
+            self._on_message(snapshot)
+
+    def __enter__(self):
+        self._stream = self._manager.__enter__()
+        return self._stream
+
+    def __exit__(self, *exc):
+        try:
+            return self._manager.__exit__(*exc)
+        finally:
+            self._finish()
+
+    async def __aenter__(self):
+        self._stream = await self._manager.__aenter__()
+        return self._stream
+
+    async def __aexit__(self, *exc):
+        try:
+            return await self._manager.__aexit__(*exc)
+        finally:
+            self._finish()
+
+    def __getattr__(self, name: str):
+        return getattr(self._manager, name)
+
+
 def _finish(scope: Scope, method: Method, kwargs: dict, response: Any, started: float,
             requested: str | None, *, is_async: bool) -> Any:
+    if method.manager:
+        def on_message(message: Any) -> None:
+            _record(scope, method.read(message, kwargs), started, requested_model=requested)
+
+        return _StreamManager(response, on_message)
     if method.stream is not None and method.is_stream(kwargs):
         def on_end(found: Usage, seen: bool) -> None:
             if not seen:
