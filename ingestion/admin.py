@@ -22,7 +22,8 @@ class RateCardAdmin(admin.ModelAdmin):
 @admin.register(ModelPrice)
 class ModelPriceAdmin(RateCardAdmin):
     list_display = ("provider", "model", "effective_from", "input_per_1m", "cached_input_per_1m",
-                    "output_per_1m", "reasoning_per_1m", "per_call", "tenant", "source")
+                    "output_per_1m", "reasoning_per_1m", "cache_write_input_per_1m", "per_call",
+                    "tenant", "source")
     list_filter = ("tenant", "provider", "source")
     search_fields = ("provider", "model")
 

@@ -30,6 +30,9 @@ class ModelPrice(models.Model):
     output_per_1m = models.DecimalField(**MONEY)
     reasoning_per_1m = models.DecimalField(**MONEY, null=True, blank=True,
                                            help_text="Empty: reasoning tokens cost output price.")
+    cache_write_input_per_1m = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="Empty: tokens written to the prompt cache cost the input price.")
     per_call = models.DecimalField(**MONEY, default=0)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
     created_at = models.DateTimeField(auto_now_add=True)
