@@ -177,4 +177,4 @@ def browser_store(event_stores):
 
 
 from tests.clickhouse_server import private_clickhouse  # noqa: E402,F401  (a shared fixture)
-from tests.sinks import fake_openai, http_sink, smtp_sink  # noqa: E402,F401  (shared fixtures)
+from tests.sinks import fake_openai, fake_provider, http_sink, smtp_sink  # noqa: E402,F401,E501
