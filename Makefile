@@ -8,7 +8,7 @@ PORT ?= 8000
 
 .PHONY: demo serve install test bench lint clean
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt sdk/python/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "make: $(PYTHON) is required (or set PYTHON=...)"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip

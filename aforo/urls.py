@@ -20,6 +20,7 @@ from margin_guard import views as guard_views
 
 api_v1 = [
     path("events", ingestion_api.events_endpoint, name="events"),
+    path("otlp/settings", ingestion_api.OtlpSettingsDetail.as_view(), name="otlp-settings"),
     path("rate-cards/", include("ingestion.urls")),
     path("cogs/", include("budgets.urls")),
     path("margin-guard/", include("margin_guard.urls")),
@@ -45,6 +46,7 @@ api_v1 = [
 urlpatterns = [
     path("", RedirectView.as_view(url="/console/", permanent=False)),
     path("healthz", health.healthz, name="healthz"),
+    path("v1/traces", ingestion_api.traces_endpoint, name="otlp-traces"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(permission_classes=[],

@@ -1,7 +1,7 @@
 """Admin for rate cards; every save invalidates the tenant's cached rate card."""
 from django.contrib import admin
 
-from ingestion.models import GatewayFeeRule, InfraCostRule, ModelPrice
+from ingestion.models import GatewayFeeRule, InfraCostRule, ModelPrice, OtlpSettings
 from ingestion.rate_cards import rate_card_changed
 
 
@@ -22,7 +22,8 @@ class RateCardAdmin(admin.ModelAdmin):
 @admin.register(ModelPrice)
 class ModelPriceAdmin(RateCardAdmin):
     list_display = ("provider", "model", "effective_from", "input_per_1m", "cached_input_per_1m",
-                    "output_per_1m", "reasoning_per_1m", "per_call", "tenant", "source")
+                    "output_per_1m", "reasoning_per_1m", "cache_write_input_per_1m", "per_call",
+                    "tenant", "source")
     list_filter = ("tenant", "provider", "source")
     search_fields = ("provider", "model")
 
@@ -35,3 +36,8 @@ class InfraCostRuleAdmin(RateCardAdmin):
 @admin.register(GatewayFeeRule)
 class GatewayFeeRuleAdmin(RateCardAdmin):
     list_display = ("source_type", "effective_from", "per_call_usd", "pct_of_ai_cost", "tenant")
+
+
+@admin.register(OtlpSettings)
+class OtlpSettingsAdmin(admin.ModelAdmin):
+    list_display = ("tenant", "customer_attribute", "product_attribute")

@@ -1,17 +1,23 @@
 """POST /api/v1/events: an async view, so concurrent requests in a process share one insert."""
 from __future__ import annotations
 
+import zlib
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from rest_framework import exceptions
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from aforo.authentication import authorize_token
 from aforo.errors import api_exception_response, error_body, json_error
 from aforo.eventstore import EventStoreUnavailable
-from aforo.permissions import CanIngest
+from aforo.permissions import GUARD_ROLES, CanIngest, ReadOrWrite
+from ingestion import otlp
 from ingestion.cloudevents import cloudevents_split
 from ingestion.schema import BodyError, split_body
 from ingestion.services import ACCEPTED, DUPLICATE, REJECTED, IngestReport, events_ingest
@@ -110,3 +116,116 @@ async def events_endpoint(request: HttpRequest) -> JsonResponse:
 
 
 events_endpoint.max_body_bytes = settings.AFORO_MAX_BODY_BYTES  # aforo.limits reads it
+
+
+OTLP_PROTOBUF = "application/x-protobuf"
+
+
+def _traces_reply(report, *, protobuf: bool) -> HttpResponse:
+    """OTLP's answer: 200, with partial_success when spans were rejected (or ignored)."""
+    message = report.error_message()
+    if protobuf:
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTraceServiceResponse,
+        )
+
+        answer = ExportTraceServiceResponse()
+        if message:
+            answer.partial_success.rejected_spans = len(report.rejected)
+            answer.partial_success.error_message = message
+        return HttpResponse(answer.SerializeToString(), status=200, content_type=OTLP_PROTOBUF)
+    body = {"partialSuccess": {"rejectedSpans": len(report.rejected),
+                               "errorMessage": message}} if message else {}
+    return JsonResponse(body, status=200)
+
+
+def _traces_in_worker(tenant, spans):
+    close_old_connections()
+    try:
+        return otlp.traces_ingest(tenant=tenant, spans=spans)
+    finally:
+        close_old_connections()
+
+
+@csrf_exempt
+async def traces_endpoint(request: HttpRequest) -> HttpResponse:
+    """POST /v1/traces: OTLP/HTTP (protobuf or JSON) spans with GenAI attributes as events."""
+    if request.method != "POST":
+        return json_error(405, "method_not_allowed", "Use POST.")
+    try:
+        access = await sync_to_async(authorize_token)(request, CanIngest)
+    except exceptions.APIException as exc:
+        return api_exception_response(exc)
+    limit = settings.AFORO_MAX_BODY_BYTES
+    body = request.body
+    if len(body) > limit:
+        return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
+    content_type = request.content_type or ""
+    if request.headers.get("Content-Encoding", "").lower() == "gzip":
+        # Decompressed at most to the cap plus one byte: a small bomb never grows past it.
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            body = inflater.decompress(body, limit + 1)
+        except zlib.error:
+            return json_error(400, "invalid", "The gzip body does not decompress.")
+        if len(body) > limit:
+            return json_error(413, "payload_too_large",
+                              f"The decompressed body exceeds {limit} bytes.")
+    try:
+        if content_type == OTLP_PROTOBUF:
+            spans = otlp.spans_from_protobuf(body)
+        elif content_type in JSON_TYPES:
+            spans = otlp.spans_from_json(body)
+        else:
+            return json_error(415, "unsupported_media_type",
+                              "Send application/x-protobuf or application/json (OTLP/HTTP).")
+    except otlp.OtlpBodyError as exc:
+        return json_error(400, "invalid", str(exc))
+    try:
+        report = await sync_to_async(_traces_in_worker, thread_sensitive=False)(
+            access.tenant, spans)
+    except EventStoreUnavailable:
+        response = json_error(503, "event_store_unavailable",
+                              "The event store is unavailable; nothing was written. Retry.")
+        response["Retry-After"] = "5"
+        return response
+    return _traces_reply(report, protobuf=content_type == OTLP_PROTOBUF)
+
+
+traces_endpoint.max_body_bytes = settings.AFORO_MAX_BODY_BYTES
+
+
+class OtlpSettingsPermission(ReadOrWrite):
+    write_roles = GUARD_ROLES  # OWNER, ADMIN: it decides whom ingested spans are billed to
+
+
+class OtlpSettingsOut(serializers.Serializer):
+    customerAttribute = serializers.CharField(source="customer_attribute")
+    productAttribute = serializers.CharField(source="product_attribute")
+
+
+class OtlpSettingsDetail(APIView):
+    """GET/PATCH /api/v1/otlp/settings: the span or resource attributes that name the customer
+    and the product of a span sent to POST /v1/traces."""
+
+    permission_classes = [OtlpSettingsPermission]
+
+    class OtlpSettingsIn(serializers.Serializer):
+        customerAttribute = serializers.RegexField(r"^[A-Za-z0-9_.\-]+$", max_length=200,
+                                                   required=False)
+        productAttribute = serializers.RegexField(r"^[A-Za-z0-9_.\-]+$", max_length=200,
+                                                  required=False)
+
+    @extend_schema(responses=OtlpSettingsOut, operation_id="otlp_settings_retrieve")
+    def get(self, request):
+        return Response(OtlpSettingsOut(otlp.otlp_settings_get(tenant=request.tenant)).data)
+
+    @extend_schema(request=OtlpSettingsIn, responses=OtlpSettingsOut)
+    def patch(self, request):
+        data = self.OtlpSettingsIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        updated = otlp.otlp_settings_update(
+            tenant=request.tenant, customer_attribute=values.get("customerAttribute"),
+            product_attribute=values.get("productAttribute"))
+        return Response(OtlpSettingsOut(updated).data)

@@ -31,6 +31,7 @@ class Usage:
     output_tokens: int = 0
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_input_tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -48,15 +49,20 @@ class CostSplit:
 
 
 def ai_cost(price: Price, usage: Usage) -> Decimal:
-    """API.md: uncached input, cached input, non-reasoning output and reasoning tokens at their
-    prices (missing cached/reasoning prices fall back to input/output), plus the per-call price."""
+    """API.md: uncached input, cached input, cache-write input, non-reasoning output and
+    reasoning tokens at their prices (missing cached, cache-write and reasoning prices fall back
+    to input/output), plus the per-call price."""
     cached_price = price.cached_input_per_1m if price.cached_input_per_1m is not None \
         else price.input_per_1m
+    write_price = price.cache_write_input_per_1m \
+        if price.cache_write_input_per_1m is not None else price.input_per_1m
     reasoning_price = price.reasoning_per_1m if price.reasoning_per_1m is not None \
         else price.output_per_1m
+    uncached = usage.input_tokens - usage.cached_input_tokens - usage.cache_write_input_tokens
     per_million = (
-        (usage.input_tokens - usage.cached_input_tokens) * price.input_per_1m
+        uncached * price.input_per_1m
         + usage.cached_input_tokens * cached_price
+        + usage.cache_write_input_tokens * write_price
         + (usage.output_tokens - usage.reasoning_tokens) * price.output_per_1m
         + usage.reasoning_tokens * reasoning_price
     )

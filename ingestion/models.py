@@ -30,6 +30,9 @@ class ModelPrice(models.Model):
     output_per_1m = models.DecimalField(**MONEY)
     reasoning_per_1m = models.DecimalField(**MONEY, null=True, blank=True,
                                            help_text="Empty: reasoning tokens cost output price.")
+    cache_write_input_per_1m = models.DecimalField(
+        **MONEY, null=True, blank=True,
+        help_text="Empty: tokens written to the prompt cache cost the input price.")
     per_call = models.DecimalField(**MONEY, default=0)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -77,3 +80,22 @@ class GatewayFeeRule(models.Model):
 
     def __str__(self) -> str:
         return f"fee {self.source_type or '*'} from {self.effective_from:%Y-%m-%d}"
+
+
+class OtlpSettings(models.Model):
+    """Which span or resource attributes name the customer and the product of a GenAI span
+    that reaches POST /v1/traces (the defaults when a tenant has no row)."""
+
+    DEFAULT_CUSTOMER = "aforo.customer_id"
+    DEFAULT_PRODUCT = "aforo.product_id"
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="otlp_settings")
+    customer_attribute = models.CharField(max_length=200, default=DEFAULT_CUSTOMER,
+                                          help_text="e.g. user.id or enduser.id")
+    product_attribute = models.CharField(max_length=200, default=DEFAULT_PRODUCT)
+
+    class Meta:
+        verbose_name_plural = "OTLP settings"
+
+    def __str__(self) -> str:
+        return f"OTLP attributes for {self.tenant}"

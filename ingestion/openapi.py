@@ -96,7 +96,47 @@ def events_path() -> dict:
     }}
 
 
+_OTLP_ANSWER = {"type": "object", "properties": {"partialSuccess": {
+    "type": "object", "properties": {"rejectedSpans": {"type": "integer"},
+                                     "errorMessage": {"type": "string"}}}}}
+
+
+def traces_path() -> dict:
+    binary = {"type": "string", "format": "binary"}
+    return {"post": {
+        "operationId": "otlp_traces_export",
+        "summary": "OTLP/HTTP traces: spans with OpenTelemetry GenAI attributes become events",
+        "description": "An ExportTraceServiceRequest, protobuf or OTLP JSON (gzip allowed). "
+                       "Span id is the eventId; gen_ai.response.model (else request.model) the "
+                       "model; gen_ai.system the provider; gen_ai.usage.* the tokens; the end "
+                       "time occurredAt; aforo.customer_id / aforo.product_id (span or "
+                       "resource attributes, unless the tenant's OTLP settings name others) "
+                       "the customer and product. Spans without gen_ai.* attributes are "
+                       "ignored and counted in partialSuccess.errorMessage.",
+        "tags": ["events"],
+        "requestBody": {"required": True, "content": {
+            "application/x-protobuf": {"schema": binary},
+            "application/json": {"schema": {"type": "object", "properties": {
+                "resourceSpans": {"type": "array", "maxItems": 1000,
+                                  "items": {"type": "object"}}}}}}},
+        "responses": {
+            "200": {"description": "ExportTraceServiceResponse: partialSuccess names the "
+                                   "rejected spans (empty when all were taken)",
+                    "content": {"application/json": {"schema": _OTLP_ANSWER},
+                                "application/x-protobuf": {"schema": binary}}},
+            **{code: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
+               for code, text in (("400", "Not an OTLP ExportTraceServiceRequest"),
+                                  ("401", "No or bad token"),
+                                  ("403", "No tenant or no ingest role"),
+                                  ("413", "Body over 5 MB"),
+                                  ("415", "Neither protobuf nor JSON"),
+                                  ("503", "Event store unavailable; retry (Retry-After)"))},
+        },
+    }}
+
+
 def add_events_path(result, generator, request, public):
-    """drf-spectacular postprocessing hook."""
+    """drf-spectacular postprocessing hook: the async ingest views DRF cannot introspect."""
     result["paths"]["/api/v1/events"] = events_path()
+    result["paths"]["/v1/traces"] = traces_path()
     return result

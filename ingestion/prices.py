@@ -21,12 +21,14 @@ def model_price_create(*, tenant: Tenant | None, provider: str, model: str,
                        effective_from: datetime, input_per_1m: Decimal, output_per_1m: Decimal,
                        cached_input_per_1m: Decimal | None = None,
                        reasoning_per_1m: Decimal | None = None,
+                       cache_write_input_per_1m: Decimal | None = None,
                        per_call: Decimal = Decimal(0),
                        source: str = ModelPrice.Source.MANUAL) -> ModelPrice:
     price = ModelPrice.objects.create(
         tenant=tenant, provider=provider, model=model, effective_from=effective_from,
         input_per_1m=input_per_1m, output_per_1m=output_per_1m,
         cached_input_per_1m=cached_input_per_1m, reasoning_per_1m=reasoning_per_1m,
+        cache_write_input_per_1m=cache_write_input_per_1m,
         per_call=per_call, source=source)
     rate_card_changed(tenant)
     return price
@@ -103,10 +105,10 @@ def litellm_import(*, tenant: Tenant | None, document: dict[str, Any],
                    effective_from: datetime) -> ImportReport:
     """Import LiteLLM `model_prices_and_context_window.json` entries as prices from a date.
 
-    Token prices only (input, cache read, output, reasoning); entries priced in other units
-    (images, seconds, characters) are skipped and reported. A model key's provider prefix
-    (`azure/gpt-4o`) is dropped since the provider is its own column. Re-importing the same
-    date replaces that date's prices.
+    Token prices only (input, cache read, cache write, output, reasoning); entries priced in
+    other units (images, seconds, characters) are skipped and reported. A model key's provider
+    prefix (`azure/gpt-4o`) is dropped since the provider is its own column. Re-importing the
+    same date replaces that date's prices.
     """
     report = ImportReport()
     rows: dict[tuple[str, str], ModelPrice] = {}
@@ -127,6 +129,7 @@ def litellm_import(*, tenant: Tenant | None, document: dict[str, Any],
             input_per_1m=input_price, output_per_1m=output_price,
             cached_input_per_1m=_per_million(entry, "cache_read_input_token_cost"),
             reasoning_per_1m=_per_million(entry, "output_cost_per_reasoning_token"),
+            cache_write_input_per_1m=_per_million(entry, "cache_creation_input_token_cost"),
             per_call=Decimal(0), source=ModelPrice.Source.LITELLM)
     ModelPrice.objects.filter(tenant=tenant, effective_from=effective_from,
                               source=ModelPrice.Source.LITELLM).delete()

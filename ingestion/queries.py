@@ -24,7 +24,8 @@ def unpriced_models(tenant_slug: str, *, start: datetime | None = None,
 
 # The dimensions and measures of an event's current cost, as repricing needs them.
 _DIMENSIONS = ("occurred_at", *EVENT_DIMENSIONS)
-_MEASURES = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
+_MEASURES = ("input_tokens", "output_tokens", "cached_input_tokens",
+             "cache_write_input_tokens", "reasoning_tokens",
              "reasoning_steps", "tool_calls", "quantity", "ai_cogs_usd", "infra_cogs_usd",
              "fee_cogs_usd", "unclassified_cogs_usd", "rated_revenue_usd", "unpriced")
 

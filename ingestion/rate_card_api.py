@@ -40,6 +40,8 @@ class ModelPriceSerializer(serializers.Serializer):
     outputPer1M = serializers.DecimalField(source="output_per_1m", **MONEY)
     reasoningPer1M = serializers.DecimalField(source="reasoning_per_1m", required=False,
                                               allow_null=True, **MONEY)
+    cacheWriteInputPer1M = serializers.DecimalField(source="cache_write_input_per_1m",
+                                                    required=False, allow_null=True, **MONEY)
     perCall = serializers.DecimalField(source="per_call", required=False, **MONEY)
     source = serializers.CharField(read_only=True)
 

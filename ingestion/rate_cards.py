@@ -27,6 +27,7 @@ class Price:
     output_per_1m: Decimal
     reasoning_per_1m: Decimal | None
     per_call: Decimal
+    cache_write_input_per_1m: Decimal | None = None
 
     @property
     def input_per_1k(self) -> Decimal:
@@ -126,7 +127,8 @@ def _specific_or_default(table: dict[str, _Timeline], key: str, at: datetime):
 
 def _price(row: ModelPrice) -> Price:
     return Price(row.effective_from, row.input_per_1m, row.cached_input_per_1m,
-                 row.output_per_1m, row.reasoning_per_1m, row.per_call)
+                 row.output_per_1m, row.reasoning_per_1m, row.per_call,
+                 row.cache_write_input_per_1m)
 
 
 def rate_card_build(tenant: Tenant) -> RateCard:

@@ -63,6 +63,7 @@ def event_cost(card: RateCard, event: Event) -> CostSplit:
         source_type=event.source_type or "", occurred_at=event.occurred_at,
         input_tokens=event.input_tokens, output_tokens=event.output_tokens,
         cached_input_tokens=event.cached_input_tokens, reasoning_tokens=event.reasoning_tokens,
+        cache_write_input_tokens=event.cache_write_input_tokens,
     ))
 
 
@@ -263,6 +264,7 @@ def events_reprice(*, tenant: Tenant, start: datetime, end: datetime,
             occurred_at=current["occurred_at"], input_tokens=current["input_tokens"],
             output_tokens=current["output_tokens"],
             cached_input_tokens=current["cached_input_tokens"],
+            cache_write_input_tokens=current["cache_write_input_tokens"],
             reasoning_tokens=current["reasoning_tokens"]))
         deltas = (cost.ai - current["ai_cogs_usd"], cost.infra - current["infra_cogs_usd"],
                   cost.fee - current["fee_cogs_usd"])

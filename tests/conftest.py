@@ -119,6 +119,54 @@ def live_api_url():
     thread.join(timeout=10)
 
 
+class RestartableApiServer:
+    """The production web server (uvicorn) in a thread, on one loopback port it keeps across a
+    stop and a start, so a client sees the server go away and come back at the same URL."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server = None
+        self._thread = None
+
+    def start(self) -> RestartableApiServer:
+        import threading
+        import time
+
+        import uvicorn
+
+        from aforo.asgi import application
+
+        self._server = uvicorn.Server(uvicorn.Config(application, host="127.0.0.1",
+                                                     port=self.port, log_level="warning",
+                                                     lifespan="off"))
+        self._thread = threading.Thread(target=self._server.run, name="uvicorn", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("uvicorn did not start listening")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=15)
+            self._server = None
+
+
+@pytest.fixture
+def restartable_api():
+    server = RestartableApiServer().start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def browser_store(event_stores):
     """One backend is enough in the browser; the server one when `make test` runs it."""
@@ -129,4 +177,4 @@ def browser_store(event_stores):
 
 
 from tests.clickhouse_server import private_clickhouse  # noqa: E402,F401  (a shared fixture)
-from tests.sinks import fake_provider, http_sink, smtp_sink  # noqa: E402,F401  (shared fixtures)
+from tests.sinks import fake_openai, fake_provider, http_sink, smtp_sink  # noqa: E402,F401,E501

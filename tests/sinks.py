@@ -146,3 +146,59 @@ def fake_provider(settings):
     server = _start_fake_provider(provider)
     yield provider
     server.shutdown()
+
+
+@dataclass
+class FakeOpenAI:
+    """An OpenAI-compatible Chat Completions endpoint on loopback: each call answers a new
+    response id with the usage given, so an SDK test never reaches a real provider."""
+
+    prompt_tokens: int = 100
+    completion_tokens: int = 20
+    cached_tokens: int = 40
+    model: str = "gpt-4o-mini-2024-07-18"
+    calls: int = 0
+    url: str = ""
+    requests: list[dict] = field(default_factory=list)
+
+    def reply(self) -> dict:
+        self.calls += 1
+        return {
+            "id": f"chatcmpl-fake{self.calls:06d}", "object": "chat.completion",
+            "created": 1780044361, "model": self.model,
+            "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                         "message": {"role": "assistant", "content": "ok"}}],
+            "usage": {"prompt_tokens": self.prompt_tokens,
+                      "completion_tokens": self.completion_tokens,
+                      "total_tokens": self.prompt_tokens + self.completion_tokens,
+                      "prompt_tokens_details": {"cached_tokens": self.cached_tokens},
+                      "completion_tokens_details": {"reasoning_tokens": 0}}}
+
+
+@pytest.fixture
+def fake_openai():
+    provider = FakeOpenAI()
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            with lock:
+                provider.requests.append(json.loads(raw or b"null"))
+                body = json.dumps(provider.reply()).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    provider.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    yield provider
+    server.shutdown()
+    server.server_close()

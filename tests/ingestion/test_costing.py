@@ -203,3 +203,43 @@ def test_rate_card_api_crud_and_upload(tenant):
     assert api_client(tenant, "DEVELOPER").post(
         "/api/v1/rate-cards/infra-rules", {"effectiveFrom": START.isoformat()},
         format="json").status_code == 403
+
+
+def test_cache_writes_are_priced_at_the_cache_write_price(store, tenant, litellm_subset):
+    """Anthropic's reference responses, as the SDK sends them: 13 uncached input tokens plus
+    2,803 written to (or read from) the prompt cache, 30 output tokens."""
+    report = events_ingest_dicts(tenant=tenant, now=NOW, events=[
+        {"eventId": "write", "occurredAt": NOW.isoformat(), "provider": "anthropic",
+         "model": "claude-sonnet-4-5", "inputTokens": 2816, "cacheWriteInputTokens": 2803,
+         "outputTokens": 30},
+        {"eventId": "read", "occurredAt": NOW.isoformat(), "provider": "anthropic",
+         "model": "claude-sonnet-4-5", "inputTokens": 2816, "cachedInputTokens": 2803,
+         "outputTokens": 30}])
+    rows = {r["event_id"]: r for r in report.rows}
+    # LiteLLM: input $3/M, cache write $3.75/M, cache read $0.30/M, output $15/M
+    # 13 x 3 + 2,803 x 3.75 + 30 x 15 = 11,000.25 per M
+    assert rows["write"]["ai_cogs_usd"] == Decimal("0.01100025")
+    assert rows["write"]["cache_write_input_tokens"] == 2803
+    # 13 x 3 + 2,803 x 0.30 + 30 x 15 = 1,329.9 per M
+    assert rows["read"]["ai_cogs_usd"] == Decimal("0.0013299")
+
+
+def test_without_a_cache_write_price_writes_cost_the_input_price_and_reprice(store, tenant):
+    event = {"eventId": "w1", "occurredAt": NOW.isoformat(), "provider": "Acme",
+             "model": "m-cache", "inputTokens": 1000, "cacheWriteInputTokens": 600,
+             "outputTokens": 100}
+    prices.model_price_create(tenant=tenant, provider="Acme", model="m-cache",
+                              effective_from=START, input_per_1m=Decimal(2),
+                              output_per_1m=Decimal(10))
+    [row] = events_ingest_dicts(tenant=tenant, now=NOW, events=[event]).rows
+    assert row["ai_cogs_usd"] == Decimal("0.003")  # 1,000 x 2 + 100 x 10 per M
+    # a newer price with a cache-write rate: repricing corrects the event by the difference
+    prices.model_price_create(tenant=tenant, provider="Acme", model="m-cache",
+                              effective_from=START + timedelta(days=1),
+                              input_per_1m=Decimal(2), output_per_1m=Decimal(10),
+                              cache_write_input_per_1m=Decimal("2.5"))
+    from ingestion.services import events_reprice
+
+    done = events_reprice(tenant=tenant, start=START, end=NOW + timedelta(seconds=1), now=NOW)
+    # 400 x 2 + 600 x 2.5 + 100 x 10 = 3,300 per M: 0.0003 more
+    assert (done.events_corrected, done.ai_delta_usd) == (1, Decimal("0.0003"))
