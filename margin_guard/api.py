@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.authentication import authorize_token
-from aforo.errors import ApiError, api_exception_response, error_body, json_error
+from aforo.errors import ApiError, DomainError, api_exception_response, error_body, json_error
 from aforo.limits import BoundedDictField
 from aforo.money import MoneyField, PctField
 from aforo.pagination import PAGE_PARAMETERS, page_of, paged, paged_response
@@ -34,21 +34,37 @@ from cogs.api import PERIOD_PARAMETERS, period_from_request
 from cogs.services import cogs_settings_get
 from margin_guard import decision
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
-from margin_guard.services import guard_override
-from notifications.destinations import check_destination, destination_masked
+from margin_guard.queries import guard_policy_preview
+from margin_guard.services import (
+    MAX_NOTIFICATIONS,
+    MAX_POLICY_ITEMS,
+    guard_override,
+    guard_policy_build,
+    guard_policy_create,
+    guard_policy_delete,
+    guard_policy_update,
+)
+from notifications.destinations import destination_masked
 from notifications.models import Channel
 from notifications.services import signing_secret_rotate
-
-MAX_POLICY_ITEMS = 200  # models in a downgrade map, features a block suspends
 
 
 class GuardPermission(ReadOrWrite):
     write_roles = GUARD_ROLES
 
 
+class NotificationSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    destination = serializers.CharField(max_length=500, allow_blank=True)
+
+
 class PolicySerializer(serializers.ModelSerializer):
-    productId = serializers.CharField(source="product_id", required=False, allow_blank=True)
-    customerId = serializers.CharField(source="customer_id", required=False, allow_blank=True)
+    """A policy as the API reads and writes it; the rules live in guard_policy_create/update."""
+
+    productId = serializers.CharField(source="product_id", required=False, allow_blank=True,
+                                      max_length=200)
+    customerId = serializers.CharField(source="customer_id", required=False, allow_blank=True,
+                                       max_length=200)
     alertBelowPct = PctField(source="alert_below_pct", required=False)
     throttleBelowPct = PctField(source="throttle_below_pct", required=False)
     blockBelowPct = PctField(source="block_below_pct", required=False)
@@ -70,53 +86,69 @@ class PolicySerializer(serializers.ModelSerializer):
                   "escalate a level by themselves; TREAT_AS_ZERO: they count as earning $0.")
     notifyChannel = serializers.ChoiceField(
         source="notify_channel", required=False, allow_blank=True,
-        choices=Channel.choices)
+        choices=Channel.choices, help_text="The first of `notifications` (kept for clients "
+                                           "that set one channel).")
     notifyDestination = serializers.CharField(source="notify_destination", required=False,
-                                              allow_blank=True)
+                                              allow_blank=True, max_length=500)
+    notifications = NotificationSerializer(
+        many=True, required=False, max_length=MAX_NOTIFICATIONS,
+        help_text="Every channel a level change notifies (Slack, email, PagerDuty and "
+                  "webhooks together).")
 
     class Meta:
         model = GuardPolicy
         fields = ["id", "name", "scope", "tier", "productId", "customerId", "mode",
                   "alertBelowPct", "throttleBelowPct", "blockBelowPct", "window", "minEvents",
                   "recoveryBufferPct", "onUnknownRevenue", "downgradeMap", "premiumFeatures",
-                  "throttleRatePerMinute", "notifyChannel", "notifyDestination"]
-
-    def validate(self, attrs):
-        fields = ("scope", "tier", "product_id", "customer_id", "alert_below_pct",
-                  "throttle_below_pct", "block_below_pct")
-        source = self.instance or GuardPolicy()  # a new policy starts from the defaults
-        merged = {f: getattr(source, f) for f in fields}
-        merged.update(attrs)
-        needs = {"TIER": "tier", "PRODUCT": "product_id", "CUSTOMER": "customer_id",
-                 "CUSTOMER_PRODUCT": "customer_id"}
-        scope = merged.get("scope")
-        if scope == "PLATFORM":
-            raise serializers.ValidationError({"scope": "PLATFORM policies are set by "
-                                                        "operators in the admin."})
-        if scope in needs and not merged.get(needs[scope]):
-            raise serializers.ValidationError({scope.lower(): f"{scope} needs its id."})
-        if scope == "CUSTOMER_PRODUCT" and not merged.get("product_id"):
-            raise serializers.ValidationError({"productId": "CUSTOMER_PRODUCT needs a product."})
-        channel = attrs.get("notify_channel", getattr(self.instance, "notify_channel", ""))
-        if channel:
-            check_destination(channel, attrs.get("notify_destination",
-                                                 getattr(self.instance, "notify_destination",
-                                                         "")), "notifyDestination")
-        floors = [merged.get(k) for k in ("alert_below_pct", "throttle_below_pct",
-                                          "block_below_pct")]
-        if not floors[0] >= floors[1] >= floors[2]:
-            raise serializers.ValidationError(
-                {"throttleBelowPct": "Floors must descend: alert ≥ throttle ≥ block."})
-        return attrs
+                  "throttleRatePerMinute", "notifyChannel", "notifyDestination",
+                  "notifications"]
+        extra_kwargs = {"name": {"required": False}, "scope": {"required": False}}
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
+        data["notifications"] = [{"channel": c, "destination": d}
+                                 for c, d in instance.notify_targets()]
         if instance.tenant_id is None:
             # a PLATFORM policy is the operator's: tenants see none of its destinations
             data["notifyChannel"] = data["notifyDestination"] = None
+            data["notifications"] = []
         elif self.context.get("mask"):
             data["notifyDestination"] = destination_masked(data["notifyDestination"])
+            for target in data["notifications"]:
+                target["destination"] = destination_masked(target["destination"])
         return data
+
+
+def policy_changes(values: dict) -> dict:
+    """The service's arguments from the serializer's validated data: a lone
+    notifyChannel/notifyDestination replaces the first channel."""
+    changes = dict(values)
+    channel = changes.pop("notify_channel", None)
+    destination = changes.pop("notify_destination", None)
+    if "notifications" in changes:
+        changes["notifications"] = [dict(t) for t in changes["notifications"]]
+    elif channel is not None or destination is not None:
+        changes["_first_channel"] = (channel, destination)
+    return changes
+
+
+def _first_channel(changes: dict, policy: GuardPolicy | None) -> dict:
+    pair = changes.pop("_first_channel", None)
+    if pair is None:
+        return changes
+    current = [{"channel": c, "destination": d}
+               for c, d in (policy.notify_targets() if policy else [])]
+    channel = pair[0] if pair[0] is not None else (current[0]["channel"] if current else "")
+    destination = pair[1] if pair[1] is not None else (
+        current[0]["destination"] if current else "")
+    rest = current[1:]
+    if not channel:
+        if destination:
+            raise DomainError("A destination needs its channel.", field="notifyChannel")
+        changes["notifications"] = rest
+    else:
+        changes["notifications"] = [{"channel": channel, "destination": destination}, *rest]
+    return changes
 
 
 class PolicyCreated(PolicySerializer):
@@ -144,8 +176,59 @@ class PolicyList(APIView):
     def post(self, request):
         data = PolicySerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        policy = data.save(tenant=request.tenant)
+        changes = _first_channel(policy_changes(data.validated_data), None)
+        policy = guard_policy_create(tenant=request.tenant, name=changes.pop("name", ""),
+                                     scope=changes.pop("scope", ""), **changes)
         return Response(PolicyCreated(policy).data, status=status.HTTP_201_CREATED)
+
+
+class PreviewRowOut(serializers.Serializer):
+    customerId = serializers.CharField(source="customer_id")
+    productId = serializers.CharField(source="product_id")
+    currentLevel = serializers.CharField(source="current_label")
+    level = serializers.CharField(source="level_label")
+    marginPct = PctField(source="margin_pct", max_digits=20, allow_null=True)
+    costUsd = MoneyField(source="cost_usd", max_digits=38)
+    revenueUsd = MoneyField(source="revenue_usd", max_digits=38,
+                            help_text="Expected revenue of the window, as the guard judges it.")
+    events = serializers.IntegerField()
+    reason = serializers.CharField()
+    heldBy = serializers.CharField(source="held_by", allow_blank=True,
+                                   help_text="A more specific policy that governs this scope "
+                                             "instead (empty when this one does).")
+
+
+class PreviewOut(serializers.Serializer):
+    windowStart = serializers.DateTimeField(source="window_start")
+    windowEnd = serializers.DateTimeField(source="window_end")
+    truncated = serializers.BooleanField(help_text="Only the busiest scopes were evaluated.")
+    rows = PreviewRowOut(many=True)
+
+
+class PolicyPreview(APIView):
+    """POST /policies/preview: the levels a policy (new, or `id`'s with changes) would set for
+    each customer it covers now. A dry evaluation: nothing is saved or changed."""
+
+    permission_classes = [CanManageGuard]
+
+    @extend_schema(request=PolicySerializer, responses=PreviewOut,
+                   parameters=[OpenApiParameter("id", int, description="Preview changes to "
+                                                "this saved policy.")])
+    def post(self, request):
+        base = None
+        if request.query_params.get("id"):
+            try:
+                policy_id = int(request.query_params["id"])
+            except ValueError:
+                raise ApiError("id must be a policy id.", field="id") from None
+            base = get_object_or_404(GuardPolicy, pk=policy_id, tenant=request.tenant)
+        data = PolicySerializer(data=request.data, partial=base is not None)
+        data.is_valid(raise_exception=True)
+        changes = _first_channel(policy_changes(data.validated_data), base)
+        policy = guard_policy_build(tenant=request.tenant, values=changes, policy=base)
+        preview = guard_policy_preview(tenant=request.tenant, policy=policy,
+                                       now=datetime.now(timezone.utc))
+        return Response(PreviewOut(preview).data)
 
 
 class PolicyDetail(APIView):
@@ -161,13 +244,15 @@ class PolicyDetail(APIView):
 
     @extend_schema(request=PolicySerializer, responses=PolicySerializer)
     def patch(self, request, policy_id: int):
-        data = PolicySerializer(self._get(request, policy_id), data=request.data, partial=True)
+        policy = self._get(request, policy_id)
+        data = PolicySerializer(policy, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        return Response(PolicySerializer(data.save()).data)
+        changes = _first_channel(policy_changes(data.validated_data), policy)
+        return Response(PolicySerializer(guard_policy_update(policy=policy, **changes)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, policy_id: int):
-        self._get(request, policy_id).delete()
+        guard_policy_delete(policy=self._get(request, policy_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -68,8 +68,13 @@ class GuardPolicy(models.Model):
     premium_features = models.JSONField(default=list, blank=True,
                                         help_text="Features or models BLOCK suspends.")
     throttle_rate_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    # The first channel (kept for the API's notifyChannel/notifyDestination); `notifications`
+    # holds every channel when the policy has several.
     notify_channel = models.CharField(max_length=10, blank=True)
     notify_destination = models.CharField(max_length=500, blank=True)
+    notifications = models.JSONField(
+        default=list, blank=True,
+        help_text='Every channel, e.g. [{"channel": "SLACK", "destination": "https://..."}].')
     signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
                                       help_text="Signs WEBHOOK notifications.")
     updated_at = models.DateTimeField(auto_now=True)
@@ -79,6 +84,12 @@ class GuardPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.scope}, {self.mode})"
+
+    def notify_targets(self) -> list[tuple[str, str]]:
+        """(channel, destination) of every channel this policy notifies."""
+        if self.notifications:
+            return [(t["channel"], t["destination"]) for t in self.notifications]
+        return [(self.notify_channel, self.notify_destination)] if self.notify_channel else []
 
 
 class GuardState(models.Model):

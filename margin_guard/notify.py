@@ -72,12 +72,14 @@ def action_content(action: GuardAction) -> Content:
                    slack=slack_blocks(action))
 
 
-def action_notify(*, action: GuardAction, policy: GuardPolicy) -> Delivery:
-    """Queue the notification and try it once now; the evaluation job retries failures."""
+def action_notify(*, action: GuardAction, policy: GuardPolicy) -> list[Delivery]:
+    """Queue one delivery per channel of the policy and try each once now; the evaluation job
+    retries failures."""
     now = datetime.now(timezone.utc)
-    (delivery,) = notifications.deliveries_queue(
+    deliveries = notifications.deliveries_queue(
         tenant=action.tenant, subject=action, now=now,
-        targets=[Target(policy.notify_channel, policy.notify_destination,
-                        policy.signing_secret)])
-    notifications.delivery_attempt(delivery=delivery, now=now)
-    return delivery
+        targets=[Target(channel, destination, policy.signing_secret)
+                 for channel, destination in policy.notify_targets()])
+    for delivery in deliveries:
+        notifications.delivery_attempt(delivery=delivery, now=now)
+    return deliveries

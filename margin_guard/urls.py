@@ -5,6 +5,7 @@ from margin_guard import api
 
 urlpatterns = [
     path("policies", api.PolicyList.as_view(), name="guard-policies"),
+    path("policies/preview", api.PolicyPreview.as_view(), name="guard-policy-preview"),
     path("policies/<int:policy_id>", api.PolicyDetail.as_view(), name="guard-policy"),
     path("policies/<int:policy_id>/signing-secret", api.PolicySecretRotate.as_view(),
          name="guard-policy-signing-secret"),
