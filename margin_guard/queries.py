@@ -45,8 +45,11 @@ class Preview:
     window_end: datetime
     truncated: bool
 
-    def count_at(self, level: int) -> int:
-        return sum(1 for r in self.rows if r.level == level and not r.held_by)
+    @property
+    def counts(self) -> list[tuple[str, int]]:
+        """How many scopes this policy would hold at each level (those it governs)."""
+        return [(level.label, sum(1 for r in self.rows if r.level == level and not r.held_by))
+                for level in Level]
 
 
 def _scopes(policy: GuardPolicy, tenant: Tenant, start: datetime,
