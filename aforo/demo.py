@@ -215,10 +215,10 @@ def demo_guard(tenant: Tenant, *, now: datetime) -> int:
     """A tenant-wide Margin Guard policy in DRY_RUN, evaluated once for every customer, so the
     Margin Guard page shows who would be throttled or blocked; returns the scopes evaluated."""
     from margin_guard.models import GuardPolicy
-    from margin_guard.services import guard_evaluate_scopes
+    from margin_guard.services import guard_evaluate_scopes, guard_policy_create
 
     if not GuardPolicy.objects.filter(tenant=tenant).exists():
-        GuardPolicy.objects.create(
+        guard_policy_create(
             tenant=tenant, name="Demo margin floors", scope=GuardPolicy.Scope.TENANT,
             mode=GuardPolicy.Mode.DRY_RUN, window=GuardPolicy.Window.WEEK, min_events=10,
             downgrade_map={"gpt-4o": "gpt-4o-mini", "claude-opus-4-1": "claude-sonnet-4-6",

@@ -211,7 +211,7 @@ class PolicyPreview(APIView):
 
     permission_classes = [CanManageGuard]
 
-    @extend_schema(request=PolicySerializer, responses=PreviewOut,
+    @extend_schema(request=PolicySerializer, responses={200: PreviewOut, 404: None},
                    parameters=[OpenApiParameter("id", int, description="Preview changes to "
                                                 "this saved policy.")])
     def post(self, request):

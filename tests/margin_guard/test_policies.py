@@ -233,3 +233,26 @@ def test_console_form_creates_previews_edits_switches_and_deletes(store, tenant)
     assert policy.mode == "ENFORCE" and GuardPolicy.objects.filter(tenant=tenant).count() == 1
     assert admin.post(f"/console/margin-guard/policies/{policy.pk}/delete").status_code == 302
     assert not GuardPolicy.objects.filter(tenant=tenant).exists()
+
+
+@pytest.mark.django_db
+def test_the_admin_uses_the_same_rules(tenant):
+    from django.contrib.auth import get_user_model
+
+    operator = Client()
+    operator.force_login(get_user_model().objects.create_superuser("root", password="x"))
+    form = {"tenant": "", "name": "Platform floor", "scope": "PLATFORM", "tier": "",
+            "product_id": "", "customer_id": "", "mode": "DRY_RUN", "alert_below_pct": "10",
+            "throttle_below_pct": "20", "block_below_pct": "0", "window": "24h",
+            "min_events": "20", "recovery_buffer_pct": "5", "on_unknown_revenue": "HOLD",
+            "downgrade_map": "{}", "premium_features": "[]", "notifications": "[]"}
+    refused = operator.post("/admin/margin_guard/guardpolicy/add/", form)
+    assert refused.status_code == 200
+    assert "Floors must descend" in refused.content.decode()
+    assert not GuardPolicy.objects.exists()
+    form["throttle_below_pct"] = "5"
+    assert operator.post("/admin/margin_guard/guardpolicy/add/", form).status_code == 302
+    saved = GuardPolicy.objects.get()
+    assert (saved.tenant_id, saved.scope, saved.throttle_below_pct) == (
+        None, "PLATFORM", Decimal("5"))
+    assert len(saved.signing_secret) >= 32
