@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timezone
 from typing import Annotated
 
@@ -14,6 +15,8 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import FormParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -37,6 +40,7 @@ from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
 from margin_guard.queries import guard_policy_preview
 from margin_guard.services import (
     MAX_NOTIFICATIONS,
+    MAX_OVERRIDE_MINUTES,
     MAX_POLICY_ITEMS,
     guard_override,
     guard_policy_build,
@@ -44,9 +48,11 @@ from margin_guard.services import (
     guard_policy_delete,
     guard_policy_update,
 )
+from margin_guard.slack import guard_slack_interaction
 from notifications.destinations import destination_masked
 from notifications.models import Channel
 from notifications.services import signing_secret_rotate
+from notifications.slack import slack_request_verify
 
 
 class GuardPermission(ReadOrWrite):
@@ -79,6 +85,10 @@ class PolicySerializer(serializers.ModelSerializer):
     throttleRatePerMinute = serializers.IntegerField(source="throttle_rate_per_minute",
                                                      required=False, allow_null=True,
                                                      min_value=1)
+    overrideMinutes = serializers.IntegerField(
+        source="override_minutes", required=False, min_value=1,
+        max_value=MAX_OVERRIDE_MINUTES,
+        help_text="How long “Override throttle” in Slack allows access (default 60).")
     onUnknownRevenue = serializers.ChoiceField(
         source="on_unknown_revenue", required=False,
         choices=GuardPolicy.UnknownRevenue.choices,
@@ -100,8 +110,8 @@ class PolicySerializer(serializers.ModelSerializer):
         fields = ["id", "name", "scope", "tier", "productId", "customerId", "mode",
                   "alertBelowPct", "throttleBelowPct", "blockBelowPct", "window", "minEvents",
                   "recoveryBufferPct", "onUnknownRevenue", "downgradeMap", "premiumFeatures",
-                  "throttleRatePerMinute", "notifyChannel", "notifyDestination",
-                  "notifications"]
+                  "throttleRatePerMinute", "overrideMinutes", "notifyChannel",
+                  "notifyDestination", "notifications"]
         extra_kwargs = {"name": {"required": False}, "scope": {"required": False}}
 
     def to_representation(self, instance):
@@ -474,3 +484,47 @@ class Override(APIView):
                                product_id=values["productId"], until=values["until"],
                                actor=actor, now=now)
         return Response(StateOut(state).data)
+
+
+class SlackInteractionIn(serializers.Serializer):
+    payload = serializers.CharField(help_text="Slack's block_actions payload, as JSON.")
+
+
+class SlackInteractionOut(serializers.Serializer):
+    overridden = serializers.BooleanField()
+    message = serializers.CharField(allow_blank=True)
+
+
+class SlackInteractions(APIView):
+    """POST /api/v1/margin-guard/slack/interactions: the Slack app's Interactivity Request URL.
+    Slack signs each request (X-Slack-Signature, v0 HMAC with the app's signing secret over
+    the timestamp and the raw body); an unsigned, mis-signed or stale request is a 401 and
+    does nothing. “Override throttle” by a Slack member linked to an OWNER or ADMIN applies an
+    audited override for the policy's override duration and updates the message; anyone else
+    gets a reply saying no."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [FormParser]
+
+    @extend_schema(request={"application/x-www-form-urlencoded": SlackInteractionIn},
+                   responses={200: SlackInteractionOut, 401: None}, auth=[],
+                   parameters=[OpenApiParameter("X-Slack-Signature", str,
+                                                OpenApiParameter.HEADER, required=True),
+                               OpenApiParameter("X-Slack-Request-Timestamp", str,
+                                                OpenApiParameter.HEADER, required=True)])
+    def post(self, request):
+        body = request.body  # the raw bytes Slack signed, before the form is parsed
+        slack_request_verify(body=body, now=time.time(),
+                             timestamp=request.headers.get("X-Slack-Request-Timestamp", ""),
+                             signature=request.headers.get("X-Slack-Signature", ""))
+        data = SlackInteractionIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            payload = json.loads(data.validated_data["payload"])
+        except ValueError:
+            raise ApiError("payload is not JSON.", field="payload") from None
+        if not isinstance(payload, dict):
+            raise ApiError("payload is not a Slack interaction.", field="payload")
+        outcome = guard_slack_interaction(payload=payload, now=datetime.now(timezone.utc))
+        return Response({"overridden": outcome.overridden, "message": outcome.message})

@@ -68,6 +68,8 @@ class GuardPolicy(models.Model):
     premium_features = models.JSONField(default=list, blank=True,
                                         help_text="Features or models BLOCK suspends.")
     throttle_rate_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    override_minutes = models.PositiveIntegerField(
+        default=60, help_text="How long an override from Slack allows access.")
     # The first channel (kept for the API's notifyChannel/notifyDestination); `notifications`
     # holds every channel when the policy has several.
     notify_channel = models.CharField(max_length=10, blank=True)

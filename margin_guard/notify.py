@@ -2,8 +2,12 @@
 signed webhooks, sent and retried by the notifications app like every other notification."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from decimal import Decimal
+
+from django.conf import settings
+from django.urls import reverse
 
 from aforo.money import pct, usd
 from margin_guard.models import GuardAction, GuardPolicy, Level
@@ -48,7 +52,35 @@ def action_payload(action: GuardAction) -> dict:
     }
 
 
-def slack_blocks(action: GuardAction) -> dict:
+OVERRIDE_ACTION_ID = "guard_override"
+VIEW_METRICS_ACTION_ID = "guard_view_metrics"
+
+
+def customer_url(action: GuardAction) -> str:
+    """The customer's live view in the console (its ledger, rated revenue and plan)."""
+    base = settings.AFORO_PUBLIC_URL.rstrip("/")
+    return f"{base}{reverse('console-billing-customer', args=[action.customer_id])}"
+
+
+def override_value(action: GuardAction) -> str:
+    """What the Override button carries back: which scope, of which tenant, which action."""
+    return json.dumps({"tenant": action.tenant.slug, "customerId": action.customer_id,
+                       "productId": action.product_id, "actionId": action.pk},
+                      separators=(",", ":"))
+
+
+def slack_buttons(action: GuardAction) -> dict:
+    buttons = [{"type": "button", "action_id": VIEW_METRICS_ACTION_ID, "url": customer_url(action),
+                "text": {"type": "plain_text", "text": "View Live Metrics"}}]
+    if action.to_level >= Level.THROTTLE:
+        buttons.append({"type": "button", "action_id": OVERRIDE_ACTION_ID, "style": "danger",
+                        "value": override_value(action),
+                        "text": {"type": "plain_text", "text": "Override Throttle"}})
+    return {"type": "actions", "block_id": f"guard_action_{action.pk}", "elements": buttons}
+
+
+def slack_blocks(action: GuardAction, *, note: str = "") -> dict:
+    """The Block Kit message; `note` (an override done from Slack) replaces the buttons."""
     payload = action_payload(action)
     margin = f"{Decimal(payload['marginPct']):.1f}%" if payload["marginPct"] is not None \
         else "no revenue"
@@ -64,6 +96,8 @@ def slack_blocks(action: GuardAction) -> dict:
                 {"type": "section", "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"}
                                                for k, v in fields]},
                 {"type": "context", "elements": [{"type": "mrkdwn", "text": payload["reason"]}]},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": note}]} if note
+                else slack_buttons(action),
             ]}
 
 

@@ -255,9 +255,11 @@ def daily_summary_send(*, now: datetime) -> int:
 POLICY_FIELDS = ("name", "scope", "tier", "product_id", "customer_id", "mode",
                  "alert_below_pct", "throttle_below_pct", "block_below_pct", "window",
                  "min_events", "recovery_buffer_pct", "on_unknown_revenue", "downgrade_map",
-                 "premium_features", "throttle_rate_per_minute", "notifications")
+                 "premium_features", "throttle_rate_per_minute", "override_minutes",
+                 "notifications")
 MAX_POLICY_ITEMS = 200  # models in a downgrade map, features a block suspends
 MAX_NOTIFICATIONS = 10
+MAX_OVERRIDE_MINUTES = 30 * 24 * 60
 MAX_ID = 200
 FLOOR_MIN, FLOOR_MAX = Decimal(-1000), Decimal(100)
 SCOPE_NEEDS = {Scope.TIER: ("tier",), Scope.PRODUCT: ("product_id",),
@@ -382,6 +384,8 @@ def _policy_checked(values: dict[str, Any], *, operator: bool) -> dict[str, Any]
             low=1, high=10**6)
     else:
         v["throttle_rate_per_minute"] = None
+    v["override_minutes"] = _count(v.get("override_minutes"), "override_minutes",
+                                   "The override duration", low=1, high=MAX_OVERRIDE_MINUTES)
     v["downgrade_map"] = _downgrades(v.get("downgrade_map") or {})
     v["premium_features"] = _features(v.get("premium_features") or [])
     v["notifications"] = _notifications(v.get("notifications") or [])

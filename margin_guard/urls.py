@@ -13,5 +13,6 @@ urlpatterns = [
     path("actions", api.ActionList.as_view(), name="guard-actions"),
     path("decide", api.decide_endpoint, name="guard-decide"),
     path("overrides", api.Override.as_view(), name="guard-override"),
+    path("slack/interactions", api.SlackInteractions.as_view(), name="guard-slack-interactions"),
     path("impact", api.Impact.as_view(), name="guard-impact"),
 ]

@@ -106,7 +106,7 @@ FIELD_LABELS = {
     "window": "Window", "min_events": "Minimum events", "recovery_buffer_pct":
     "Recovery buffer", "on_unknown_revenue": "Unknown revenue", "downgrade_map":
     "Downgrade map", "premium_features": "Premium features", "throttle_rate_per_minute":
-    "Rate limit", "notifications": "Notifications"}
+    "Rate limit", "override_minutes": "Override duration", "notifications": "Notifications"}
 
 
 def _guard_membership(request: HttpRequest):
@@ -162,7 +162,8 @@ def _posted(post) -> dict:
     values = {key: post.get(key, "") for key in (
         "name", "scope", "tier", "product_id", "customer_id", "mode", "alert_below_pct",
         "throttle_below_pct", "block_below_pct", "window", "min_events",
-        "recovery_buffer_pct", "on_unknown_revenue", "throttle_rate_per_minute")}
+        "recovery_buffer_pct", "on_unknown_revenue", "throttle_rate_per_minute",
+        "override_minutes")}
     features = post.get("premium_features", "").replace("\n", ",").split(",")
     values["premium_features"] = [f.strip() for f in features if f.strip()]
     values["notifications"] = [

@@ -193,6 +193,7 @@ def test_console_form_creates_previews_edits_switches_and_deletes(store, tenant)
             "window": "24h", "min_events": "4", "recovery_buffer_pct": "5",
             "on_unknown_revenue": "HOLD", "downgrade_map": "gpt-4o → gpt-4o-mini",
             "premium_features": "batch, vision", "throttle_rate_per_minute": "30",
+            "override_minutes": "90",
             "notification_rows": "2", "n-0-channel": "EMAIL",
             "n-0-destination": "ops@example.com", "n-1-channel": "", "n-1-destination": ""}
     refused = admin.post("/console/margin-guard/policies/new", {**form, "action": "save"})
@@ -245,6 +246,7 @@ def test_the_admin_uses_the_same_rules(tenant):
             "product_id": "", "customer_id": "", "mode": "DRY_RUN", "alert_below_pct": "10",
             "throttle_below_pct": "20", "block_below_pct": "0", "window": "24h",
             "min_events": "20", "recovery_buffer_pct": "5", "on_unknown_revenue": "HOLD",
+            "override_minutes": "60",
             "downgrade_map": "{}", "premium_features": "[]", "notifications": "[]"}
     refused = operator.post("/admin/margin_guard/guardpolicy/add/", form)
     assert refused.status_code == 200
