@@ -38,6 +38,7 @@ from cogs.services import cogs_settings_get
 from margin_guard import decision
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
 from margin_guard.queries import guard_policy_preview
+from margin_guard.recommendations import recommendation_out
 from margin_guard.services import (
     MAX_NOTIFICATIONS,
     MAX_OVERRIDE_MINUTES,
@@ -326,7 +327,15 @@ class StateList(APIView):
                               StateOut)
 
 
+class RecommendationOut(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["DOWNGRADE_MODEL", "ADD_OVERAGE_SURCHARGE",
+                                            "MOVE_TO_PLAN", "RENEGOTIATE"])
+    text = serializers.CharField()
+    figures = serializers.DictField(help_text="The figures that triggered the rule.")
+
+
 class ActionOut(_GuardFigures):
+    recommendations = serializers.SerializerMethodField()
     fromLevel = serializers.SerializerMethodField()
     toLevel = serializers.SerializerMethodField()
     eventsEvaluated = serializers.IntegerField(source="events_evaluated")
@@ -336,7 +345,12 @@ class ActionOut(_GuardFigures):
         model = GuardAction
         fields = ["id", "customerId", "productId", "fromLevel", "toLevel", "mode", "marginPct",
                   "costUsd", "revenueUsd", "eventsEvaluated", "unknownEvents", "reason",
-                  "actor", "at"]
+                  "recommendations", "actor", "at"]
+
+    @extend_schema_field(RecommendationOut(many=True))
+    def get_recommendations(self, obj) -> list:
+        """Recommended actions, the first is the one (margin_guard/recommendations.py)."""
+        return [recommendation_out(r) for r in obj.recommendations or []]
 
     def get_fromLevel(self, obj) -> str:  # noqa: N802 (DRF names it after the field)
         return Level(obj.from_level).label

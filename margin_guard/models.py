@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 
 from django.contrib.contenttypes.fields import GenericRelation
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from aforo.models import Tenant
@@ -142,6 +143,9 @@ class GuardAction(models.Model):
     window_end = models.DateTimeField(null=True, blank=True)
     unknown_events = models.BigIntegerField(default=0)
     reason = models.TextField()
+    recommendations = models.JSONField(
+        default=list, blank=True, encoder=DjangoJSONEncoder,
+        help_text="Recommended actions, first is the one; each with the figures behind it.")
     actor = models.CharField(max_length=150)
     at = models.DateTimeField()
     deliveries = GenericRelation("notifications.Delivery", content_type_field="subject_type",

@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from aforo.money import pct, usd
 from margin_guard.models import GuardAction, GuardPolicy, Level
+from margin_guard.recommendations import recommendation_out
 from notifications import services as notifications
 from notifications.models import Delivery
 from notifications.services import Content, Target
@@ -40,6 +41,7 @@ def estimated_savings_per_hour(action: GuardAction) -> Decimal | None:
 
 def action_payload(action: GuardAction) -> dict:
     savings = estimated_savings_per_hour(action)
+    advice = [recommendation_out(r) for r in action.recommendations or []]
     return {
         "tenantId": action.tenant.slug, "customerId": action.customer_id,
         "productId": action.product_id or None, "fromLevel": Level(action.from_level).label,
@@ -48,6 +50,8 @@ def action_payload(action: GuardAction) -> dict:
         "marginPct": pct(action.margin_pct), "costUsd": usd(action.cost_usd),
         "revenueUsd": usd(action.revenue_usd), "eventsEvaluated": action.events_evaluated,
         "estimatedSavingsUsdPerHour": savings,
+        "recommendedAction": advice[0] if advice else None,
+        "recommendations": advice,
         "reason": action.reason, "actor": action.actor, "at": action.at.isoformat(),
     }
 
@@ -88,7 +92,9 @@ def slack_blocks(action: GuardAction, *, note: str = "") -> dict:
               ("Product", payload["productId"] or "all products"), ("Current margin", margin),
               ("Action taken", f"{payload['actionTaken']} ({payload['mode']})"),
               ("Estimated savings", f"${payload['estimatedSavingsUsdPerHour']}/hr (estimate)"
-               if payload["estimatedSavingsUsdPerHour"] else "n/a")]
+               if payload["estimatedSavingsUsdPerHour"] else "n/a"),
+              ("Recommended action", payload["recommendedAction"]["text"]
+               if payload["recommendedAction"] else "none")]
     return {"text": action_title(action),
             "blocks": [
                 {"type": "header", "text": {"type": "plain_text",

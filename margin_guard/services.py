@@ -18,6 +18,7 @@ from cogs.expected import ScopeMargin, scope_margin
 from margin_guard import decision
 from margin_guard.ladder import Floors, next_level
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
+from margin_guard.recommendations import customer_history, recommendations_for
 from notifications.destinations import check_destination
 from notifications.models import Channel
 
@@ -85,6 +86,9 @@ def guard_evaluate(*, tenant: Tenant, customer_id: str, product_id: str, now: da
                            evaluated_at=now,
                            policy=policy, mode=policy.mode)
     action = None
+    advice = []
+    if level != state.level and level >= Level.ALERT:
+        advice = _recommendations(tenant, customer_id, grain_product, policy, now)
     with transaction.atomic():
         updated = GuardState.objects.filter(pk=state.pk, version=state.version).update(
             level=level, version=F("version") + 1, **figures, **measured_fields)
@@ -94,12 +98,25 @@ def guard_evaluate(*, tenant: Tenant, customer_id: str, product_id: str, now: da
                 from_level=state.level, to_level=level, mode=policy.mode,
                 events_evaluated=measured.events, unknown_events=measured.unknown_events,
                 window_start=start, window_end=end, reason=reason, actor=actor, at=now,
-                **figures)
+                recommendations=advice, **figures)
     state.refresh_from_db()
     decision.profile_store(state, policy)
     if action is not None:
         transaction.on_commit(lambda: _notify(action, policy))
     return Evaluation(state=state, changed=action is not None, action=action)
+
+
+def _recommendations(tenant: Tenant, customer_id: str, product_id: str, policy: GuardPolicy,
+                     now: datetime) -> list[dict]:
+    """What to do about an account that hit a floor (margin_guard/recommendations.py); a
+    failure to read the history never stops the level change."""
+    try:
+        history = customer_history(tenant=tenant, customer_id=customer_id,
+                                   product_id=product_id, policy=policy, now=now)
+    except Exception:
+        log.exception("recommendations failed for %s/%s", customer_id, product_id)
+        return []
+    return [r.as_json() for r in recommendations_for(history)]
 
 
 def judged_margin(measured: ScopeMargin, policy: GuardPolicy) -> tuple[ScopeMargin, str]:
