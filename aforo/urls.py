@@ -57,6 +57,8 @@ urlpatterns = [
     path("console/cogs/forecast/", intelligence_views.forecast, name="console-cogs-forecast"),
     path("console/margin-guard/", guard_views.guard_page, name="console-margin-guard"),
     path("console/margin-guard/override/", guard_views.override, name="console-guard-override"),
+    path("console/margin-guard/settings", guard_views.settings_save,
+         name="console-guard-settings"),
     path("console/margin-guard/policies/new", guard_views.policy_form,
          name="console-guard-policy-new"),
     path("console/margin-guard/policies/<int:policy_id>", guard_views.policy_form,

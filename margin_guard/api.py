@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 import msgspec
@@ -36,6 +36,7 @@ from budgets.api import SigningSecretOut
 from cogs.api import PERIOD_PARAMETERS, period_from_request
 from cogs.services import cogs_settings_get
 from margin_guard import decision
+from margin_guard.impact import impact_report
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
 from margin_guard.queries import guard_policy_preview
 from margin_guard.recommendations import recommendation_out
@@ -48,12 +49,16 @@ from margin_guard.services import (
     guard_policy_create,
     guard_policy_delete,
     guard_policy_update,
+    guard_settings_get,
+    guard_settings_update,
 )
 from margin_guard.slack import guard_slack_interaction
 from notifications.destinations import destination_masked
 from notifications.models import Channel
 from notifications.services import signing_secret_rotate
 from notifications.slack import slack_request_verify
+
+MAX_IMPACT_HOURS = 90 * 24
 
 
 class GuardPermission(ReadOrWrite):
@@ -445,35 +450,124 @@ class _ThrottledOut(serializers.Serializer):
     method = serializers.CharField()
 
 
-class _BlockedOut(serializers.Serializer):
+class _RefusedOut(serializers.Serializer):
     calls = serializers.IntegerField()
     estimatedSavingsUsd = MoneyField()
     estimate = serializers.BooleanField()
     method = serializers.CharField()
 
 
+class _LeverOut(serializers.Serializer):
+    lever = serializers.ChoiceField(choices=["MODEL_SWITCH", "RATE_LIMIT", "BLOCK"])
+    recoveredUsd = MoneyField()
+    perHourUsd = MoneyField()
+    calls = serializers.IntegerField()
+    estimate = serializers.BooleanField()
+
+
+class _RoiOut(serializers.Serializer):
+    productCostUsd = MoneyField(allow_null=True, help_text="What Aforo costs the tenant over "
+                                                           "the window (its monthly cost, "
+                                                           "prorated).")
+    roiMultiple = PctField(max_digits=30, allow_null=True,
+                           help_text="Recovered ÷ product cost; null without the setting.")
+
+
+class _WindowMarginOut(serializers.Serializer):
+    # `from`, a Python keyword, is added below
+    to = serializers.DateTimeField()
+    marginPct = PctField(max_digits=20, allow_null=True)
+    cogsUsd = MoneyField(max_digits=38)
+    revenueUsd = MoneyField(max_digits=38)
+    events = serializers.IntegerField()
+
+
+_WindowMarginOut._declared_fields["from"] = serializers.DateTimeField()
+
+
+class _AccountOut(serializers.Serializer):
+    customerId = serializers.CharField()
+    productId = serializers.CharField()
+    firstInterventionAt = serializers.DateTimeField()
+    level = serializers.CharField()
+    before = _WindowMarginOut()
+    after = _WindowMarginOut()
+
+
 class ImpactOut(serializers.Serializer):
     # `from`, a Python keyword, is added below
-    to = serializers.DateField()
+    to = serializers.DateField(allow_null=True)
+    windowStart = serializers.DateTimeField()
+    windowEnd = serializers.DateTimeField()
+    hours = PctField(max_digits=20)
     netRecoveredUsd = MoneyField()
+    netRecoveredPerHourUsd = MoneyField()
+    levers = _LeverOut(many=True)
     throttled = _ThrottledOut()
-    blocked = _BlockedOut()
+    rateLimited = _RefusedOut()
+    blocked = _RefusedOut()
+    roi = _RoiOut()
+    accounts = _AccountOut(many=True)
 
 
-ImpactOut._declared_fields["from"] = serializers.DateField()
+ImpactOut._declared_fields["from"] = serializers.DateField(allow_null=True)
 
 
 class Impact(APIView):
-    """Net profit recovered over `from`–`to` (default the last 30 days), with its method."""
+    """Net profit recovered over `from`–`to` (default the last 30 days), or the last
+    `lastHours` hours, by lever, with its method, the ROI and the at-risk accounts' margins
+    before and after their first intervention."""
 
-    @extend_schema(responses=ImpactOut, parameters=PERIOD_PARAMETERS)
+    @extend_schema(responses=ImpactOut, parameters=[
+        *PERIOD_PARAMETERS,
+        OpenApiParameter("lastHours", int, description="The last N hours (1–2160) instead of "
+                                                       "from–to.")])
     def get(self, request):
-        from margin_guard.impact import impact_report
-
+        hours = request.query_params.get("lastHours")
+        if hours not in (None, ""):
+            try:
+                hours = int(hours)
+            except ValueError:
+                raise ApiError("lastHours must be a whole number of hours.",
+                               field="lastHours") from None
+            if not 1 <= hours <= MAX_IMPACT_HOURS:
+                raise ApiError(f"lastHours must be between 1 and {MAX_IMPACT_HOURS}.",
+                               field="lastHours")
+            end = datetime.now(timezone.utc)
+            report = impact_report(tenant=request.tenant, start=end - timedelta(hours=hours),
+                                   end=end)
+            return Response({"from": None, "to": None, **report.as_json()})
         # the same from/to rules as every COGS read (defaults, validation, the tenant's days)
         period = period_from_request(request, cogs_settings_get(tenant=request.tenant))
-        report = impact_report(tenant=request.tenant, start=period.first, end=period.last)
+        report = impact_report(tenant=request.tenant, start=period.start_at, end=period.end_at)
         return Response({"from": period.first, "to": period.last, **report.as_json()})
+
+
+class GuardSettingsIn(serializers.Serializer):
+    productCostUsdPerMonth = MoneyField(allow_null=True, min_value=0, max_digits=20,
+                                        help_text="What Aforo costs the tenant a month (the "
+                                                  "impact report's ROI).")
+
+
+class GuardSettingsView(APIView):
+    """GET/PATCH /api/v1/margin-guard/settings (writes: OWNER, ADMIN)."""
+
+    permission_classes = [GuardPermission]
+
+    @extend_schema(responses=GuardSettingsIn, operation_id="guard_settings_get")
+    def get(self, request):
+        return Response({"productCostUsdPerMonth": guard_settings_get(
+            tenant=request.tenant).product_cost_usd_per_month})
+
+    @extend_schema(request=GuardSettingsIn, responses=GuardSettingsIn)
+    def patch(self, request):
+        data = GuardSettingsIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        found = guard_settings_update(
+            tenant=request.tenant,
+            product_cost_usd_per_month=values.get("productCostUsdPerMonth"))
+        return Response({"productCostUsdPerMonth": found.product_cost_usd_per_month})
 
 
 class Override(APIView):

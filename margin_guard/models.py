@@ -153,3 +153,38 @@ class GuardAction(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+
+class GuardDecisionCount(models.Model):
+    """Decisions the guard answered with a lever, counted per hour: durable (the cache's
+    counters expire and vanish on a restart), so the impact report can value them later."""
+
+    class Kind(models.TextChoices):
+        BLOCKED = "BLOCKED"            # premium feature or model suspended
+        RATE_LIMITED = "RATE_LIMITED"  # over the throttle's calls a minute (429)
+        DOWNGRADED = "DOWNGRADED"      # answered with a cheaper model
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField(help_text="The UTC hour the decisions fell in.")
+    customer_id = models.CharField(max_length=200)
+    product_id = models.CharField(max_length=200, blank=True)
+    feature = models.CharField(max_length=200, blank=True,
+                               help_text="The feature asked for, else the model.")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["tenant", "hour", "customer_id", "product_id", "feature", "kind"],
+            name="one_decision_count_per_hour")]
+        indexes = [models.Index(fields=["tenant", "hour"])]
+
+
+class GuardSettings(models.Model):
+    """A tenant's Margin Guard settings: what Aforo itself costs it, for the impact's ROI."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="+")
+    product_cost_usd_per_month = models.DecimalField(
+        max_digits=20, decimal_places=2, null=True, blank=True,
+        help_text="What the tenant pays for Aforo a month; the ROI is recovered ÷ this cost "
+                  "over the same window.")

@@ -16,8 +16,9 @@ from aforo.models import Customer, Tenant
 from aforo.periods import window_bounds
 from cogs.expected import ScopeMargin, scope_margin
 from margin_guard import decision
+from margin_guard.impact import impact_report
 from margin_guard.ladder import Floors, next_level
-from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
+from margin_guard.models import GuardAction, GuardPolicy, GuardSettings, GuardState, Level
 from margin_guard.recommendations import customer_history, recommendations_for
 from notifications.destinations import check_destination
 from notifications.models import Channel
@@ -231,6 +232,25 @@ def tenant_guarded(tenant: Tenant) -> bool:
 LEVEL_NAMES = {level.value: level.label for level in Level}
 
 
+def _impact_lines(tenant: Tenant, since: datetime, now: datetime) -> list[str]:
+    """The impact report's figures for the same 24 hours, as the console shows them."""
+    report = impact_report(tenant=tenant, start=since, end=now)
+    lines = ["", f"Net profit recovered: ${report.net_recovered_usd:.2f} "
+                 f"(${report.per_hour(report.net_recovered_usd):.2f}/hr)"]
+    for lever in report.lever_rows:
+        lines.append(f"- {lever.title}: ${lever.recovered_usd:.2f} over {lever.calls} call(s)"
+                     + (" (estimate)" if lever.estimate else ""))
+    if report.roi_multiple is not None:
+        lines.append(f"ROI: {report.roi_multiple:.1f}x against ${report.product_cost_usd:.2f} "
+                     "of Aforo")
+    for account in report.accounts:
+        before, after = account.before.margin_pct, account.after.margin_pct
+        lines.append(f"- {account.customer_id}: margin "
+                     f"{'—' if before is None else f'{before:.1f}%'} before intervention, "
+                     f"{'—' if after is None else f'{after:.1f}%'} since")
+    return lines
+
+
 def daily_summary_send(*, now: datetime) -> int:
     """Email each tenant's owners and admins the accounts that hit a floor in the last 24 h."""
     from django.core.mail import send_mail
@@ -254,12 +274,14 @@ def daily_summary_send(*, now: datetime) -> int:
         if not recipients:
             continue
         lines = [f"{len(accounts)} account(s) hit a margin floor in the past 24 hours:", ""]
+        tail = _impact_lines(tenants[tenant_id], since, now)
         for (customer_id, product_id), action in sorted(accounts.items()):
             margin = f"{action.margin_pct:.1f}%" if action.margin_pct is not None \
                 else "no revenue"
             scope = f"{customer_id}" + (f" / {product_id}" if product_id else "")
             lines.append(f"- {scope}: margin {margin}, now {Level(action.to_level).label}"
                          f" ({action.mode})")
+        lines += tail
         send_mail(subject=f"[Aforo] Daily profitability summary: {len(accounts)} account(s) "
                           "hit a margin floor",
                   message="\n".join(lines), from_email=None, recipient_list=recipients)
@@ -484,3 +506,19 @@ def guard_policy_delete(*, policy: GuardPolicy) -> None:
     """Remove a policy; the levels it set stay in the audit, and the scopes it held fall to
     the next policy that matches at their next evaluation."""
     policy.delete()
+
+
+def guard_settings_get(*, tenant: Tenant) -> GuardSettings:
+    return GuardSettings.objects.get_or_create(tenant=tenant)[0]
+
+
+def guard_settings_update(*, tenant: Tenant,
+                          product_cost_usd_per_month: Decimal | None) -> GuardSettings:
+    """Set what Aforo costs the tenant a month (None: no ROI)."""
+    if product_cost_usd_per_month is not None and product_cost_usd_per_month < 0:
+        raise DomainError("The product cost cannot be negative.",
+                          field="product_cost_usd_per_month")
+    found = guard_settings_get(tenant=tenant)
+    found.product_cost_usd_per_month = product_cost_usd_per_month
+    found.save(update_fields=["product_cost_usd_per_month"])
+    return found

@@ -15,4 +15,5 @@ urlpatterns = [
     path("overrides", api.Override.as_view(), name="guard-override"),
     path("slack/interactions", api.SlackInteractions.as_view(), name="guard-slack-interactions"),
     path("impact", api.Impact.as_view(), name="guard-impact"),
+    path("settings", api.GuardSettingsView.as_view(), name="guard-settings"),
 ]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -16,6 +16,7 @@ from aforo.errors import DomainError
 from aforo.eventstore import EventStoreError
 from aforo.models import Customer, Product, Role
 from aforo.permissions import GUARD_ROLES
+from margin_guard.figures import before_after_figure
 from margin_guard.impact import impact_report
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
 from margin_guard.queries import guard_policy_preview
@@ -26,6 +27,8 @@ from margin_guard.services import (
     guard_policy_create,
     guard_policy_delete,
     guard_policy_update,
+    guard_settings_get,
+    guard_settings_update,
     policy_values,
 )
 from notifications.models import Channel
@@ -33,7 +36,9 @@ from notifications.models import Channel
 LEVEL_CLASS = {Level.NONE: "ok", Level.ALERT: "warn", Level.THROTTLE: "throttle",
                Level.BLOCK: "over"}
 TIMELINE_SHOWN = 50
-IMPACT_DAYS = 30
+IMPACT_WINDOWS = {"1h": ("last hour", timedelta(hours=1)), "24h": ("last 24 hours",
+                  timedelta(hours=24)), "7d": ("last 7 days", timedelta(days=7)),
+                  "30d": ("last 30 days", timedelta(days=30))}
 
 
 SOURCE_LABELS = (("attributedUsd", "attributed"), ("carriedUsd", "carried"),
@@ -67,13 +72,25 @@ def guard_page(request: HttpRequest) -> HttpResponse:
         modes=GuardPolicy.Mode.values,
         now=datetime.now(timezone.utc),
     )
-    today = datetime.now(timezone.utc).date()
+    window = request.GET.get("impact", "30d")
+    if window not in IMPACT_WINDOWS:
+        window = "30d"
+    end = datetime.now(timezone.utc)
     try:
-        context["impact"] = impact_report(tenant=tenant, start=today - timedelta(
-            days=IMPACT_DAYS - 1), end=today)
+        impact = impact_report(tenant=tenant, start=end - IMPACT_WINDOWS[window][1], end=end)
+        context["impact"] = impact
+        context["impact_figure"] = before_after_figure(impact.accounts)
+        if window != "1h":
+            context["last_hour"] = impact_report(tenant=tenant, start=end - timedelta(hours=1),
+                                                 end=end, accounts=False)
+        else:
+            context["last_hour"] = impact
     except EventStoreError as exc:
         context["errors"].append(f"The impact report is unavailable right now: {exc}")
-    context["impact_days"] = IMPACT_DAYS
+    context["impact_window"] = window
+    context["impact_windows"] = [(key, title) for key, (title, _) in IMPACT_WINDOWS.items()]
+    context["impact_label"] = IMPACT_WINDOWS[window][0]
+    context["product_cost"] = guard_settings_get(tenant=tenant).product_cost_usd_per_month
     return render(request, "console/margin_guard.html", context)
 
 
@@ -292,4 +309,27 @@ def policy_delete(request: HttpRequest, policy_id: int) -> HttpResponse:
     name = policy.name
     guard_policy_delete(policy=policy)
     messages.success(request, f"Policy “{name}” deleted.")
+    return redirect("console-margin-guard")
+
+
+@login_required
+@require_POST
+def settings_save(request: HttpRequest) -> HttpResponse:
+    """The tenant's Aforo cost a month, for the impact's ROI."""
+    membership, refusal = _guard_membership(request)
+    if refusal:
+        return refusal
+    text = request.POST.get("product_cost_usd_per_month", "").strip().lstrip("$")
+    try:
+        cost = Decimal(text) if text else None
+        if cost is not None and (not cost.is_finite() or cost >= Decimal("1e17")):
+            raise InvalidOperation
+        guard_settings_update(tenant=membership.tenant, product_cost_usd_per_month=(
+            cost.quantize(Decimal("0.01")) if cost is not None else None))
+    except InvalidOperation:
+        messages.error(request, "The product cost must be an amount in USD, like 499.")
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Product cost saved; the ROI uses it.")
     return redirect("console-margin-guard")
