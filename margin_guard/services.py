@@ -204,6 +204,11 @@ def guard_after_ingest(tenant: Tenant, rows: list[dict]) -> None:
 _evaluation_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aforo-guard")
 
 
+def guard_evaluations_wait() -> None:
+    """Wait for the post-ingest evaluations queued so far (one worker: they run in order)."""
+    _evaluation_pool.submit(lambda: None).result()
+
+
 def _evaluate_in_worker(tenant: Tenant, scopes: set[tuple[str, str]]) -> None:
     close_old_connections()
     try:
