@@ -216,29 +216,45 @@ def _model_switch(tenant: Tenant, report: ImpactReport) -> None:
         report.throttled_actual_cost_usd += row["cogs_ai"]
 
 
-def _average_cost(tenant: Tenant, customer_id: str, feature: str, start: datetime,
-                  end: datetime) -> Decimal | None:
+def _call_costs(tenant: Tenant, customers: set[str], start: datetime,
+                end: datetime) -> dict[tuple[str, str, str], tuple[Decimal, int]]:
+    """COGS and calls per (customer, tool, model) of the given customers: one query."""
+    if not customers:
+        return {}
+    rows = (LedgerQuery(tenant.slug).between(start, end).where_sql(COST)
+            .where_in("customer_id", sorted(customers))
+            .dimensions("customer_id", "tool_name", "model").measures("cogs", "events")
+            .group_by("customer_id", "tool_name", "model").fetch())
+    return {(r["customer_id"], r["tool_name"] or "", r["model"] or ""): (r["cogs"], r["events"])
+            for r in rows}
+
+
+def _average(costs: dict, customer_id: str, feature: str) -> Decimal | None:
     """The customer's average COGS per call of a feature (a tool or a model)."""
-    for since in (start, end - AVERAGE_FALLBACK):
-        row = (LedgerQuery(tenant.slug).between(since, end).where_sql(COST)
-               .where(customer_id=customer_id)
-               .where_sql("(tool_name = %(feature)s OR model = %(feature)s)", feature=feature)
-               .measures("cogs", "events").one())
-        if row["events"]:
-            return row["cogs"] / row["events"]
-    return None
+    cogs, calls = ZERO, 0
+    for (customer, tool, model), (amount, events) in costs.items():
+        if customer == customer_id and feature in (tool, model):
+            cogs, calls = cogs + amount, calls + events
+    return cogs / calls if calls else None
 
 
 def _refused(tenant: Tenant, report: ImpactReport) -> None:
     # :TRICKY: counts are per hour, so a window counts the hours that overlap it.
     first_hour = report.start.replace(minute=0, second=0, microsecond=0)
-    rows = (GuardDecisionCount.objects.filter(
+    rows = list(GuardDecisionCount.objects.filter(
         tenant=tenant, hour__gte=first_hour, hour__lt=report.end,
         kind__in=[GuardDecisionCount.Kind.BLOCKED, GuardDecisionCount.Kind.RATE_LIMITED])
         .values("customer_id", "feature", "kind").annotate(calls=Sum("count")))
+    customers = {row["customer_id"] for row in rows}
+    in_window = _call_costs(tenant, customers, report.start, report.end)
+    fallback: dict | None = None
     for row in rows:
-        average = _average_cost(tenant, row["customer_id"], row["feature"], report.start,
-                                report.end)
+        average = _average(in_window, row["customer_id"], row["feature"])
+        if average is None:  # no such call in the window: the 30 days before its end
+            if fallback is None:
+                fallback = _call_costs(tenant, customers, report.end - AVERAGE_FALLBACK,
+                                       report.end)
+            average = _average(fallback, row["customer_id"], row["feature"])
         value = money(average * row["calls"]) if average is not None else ZERO
         if row["kind"] == GuardDecisionCount.Kind.BLOCKED:
             report.blocked_calls += row["calls"]
