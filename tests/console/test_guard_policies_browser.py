@@ -105,6 +105,14 @@ def test_admin_makes_a_tier_policy_and_enforces_it(free_tier, page, browser):
     verdict = off_the_loop(decision.decide, free_tier.slug, customer_id="cust_free",
                            model="gpt-4o")
     assert verdict.decision == "ALLOW"
+
+    # The impact card: the throttled account's margin before vs since, drawn by Plotly.
+    page.get_by_role("navigation", name="Impact window").get_by_role(
+        "link", name="last 24 hours").click()
+    page.wait_for_load_state()
+    assert page.locator('[data-account="cust_free"]').is_visible()
+    page.locator('[data-figure="fig-before-after"] .main-svg').first.wait_for()
+    assert page.locator('[data-lever]').count() == 3
     assert page.errors == []
 
     # A VIEWER sees the policy, no control, and the server refuses its POSTs.
