@@ -8,7 +8,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo import catalog, tenancy
-from aforo.errors import ApiError
 from aforo.models import ApiToken, Customer, CustomerTier, Product, ProductType, Role
 from aforo.openapi import ERROR
 from aforo.pagination import paged, paged_response
@@ -45,10 +44,6 @@ class CustomerListCreate(APIView):
         data = self.CustomerCreate(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        if Customer.objects.filter(tenant=request.tenant,
-                                   external_id=values["customerId"]).exists():
-            raise ApiError("A customer with this id exists.", field="customerId",
-                           code="conflict", status_code=409)
         customer = catalog.customer_create(tenant=request.tenant, external_id=values["customerId"],
                                            name=values["name"], tier=values["tier"])
         return Response(CustomerOut(customer).data, status=status.HTTP_201_CREATED)
@@ -94,9 +89,6 @@ class ProductListCreate(APIView):
         data = self.ProductCreate(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        if Product.objects.filter(tenant=request.tenant, external_id=values["productId"]).exists():
-            raise ApiError("A product with this id exists.", field="productId",
-                           code="conflict", status_code=409)
         product = catalog.product_create(tenant=request.tenant, external_id=values["productId"],
                                          name=values["name"], product_type=values["productType"])
         return Response(ProductOut(product).data, status=status.HTTP_201_CREATED)

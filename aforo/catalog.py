@@ -1,11 +1,14 @@
 """Catalog services: customers and products, registered on first sight or managed by hand."""
 from __future__ import annotations
 
+from aforo.errors import Conflict
 from aforo.models import Customer, CustomerTier, Product, ProductType, Tenant
 
 
 def customer_create(*, tenant: Tenant, external_id: str, name: str = "",
                     tier: CustomerTier | str = CustomerTier.FREE) -> Customer:
+    if Customer.objects.filter(tenant=tenant, external_id=external_id).exists():
+        raise Conflict(f"“{external_id}” exists already.", field="customer_id")
     customer = Customer(tenant=tenant, external_id=external_id, name=name, tier=CustomerTier(tier))
     customer.full_clean(exclude=["tenant"], validate_unique=False)
     customer.save()
@@ -24,6 +27,8 @@ def customer_update(*, customer: Customer, name: str | None = None,
 
 def product_create(*, tenant: Tenant, external_id: str, name: str = "",
                    product_type: ProductType | str = ProductType.OTHER) -> Product:
+    if Product.objects.filter(tenant=tenant, external_id=external_id).exists():
+        raise Conflict(f"“{external_id}” exists already.", field="product_id")
     product = Product(tenant=tenant, external_id=external_id, name=name,
                       product_type=ProductType(product_type))
     product.full_clean(exclude=["tenant"], validate_unique=False)

@@ -27,6 +27,9 @@ app.conf.beat_schedule: dict[str, dict] = {
     # late, for events still in flight); the hours judged overlap, so a late run misses none.
     "intelligence-detect-hourly": {"task": "intelligence.detect",
                                    "schedule": crontab(minute=5)},
+    # Cost sources: POLL sources whose schedule (hourly or daily) has come round.
+    "cost-sources-poll-hourly": {"task": "cost_sources.poll_due",
+                                 "schedule": crontab(minute=20)},
 }
 
 # `make demo` only: a few live events every few seconds, so the console's live ledger moves.

@@ -61,6 +61,8 @@ class DestinationRefused(OutboundError):
 class DeliveryFailed(OutboundError):
     """Sent (or tried) but not accepted: no response, a non-2xx status, a too-large answer."""
 
+    status: int | None = None  # the HTTP status, where there was one (get() sets it)
+
 
 @dataclass(frozen=True)
 class Target:
@@ -237,19 +239,20 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
-def _read_capped(response: http.client.HTTPResponse, deadline: float) -> bytes:
+def _read_capped(response: http.client.HTTPResponse, deadline: float,
+                 limit: int = MAX_RESPONSE_BYTES) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
         if time.monotonic() > deadline:
             raise DeliveryFailed("The response took too long.", history="no response")
-        chunk = response.read(min(16 * 1024, MAX_RESPONSE_BYTES + 1 - size))
+        chunk = response.read(min(64 * 1024, limit + 1 - size))
         if not chunk:
             return b"".join(chunks)
         chunks.append(chunk)
         size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise DeliveryFailed(f"The response is over {MAX_RESPONSE_BYTES} bytes.",
+        if size > limit:
+            raise DeliveryFailed(f"The response is over {limit} bytes.",
                                  history="response too large")
 
 
@@ -291,6 +294,50 @@ def post(url: str, body: bytes, headers: Mapping[str, str] | None = None, *,
     if not 200 <= answer.status < 300:
         # Redirects are not followed: a 3xx is a failure like any other non-2xx.
         raise DeliveryFailed(f"{target.host} answered {answer.status}.", history=answer.history)
+    return answer
+
+
+FETCH_MAX_BYTES = 32 * 1024 * 1024  # a provider's page of cost buckets
+FETCH_TOTAL_TIMEOUT_S = 30.0
+
+
+def get(url: str, headers: Mapping[str, str] | None = None, *,
+        max_bytes: int = FETCH_MAX_BYTES) -> Answer:
+    """GET `url` (a provider API a user configured, such as a cost source's); the same
+    address checks and pinning as post(). The answer when 2xx; otherwise DeliveryFailed, whose
+    `status` is the HTTP status (None when there was no response), so callers can retry 429
+    and 5xx. Headers (credentials) are never logged."""
+    target = target_of(url)
+    address = pinned_address(target)
+    kind = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
+    connection = kind(target, address)
+    deadline = time.monotonic() + FETCH_TOTAL_TIMEOUT_S
+    try:
+        connection.putrequest("GET", target.path, skip_host=True, skip_accept_encoding=True)
+        connection.putheader("Host", target.host_header)
+        for name, value in {"User-Agent": USER_AGENT, "Accept": "application/json",
+                            **dict(headers or {})}.items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        answer = Answer(status=response.status,
+                        body=_read_capped(response, deadline, max_bytes))
+    except OutboundError:
+        raise
+    except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+        log.warning("outbound GET to %s (%s) failed: %s", target.host, address,
+                    type(exc).__name__)
+        failed = DeliveryFailed(f"No response from {target.host}: {type(exc).__name__}.",
+                                history="no response")
+        failed.status = None
+        raise failed from None
+    finally:
+        connection.close()
+    if not 200 <= answer.status < 300:
+        failed = DeliveryFailed(f"{target.host} answered {answer.status}.",
+                                history=answer.history)
+        failed.status = answer.status
+        raise failed
     return answer
 
 

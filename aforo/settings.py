@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "budgets",
     "margin_guard",
     "intelligence",
+    "cost_sources",
 ]
 
 MIDDLEWARE = [
@@ -128,6 +129,11 @@ AFORO_DEMO_TRAFFIC = env.bool("AFORO_DEMO_TRAFFIC", default=False)
 AFORO_RETENTION_DAYS = env.int("AFORO_RETENTION_DAYS", default=400)
 AFORO_MAX_BODY_BYTES = 5 * 1024 * 1024  # ingest and imports (a view's max_body_bytes)
 AFORO_MAX_JSON_BODY_BYTES = 1024 * 1024  # every other API endpoint
+# A cost file uploaded to /cost-sources/{id}/imports (a month of CUR is hundreds of MB); files
+# past FILE_UPLOAD_MAX_MEMORY_SIZE stream to a temporary file, never into memory.
+# Fernet key(s) encrypting POLL cost sources' credentials at rest (cost_sources/credentials.py).
+AFORO_CREDENTIALS_KEY = env.str("AFORO_CREDENTIALS_KEY", default="")
+AFORO_MAX_COST_FILE_BYTES = env.int("AFORO_MAX_COST_FILE_BYTES", default=2 * 1024 ** 3)
 # Django refuses larger bodies before our view can answer 413 with a JSON error.
 DATA_UPLOAD_MAX_MEMORY_SIZE = AFORO_MAX_BODY_BYTES + 1024
 
@@ -233,7 +239,10 @@ SPECTACULAR_SETTINGS = {
                             "AlertWindowEnum": "budgets.models.AlertRule.Window",
                             "GuardWindowEnum": "margin_guard.models.GuardPolicy.Window",
                             "ComponentKindEnum": "billing.models.ComponentKind",
-                            "BudgetStatusEnum": ["ON_TRACK", "WARNING", "OVER_BUDGET"]},
+                            "BudgetStatusEnum": ["ON_TRACK", "WARNING", "OVER_BUDGET"],
+                            "CostSourceKindEnum": "cost_sources.models.Kind",
+                            "CostSourceModeEnum": "cost_sources.models.Mode",
+                            "GuardModeEnum": "margin_guard.models.GuardPolicy.Mode"},
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ingestion.openapi.add_events_path",

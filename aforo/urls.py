@@ -9,6 +9,8 @@ from aforo import api, console, health
 from billing import views as billing_views
 from budgets import views as budget_views
 from cogs import views as cogs_views
+from cost_sources import api as cost_sources_api
+from cost_sources import views as cost_sources_views
 from ingestion import api as ingestion_api
 from intelligence import api as intelligence_api
 from intelligence import views as intelligence_views
@@ -27,7 +29,10 @@ api_v1 = [
     path("tokens/<int:token_id>", api.TokenDetail.as_view(), name="token"),
     path("analytics/cogs/forecast", intelligence_api.Forecast.as_view(), name="cogs-forecast"),
     path("analytics/cogs/what-if", intelligence_api.WhatIf.as_view(), name="cogs-what-if"),
+    path("analytics/cogs/reconciliation", cost_sources_api.Reconciliation.as_view(),
+         name="cogs-reconciliation"),
     path("analytics/cogs/", include("cogs.urls")),
+    path("", include("cost_sources.urls")),
     path("intelligence/", include("intelligence.urls")),
     path("billing/", include("billing.urls")),
 ]
@@ -55,6 +60,12 @@ urlpatterns = [
     path("console/cogs/signals/<int:signal_id>/<str:action>/",
          intelligence_views.signal_transition, name="console-signal-transition"),
     path("console/cogs/forecast/", intelligence_views.forecast, name="console-cogs-forecast"),
+    path("console/cogs/cost-sources/", cost_sources_views.cost_sources,
+         name="console-cogs-cost-sources"),
+    path("console/cogs/cost-sources/new/", cost_sources_views.source_new,
+         name="console-cost-source-new"),
+    path("console/cogs/cost-sources/<int:source_id>/import/", cost_sources_views.source_import,
+         name="console-cost-source-import"),
     path("console/margin-guard/", guard_views.guard_page, name="console-margin-guard"),
     path("console/margin-guard/override/", guard_views.override, name="console-guard-override"),
     path("console/margin-guard/settings", guard_views.settings_save,

@@ -24,7 +24,8 @@ from django.core.cache import cache
 from django.db.models import Q
 
 from aforo import eventstore
-from aforo.errors import ApiError
+from aforo.errors import Conflict
+from aforo.ledger import EVENT_DIMENSIONS
 from aforo.models import Tenant
 from aforo.money import NANO
 from billing.estimates import revenue_rates_refresh
@@ -52,20 +53,17 @@ WEIGHT_SQL = """multiIf(
     line_unit = 'COGS', greatest(toInt64(0), toInt64(toDecimal128(cogs_usd, 9) * 1000000000)),
     toInt64(1))"""
 
-DIMENSIONS = ("occurred_at", "customer_id", "product_id", "product_type", "provider", "model",
-              "requested_model", "tool_name", "source_type", "session_id")
+DIMENSIONS = ("occurred_at", *EVENT_DIMENSIONS)
 
 _EVENTS = """
-    SELECT event_id, occurred_at, customer_id, product_id, product_type, provider, model,
-           requested_model, tool_name, source_type, session_id, input_tokens, output_tokens,
-           tool_calls, reasoning_steps,
+    SELECT event_id, {dimensions}, input_tokens, output_tokens, tool_calls, reasoning_steps,
            ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd AS cogs_usd
     FROM ledger
     WHERE tenant_id = %(tenant_id)s AND entry_type = 'COST' AND entry_kind = 'ORIGINAL'
       AND occurred_at >= %(start)s AND occurred_at < %(end)s
       AND customer_id IN (SELECT customer_id FROM attribution_lines
                           WHERE tenant_id = %(tenant_id)s AND run_id = %(batch)s)
-"""
+""".replace("{dimensions}", ", ".join(DIMENSIONS))
 
 _LINES = """
     SELECT line_no, invoice_id, line_id, customer_id, product_id AS {product_alias},
@@ -153,8 +151,7 @@ _EXISTING = """
 
 _LEDGER_COLUMNS = (
     "tenant_id, entry_id, entry_type, entry_kind, event_id, occurred_at, recorded_at, "
-    "customer_id, product_id, product_type, provider, model, requested_model, tool_name, "
-    "source_type, session_id, revenue_usd, cost_source, invoice_id, invoice_line_id, "
+    f"{', '.join(EVENT_DIMENSIONS)}, revenue_usd, cost_source, invoice_id, invoice_line_id, "
     "attribution_run_id"
 )
 
@@ -167,8 +164,7 @@ _RECONCILE = """
 INSERT INTO ledger ({columns})
 SELECT %(tenant_id)s, concat('rev-', hex(cityHash64(%(run_id)s, kind_amount.1, invoice_id,
                                                   invoice_line_id, event_id))),
-       'REVENUE', kind_amount.1, event_id, occurred_at, %(now)s, customer_id, product_id,
-       product_type, provider, model, requested_model, tool_name, source_type, session_id,
+       'REVENUE', kind_amount.1, event_id, occurred_at, %(now)s, {event_dimensions},
        kind_amount.2, 'RATE_CARD', invoice_id, invoice_line_id, %(run_id)s
 FROM (
     SELECT invoice_id, invoice_line_id, event_id,
@@ -191,7 +187,7 @@ FROM (
 ARRAY JOIN arrayFilter(x -> x.2 != toDecimal64(0, 9),
                        [('REVERSAL', toDecimal64(-existing_usd, 9)),
                         ('ORIGINAL', desired_usd)]) AS kind_amount
-"""
+""".replace("{event_dimensions}", ", ".join(EVENT_DIMENSIONS))
 
 # Fast path, for batches none of whose invoices has REVENUE entries yet: the allocation is
 # written as it is, without the reconciliation's GROUP BY.
@@ -199,13 +195,12 @@ _FRESH = """
 INSERT INTO ledger ({columns})
 SELECT %(tenant_id)s, concat('rev-', hex(cityHash64(%(run_id)s, 'ORIGINAL', invoice_id,
                                                   line_id, event_id))),
-       'REVENUE', 'ORIGINAL', event_id, occurred_at, %(now)s, customer_id, product_id,
-       product_type, provider, model, requested_model, tool_name, source_type, session_id,
+       'REVENUE', 'ORIGINAL', event_id, occurred_at, %(now)s, {event_dimensions},
        toDecimal64(alloc_nanos, 0) * toDecimal64('0.000000001', 9), 'RATE_CARD', invoice_id,
        line_id, %(run_id)s
 FROM ({allocation})
 WHERE alloc_nanos != 0
-"""
+""".replace("{event_dimensions}", ", ".join(EVENT_DIMENSIONS))
 
 # A line's fingerprint: the sum of hash(event id) × nanodollars over its entries. It is
 # linear, so a REVERSAL and its ORIGINAL cancel out, and the net entries of a line match its
@@ -418,8 +413,7 @@ def attribution_run(*, tenant: Tenant, trigger: str = "MANUAL",
     """
     lock = _LOCK.format(tenant_id=tenant.pk)
     if not cache.add(lock, "1", timeout=3600):
-        raise ApiError("An attribution run for this tenant is already in progress.",
-                       code="conflict", status_code=409)
+        raise Conflict("An attribution run for this tenant is already in progress.")
     run = AttributionRun.objects.create(tenant=tenant, trigger=trigger)
     started = time.monotonic()
     totals = RunTotals()

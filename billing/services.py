@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from aforo.catalog import catalog_register
-from aforo.errors import ApiError, DomainError
+from aforo.errors import Conflict, DomainError
 from aforo.eventstore import EventStoreError
 from aforo.models import Customer, Tenant
 from billing.models import (
@@ -70,18 +70,18 @@ class ComponentSpec:
 
 def _check_rate(value: Decimal, what: str, field: str) -> None:
     if not isinstance(value, Decimal) or not value.is_finite():
-        raise ApiError(f"{what} must be a number.", field=field)
+        raise DomainError(f"{what} must be a number.", field=field)
     if value < 0:
-        raise ApiError(f"{what} must not be negative.", field=field)
+        raise DomainError(f"{what} must not be negative.", field=field)
     if value.as_tuple().exponent < -_RATE_PLACES:
-        raise ApiError(f"{what} has more than {_RATE_PLACES} decimals.", field=field)
+        raise DomainError(f"{what} has more than {_RATE_PLACES} decimals.", field=field)
     if value >= _RATE_LIMIT:
-        raise ApiError(f"{what} is too large.", field=field)
+        raise DomainError(f"{what} is too large.", field=field)
 
 
 def _check_tiers(spec: ComponentSpec, label: str, field: str) -> None:
     if len(spec.tiers) > MAX_TIERS:
-        raise ApiError(f"{label}: at most {MAX_TIERS} volume tiers.", field=f"{field}.tiers")
+        raise DomainError(f"{label}: at most {MAX_TIERS} volume tiers.", field=f"{field}.tiers")
     previous: Decimal | None = None
     for j, (up_to, price) in enumerate(spec.tiers):
         where = f"{field}.tiers.{j}"
@@ -89,18 +89,18 @@ def _check_tiers(spec: ComponentSpec, label: str, field: str) -> None:
         _check_rate(price, f"{tier}: the unit price", f"{where}.unitPrice")
         if up_to is None:
             if j != len(spec.tiers) - 1:
-                raise ApiError(f"{tier}: only the last tier may have no upper limit.",
+                raise DomainError(f"{tier}: only the last tier may have no upper limit.",
                                field=f"{where}.upTo")
             continue
         if not isinstance(up_to, Decimal) or not up_to.is_finite() or up_to <= 0:
-            raise ApiError(f"{tier}: “up to” must be a number above 0.", field=f"{where}.upTo")
+            raise DomainError(f"{tier}: “up to” must be a number above 0.", field=f"{where}.upTo")
         if up_to.as_tuple().exponent < -_UP_TO_PLACES:
-            raise ApiError(f"{tier}: “up to” has more than {_UP_TO_PLACES} decimals.",
+            raise DomainError(f"{tier}: “up to” has more than {_UP_TO_PLACES} decimals.",
                            field=f"{where}.upTo")
         if up_to >= _RATE_LIMIT:
-            raise ApiError(f"{tier}: “up to” is too large.", field=f"{where}.upTo")
+            raise DomainError(f"{tier}: “up to” is too large.", field=f"{where}.upTo")
         if previous is not None and up_to <= previous:
-            raise ApiError(f"{tier}: “up to” must be above the previous tier's ({previous}).",
+            raise DomainError(f"{tier}: “up to” must be above the previous tier's ({previous}).",
                            field=f"{where}.upTo")
         previous = up_to
 
@@ -112,22 +112,22 @@ def components_check(*, components: Sequence[ComponentSpec]) -> None:
     JSON body does (`components.1.unitPrice` is “Component 2”).
     """
     if len(components) > MAX_COMPONENTS:
-        raise ApiError(f"A plan has at most {MAX_COMPONENTS} components.", field="components")
+        raise DomainError(f"A plan has at most {MAX_COMPONENTS} components.", field="components")
     seen: dict[tuple[str, str], int] = {}
     for i, spec in enumerate(components):
         field = f"components.{i}"
         if spec.kind not in ComponentKind.values:
-            raise ApiError(f"Component {i + 1}: choose a kind "
+            raise DomainError(f"Component {i + 1}: choose a kind "
                            f"({', '.join(ComponentKind.values)}).", field=f"{field}.kind")
         kind = ComponentKind(spec.kind)
         label = f"Component {i + 1} ({KIND_LABEL[kind]})"
         if len(spec.product_id) > 200:
-            raise ApiError(f"{label}: a product id is at most 200 characters.",
+            raise DomainError(f"{label}: a product id is at most 200 characters.",
                            field=f"{field}.productId")
         key = (kind.value, spec.product_id)
         if key in seen:
             scope = f"product {spec.product_id}" if spec.product_id else "every product"
-            raise ApiError(f"{label}: component {seen[key] + 1} already prices "
+            raise DomainError(f"{label}: component {seen[key] + 1} already prices "
                            f"{KIND_LABEL[kind].lower()} for {scope}; change that one instead.",
                            field=f"{field}.kind")
         seen[key] = i
@@ -135,17 +135,17 @@ def components_check(*, components: Sequence[ComponentSpec]) -> None:
         _check_rate(spec.unit_price, f"{label}: {what}", f"{field}.unitPrice")
         if spec.tiers:
             if kind not in _TIERED_KINDS:
-                raise ApiError(f"{label}: volume tiers apply to usage prices only, not to a "
+                raise DomainError(f"{label}: volume tiers apply to usage prices only, not to a "
                                "flat fee or a markup.", field=f"{field}.tiers")
             _check_tiers(spec, label, field)
         if spec.rating_events_per_period is not None:
             if kind != ComponentKind.FLAT_FEE:
-                raise ApiError(f"{label}: events per period applies to a flat fee only.",
+                raise DomainError(f"{label}: events per period applies to a flat fee only.",
                                field=f"{field}.ratingEventsPerPeriod")
             if (isinstance(spec.rating_events_per_period, bool)
                     or not isinstance(spec.rating_events_per_period, int)
                     or not 1 <= spec.rating_events_per_period <= 2**31 - 1):
-                raise ApiError(f"{label}: events per period must be a whole number of 1 or "
+                raise DomainError(f"{label}: events per period must be a whole number of 1 or "
                                "more.", field=f"{field}.ratingEventsPerPeriod")
 
 
@@ -167,15 +167,14 @@ def _component_write(component: PriceComponent, spec: ComponentSpec) -> None:
 def rate_plan_create(*, tenant: Tenant, code: str, name: str = "",
                      components: Sequence[ComponentSpec] = ()) -> RatePlan:
     if not PLAN_CODE.fullmatch(code or ""):
-        raise ApiError("The code must be 1–100 letters, digits, dots, dashes or underscores, "
+        raise DomainError("The code must be 1–100 letters, digits, dots, dashes or underscores, "
                        "starting with a letter or digit.", field="code")
     if len(name) > 200:
-        raise ApiError("The name is at most 200 characters.", field="name")
+        raise DomainError("The name is at most 200 characters.", field="name")
     components_check(components=components)
     with transaction.atomic():
         if RatePlan.objects.filter(tenant=tenant, code=code).exists():
-            raise ApiError(f"A plan with the code {code!r} exists.", field="code",
-                           code="conflict", status_code=409)
+            raise Conflict(f"A plan with the code {code!r} exists.", field="code")
         plan = RatePlan.objects.create(tenant=tenant, code=code, name=name)
         _register_products(tenant, components)
         for spec in components:
@@ -195,7 +194,7 @@ def rate_plan_update(*, plan: RatePlan, name: str | None = None,
     does to events already ingested.
     """
     if name is not None and len(name) > 200:
-        raise ApiError("The name is at most 200 characters.", field="name")
+        raise DomainError("The name is at most 200 characters.", field="name")
     if components is not None:
         components_check(components=components)
     with transaction.atomic():
@@ -220,12 +219,12 @@ def rate_plan_delete(*, plan: RatePlan) -> None:
     invoices of past periods are generated from it."""
     subscriptions = plan.subscriptions.count()
     if subscriptions:
-        raise ApiError(
+        raise Conflict(
             f"Plan {plan.code!r} has {subscriptions} subscription"
             f"{'s' if subscriptions != 1 else ''} (ended ones included), and past invoices are "
             "generated from it, so it cannot be deleted. Move its customers to another plan "
             "and keep it, or delete subscriptions that have not started yet.",
-            code="plan_in_use", status_code=409)
+            code="plan_in_use")
     tenant = plan.tenant
     plan.delete()
     plans_changed(tenant)
@@ -249,12 +248,11 @@ def _check_no_overlap(*, customer: Customer, starts_at: datetime, ends_at: datet
     clash = (others.filter(Q(ends_at__isnull=True) | Q(ends_at__gt=starts_at))
              .order_by("starts_at").first())
     if clash is not None:
-        raise ApiError(
+        raise Conflict(
             f"Customer {customer.external_id!r} is already on plan {clash.plan.code!r} from "
             f"{_fmt_moment(clash.starts_at)} until {_fmt_moment(clash.ends_at)} (subscription "
             f"{clash.pk}). A customer is on one plan at a time: end that subscription or "
-            "change its plan instead.", field="startsAt", code="subscription_overlap",
-            status_code=409)
+            "change its plan instead.", field="startsAt", code="subscription_overlap")
 
 
 def _whole_second(at: datetime | None) -> datetime | None:
@@ -266,7 +264,7 @@ def _whole_second(at: datetime | None) -> datetime | None:
 
 def _check_term(starts_at: datetime, ends_at: datetime | None) -> None:
     if ends_at is not None and ends_at <= starts_at:
-        raise ApiError("The end must be after the start.", field="endsAt")
+        raise DomainError("The end must be after the start.", field="endsAt")
 
 
 def subscription_term_check(*, customer: Customer, starts_at: datetime,
@@ -287,7 +285,7 @@ def subscription_create(*, tenant: Tenant, customer: Customer, plan: RatePlan,
                         starts_at: datetime, ends_at: datetime | None = None) -> Subscription:
     """Put a customer on a plan from `starts_at` until `ends_at` (exclusive; None: open-ended)."""
     if plan.tenant_id != tenant.pk or customer.tenant_id != tenant.pk:
-        raise ApiError("Plan and customer must belong to the tenant.")
+        raise DomainError("Plan and customer must belong to the tenant.")
     starts_at, ends_at = _whole_second(starts_at), _whole_second(ends_at)
     _check_term(starts_at, ends_at)
     with transaction.atomic():
@@ -303,7 +301,7 @@ def subscription_update(*, subscription: Subscription, plan: RatePlan | None = N
                         ends_at: datetime | None = _UNSET) -> Subscription:
     """Change a subscription's plan or term (`ends_at=None` makes it open-ended again)."""
     if plan is not None and plan.tenant_id != subscription.tenant_id:
-        raise ApiError("The plan must belong to the tenant.", field="planCode")
+        raise DomainError("The plan must belong to the tenant.", field="planCode")
     new_start = _whole_second(starts_at) if starts_at is not None else subscription.starts_at
     new_end = subscription.ends_at if ends_at is _UNSET else _whole_second(ends_at)
     _check_term(new_start, new_end)
@@ -322,13 +320,13 @@ def subscription_end(*, subscription: Subscription, at: datetime) -> Subscriptio
     """End a subscription at `at` (events from then on rate zero unless another plan starts)."""
     at = _whole_second(at)
     if at <= subscription.starts_at:
-        raise ApiError(f"The subscription starts {_fmt_moment(subscription.starts_at)}; it can "
+        raise Conflict(f"The subscription starts {_fmt_moment(subscription.starts_at)}; it can "
                        "only end after that. Delete it instead if it should never start.",
-                       field="endsAt", code="invalid_state", status_code=409)
+                       field="endsAt", code="invalid_state")
     if subscription.ends_at is not None and subscription.ends_at <= at:
-        raise ApiError(f"The subscription already ends {_fmt_moment(subscription.ends_at)}; "
+        raise Conflict(f"The subscription already ends {_fmt_moment(subscription.ends_at)}; "
                        "update its endsAt to move the end later.",
-                       field="endsAt", code="invalid_state", status_code=409)
+                       field="endsAt", code="invalid_state")
     return subscription_update(subscription=subscription, ends_at=at)
 
 
@@ -338,18 +336,17 @@ def subscription_change_plan(*, subscription: Subscription, plan: RatePlan,
     on `plan` starts there, keeping the old term's end. One transaction, so no event falls in a
     gap between the two."""
     if plan.tenant_id != subscription.tenant_id:
-        raise ApiError("The plan must belong to the tenant.", field="planCode")
+        raise DomainError("The plan must belong to the tenant.", field="planCode")
     if plan.pk == subscription.plan_id:
-        raise ApiError(f"The customer is already on plan {plan.code!r}.", field="planCode")
+        raise DomainError(f"The customer is already on plan {plan.code!r}.", field="planCode")
     at = _whole_second(at)
     in_force = subscription.starts_at < at and (subscription.ends_at is None
                                                 or at < subscription.ends_at)
     if not in_force:
-        raise ApiError(f"The subscription is not in force at {_fmt_moment(at)} (it runs from "
+        raise Conflict(f"The subscription is not in force at {_fmt_moment(at)} (it runs from "
                        f"{_fmt_moment(subscription.starts_at)} until "
                        f"{_fmt_moment(subscription.ends_at)}); change the plan of one that is, "
-                       "or edit this one's plan directly.", field="at", code="invalid_state",
-                       status_code=409)
+                       "or edit this one's plan directly.", field="at", code="invalid_state")
     with transaction.atomic():
         _locked(subscription.customer)
         old_end = subscription.ends_at
@@ -366,8 +363,8 @@ def subscription_delete(*, subscription: Subscription, now: datetime) -> None:
     """Delete a subscription that has not started (a mistake undone); one that has started is
     history that invoices are made from: end it instead (409)."""
     if subscription.starts_at <= now:
-        raise ApiError("The subscription has started, and invoices are made from it; end it "
-                       "instead of deleting it.", code="invalid_state", status_code=409)
+        raise Conflict("The subscription has started, and invoices are made from it; end it "
+                       "instead of deleting it.", code="invalid_state")
     tenant = subscription.tenant
     subscription.delete()
     plans_changed(tenant)
@@ -396,16 +393,16 @@ def _same_content(invoice: Invoice, customer_id: str, period_start: datetime,
 
 def _validate(period_start: datetime, period_end: datetime, lines: Sequence[LineSpec]) -> None:
     if period_end <= period_start:
-        raise ApiError("periodEnd must be after periodStart.", field="periodEnd")
+        raise DomainError("periodEnd must be after periodStart.", field="periodEnd")
     seen = set()
     for i, line in enumerate(lines):
         if line.line_id in seen:
-            raise ApiError(f"lineId {line.line_id!r} appears twice.", field=f"lines.{i}.lineId")
+            raise DomainError(f"lineId {line.line_id!r} appears twice.", field=f"lines.{i}.lineId")
         seen.add(line.line_id)
         if Decimal(line.amount_usd).as_tuple().exponent < -9:
-            raise ApiError("amountUsd has more than 9 decimals.", field=f"lines.{i}.amountUsd")
+            raise DomainError("amountUsd has more than 9 decimals.", field=f"lines.{i}.amountUsd")
         if abs(Decimal(line.amount_usd)) >= Decimal("1e9"):
-            raise ApiError("amountUsd is too large.", field=f"lines.{i}.amountUsd")
+            raise DomainError("amountUsd is too large.", field=f"lines.{i}.amountUsd")
 
 
 def _reattribute(tenant: Tenant, invoice_id: str, trigger: str) -> None:
@@ -466,8 +463,8 @@ def invoice_import(*, tenant: Tenant, invoice_id: str, customer_id: str,
 
 def invoice_finalize(*, invoice: Invoice) -> Invoice:
     if invoice.status != InvoiceStatus.DRAFT:
-        raise ApiError(f"Only a DRAFT invoice can be finalized; this one is {invoice.status}.",
-                       code="invalid_state", status_code=409)
+        raise Conflict(f"Only a DRAFT invoice can be finalized; this one is {invoice.status}.",
+                       code="invalid_state")
     invoice.status, invoice.finalized_at = InvoiceStatus.FINALIZED, datetime.now(timezone.utc)
     invoice.save(update_fields=["status", "finalized_at"])
     return invoice
@@ -488,7 +485,7 @@ def invoice_void(*, invoice: Invoice) -> Invoice:
 def cents_to_usd(cents: int | str) -> Decimal:
     """Stripe's integer cents as exact dollars."""
     if isinstance(cents, bool) or not isinstance(cents, (int, str)):
-        raise ApiError("Stripe amounts must be integer cents.")
+        raise DomainError("Stripe amounts must be integer cents.")
     return (Decimal(cents) / 100).quantize(CENT)
 
 

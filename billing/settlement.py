@@ -16,10 +16,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from aforo import eventstore
+from aforo.ledger import EVENT_DIMENSIONS
 
 # Carried onto SETTLE entries so the rollups bucket them with their event.
-_DIMENSIONS = ("occurred_at", "customer_id", "product_id", "product_type", "provider", "model",
-               "requested_model", "tool_name", "source_type", "session_id", "agent")
+_DIMENSIONS = ("occurred_at", *EVENT_DIMENSIONS)
 # What a settled event stops counting as settling.
 _MEASURES = ("event_count", "input_tokens", "output_tokens", "reasoning_steps", "tool_calls",
              "ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd", "unclassified_cogs_usd",

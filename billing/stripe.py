@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from aforo.errors import ApiError
+from aforo.errors import DomainError, NotFound
 from aforo.models import Tenant
 from billing.models import Invoice, InvoiceSource, InvoiceStatus, Unit
 from billing.services import LineSpec, cents_to_usd, invoice_import, invoice_void
@@ -66,7 +66,7 @@ def _line_amount(line: Mapping[str, Any]) -> Decimal:
 
 def _moment(seconds: Any, field: str) -> datetime:
     if not isinstance(seconds, int) or isinstance(seconds, bool):
-        raise ApiError(f"{field} must be Unix seconds.", field=field)
+        raise DomainError(f"{field} must be Unix seconds.", field=field)
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
 
 
@@ -74,7 +74,7 @@ def stripe_invoice_lines(payload: Mapping[str, Any], *, product_map: Mapping[str
                          unit_map: Mapping[str, str]) -> list[LineSpec]:
     lines = payload.get("lines") or {}
     if lines.get("has_more"):
-        raise ApiError("The invoice's lines are paginated; send them all (has_more is true).",
+        raise DomainError("The invoice's lines are paginated; send them all (has_more is true).",
                        field="lines.has_more")
     specs = []
     for i, line in enumerate(lines.get("data") or []):
@@ -89,7 +89,7 @@ def stripe_invoice_lines(payload: Mapping[str, Any], *, product_map: Mapping[str
         try:
             unit = _unit(line, price, [price_id, stripe_product], unit_map)
         except ValueError:
-            raise ApiError("Unknown unit for the line.", field=f"lines.data.{i}") from None
+            raise DomainError("Unknown unit for the line.", field=f"lines.data.{i}") from None
         quantity = line.get("quantity")
         specs.append(LineSpec(
             line_id=str(line.get("id") or f"line_{i + 1}"), product_id=product,
@@ -113,27 +113,26 @@ def stripe_invoice_import(*, tenant: Tenant, payload: Mapping[str, Any],
     A void Stripe invoice voids the imported one; drafts are refused.
     """
     if payload.get("object") != "invoice":
-        raise ApiError("Not a Stripe invoice object.", field="object")
+        raise DomainError("Not a Stripe invoice object.", field="object")
     if str(payload.get("currency", "")).lower() != "usd":
-        raise ApiError("Only USD invoices can be imported.", field="currency")
+        raise DomainError("Only USD invoices can be imported.", field="currency")
     invoice_id = _id(payload)
     if not invoice_id:
-        raise ApiError("The invoice has no id.", field="id")
+        raise DomainError("The invoice has no id.", field="id")
     status = payload.get("status")
     if status == "void":
         existing = (Invoice.objects.filter(tenant=tenant, invoice_id=invoice_id)
                     .order_by("-version").first())
         if existing is None:
-            raise ApiError("No imported invoice with this id to void.", field="id",
-                           code="not_found", status_code=404)
+            raise NotFound("No imported invoice with this id to void.", field="id")
         return invoice_void(invoice=existing)
     if status not in FINAL_STATUSES:
-        raise ApiError(f"Only finalized invoices are imported; this one is {status!r}.",
+        raise DomainError(f"Only finalized invoices are imported; this one is {status!r}.",
                        field="status")
     customer = (customer_id or (payload.get("metadata") or {}).get("aforo_customer_id")
                 or _id(payload.get("customer")))
     if not customer:
-        raise ApiError("The invoice names no customer.", field="customer")
+        raise DomainError("The invoice names no customer.", field="customer")
     lines = stripe_invoice_lines(payload, product_map=product_map or {}, unit_map=unit_map or {})
     start = _moment(payload.get("period_start"), "period_start")
     end = _moment(payload.get("period_end"), "period_end")

@@ -378,12 +378,12 @@ def customer_new(request: HttpRequest, membership: Membership) -> HttpResponse:
         messages.error(request, "Customer not added: enter the id your events will carry "
                                 "as customerId.")
         return redirect("console-billing-customers")
-    if Customer.objects.filter(tenant=membership.tenant, external_id=external_id).exists():
-        messages.error(request, f"Customer not added: “{external_id}” exists already.")
-        return redirect("console-billing-customers")
     try:
         customer = customer_create(tenant=membership.tenant, external_id=external_id,
                                    name=name)
+    except DomainError as exc:  # the id is taken
+        messages.error(request, f"Customer not added: {exc.message}")
+        return redirect("console-billing-customers")
     except ValidationError as exc:  # from full_clean: too long, and the like
         messages.error(request, f"Customer not added: {'; '.join(exc.messages)}")
         return redirect("console-billing-customers")

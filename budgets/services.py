@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.db import IntegrityError, transaction
 
-from aforo.errors import ApiError
+from aforo.errors import Conflict, DomainError
 from aforo.models import Customer, Product, Tenant
 from aforo.periods import period_bounds, window_bounds
 from budgets.models import Alert, AlertRule, CostBudget
@@ -25,10 +25,10 @@ log = logging.getLogger(__name__)
 
 def _check_scope(tenant: Tenant, product_id: str, customer_id: str) -> None:
     if product_id and not Product.objects.filter(tenant=tenant, external_id=product_id).exists():
-        raise ApiError(f"No product {product_id!r} in this tenant.", field="productId")
+        raise DomainError(f"No product {product_id!r} in this tenant.", field="productId")
     if customer_id and not Customer.objects.filter(tenant=tenant,
                                                    external_id=customer_id).exists():
-        raise ApiError(f"No customer {customer_id!r} in this tenant.", field="customerId")
+        raise DomainError(f"No customer {customer_id!r} in this tenant.", field="customerId")
 
 
 def signing_secret_rotate(*, owner: CostBudget | AlertRule) -> str:
@@ -42,10 +42,10 @@ def signing_secret_rotate(*, owner: CostBudget | AlertRule) -> str:
 
 def _check_budget(tenant: Tenant, values: dict) -> None:
     if values.get("cap_usd") is not None and values["cap_usd"] <= 0:
-        raise ApiError("capUsd must be greater than 0.", field="capUsd")
+        raise DomainError("capUsd must be greater than 0.", field="capUsd")
     pct = values.get("warning_threshold_pct")
     if pct is not None and not (1 <= pct <= 100):
-        raise ApiError("warningThresholdPct must be between 1 and 100.",
+        raise DomainError("warningThresholdPct must be between 1 and 100.",
                        field="warningThresholdPct")
     _check_scope(tenant, values.get("product_id", ""), values.get("customer_id", ""))
     if values.get("notify_channel"):
@@ -123,16 +123,16 @@ def _check_rule(tenant: Tenant, values: dict) -> None:
     check_destination(values["channel"], values["destination"])
     if values.get("source", AlertRule.Source.METRIC) == AlertRule.Source.SIGNAL:
         if values.get("signal_kind") and values["signal_kind"] not in SIGNAL_KINDS:
-            raise ApiError(f"signalKind must be one of {', '.join(SIGNAL_KINDS)}.",
+            raise DomainError(f"signalKind must be one of {', '.join(SIGNAL_KINDS)}.",
                            field="signalKind")
         if values.get("min_severity") and values["min_severity"] not in SEVERITIES:
-            raise ApiError("minSeverity must be INFO, WARNING or CRITICAL.",
+            raise DomainError("minSeverity must be INFO, WARNING or CRITICAL.",
                            field="minSeverity")
         return
     for name, api_name in (("metric", "metric"), ("comparison", "comparison"),
                            ("threshold", "threshold")):
         if values.get(name) in (None, ""):
-            raise ApiError(f"A METRIC rule needs a {api_name}.", field=api_name)
+            raise DomainError(f"A METRIC rule needs a {api_name}.", field=api_name)
 
 
 def alert_rule_create(*, tenant: Tenant, name: str, channel: str, destination: str,
@@ -304,8 +304,8 @@ def signal_alerts_fire(*, tenant: Tenant, signal_id: int, kind: str, severity: s
 
 def alert_acknowledge(*, alert: Alert, user, now: datetime) -> Alert:
     if alert.state != Alert.State.FIRED:
-        raise ApiError(f"Only a FIRED alert can be acknowledged; this one is {alert.state}.",
-                       field="state", code="conflict", status_code=409)
+        raise Conflict(f"Only a FIRED alert can be acknowledged; this one is {alert.state}.",
+                       field="state")
     alert.state, alert.acknowledged_by, alert.acknowledged_at = (
         Alert.State.ACKNOWLEDGED, user, now)
     alert.save(update_fields=["state", "acknowledged_by", "acknowledged_at"])
@@ -314,8 +314,7 @@ def alert_acknowledge(*, alert: Alert, user, now: datetime) -> Alert:
 
 def alert_resolve(*, alert: Alert, user, now: datetime) -> Alert:
     if alert.state == Alert.State.RESOLVED:
-        raise ApiError("This alert is already resolved.", field="state", code="conflict",
-                       status_code=409)
+        raise Conflict("This alert is already resolved.", field="state")
     alert.state, alert.resolved_at = Alert.State.RESOLVED, now
     alert.resolved_by = getattr(user, "username", "") or "api-token"
     alert.save(update_fields=["state", "resolved_by", "resolved_at"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from aforo.errors import ApiError
+from aforo.errors import DomainError
 from aforo.models import Tenant
 from cogs.models import CogsSettings
 
@@ -22,7 +22,7 @@ def cogs_settings_update(
     high_value_floor_pct: Decimal | None = None, anomaly_multiplier: Decimal | None = None,
     fixed_costs_per_month_usd: Decimal | None | object = _UNSET, time_zone: str | None = None,
 ) -> CogsSettings:
-    """Change some settings; the rest keep their values. Raises ApiError naming a bad field."""
+    """Change some settings; the rest keep their values. Raises DomainError naming a bad field."""
     current = cogs_settings_get(tenant=tenant)
     if at_risk_floor_pct is not None:
         current.at_risk_floor_pct = at_risk_floor_pct
@@ -30,20 +30,20 @@ def cogs_settings_update(
         current.high_value_floor_pct = high_value_floor_pct
     if anomaly_multiplier is not None:
         if anomaly_multiplier < 1:
-            raise ApiError("anomalyMultiplier must be at least 1.", field="anomalyMultiplier")
+            raise DomainError("anomalyMultiplier must be at least 1.", field="anomalyMultiplier")
         current.anomaly_multiplier = anomaly_multiplier
     if fixed_costs_per_month_usd is not _UNSET:
         if fixed_costs_per_month_usd is not None and fixed_costs_per_month_usd < 0:
-            raise ApiError("fixedCostsPerMonthUsd cannot be negative.",
+            raise DomainError("fixedCostsPerMonthUsd cannot be negative.",
                            field="fixedCostsPerMonthUsd")
         current.fixed_costs_per_month_usd = fixed_costs_per_month_usd
     if time_zone is not None:
         try:
             ZoneInfo(time_zone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ApiError(f"Unknown time zone {time_zone!r}.", field="timeZone") from None
+            raise DomainError(f"Unknown time zone {time_zone!r}.", field="timeZone") from None
     if current.at_risk_floor_pct > current.high_value_floor_pct:
-        raise ApiError("atRiskFloorPct cannot exceed highValueFloorPct.", field="atRiskFloorPct")
+        raise DomainError("atRiskFloorPct cannot exceed highValueFloorPct.", field="atRiskFloorPct")
     current.save()
     if time_zone is not None:  # the tenant's own (every app's periods follow it)
         tenant.time_zone = current.tenant.time_zone = time_zone

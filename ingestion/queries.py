@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from aforo.ledger import EVENT_DIMENSIONS
 from aforo.ledger.query import COST, LedgerQuery
 
 
@@ -22,8 +23,7 @@ def unpriced_models(tenant_slug: str, *, start: datetime | None = None,
 
 
 # The dimensions and measures of an event's current cost, as repricing needs them.
-_DIMENSIONS = ("occurred_at", "customer_id", "product_id", "product_type", "provider", "model",
-               "requested_model", "tool_name", "source_type", "session_id", "agent")
+_DIMENSIONS = ("occurred_at", *EVENT_DIMENSIONS)
 _MEASURES = ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens",
              "reasoning_steps", "tool_calls", "quantity", "ai_cogs_usd", "infra_cogs_usd",
              "fee_cogs_usd", "unclassified_cogs_usd", "rated_revenue_usd", "unpriced")

@@ -11,7 +11,7 @@ import msgspec
 from django.conf import settings
 
 from aforo.catalog import catalog_register
-from aforo.ledger import ledger_entry
+from aforo.ledger import EVENT_DIMENSIONS, ledger_entry
 from aforo.models import Tenant
 from aforo.money import LEDGER_MAX, fits_ledger
 from ingestion import broadcast, dedupe
@@ -274,9 +274,7 @@ def events_reprice(*, tenant: Tenant, start: datetime, end: datetime,
         report.infra_delta_usd += deltas[1]
         report.fee_delta_usd += deltas[2]
         report.now_priced += max(0, -unpriced_delta)
-        dims = {k: current[k] for k in ("customer_id", "product_id", "product_type", "provider",
-                                        "model", "requested_model", "tool_name", "source_type",
-                                        "session_id", "agent", "revenue_source")}
+        dims = {k: current[k] for k in (*EVENT_DIMENSIONS, "revenue_source")}
         corrections.append(ledger_entry(
             tenant_id=tenant.slug, entry_id=f"{current['event_id']}#reprice#{now:%Y%m%dT%H%M%S}",
             entry_type="COST", entry_kind="CORRECTION", event_id=current["event_id"],

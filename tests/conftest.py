@@ -129,4 +129,4 @@ def browser_store(event_stores):
 
 
 from tests.clickhouse_server import private_clickhouse  # noqa: E402,F401  (a shared fixture)
-from tests.sinks import http_sink, smtp_sink  # noqa: E402,F401  (shared fixtures)
+from tests.sinks import fake_provider, http_sink, smtp_sink  # noqa: E402,F401  (shared fixtures)

@@ -2,11 +2,29 @@
 ingestion service (validation, dedupe, pricing, rating, the ledger)."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import uuid
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from aforo.models import Tenant
+from aforo import eventstore
+from aforo.catalog import customer_create
+from aforo.ledger import ledger_append, ledger_entry
+from aforo.models import Customer, Tenant
+from billing.services import LineSpec, invoice_import, rate_plan_create, subscription_create
 from ingestion.services import events_ingest_dicts
+
+OCT = datetime(2026, 10, 1, tzinfo=timezone.utc)
+NOV = datetime(2026, 11, 1, tzinfo=timezone.utc)
+
+# The product page's example transaction (its revenue, 0.51, comes through attribution).
+PRODUCT_PAGE_EVENT = {
+    "eventId": "evt_a7f3k2m9", "occurredAt": "2026-06-14T18:33:00Z", "customerId": "cust_acme",
+    "productId": "prod_translation", "productType": "API_WITH_AI", "provider": "Anthropic",
+    "model": "claude-sonnet-4-6", "toolName": None, "sourceType": "GATEWAY",
+    "aiCogsUsd": "0.14", "infraCogsUsd": "0.03", "feeCogsUsd": "0.01",
+    "inputTokens": 1000, "outputTokens": 200}
 
 
 def _iso(value: Any) -> Any:
@@ -120,3 +138,158 @@ def usage_events(prefix: str, *, customer: str, at: datetime, count: int, produc
     return [{"eventId": f"{prefix}-{n}", "customerId": customer, "productId": product,
              "occurredAt": at + timedelta(seconds=n * spacing_s), **fields}
             for n in range(count)]
+
+
+# --- Billing: invoices through the service, plans, the ledger's revenue read back -------------
+
+def event(event_id: str, *, at: str = "2026-10-10T12:00:00Z", customer: str = "cust_a",
+          product: str = "prod_x", **usage) -> dict:
+    """One API-shaped event with its provider cost (override any field by keyword)."""
+    return {"eventId": event_id, "occurredAt": at, "customerId": customer, "productId": product,
+            "productType": "API_WITH_AI", "provider": "Anthropic", "model": "claude-sonnet-4-6",
+            "cogsUsd": usage.pop("cogsUsd", "0.01"), **usage}
+
+
+def invoice(tenant, invoice_id: str = "inv_1", *, customer: str = "cust_a",
+            lines: list[tuple] = (("l1", "prod_x", "10.00", "EVENTS"),),
+            start: datetime = OCT, end: datetime = NOV):
+    """A finalized invoice through `invoice_import` (attribution runs as in production)."""
+    return invoice_import(
+        tenant=tenant, invoice_id=invoice_id, customer_id=customer, period_start=start,
+        period_end=end,
+        lines=[LineSpec(line_id=lid, product_id=pid, amount_usd=Decimal(amount), unit=unit)
+               for lid, pid, amount, unit in lines])
+
+
+def revenue_by_event(tenant, invoice_id: str | None = None) -> dict[str, Decimal]:
+    """Net REVENUE per event (events netting to zero left out)."""
+    rows = eventstore.tenant_query(
+        tenant.slug,
+        "SELECT event_id, sum(revenue_usd) AS revenue FROM ledger "
+        "WHERE tenant_id = %(tenant_id)s AND entry_type = 'REVENUE' "
+        "AND (%(invoice)s = '' OR invoice_id = %(invoice)s) GROUP BY event_id",
+        {"invoice": invoice_id or ""})
+    return {r["event_id"]: r["revenue"] for r in rows if r["revenue"] != 0}
+
+
+def revenue_entries(tenant) -> list[dict]:
+    return eventstore.tenant_query(
+        tenant.slug,
+        "SELECT * FROM ledger WHERE tenant_id = %(tenant_id)s AND entry_type = 'REVENUE' "
+        "ORDER BY event_id, recorded_at, entry_kind")
+
+
+def subscribe(tenant, *components, starts=datetime(2026, 1, 1, tzinfo=timezone.utc),
+              ends=None, customer="cust_a"):
+    """A rate plan of `components` and the customer's subscription to it."""
+    plan = rate_plan_create(tenant=tenant, code=f"plan{len(components)}{starts:%m}{customer}",
+                            components=components)
+    cust = (Customer.objects.filter(tenant=tenant, external_id=customer).first()
+            or customer_create(tenant=tenant, external_id=customer))
+    return subscription_create(tenant=tenant, customer=cust, plan=plan, starts_at=starts,
+                               ends_at=ends)
+
+
+def usage_row(**values) -> dict:
+    """A ledger-shaped usage row for the rater (zero usage and cost unless given)."""
+    row = {"customer_id": "cust_a", "product_id": "prod_x",
+           "occurred_at": datetime(2026, 10, 10, 12, tzinfo=timezone.utc),
+           "input_tokens": 0, "output_tokens": 0, "tool_calls": 0, "reasoning_steps": 0,
+           "ai_cogs_usd": Decimal(0), "infra_cogs_usd": Decimal(0), "fee_cogs_usd": Decimal(0),
+           "unclassified_cogs_usd": Decimal(0)}
+    row.update(values)
+    return row
+
+
+# --- Ledger entries written as the billing app writes them (for the read side's tests) --------
+
+def _at(event: dict[str, Any]) -> datetime:
+    occurred = event["occurredAt"]
+    if isinstance(occurred, str):
+        occurred = datetime.fromisoformat(occurred.replace("Z", "+00:00"))
+    return occurred
+
+
+def _dimensions(event: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "customer_id": event.get("customerId", ""), "product_id": event.get("productId", ""),
+        "product_type": event.get("productType", ""), "provider": event.get("provider", ""),
+        "model": event.get("model", ""), "tool_name": event.get("toolName") or "",
+        "source_type": event.get("sourceType", ""), "session_id": event.get("sessionId", ""),
+    }
+
+
+def revenue_entry(tenant: Tenant, event: dict[str, Any], amount: Decimal | str,
+                  *, kind: str = "ORIGINAL") -> dict[str, Any]:
+    """A REVENUE entry for an ingested event (API shape), as attribution writes them."""
+    return ledger_entry(
+        tenant_id=tenant.slug, entry_id=f"rev_{uuid.uuid4().hex}", entry_type="REVENUE",
+        event_id=event["eventId"], occurred_at=_at(event), entry_kind=kind,
+        revenue_usd=Decimal(str(amount)), invoice_id="inv_test", invoice_line_id="line_test",
+        attribution_run_id="run_test", **_dimensions(event),
+    )
+
+
+def attribute(tenant: Tenant, event: dict[str, Any], amount: Decimal | str) -> None:
+    """Give an event revenue as attribution would: its REVENUE entry, then its settlement."""
+    from billing.settlement import settlements_reconcile_events
+
+    ledger_append([revenue_entry(tenant, event, amount)])
+    settlements_reconcile_events(tenant_slug=tenant.slug, events=[(event["eventId"], _at(event))],
+                                 run_id=f"test-{uuid.uuid4().hex}")
+
+
+def cost_correction_entry(tenant: Tenant, event: dict[str, Any], **amounts: Decimal) -> dict:
+    """A COST correction (event_count 0) adding the given bucket amounts to an event."""
+    return ledger_entry(
+        tenant_id=tenant.slug, entry_id=f"cor_{uuid.uuid4().hex}", entry_type="COST",
+        event_id=event["eventId"], occurred_at=_at(event), entry_kind="CORRECTION",
+        event_count=0, **_dimensions(event), **amounts,
+    )
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+
+
+def reference_file(relative: str):
+    """A file of ../shared/reference, read in place; the test is skipped where it is absent."""
+    import pytest
+
+    path = REFERENCE / relative
+    if not path.exists():
+        pytest.skip(f"reference file {relative} is not here")
+    return path
+
+
+def cost_source(tenant: Tenant, kind: str, name: str | None = None):
+    """An UPLOAD cost source of the kind, through the service."""
+    from cost_sources.services import cost_source_create
+
+    return cost_source_create(tenant=tenant, name=name or f"{kind.lower()} bills", kind=kind)
+
+
+def import_costs(source, path):
+    """Import a file (a path) into the source through the import service; the run."""
+    from cost_sources.services import cost_import_file
+
+    with open(path, "rb") as stream:
+        return cost_import_file(source=source, stream=stream, file_name=str(path))
+
+
+def openai_costs_page(buckets: list[tuple[datetime, list[tuple[str, str]]]]) -> dict:
+    """An OpenAI Costs API page (the reference's shape) of daily buckets of (line item, USD)."""
+    return {"object": "page", "has_more": False, "next_page": None, "data": [
+        {"object": "bucket", "start_time": int(day.timestamp()),
+         "end_time": int((day + timedelta(days=1)).timestamp()),
+         "results": [{"object": "organization.costs.result",
+                      "amount": {"value": "__" + amount + "__", "currency": "usd"},
+                      "line_item": item, "project_id": None, "api_key_id": None,
+                      "quantity": None, "quantity_unit": None} for item, amount in lines]}
+        for day, lines in buckets]}
+
+
+def write_page(path, page: dict) -> None:
+    import json
+
+    # Amounts as JSON numbers (not strings), as OpenAI sends them.
+    text = json.dumps(page)
+    path.write_text(text.replace('"__', "").replace('__"', ""))

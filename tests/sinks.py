@@ -87,3 +87,59 @@ def smtp_sink(settings):
     settings.EMAIL_USE_TLS = False
     yield received
     controller.stop()
+
+
+@dataclass
+class FakeProvider:
+    """A provider's API on loopback: answers GETs with `pages` (bytes) by the `page` cursor
+    (none: the first; "p2": the second, ...), after `fail_first` answers of `fail_status`."""
+
+    pages: list[bytes] = field(default_factory=list)
+    fail_first: int = 0
+    fail_status: int = 503
+    requests: list[dict] = field(default_factory=list)
+    url: str = ""
+
+
+def _start_fake_provider(provider: FakeProvider) -> ThreadingHTTPServer:
+    from urllib.parse import parse_qs, urlsplit
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's naming)
+            query = {k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()}
+            failing = len(provider.requests) < provider.fail_first
+            provider.requests.append({"path": urlsplit(self.path).path, "query": query,
+                                      "headers": dict(self.headers)})
+            if failing:
+                self.send_response(provider.fail_status)
+                self.end_headers()
+                self.wfile.write(b"try later")
+                return
+            cursor = query.get("page")
+            index = int(cursor[1:]) - 1 if cursor else 0
+            body = provider.pages[index]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    provider.url = f"http://127.0.0.1:{server.server_address[1]}/v1/organization/costs"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@pytest.fixture
+def fake_provider(settings):
+    """A local provider API for POLL cost sources (an operator-allowed loopback host)."""
+    settings.AFORO_ALLOW_HTTP_WEBHOOKS = True
+    settings.AFORO_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.AFORO_CREDENTIALS_KEY = "MfDdY-yqMYV9CG2xqsAMU8fwTMcdvH8HMz9vkOV5RkA="
+    provider = FakeProvider()
+    server = _start_fake_provider(provider)
+    yield provider
+    server.shutdown()

@@ -21,7 +21,7 @@ from aforo.eventstore.errors import (
 __all__ = [
     "ChdbStore", "EmbeddedStoreLocked", "EventStore", "EventStoreError",
     "EventStoreUnavailable", "ServerStore", "command", "get_store", "insert", "query",
-    "tenant_query", "use",
+    "insert_rows", "tenant_query", "use",
 ]
 
 _default: EventStore | None = None
@@ -96,6 +96,11 @@ def tenant_rows(tenant_id: str, sql: str, params: Mapping[str, Any] | None = Non
 
 def insert(table: str, rows: Sequence[Mapping[str, Any]]) -> int:
     return get_store().insert(table, rows)
+
+
+def insert_rows(table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> int:
+    """Rows as tuples in `columns` order (bulk loads); a column's cells share one type."""
+    return get_store().insert_rows(table, columns, rows)
 
 
 def command(sql: str, params: Mapping[str, Any] | None = None) -> None:

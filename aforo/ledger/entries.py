@@ -9,10 +9,15 @@ from aforo import eventstore
 
 ZERO = Decimal(0)
 
+# What every entry of an event carries, copied from its COST entry onto its REVENUE, SETTLE and
+# CORRECTION entries so each groups with its event. A new dimension is one more name here (and
+# its column: an event-store migration; its ingest field; the builder's DIMENSIONS).
+EVENT_DIMENSIONS = ("customer_id", "product_id", "product_type", "provider", "model",
+                    "requested_model", "tool_name", "source_type", "session_id", "agent")
+
 LEDGER_DEFAULTS: dict[str, Any] = {
     "entry_kind": "ORIGINAL",
-    "customer_id": "", "product_id": "", "product_type": "", "provider": "", "model": "",
-    "requested_model": "", "tool_name": "", "source_type": "", "session_id": "", "agent": "",
+    **dict.fromkeys(EVENT_DIMENSIONS, ""),
     "latency_ms": 0, "event_count": 0,
     "input_tokens": 0, "output_tokens": 0, "cached_input_tokens": 0,
     "cache_write_input_tokens": 0, "reasoning_tokens": 0, "reasoning_steps": 0, "tool_calls": 0,

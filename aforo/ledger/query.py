@@ -12,8 +12,9 @@ tenant filter is inside.
 
 Exempt, hand-written with the tenant filter of their own (each says why in a :TRICKY:
 comment): attribution's allocation and reconciliation SQL (`billing/attribution.py`) and the
-settlement reconciliation (`billing/settlement.py`), INSERT ... SELECTs over joins the builder
-would only obscure.
+settlement reconciliation (`billing/settlement.py`), and a cost import's difference
+(`cost_sources/imports.py`), INSERT ... SELECTs over joins and unions the builder would only
+obscure.
 """
 from __future__ import annotations
 
@@ -24,10 +25,11 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from aforo import eventstore
+from aforo.ledger.entries import EVENT_DIMENSIONS
 
 # Modules that may write a tenant filter by hand (see the module docstring).
 HAND_WRITTEN = ("aforo/eventstore/", "aforo/ledger/query.py", "billing/attribution.py",
-                "billing/settlement.py")
+                "billing/settlement.py", "cost_sources/imports.py")
 
 
 class Table(enum.Enum):
@@ -41,10 +43,13 @@ class Table(enum.Enum):
     EVENT_IDS = "ledger_event_ids"              # every event id (dedupe)
     REVENUE_RATES = "revenue_rates"             # per-unit revenue estimates
     HOURLY = "ledger_hourly"                    # by UTC hour, customer, product (detectors)
+    COST_LINES = "provider_cost_lines"          # providers' billed lines (cost sources)
+    COST_IMPORT_LINES = "provider_cost_import_lines"  # each import's own lines
 
     @property
     def by_day(self) -> bool:
-        return self in (Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED)
+        return self in (Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED, Table.COST_LINES,
+                        Table.COST_IMPORT_LINES)
 
     @property
     def time_column(self) -> str:
@@ -82,7 +87,7 @@ class Measure:
     read_models: Mapping[Table, str] = field(default_factory=dict)
 
     def over(self, table: Table) -> str:
-        if table is Table.LEDGER:
+        if table is Table.LEDGER and self.raw:
             return self.raw
         if table not in self.read_models:
             raise ValueError(f"{table.value} does not hold this measure")
@@ -134,6 +139,11 @@ MEASURES: dict[str, Measure] = {
                        {Table.UNSOURCED: "toInt64(sum(reasoning_steps_n))"}),
     "b_cogs": Measure(f"sumIf({COGS_SUM}, {UNSOURCED})", {Table.UNSOURCED: "sum(cogs)"}),
 }
+# Providers' billed cost (no ledger entry holds it: the raw ledger has no such measure).
+_LINES = (Table.COST_LINES, Table.COST_IMPORT_LINES)
+MEASURES["billed"] = Measure("", _rollup("sum(cost_usd)", _LINES))
+MEASURES["billed_quantity"] = Measure("", _rollup("sum(quantity)", _LINES))
+MEASURES["lines"] = Measure("", _rollup("toInt64(count())", _LINES))
 BASIS = ("b_events", "b_in", "b_out", "b_tools", "b_steps", "b_cogs")
 
 
@@ -144,22 +154,26 @@ BASIS = ("b_events", "b_in", "b_out", "b_tools", "b_steps", "b_cogs")
 # time zone).
 _EVERYWHERE = frozenset(Table)
 DIMENSIONS: dict[str, frozenset[Table]] = {
+    # Every event dimension is on the raw ledger; the lines after say which rollups hold it too.
+    **{column: frozenset({Table.LEDGER}) for column in (
+        *EVENT_DIMENSIONS, "entry_type", "entry_kind", "invoice_id", "invoice_line_id",
+        "attribution_run_id", "cost_source", "revenue_source")},
     "customer_id": frozenset({Table.LEDGER, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
                               Table.REVENUE_RATES, Table.HOURLY}),
     "product_id": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
                              Table.REVENUE_RATES, Table.HOURLY}),
     "product_type": frozenset({Table.LEDGER, Table.DAILY}),
-    "provider": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS}),
-    "model": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS}),
+    "provider": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
+                           *_LINES}),
+    "model": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS, *_LINES}),
     "day": frozenset({Table.LEDGER, Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
-                      Table.HOURLY}),
+                      Table.HOURLY, *_LINES}),
     "hour": frozenset({Table.HOURLY}),
     "event_id": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS}),
     "occurred_at": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS}),
-    **{column: frozenset({Table.LEDGER}) for column in (
-        "requested_model", "tool_name", "source_type", "session_id", "agent", "entry_type",
-        "entry_kind", "invoice_id", "invoice_line_id", "attribution_run_id", "cost_source",
-        "revenue_source")},
+    **{column: frozenset(_LINES) for column in (
+        "source_id", "import_id", "line_key", "service", "line_item", "account_id",
+        "project_id", "charge_category", "unit", "recorded_at")},
 }
 # :TRICKY: toDate(DateTime, tz) gives the calendar day in that zone; the plain
 # toDate(occurred_at) would use the column's own zone (UTC).

@@ -72,6 +72,29 @@ def test_rows_and_query_come_back_typed(store):
     assert eventstore.tenant_query(tenant, sql) == [dict(zip(names, expected, strict=True))]
 
 
+def test_insert_rows_round_trips_tuples_exactly(store):
+    """The bulk door (tuples in column order) writes what insert() writes: Decimals at their
+    digits (1.81E-8 and 38-digit values), dates, UTC datetimes, hostile strings."""
+    tenant = _tenant()
+    columns = ("tenant_id", "source_id", "import_id", "recorded_at", "line_key", "day",
+               "charge_start", "charge_end", "provider", "service", "model", "line_item",
+               "account_id", "project_id", "charge_category", "unit", "quantity", "cost_usd")
+    at = datetime(2023, 11, 1, tzinfo=timezone.utc)
+    rows = [(tenant, "1", "i", at, f"k{n}", date(2023, 11, 1 + n), at, at, HOSTILE_IDS[n],
+             "AmazonS3", "", "", "", "", "Usage", "GB", Decimal("1.5"), cost)
+            for n, cost in enumerate([Decimal("1.81E-8"), Decimal("12345678901234.123456789012"),
+                                      Decimal("-0.000000000001")])]
+    assert eventstore.insert_rows("provider_cost_import_lines", columns, rows) == 3
+    got = eventstore.tenant_query(
+        tenant, "SELECT line_key, day, charge_start, provider, cost_usd "
+        "FROM provider_cost_import_lines WHERE tenant_id = %(tenant_id)s ORDER BY line_key")
+    assert [(r["line_key"], r["day"], r["charge_start"], r["provider"], r["cost_usd"])
+            for r in got] == [(r[4], r[5], r[6], r[8], r[17]) for r in rows]
+    with pytest.raises(TypeError):
+        eventstore.insert_rows("provider_cost_import_lines", columns,
+                               [(*rows[0][:17], 0.1)])
+
+
 def test_sums_stay_exact_decimals(store):
     tenant = _tenant()
     at = datetime(2026, 1, 1, tzinfo=timezone.utc)

@@ -32,3 +32,16 @@ def test_only_the_builder_and_its_named_exemptions_write_the_tenant_filter():
 def test_the_check_itself_finds_a_hand_written_filter():
     assert TENANT_FILTER.search("SELECT 1 FROM ledger WHERE tenant_id = %(tenant_id)s")
     assert not TENANT_FILTER.search("LedgerQuery(tenant_id).measures('events')")
+
+
+TEST_MODULE_IMPORT = re.compile(r"^\s*(?:from|import)\s+tests\.(?:\w+\.)*test_\w+", re.MULTILINE)
+
+
+def test_no_test_module_imports_another_test_modules_helpers():
+    """Shared test helpers live in tests/factories.py and conftest fixtures, never in a test
+    module another one imports."""
+    tests_dir = Path(__file__).resolve().parents[1]
+    offenders = sorted(str(path.relative_to(tests_dir)) for path in tests_dir.rglob("*.py")
+                       if TEST_MODULE_IMPORT.search(path.read_text()))
+    assert offenders == []
+    assert TEST_MODULE_IMPORT.search("from tests.billing.test_rating import subscribe")

@@ -9,7 +9,8 @@ from django.contrib.auth import get_user_model
 from billing.models import PriceComponent, Subscription
 from billing.rating import rated_revenue
 from billing.services import ComponentSpec
-from tests.billing.test_rating import entry, subscribe
+from tests.factories import subscribe
+from tests.factories import usage_row as entry
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from aforo.tenancy import tenant_create
 from billing.attribution import attribution_run
-from tests.billing.helpers import event, invoice, revenue_entries
-from tests.factories import ingest
+from tests.factories import event, ingest, invoice, revenue_entries
 
 UNITS = ["EVENTS", "FLAT", "INPUT_TOKENS", "OUTPUT_TOKENS", "TOKENS", "TOOL_CALLS",
          "REASONING_STEPS"]

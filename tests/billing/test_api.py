@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.billing.helpers import event, revenue_by_event
 from tests.conftest import api_client
-from tests.factories import ingest
+from tests.factories import event, ingest, revenue_by_event
 
 INVOICE = {
     "invoiceId": "inv_api_1", "customerId": "cust_a",

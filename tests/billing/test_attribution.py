@@ -7,8 +7,7 @@ from billing.attribution import attribution_run
 from billing.models import AttributionRunStatus
 from billing.queries import revenue_status
 from billing.services import invoice_void
-from tests.billing.helpers import event, invoice, revenue_by_event, revenue_entries
-from tests.factories import ingest
+from tests.factories import event, ingest, invoice, revenue_by_event, revenue_entries
 
 
 def test_invoice_line_is_attributed_equally_per_event_to_the_cent(store, tenant):
@@ -26,10 +25,12 @@ def test_invoice_line_is_attributed_equally_per_event_to_the_cent(store, tenant)
 
 
 def test_revenue_entries_carry_the_events_dimensions(store, tenant):
-    ingest(tenant, [event("e1", at="2026-10-05T08:30:00Z", toolName="search", sessionId="s1")])
+    ingest(tenant, [event("e1", at="2026-10-05T08:30:00Z", toolName="search", sessionId="s1",
+                          agent="researcher")])
     invoice(tenant)
     attribution_run(tenant=tenant)
     [entry] = revenue_entries(tenant)
+    assert entry["agent"] == "researcher"  # revenue per agent groups with the event's cost
     assert entry["event_id"] == "e1" and entry["entry_kind"] == "ORIGINAL"
     assert entry["occurred_at"].isoformat() == "2026-10-05T08:30:00+00:00"
     assert (entry["customer_id"], entry["product_id"], entry["model"], entry["tool_name"],

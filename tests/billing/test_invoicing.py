@@ -12,9 +12,7 @@ from billing.invoicing import invoices_generate, month_bounds
 from billing.models import Invoice, InvoiceStatus
 from billing.queries import revenue_status
 from billing.services import ComponentSpec
-from tests.billing.helpers import NOV, OCT, event, revenue_by_event
-from tests.billing.test_rating import subscribe
-from tests.factories import ingest
+from tests.factories import NOV, OCT, event, ingest, revenue_by_event, subscribe
 
 
 def test_month_bounds():
@@ -89,7 +87,7 @@ def test_the_nightly_task_attributes_every_tenant(store, tenant, other_tenant):
 
     ingest(tenant, [event("a")])
     ingest(other_tenant, [event("b")])
-    from tests.billing.helpers import invoice
+    from tests.factories import invoice
 
     invoice(tenant)
     invoice(other_tenant)

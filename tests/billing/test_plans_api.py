@@ -11,9 +11,8 @@ from django.test import Client
 from aforo.catalog import customer_create
 from billing import queries
 from billing.models import PriceComponent, RatePlan, Subscription
-from tests.billing.helpers import event
 from tests.conftest import api_client
-from tests.factories import ingest
+from tests.factories import event, ingest
 
 PRO = {
     "code": "pro", "name": "Pro",

@@ -8,32 +8,10 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from aforo.catalog import customer_create
 from billing.rating import rated_revenue
-from billing.services import ComponentSpec, rate_plan_create, subscription_create
-
-AT = datetime(2026, 10, 10, 12, tzinfo=timezone.utc)
-
-
-def entry(**values) -> dict:
-    row = {"customer_id": "cust_a", "product_id": "prod_x", "occurred_at": AT,
-           "input_tokens": 0, "output_tokens": 0, "tool_calls": 0, "reasoning_steps": 0,
-           "ai_cogs_usd": Decimal(0), "infra_cogs_usd": Decimal(0), "fee_cogs_usd": Decimal(0),
-           "unclassified_cogs_usd": Decimal(0)}
-    row.update(values)
-    return row
-
-
-def subscribe(tenant, *components, starts=datetime(2026, 1, 1, tzinfo=timezone.utc),
-              ends=None, customer="cust_a"):
-    plan = rate_plan_create(tenant=tenant, code=f"plan{len(components)}{starts:%m}{customer}",
-                            components=components)
-    from aforo.models import Customer
-
-    cust = (Customer.objects.filter(tenant=tenant, external_id=customer).first()
-            or customer_create(tenant=tenant, external_id=customer))
-    return subscription_create(tenant=tenant, customer=cust, plan=plan, starts_at=starts,
-                               ends_at=ends)
+from billing.services import ComponentSpec
+from tests.factories import subscribe
+from tests.factories import usage_row as entry
 
 
 @pytest.mark.parametrize(("component", "usage", "expected"), [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from aforo.errors import ApiError
+from aforo.errors import DomainError
 from billing.models import InvoiceSource, InvoiceStatus, Unit
 from billing.stripe import stripe_invoice_import
 from tests.conftest import api_client
@@ -69,14 +69,14 @@ def test_paginated_lines_drafts_and_other_currencies_are_refused(tenant):
     for change, field in ((("lines", "has_more"), "lines.has_more"),):
         payload = _load(SHAPES[0])
         payload[change[0]][change[1]] = True
-        with pytest.raises(ApiError) as err:
+        with pytest.raises(DomainError) as err:
             stripe_invoice_import(tenant=tenant, payload=payload)
         assert err.value.field == field
     draft = {**_load(SHAPES[0]), "status": "draft"}
-    with pytest.raises(ApiError):
+    with pytest.raises(DomainError):
         stripe_invoice_import(tenant=tenant, payload=draft)
     eur = {**_load(SHAPES[1]), "currency": "eur"}
-    with pytest.raises(ApiError):
+    with pytest.raises(DomainError):
         stripe_invoice_import(tenant=tenant, payload=eur)
 
 

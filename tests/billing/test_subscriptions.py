@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from aforo.catalog import customer_create
-from aforo.errors import ApiError
+from aforo.errors import DomainError
 from billing.models import Subscription
 from billing.services import ComponentSpec, rate_plan_create, subscription_create
 from tests.conftest import api_client
@@ -31,8 +31,8 @@ def test_two_racing_subscribes_put_a_customer_on_one_plan(tenant):
             barrier.wait()
             subscription_create(tenant=tenant, customer=customer, plan=plan, starts_at=START)
             outcomes.append("created")
-        except ApiError as refused:
-            outcomes.append(str(refused.detail.code))
+        except DomainError as refused:
+            outcomes.append(refused.code)
         finally:
             connection.close()
 

@@ -7,9 +7,8 @@ import pytest
 
 from aforo.ledger import ledger_append
 from aforo.models import Role
-from tests.cogs.conftest import cost_correction_entry
 from tests.conftest import api_client
-from tests.factories import ingest
+from tests.factories import cost_correction_entry, ingest
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/analytics/cogs/dashboard/anomalies"

@@ -72,10 +72,9 @@ def test_example_composition_validates(openapi):
 
 
 def test_served_rows_validate_too(store, tenant):
-    from tests.cogs.conftest import attribute
-    from tests.cogs.test_dashboard import E1
     from tests.conftest import api_client
-    from tests.factories import ingest
+    from tests.factories import PRODUCT_PAGE_EVENT as E1
+    from tests.factories import attribute, ingest
 
     ingest(tenant, [E1])
     attribute(tenant, E1, "0.51")

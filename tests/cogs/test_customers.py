@@ -19,9 +19,8 @@ from aforo.ledger import ledger_append
 from aforo.tenancy import tenant_create
 from cogs import queries
 from cogs.queries import CustomerOrder, TagFloors, tag_of
-from tests.cogs.conftest import cost_correction_entry, revenue_entry
 from tests.conftest import api_client
-from tests.factories import ingest
+from tests.factories import cost_correction_entry, ingest, revenue_entry
 
 pytestmark = pytest.mark.django_db
 DAY = date(2026, 5, 4)

@@ -10,20 +10,15 @@ from aforo.ledger import ledger_append
 from aforo.models import Role
 from cogs import queries
 from ingestion.prices import model_price_create
-from tests.cogs.conftest import attribute, cost_correction_entry
 from tests.conftest import api_client
-from tests.factories import ingest
+from tests.factories import PRODUCT_PAGE_EVENT, attribute, cost_correction_entry, ingest
 
 pytestmark = pytest.mark.django_db
 BASE = "/api/v1/analytics/cogs/dashboard"
 PERIOD = {"from": "2026-06-12", "to": "2026-06-14"}
 
 # The product page's example row, exactly.
-E1 = {"eventId": "evt_a7f3k2m9", "occurredAt": "2026-06-14T18:33:00Z", "customerId": "cust_acme",
-      "productId": "prod_translation", "productType": "API_WITH_AI", "provider": "Anthropic",
-      "model": "claude-sonnet-4-6", "toolName": None, "sourceType": "GATEWAY",
-      "aiCogsUsd": "0.14", "infraCogsUsd": "0.03", "feeCogsUsd": "0.01",
-      "inputTokens": 1000, "outputTokens": 200}
+E1 = PRODUCT_PAGE_EVENT
 E2 = {"eventId": "e2", "occurredAt": "2026-06-12T12:00:00Z", "customerId": "cust_b",
       "productId": "prod_translation", "productType": "API_WITH_AI", "provider": "OpenAI",
       "model": "gpt-4o", "sourceType": "SDK", "cogsUsd": "0.10",

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 from aforo.ledger import ledger_append
 from aforo.tenancy import tenant_create
 from cogs import queries
-from tests.cogs.conftest import cost_correction_entry, revenue_entry
 from tests.conftest import api_client
-from tests.factories import ingest
+from tests.factories import cost_correction_entry, ingest, revenue_entry
 
 pytestmark = pytest.mark.django_db
 FIRST, LAST = date(2026, 4, 1), date(2026, 4, 3)

@@ -13,7 +13,7 @@ from aforo.catalog import customer_update
 from aforo.models import Customer, Role
 from aforo.tenancy import membership_set
 from ingestion.services import events_ingest_dicts
-from tests.cogs.conftest import attribute
+from tests.factories import attribute
 
 XSS = "<script>alert(1)</script>"
 CHROMIUM = "/usr/bin/chromium"  # Debian's; never a downloaded browser

@@ -1,0 +1,116 @@
+"""Console tab Cost sources: the active cost streams (each source's last sync, rows and
+status), a file upload per source, and the reconciliation of billed with metered cost over the
+period with its chart."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from aforo.console import current_membership, tab_page
+from aforo.errors import DomainError
+from aforo.models import Role, Tenant
+from aforo.permissions import BILLING_ROLES
+from cost_sources import figures, queries, services
+from cost_sources.models import CostImport, CostSource, Kind, Mode, Schedule
+from cost_sources.polling import cost_source_poll
+
+STATUS_CLASS = {queries.MATCHED: "ok", queries.UNDER_METERED: "warn",
+                queries.OVER_METERED: "over"}
+SYNC_CLASS = {CostImport.Status.SUCCEEDED: "ok", CostImport.Status.RUNNING: "warn",
+              CostImport.Status.FAILED: "over"}
+
+
+def _can_manage(request: HttpRequest) -> bool:
+    membership = current_membership(request)
+    return membership is not None and Role(membership.role) in BILLING_ROLES
+
+
+def _cost_sources(request: HttpRequest, tenant: Tenant, chosen) -> dict[str, Any]:
+    by = request.GET.get("by", "provider")
+    if by not in queries.GROUPS:
+        by = "provider"
+    totals = queries.source_totals(tenant.slug)
+    streams = []
+    for source in CostSource.objects.filter(tenant=tenant).order_by("id"):
+        last = source.imports.order_by("-id").first()
+        billed, first_day, last_day = totals.get(str(source.pk), (None, None, None))
+        streams.append({"source": source, "last": last, "billed": billed,
+                        "first_day": first_day, "last_day": last_day,
+                        "status_class": SYNC_CLASS.get(last.status, "") if last else ""})
+    tolerance = services.reconciliation_settings_get(tenant=tenant).tolerance_pct
+    period = chosen.period
+    rows = queries.reconciliation(tenant.slug, first=period.first, last=period.last, by=by,
+                                  tolerance_pct=tolerance)
+    return {
+        "streams": streams, "kinds": Kind.choices, "modes": Mode.choices,
+        "schedules": Schedule.choices, "can_manage": _can_manage(request),
+        "by": by, "groups": list(queries.GROUPS), "tolerance_pct": tolerance,
+        "rows": [(row, STATUS_CLASS[row.status]) for row in rows],
+        "reconciliation_figure": figures.reconciliation_figure(rows) if rows else None,
+    }
+
+
+cost_sources = tab_page("cost_sources", _cost_sources)
+
+
+def _back(request: HttpRequest) -> HttpResponse:
+    query = request.POST.get("return_query", "")
+    return redirect(reverse("console-cogs-cost-sources") + (f"?{query}" if query else ""))
+
+
+def _manager(request: HttpRequest) -> Tenant | None:
+    if not _can_manage(request):
+        messages.error(request, "Your role may view cost sources but not change them.")
+        return None
+    return current_membership(request).tenant
+
+
+@login_required
+@require_POST
+def source_new(request: HttpRequest) -> HttpResponse:
+    tenant = _manager(request)
+    if tenant is None:
+        return _back(request)
+    try:
+        source = services.cost_source_create(
+            tenant=tenant, name=request.POST.get("name", ""), kind=request.POST.get("kind", ""),
+            mode=request.POST.get("mode", "UPLOAD"),
+            base_url=request.POST.get("base_url", "").strip(),
+            schedule=request.POST.get("schedule", ""),
+            credentials=request.POST.get("credentials", "").strip())
+        messages.success(request, f"Cost source “{source.name}” created.")
+    except DomainError as exc:
+        messages.error(request, f"Cost source not saved: {exc.message}")
+    return _back(request)
+
+
+@login_required
+@require_POST
+def source_import(request: HttpRequest, source_id: int) -> HttpResponse:
+    tenant = _manager(request)
+    if tenant is None:
+        return _back(request)
+    uploaded = request.FILES.get("file")
+    try:
+        source = services.cost_source_get(tenant=tenant, source_id=source_id)
+        if uploaded is None and source.mode == Mode.POLL:
+            run = cost_source_poll(source=source)
+            messages.success(request, f"Polled “{source.name}”: {run.rows_imported} rows, "
+                                      f"{run.lines_changed} lines changed.")
+            return _back(request)
+        if uploaded is None:
+            raise DomainError("Choose a file to import.", field="file")
+        run = services.cost_import_file(source=source, stream=uploaded.file,
+                                        file_name=uploaded.name or "")
+        skipped = f", {run.rows_skipped} skipped" if run.rows_skipped else ""
+        messages.success(request, f"Imported {run.rows_imported} rows into “{source.name}”"
+                                  f"{skipped}; {run.lines_changed} lines changed.")
+    except DomainError as exc:
+        messages.error(request, f"Import failed: {exc.message}")
+    return _back(request)
