@@ -12,6 +12,7 @@ from django.test import Client
 
 from aforo.models import Role
 from aforo.tenancy import membership_set
+from cogs.expected import scope_margin
 from ingestion.prices import model_price_create
 from margin_guard import counters
 from margin_guard.counters import decision_count, decision_counts_flush
@@ -99,6 +100,10 @@ def test_impact_figures_by_hand(store, tenant, smtp_sink):
     assert account.before_start == T - timedelta(hours=2) and account.after_end == end
     assert (account.before.margin_pct, account.before.events) == (D("8"), 5)
     assert (account.after.margin_pct, account.after.events) == (D("30"), 5)
+    # the grouped read gives exactly what the ledger's one margin function gives
+    assert account.before == scope_margin(tenant.slug, start=T - timedelta(hours=2), end=T,
+                                          customer_id="cust_a")
+    assert account.after == scope_margin(tenant.slug, start=T, end=end, customer_id="cust_a")
 
     body = api_client(tenant, "VIEWER").get("/api/v1/margin-guard/impact",
                                             {"lastHours": 3}).json()
@@ -128,3 +133,28 @@ def test_impact_figures_by_hand(store, tenant, smtp_sink):
     assert "Net profit recovered: $15.82" in text
     assert "- Block: $6.00 over 3 call(s) (estimate)" in text
     assert "cust_a: margin 8.0% before intervention, 30.0% since" in text
+
+
+def test_each_accounts_windows_are_its_own(store, tenant):
+    end = datetime.now(timezone.utc).replace(microsecond=0)
+    times = {"cust_x": end - timedelta(hours=5), "cust_y": end - timedelta(hours=1)}
+    ingest(tenant, [
+        {"eventId": f"{c}-{h}", "occurredAt": end - timedelta(hours=h, minutes=30),
+         "customerId": c, "productId": "prod_chat", "cogsUsd": str(D("0.1") * (h + 1)),
+         "revenueUsd": "1.00"} for c in times for h in range(8)])
+    guard_policy_create(tenant=tenant, name="Floor", scope="TENANT", mode="ENFORCE",
+                        min_events=1, alert_below_pct="99", throttle_below_pct="98",
+                        block_below_pct="-100")
+    for customer, at in times.items():
+        assert guard_evaluate(tenant=tenant, customer_id=customer, product_id="prod_chat",
+                              now=at).action.to_level == Level.THROTTLE
+    report = impact_report(tenant=tenant, start=end - timedelta(hours=6), end=end)
+    assert [a.customer_id for a in report.accounts] == ["cust_x", "cust_y"]
+    for account in report.accounts:
+        at = times[account.customer_id]
+        assert account.before == scope_margin(tenant.slug, start=at - (end - at), end=at,
+                                              customer_id=account.customer_id)
+        assert account.after == scope_margin(tenant.slug, start=at, end=end,
+                                             customer_id=account.customer_id)
+    x, y = report.accounts
+    assert (x.before.events, x.after.events, y.before.events, y.after.events) == (3, 5, 1, 1)
