@@ -10,6 +10,7 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 
+from django.conf import settings
 from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F
 
@@ -29,7 +30,7 @@ def decision_count(tenant_slug: str, customer_id: str, product_id: str, feature:
     hour = (at or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
     with _lock:
         _pending[(tenant_slug, hour, customer_id, product_id, feature, kind)] += 1
-        if not _flusher:
+        if not _flusher and settings.AFORO_GUARD_COUNTS_FLUSH_THREAD:
             thread = threading.Thread(target=_flush_forever, name="aforo-guard-counts",
                                       daemon=True)
             _flusher.append(thread)
@@ -39,7 +40,7 @@ def decision_count(tenant_slug: str, customer_id: str, product_id: str, feature:
 def _flush_forever() -> None:
     while True:
         time.sleep(FLUSH_EVERY_S)
-        if not _pending:
+        if not _pending or not settings.AFORO_GUARD_COUNTS_FLUSH_THREAD:
             continue
         try:
             decision_counts_flush()
@@ -70,14 +71,14 @@ def decision_counts_flush() -> int:
             scope = dict(tenant_id=tenant_ids[slug], hour=hour, customer_id=customer_id,
                          product_id=product_id, feature=feature, kind=kind)
             counts[key] = n  # pending again unless the write below commits
-            with transaction.atomic():
-                if not GuardDecisionCount.objects.filter(**scope).update(count=F("count") + n):
-                    try:
-                        with transaction.atomic():
-                            GuardDecisionCount.objects.create(**scope, count=n)
-                    except IntegrityError:  # another process created the hour's row
-                        GuardDecisionCount.objects.filter(**scope).update(
-                            count=F("count") + n)
+            # One autocommitted statement at a time: no transaction holds the counts table and
+            # the tenant row together (a TRUNCATE, or a migration, never waits on a cycle).
+            if not GuardDecisionCount.objects.filter(**scope).update(count=F("count") + n):
+                try:
+                    with transaction.atomic():  # a savepoint when a caller's transaction runs
+                        GuardDecisionCount.objects.create(**scope, count=n)
+                except IntegrityError:  # another process created the hour's row
+                    GuardDecisionCount.objects.filter(**scope).update(count=F("count") + n)
             counts[key] = 0
             written += n
     finally:

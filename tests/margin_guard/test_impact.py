@@ -42,6 +42,19 @@ def test_decisions_are_counted_per_hour_and_outlive_the_process(tenant):
     assert rows == {(10, 4), (11, 1)}
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_background_thread_writes_the_counts_within_seconds(tenant, settings):
+    import time
+
+    settings.AFORO_GUARD_COUNTS_FLUSH_THREAD = True  # off for the rest of the suite
+    decision_count(tenant.slug, "c9", "", "batch", "BLOCKED")
+    deadline = time.monotonic() + 5
+    while not GuardDecisionCount.objects.filter(tenant=tenant).exists() \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert GuardDecisionCount.objects.get(tenant=tenant).count == 1
+
+
 def _seed(tenant, T: datetime) -> None:
     for model, price_in, price_out in (("gpt-4o", "2.5", "10"), ("gpt-4o-mini", "0.15", "0.6")):
         model_price_create(tenant=tenant, provider="OpenAI", model=model,
