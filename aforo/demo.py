@@ -215,10 +215,10 @@ def demo_guard(tenant: Tenant, *, now: datetime) -> int:
     """A tenant-wide Margin Guard policy in DRY_RUN, evaluated once for every customer, so the
     Margin Guard page shows who would be throttled or blocked; returns the scopes evaluated."""
     from margin_guard.models import GuardPolicy
-    from margin_guard.services import guard_evaluate_scopes
+    from margin_guard.services import guard_evaluate_scopes, guard_policy_create
 
     if not GuardPolicy.objects.filter(tenant=tenant).exists():
-        GuardPolicy.objects.create(
+        guard_policy_create(
             tenant=tenant, name="Demo margin floors", scope=GuardPolicy.Scope.TENANT,
             mode=GuardPolicy.Mode.DRY_RUN, window=GuardPolicy.Window.WEEK, min_events=10,
             downgrade_map={"gpt-4o": "gpt-4o-mini", "claude-opus-4-1": "claude-sonnet-4-6",
@@ -227,6 +227,75 @@ def demo_guard(tenant: Tenant, *, now: datetime) -> int:
     customers = set(Customer.objects.filter(tenant=tenant).values_list("external_id", flat=True))
     return len(guard_evaluate_scopes(tenant=tenant, scopes={(c, "") for c in customers},
                                      now=now))
+
+
+STORY_CUSTOMER = "cust_northwind"
+
+
+def demo_guard_story(tenant: Tenant, *, now: datetime) -> dict[str, int]:
+    """The product page's story, with real figures: a FREE-tier policy in ENFORCE, and a FREE
+    customer whose margin dropped to 8% six hours ago (throttled: gpt-4o calls downgraded to
+    gpt-4o-mini, some rate-limited), recovered past the floor and its buffer an hour ago, and
+    had full access restored; the impact report values the calls the throttle switched."""
+    from margin_guard.counters import decision_count, decision_counts_flush
+    from margin_guard.models import GuardPolicy
+    from margin_guard.services import (
+        guard_evaluate,
+        guard_evaluations_wait,
+        guard_policy_create,
+        guard_settings_update,
+    )
+
+    if GuardPolicy.objects.filter(tenant=tenant, name="Free tier floors").exists():
+        return {}
+    if not Customer.objects.filter(tenant=tenant, external_id=STORY_CUSTOMER).exists():
+        catalog.customer_create(tenant=tenant, external_id=STORY_CUSTOMER,
+                                name="Northwind Labs", tier=CustomerTier.FREE)
+    from ingestion.services import events_ingest_dicts
+
+    dropped, switched = now - timedelta(hours=6), now - timedelta(hours=3)
+    policy = guard_policy_create(
+        tenant=tenant, name="Free tier floors", scope=GuardPolicy.Scope.TIER,
+        tier=CustomerTier.FREE, mode=GuardPolicy.Mode.ENFORCE, alert_below_pct="12",
+        throttle_below_pct="10", block_below_pct="5", recovery_buffer_pct="2",
+        window=GuardPolicy.Window.DAY, min_events=10, throttle_rate_per_minute=30,
+        downgrade_map={"gpt-4o": "gpt-4o-mini", "claude-opus-4-1": "claude-sonnet-4-6"},
+        premium_features=["web_search", "claude-opus-4-1"], override_minutes=60)
+    guard_settings_update(tenant=tenant, product_cost_usd_per_month=Decimal("499"))
+
+    def call(n: int, at: datetime, **fields) -> dict:
+        return {"eventId": f"evt_story_{n:03d}", "occurredAt": at.isoformat(),
+                "customerId": STORY_CUSTOMER, "productId": "prod_support_agent",
+                "productType": "AI_AGENT", "provider": "OpenAI", "sourceType": "SDK",
+                "revenueUsd": "1.00", **fields}
+
+    # 40 heavy gpt-4o calls at $0.92 each (as the gateway reports them) for $1.00: margin 8%,
+    # below the 10% throttle floor
+    events = [call(n, dropped - timedelta(minutes=40) + timedelta(minutes=n), model="gpt-4o",
+                   aiCogsUsd="0.90", infraCogsUsd="0.02", feeCogsUsd="0")
+              for n in range(40)]
+    # then the throttle's downgrades: asked for gpt-4o, ran on gpt-4o-mini (rate-card priced)
+    events += [call(100 + n, switched + timedelta(minutes=n), model="gpt-4o-mini",
+                    requestedModel="gpt-4o", inputTokens=200_000, outputTokens=20_000)
+               for n in range(4)]
+    events_ingest_dicts(tenant=tenant, events=events, now=now)
+    # the ingest's own evaluation (now, under this policy: nothing to change) first, so the
+    # two below tell the story in order
+    guard_evaluations_wait()
+    throttled = guard_evaluate(tenant=tenant, customer_id=STORY_CUSTOMER,
+                               product_id="prod_support_agent", now=dropped)
+    for n in range(4):
+        decision_count(tenant.slug, STORY_CUSTOMER, "prod_support_agent", "gpt-4o",
+                       "DOWNGRADED", at=switched + timedelta(minutes=n))
+    for n in range(5):
+        decision_count(tenant.slug, STORY_CUSTOMER, "prod_support_agent", "gpt-4o",
+                       "RATE_LIMITED", at=switched + timedelta(minutes=10 + n))
+    decision_counts_flush()
+    lifted = guard_evaluate(tenant=tenant, customer_id=STORY_CUSTOMER,
+                            product_id="prod_support_agent", now=now - timedelta(hours=1))
+    return {"policy": policy.pk,
+            "throttled": int(bool(throttled and throttled.changed)),
+            "lifted": int(bool(lifted and lifted.changed))}
 
 
 def demo_event(rng: random.Random, n: int, people, occurred: datetime) -> dict:

@@ -145,6 +145,11 @@ AFORO_ALLOW_HTTP_WEBHOOKS = env.bool("AFORO_ALLOW_HTTP_WEBHOOKS", default=False)
 # Outbound requests (aforo.outbound) go to public addresses only; these hosts (names, addresses
 # or networks) are allowed although they resolve to internal addresses.
 AFORO_OUTBOUND_ALLOWED_HOSTS = env.list("AFORO_OUTBOUND_ALLOWED_HOSTS", default=[])
+# Margin Guard writes its hourly decision counts from a background thread every second; the test
+# suite turns it off (reports flush their own process's counts) so it never races a teardown.
+AFORO_GUARD_COUNTS_FLUSH_THREAD = env.bool("AFORO_GUARD_COUNTS_FLUSH_THREAD", default=True)
+# The Slack app's signing secret: Slack's button presses (Override throttle) are verified with it.
+AFORO_SLACK_SIGNING_SECRET = env("AFORO_SLACK_SIGNING_SECRET", default="")
 AFORO_PAGERDUTY_URL = env("AFORO_PAGERDUTY_URL",
                           default="https://events.pagerduty.com/v2/enqueue")
 EMAIL_HOST = env("EMAIL_HOST", default="")

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 import msgspec
@@ -14,11 +15,13 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers, status
+from rest_framework.parsers import FormParser
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.authentication import authorize_token
-from aforo.errors import ApiError, api_exception_response, error_body, json_error
+from aforo.errors import ApiError, DomainError, api_exception_response, error_body, json_error
 from aforo.limits import BoundedDictField
 from aforo.money import MoneyField, PctField
 from aforo.pagination import PAGE_PARAMETERS, page_of, paged, paged_response
@@ -33,22 +36,47 @@ from budgets.api import SigningSecretOut
 from cogs.api import PERIOD_PARAMETERS, period_from_request
 from cogs.services import cogs_settings_get
 from margin_guard import decision
+from margin_guard.impact import impact_report
 from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
-from margin_guard.services import guard_override
-from notifications.destinations import check_destination, destination_masked
+from margin_guard.queries import guard_policy_preview
+from margin_guard.recommendations import recommendation_out
+from margin_guard.services import (
+    MAX_NOTIFICATIONS,
+    MAX_OVERRIDE_MINUTES,
+    MAX_POLICY_ITEMS,
+    guard_override,
+    guard_policy_build,
+    guard_policy_create,
+    guard_policy_delete,
+    guard_policy_update,
+    guard_settings_get,
+    guard_settings_update,
+)
+from margin_guard.slack import guard_slack_interaction
+from notifications.destinations import destination_masked
 from notifications.models import Channel
 from notifications.services import signing_secret_rotate
+from notifications.slack import slack_request_verify
 
-MAX_POLICY_ITEMS = 200  # models in a downgrade map, features a block suspends
+MAX_IMPACT_HOURS = 90 * 24
 
 
 class GuardPermission(ReadOrWrite):
     write_roles = GUARD_ROLES
 
 
+class NotificationSerializer(serializers.Serializer):
+    channel = serializers.ChoiceField(choices=Channel.choices)
+    destination = serializers.CharField(max_length=500, allow_blank=True)
+
+
 class PolicySerializer(serializers.ModelSerializer):
-    productId = serializers.CharField(source="product_id", required=False, allow_blank=True)
-    customerId = serializers.CharField(source="customer_id", required=False, allow_blank=True)
+    """A policy as the API reads and writes it; the rules live in guard_policy_create/update."""
+
+    productId = serializers.CharField(source="product_id", required=False, allow_blank=True,
+                                      max_length=200)
+    customerId = serializers.CharField(source="customer_id", required=False, allow_blank=True,
+                                       max_length=200)
     alertBelowPct = PctField(source="alert_below_pct", required=False)
     throttleBelowPct = PctField(source="throttle_below_pct", required=False)
     blockBelowPct = PctField(source="block_below_pct", required=False)
@@ -63,6 +91,10 @@ class PolicySerializer(serializers.ModelSerializer):
     throttleRatePerMinute = serializers.IntegerField(source="throttle_rate_per_minute",
                                                      required=False, allow_null=True,
                                                      min_value=1)
+    overrideMinutes = serializers.IntegerField(
+        source="override_minutes", required=False, min_value=1,
+        max_value=MAX_OVERRIDE_MINUTES,
+        help_text="How long “Override throttle” in Slack allows access (default 60).")
     onUnknownRevenue = serializers.ChoiceField(
         source="on_unknown_revenue", required=False,
         choices=GuardPolicy.UnknownRevenue.choices,
@@ -70,53 +102,69 @@ class PolicySerializer(serializers.ModelSerializer):
                   "escalate a level by themselves; TREAT_AS_ZERO: they count as earning $0.")
     notifyChannel = serializers.ChoiceField(
         source="notify_channel", required=False, allow_blank=True,
-        choices=Channel.choices)
+        choices=Channel.choices, help_text="The first of `notifications` (kept for clients "
+                                           "that set one channel).")
     notifyDestination = serializers.CharField(source="notify_destination", required=False,
-                                              allow_blank=True)
+                                              allow_blank=True, max_length=500)
+    notifications = NotificationSerializer(
+        many=True, required=False, max_length=MAX_NOTIFICATIONS,
+        help_text="Every channel a level change notifies (Slack, email, PagerDuty and "
+                  "webhooks together).")
 
     class Meta:
         model = GuardPolicy
         fields = ["id", "name", "scope", "tier", "productId", "customerId", "mode",
                   "alertBelowPct", "throttleBelowPct", "blockBelowPct", "window", "minEvents",
                   "recoveryBufferPct", "onUnknownRevenue", "downgradeMap", "premiumFeatures",
-                  "throttleRatePerMinute", "notifyChannel", "notifyDestination"]
-
-    def validate(self, attrs):
-        fields = ("scope", "tier", "product_id", "customer_id", "alert_below_pct",
-                  "throttle_below_pct", "block_below_pct")
-        source = self.instance or GuardPolicy()  # a new policy starts from the defaults
-        merged = {f: getattr(source, f) for f in fields}
-        merged.update(attrs)
-        needs = {"TIER": "tier", "PRODUCT": "product_id", "CUSTOMER": "customer_id",
-                 "CUSTOMER_PRODUCT": "customer_id"}
-        scope = merged.get("scope")
-        if scope == "PLATFORM":
-            raise serializers.ValidationError({"scope": "PLATFORM policies are set by "
-                                                        "operators in the admin."})
-        if scope in needs and not merged.get(needs[scope]):
-            raise serializers.ValidationError({scope.lower(): f"{scope} needs its id."})
-        if scope == "CUSTOMER_PRODUCT" and not merged.get("product_id"):
-            raise serializers.ValidationError({"productId": "CUSTOMER_PRODUCT needs a product."})
-        channel = attrs.get("notify_channel", getattr(self.instance, "notify_channel", ""))
-        if channel:
-            check_destination(channel, attrs.get("notify_destination",
-                                                 getattr(self.instance, "notify_destination",
-                                                         "")), "notifyDestination")
-        floors = [merged.get(k) for k in ("alert_below_pct", "throttle_below_pct",
-                                          "block_below_pct")]
-        if not floors[0] >= floors[1] >= floors[2]:
-            raise serializers.ValidationError(
-                {"throttleBelowPct": "Floors must descend: alert ≥ throttle ≥ block."})
-        return attrs
+                  "throttleRatePerMinute", "overrideMinutes", "notifyChannel",
+                  "notifyDestination", "notifications"]
+        extra_kwargs = {"name": {"required": False}, "scope": {"required": False}}
 
     def to_representation(self, instance):
         data = super().to_representation(instance)
+        data["notifications"] = [{"channel": c, "destination": d}
+                                 for c, d in instance.notify_targets()]
         if instance.tenant_id is None:
             # a PLATFORM policy is the operator's: tenants see none of its destinations
             data["notifyChannel"] = data["notifyDestination"] = None
+            data["notifications"] = []
         elif self.context.get("mask"):
             data["notifyDestination"] = destination_masked(data["notifyDestination"])
+            for target in data["notifications"]:
+                target["destination"] = destination_masked(target["destination"])
         return data
+
+
+def policy_changes(values: dict) -> dict:
+    """The service's arguments from the serializer's validated data: a lone
+    notifyChannel/notifyDestination replaces the first channel."""
+    changes = dict(values)
+    channel = changes.pop("notify_channel", None)
+    destination = changes.pop("notify_destination", None)
+    if "notifications" in changes:
+        changes["notifications"] = [dict(t) for t in changes["notifications"]]
+    elif channel is not None or destination is not None:
+        changes["_first_channel"] = (channel, destination)
+    return changes
+
+
+def _first_channel(changes: dict, policy: GuardPolicy | None) -> dict:
+    pair = changes.pop("_first_channel", None)
+    if pair is None:
+        return changes
+    current = [{"channel": c, "destination": d}
+               for c, d in (policy.notify_targets() if policy else [])]
+    channel = pair[0] if pair[0] is not None else (current[0]["channel"] if current else "")
+    destination = pair[1] if pair[1] is not None else (
+        current[0]["destination"] if current else "")
+    rest = current[1:]
+    if not channel:
+        if destination:
+            raise DomainError("A destination needs its channel.", field="notifyChannel")
+        changes["notifications"] = rest
+    else:
+        changes["notifications"] = [{"channel": channel, "destination": destination}, *rest]
+    return changes
 
 
 class PolicyCreated(PolicySerializer):
@@ -144,8 +192,59 @@ class PolicyList(APIView):
     def post(self, request):
         data = PolicySerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        policy = data.save(tenant=request.tenant)
+        changes = _first_channel(policy_changes(data.validated_data), None)
+        policy = guard_policy_create(tenant=request.tenant, name=changes.pop("name", ""),
+                                     scope=changes.pop("scope", ""), **changes)
         return Response(PolicyCreated(policy).data, status=status.HTTP_201_CREATED)
+
+
+class PreviewRowOut(serializers.Serializer):
+    customerId = serializers.CharField(source="customer_id")
+    productId = serializers.CharField(source="product_id")
+    currentLevel = serializers.CharField(source="current_label")
+    level = serializers.CharField(source="level_label")
+    marginPct = PctField(source="margin_pct", max_digits=20, allow_null=True)
+    costUsd = MoneyField(source="cost_usd", max_digits=38)
+    revenueUsd = MoneyField(source="revenue_usd", max_digits=38,
+                            help_text="Expected revenue of the window, as the guard judges it.")
+    events = serializers.IntegerField()
+    reason = serializers.CharField()
+    heldBy = serializers.CharField(source="held_by", allow_blank=True,
+                                   help_text="A more specific policy that governs this scope "
+                                             "instead (empty when this one does).")
+
+
+class PreviewOut(serializers.Serializer):
+    windowStart = serializers.DateTimeField(source="window_start")
+    windowEnd = serializers.DateTimeField(source="window_end")
+    truncated = serializers.BooleanField(help_text="Only the busiest scopes were evaluated.")
+    rows = PreviewRowOut(many=True)
+
+
+class PolicyPreview(APIView):
+    """POST /policies/preview: the levels a policy (new, or `id`'s with changes) would set for
+    each customer it covers now. A dry evaluation: nothing is saved or changed."""
+
+    permission_classes = [CanManageGuard]
+
+    @extend_schema(request=PolicySerializer, responses={200: PreviewOut, 404: None},
+                   parameters=[OpenApiParameter("id", int, description="Preview changes to "
+                                                "this saved policy.")])
+    def post(self, request):
+        base = None
+        if request.query_params.get("id"):
+            try:
+                policy_id = int(request.query_params["id"])
+            except ValueError:
+                raise ApiError("id must be a policy id.", field="id") from None
+            base = get_object_or_404(GuardPolicy, pk=policy_id, tenant=request.tenant)
+        data = PolicySerializer(data=request.data, partial=base is not None)
+        data.is_valid(raise_exception=True)
+        changes = _first_channel(policy_changes(data.validated_data), base)
+        policy = guard_policy_build(tenant=request.tenant, values=changes, policy=base)
+        preview = guard_policy_preview(tenant=request.tenant, policy=policy,
+                                       now=datetime.now(timezone.utc))
+        return Response(PreviewOut(preview).data)
 
 
 class PolicyDetail(APIView):
@@ -161,13 +260,15 @@ class PolicyDetail(APIView):
 
     @extend_schema(request=PolicySerializer, responses=PolicySerializer)
     def patch(self, request, policy_id: int):
-        data = PolicySerializer(self._get(request, policy_id), data=request.data, partial=True)
+        policy = self._get(request, policy_id)
+        data = PolicySerializer(policy, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        return Response(PolicySerializer(data.save()).data)
+        changes = _first_channel(policy_changes(data.validated_data), policy)
+        return Response(PolicySerializer(guard_policy_update(policy=policy, **changes)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request, policy_id: int):
-        self._get(request, policy_id).delete()
+        guard_policy_delete(policy=self._get(request, policy_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -231,7 +332,15 @@ class StateList(APIView):
                               StateOut)
 
 
+class RecommendationOut(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["DOWNGRADE_MODEL", "ADD_OVERAGE_SURCHARGE",
+                                            "MOVE_TO_PLAN", "RENEGOTIATE"])
+    text = serializers.CharField()
+    figures = serializers.DictField(help_text="The figures that triggered the rule.")
+
+
 class ActionOut(_GuardFigures):
+    recommendations = serializers.SerializerMethodField()
     fromLevel = serializers.SerializerMethodField()
     toLevel = serializers.SerializerMethodField()
     eventsEvaluated = serializers.IntegerField(source="events_evaluated")
@@ -241,7 +350,12 @@ class ActionOut(_GuardFigures):
         model = GuardAction
         fields = ["id", "customerId", "productId", "fromLevel", "toLevel", "mode", "marginPct",
                   "costUsd", "revenueUsd", "eventsEvaluated", "unknownEvents", "reason",
-                  "actor", "at"]
+                  "recommendations", "actor", "at"]
+
+    @extend_schema_field(RecommendationOut(many=True))
+    def get_recommendations(self, obj) -> list:
+        """Recommended actions, the first is the one (margin_guard/recommendations.py)."""
+        return [recommendation_out(r) for r in obj.recommendations or []]
 
     def get_fromLevel(self, obj) -> str:  # noqa: N802 (DRF names it after the field)
         return Level(obj.from_level).label
@@ -336,35 +450,124 @@ class _ThrottledOut(serializers.Serializer):
     method = serializers.CharField()
 
 
-class _BlockedOut(serializers.Serializer):
+class _RefusedOut(serializers.Serializer):
     calls = serializers.IntegerField()
     estimatedSavingsUsd = MoneyField()
     estimate = serializers.BooleanField()
     method = serializers.CharField()
 
 
+class _LeverOut(serializers.Serializer):
+    lever = serializers.ChoiceField(choices=["MODEL_SWITCH", "RATE_LIMIT", "BLOCK"])
+    recoveredUsd = MoneyField()
+    perHourUsd = MoneyField()
+    calls = serializers.IntegerField()
+    estimate = serializers.BooleanField()
+
+
+class _RoiOut(serializers.Serializer):
+    productCostUsd = MoneyField(allow_null=True, help_text="What Aforo costs the tenant over "
+                                                           "the window (its monthly cost, "
+                                                           "prorated).")
+    roiMultiple = PctField(max_digits=30, allow_null=True,
+                           help_text="Recovered ÷ product cost; null without the setting.")
+
+
+class _WindowMarginOut(serializers.Serializer):
+    # `from`, a Python keyword, is added below
+    to = serializers.DateTimeField()
+    marginPct = PctField(max_digits=20, allow_null=True)
+    cogsUsd = MoneyField(max_digits=38)
+    revenueUsd = MoneyField(max_digits=38)
+    events = serializers.IntegerField()
+
+
+_WindowMarginOut._declared_fields["from"] = serializers.DateTimeField()
+
+
+class _AccountOut(serializers.Serializer):
+    customerId = serializers.CharField()
+    productId = serializers.CharField()
+    firstInterventionAt = serializers.DateTimeField()
+    level = serializers.CharField()
+    before = _WindowMarginOut()
+    after = _WindowMarginOut()
+
+
 class ImpactOut(serializers.Serializer):
     # `from`, a Python keyword, is added below
-    to = serializers.DateField()
+    to = serializers.DateField(allow_null=True)
+    windowStart = serializers.DateTimeField()
+    windowEnd = serializers.DateTimeField()
+    hours = PctField(max_digits=20)
     netRecoveredUsd = MoneyField()
+    netRecoveredPerHourUsd = MoneyField()
+    levers = _LeverOut(many=True)
     throttled = _ThrottledOut()
-    blocked = _BlockedOut()
+    rateLimited = _RefusedOut()
+    blocked = _RefusedOut()
+    roi = _RoiOut()
+    accounts = _AccountOut(many=True)
 
 
-ImpactOut._declared_fields["from"] = serializers.DateField()
+ImpactOut._declared_fields["from"] = serializers.DateField(allow_null=True)
 
 
 class Impact(APIView):
-    """Net profit recovered over `from`–`to` (default the last 30 days), with its method."""
+    """Net profit recovered over `from`–`to` (default the last 30 days), or the last
+    `lastHours` hours, by lever, with its method, the ROI and the at-risk accounts' margins
+    before and after their first intervention."""
 
-    @extend_schema(responses=ImpactOut, parameters=PERIOD_PARAMETERS)
+    @extend_schema(responses=ImpactOut, parameters=[
+        *PERIOD_PARAMETERS,
+        OpenApiParameter("lastHours", int, description="The last N hours (1–2160) instead of "
+                                                       "from–to.")])
     def get(self, request):
-        from margin_guard.impact import impact_report
-
+        hours = request.query_params.get("lastHours")
+        if hours not in (None, ""):
+            try:
+                hours = int(hours)
+            except ValueError:
+                raise ApiError("lastHours must be a whole number of hours.",
+                               field="lastHours") from None
+            if not 1 <= hours <= MAX_IMPACT_HOURS:
+                raise ApiError(f"lastHours must be between 1 and {MAX_IMPACT_HOURS}.",
+                               field="lastHours")
+            end = datetime.now(timezone.utc)
+            report = impact_report(tenant=request.tenant, start=end - timedelta(hours=hours),
+                                   end=end)
+            return Response({"from": None, "to": None, **report.as_json()})
         # the same from/to rules as every COGS read (defaults, validation, the tenant's days)
         period = period_from_request(request, cogs_settings_get(tenant=request.tenant))
-        report = impact_report(tenant=request.tenant, start=period.first, end=period.last)
+        report = impact_report(tenant=request.tenant, start=period.start_at, end=period.end_at)
         return Response({"from": period.first, "to": period.last, **report.as_json()})
+
+
+class GuardSettingsIn(serializers.Serializer):
+    productCostUsdPerMonth = MoneyField(allow_null=True, min_value=0, max_digits=20,
+                                        help_text="What Aforo costs the tenant a month (the "
+                                                  "impact report's ROI).")
+
+
+class GuardSettingsView(APIView):
+    """GET/PATCH /api/v1/margin-guard/settings (writes: OWNER, ADMIN)."""
+
+    permission_classes = [GuardPermission]
+
+    @extend_schema(responses=GuardSettingsIn, operation_id="guard_settings_get")
+    def get(self, request):
+        return Response({"productCostUsdPerMonth": guard_settings_get(
+            tenant=request.tenant).product_cost_usd_per_month})
+
+    @extend_schema(request=GuardSettingsIn, responses=GuardSettingsIn)
+    def patch(self, request):
+        data = GuardSettingsIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        found = guard_settings_update(
+            tenant=request.tenant,
+            product_cost_usd_per_month=values.get("productCostUsdPerMonth"))
+        return Response({"productCostUsdPerMonth": found.product_cost_usd_per_month})
 
 
 class Override(APIView):
@@ -389,3 +592,47 @@ class Override(APIView):
                                product_id=values["productId"], until=values["until"],
                                actor=actor, now=now)
         return Response(StateOut(state).data)
+
+
+class SlackInteractionIn(serializers.Serializer):
+    payload = serializers.CharField(help_text="Slack's block_actions payload, as JSON.")
+
+
+class SlackInteractionOut(serializers.Serializer):
+    overridden = serializers.BooleanField()
+    message = serializers.CharField(allow_blank=True)
+
+
+class SlackInteractions(APIView):
+    """POST /api/v1/margin-guard/slack/interactions: the Slack app's Interactivity Request URL.
+    Slack signs each request (X-Slack-Signature, v0 HMAC with the app's signing secret over
+    the timestamp and the raw body); an unsigned, mis-signed or stale request is a 401 and
+    does nothing. “Override throttle” by a Slack member linked to an OWNER or ADMIN applies an
+    audited override for the policy's override duration and updates the message; anyone else
+    gets a reply saying no."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    parser_classes = [FormParser]
+
+    @extend_schema(request={"application/x-www-form-urlencoded": SlackInteractionIn},
+                   responses={200: SlackInteractionOut, 401: None}, auth=[],
+                   parameters=[OpenApiParameter("X-Slack-Signature", str,
+                                                OpenApiParameter.HEADER, required=True),
+                               OpenApiParameter("X-Slack-Request-Timestamp", str,
+                                                OpenApiParameter.HEADER, required=True)])
+    def post(self, request):
+        body = request.body  # the raw bytes Slack signed, before the form is parsed
+        slack_request_verify(body=body, now=time.time(),
+                             timestamp=request.headers.get("X-Slack-Request-Timestamp", ""),
+                             signature=request.headers.get("X-Slack-Signature", ""))
+        data = SlackInteractionIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            payload = json.loads(data.validated_data["payload"])
+        except ValueError:
+            raise ApiError("payload is not JSON.", field="payload") from None
+        if not isinstance(payload, dict):
+            raise ApiError("payload is not a Slack interaction.", field="payload")
+        outcome = guard_slack_interaction(payload=payload, now=datetime.now(timezone.utc))
+        return Response({"overridden": outcome.overridden, "message": outcome.message})

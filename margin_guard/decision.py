@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from aforo.shared_cache import cache_count, shared_cache
+from margin_guard.counters import decision_count
 
 ALLOW, THROTTLE, BLOCK = "ALLOW", "THROTTLE", "BLOCK"
 NONE, ALERT, THROTTLE_LEVEL, BLOCK_LEVEL = 0, 1, 2, 3
@@ -113,7 +114,9 @@ def decide(tenant_slug: str, *, customer_id: str, product_id: str = "", model: s
         return Decision(ALLOW, profile["level"], model=model, would=verdict.decision,
                         reason=f"dry run: would {verdict.decision}")
     if verdict.decision == BLOCK:
-        from margin_guard.impact import blocked_count
-
-        blocked_count(tenant_slug, customer_id, feature or model)
+        decision_count(tenant_slug, customer_id, product_id, feature or model, "BLOCKED")
+    elif verdict.retry_after:
+        decision_count(tenant_slug, customer_id, product_id, feature or model, "RATE_LIMITED")
+    elif verdict.downgrade_to:
+        decision_count(tenant_slug, customer_id, product_id, model, "DOWNGRADED")
     return verdict

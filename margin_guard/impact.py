@@ -1,70 +1,89 @@
-"""The impact report: the net profit the guard recovered, with its method shown.
+"""The impact report: the net profit the guard recovered over any window (down to the last
+hour), split by lever, with its method shown, the ROI, and each at-risk account's margin before
+its first intervention against the margin since.
 
-- Throttled calls: events that report `requestedModel` different from the model used. The
-  saving is what the requested model would have cost for the same tokens (the rate card price
-  in force on that day) minus the AI cost actually incurred.
-- Blocked calls: every BLOCK decision is counted per customer, feature and day; the saving is
-  that count times the customer's average cost per call of that feature (or model) in the
-  window. Nobody knows what a blocked call would have cost, so this is labelled an estimate.
+- Model switch: events that report `requestedModel` different from the model used. The saving
+  is what the requested model would have cost for the same tokens (the rate card price in force
+  on that day) minus the AI cost actually incurred.
+- Rate limit and block: the decisions counted per hour (`GuardDecisionCount`, durable), each
+  valued at the customer's average cost per call of that feature (or model) in the window, else
+  in the 30 days before its end. Nobody knows what a refused call would have cost, so these are
+  labelled estimates.
+- ROI: recovered ÷ what Aforo costs the tenant over the same window (its monthly cost
+  prorated by hours; `GuardSettings`), null without that setting.
+
+The levers sum to the total by construction.
 """
 from __future__ import annotations
 
-import threading
-import time as clock
-from collections import Counter
+import logging
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
+
+from django.db import DatabaseError
+from django.db.models import Sum
 
 from aforo.ledger.query import COST, LedgerQuery
 from aforo.models import Tenant
-from aforo.money import usd
-from aforo.shared_cache import cache_count, shared_cache
+from aforo.money import pct, usd
+from billing.estimates import has_rates
+from cogs.expected import ScopeMargin, scope_margin
 from ingestion.costing import Usage, ai_cost, money
 from ingestion.rate_cards import rate_card_for
+from margin_guard.counters import decision_counts_flush
+from margin_guard.models import GuardAction, GuardDecisionCount, GuardSettings, Level
 
+log = logging.getLogger(__name__)
 ZERO = Decimal(0)
-BLOCK_COUNT_TTL = 40 * 24 * 3600
+HOURS_PER_MONTH = Decimal(730)  # 365 × 24 / 12
+AVERAGE_FALLBACK = timedelta(days=30)
+ACCOUNTS_SHOWN = 20
 
 
-def _blocked_key(tenant_slug: str, customer_id: str, feature: str, day: date) -> str:
-    return f"aforo:guard-blocked:{tenant_slug}:{customer_id}:{feature}:{day:%Y%m%d}"
+@dataclass(frozen=True)
+class AccountImpact:
+    """One account's margin before its first intervention in the window, and since."""
+
+    customer_id: str
+    product_id: str
+    first_intervention_at: datetime
+    to_level: int
+    before_start: datetime
+    before: ScopeMargin
+    after_end: datetime
+    after: ScopeMargin
 
 
-FLUSH_EVERY_S = 1.0
-_pending: Counter[str] = Counter()
-_pending_lock = threading.Lock()
-_last_flush = [0.0]
+@dataclass(frozen=True)
+class Lever:
+    lever: str
+    title: str
+    calls: int
+    recovered_usd: Decimal
+    per_hour_usd: Decimal
+    estimate: bool
 
-
-def blocked_count(tenant_slug: str, customer_id: str, feature: str) -> None:
-    """Count one BLOCK decision. On the decision path, so counts gather in this process and
-    reach the cache at most once a second (a count can lag by that second, never be lost
-    while the process lives)."""
-    key = _blocked_key(tenant_slug, customer_id, feature, datetime.now(timezone.utc).date())
-    with _pending_lock:
-        _pending[key] += 1
-    if clock.monotonic() - _last_flush[0] >= FLUSH_EVERY_S:
-        blocked_counts_flush()
-
-
-def blocked_counts_flush() -> None:
-    with _pending_lock:
-        counts = dict(_pending)
-        _pending.clear()
-        _last_flush[0] = clock.monotonic()
-    for key, count in counts.items():
-        cache_count(key, count, BLOCK_COUNT_TTL)
+    def as_json(self) -> dict:
+        return {"lever": self.lever, "recoveredUsd": usd(self.recovered_usd),
+                "perHourUsd": usd(self.per_hour_usd), "calls": self.calls,
+                "estimate": self.estimate}
 
 
 @dataclass
 class ImpactReport:
+    start: datetime
+    end: datetime
     throttled_calls: int = 0
     throttled_requested_cost_usd: Decimal = ZERO
     throttled_actual_cost_usd: Decimal = ZERO
     unpriced_requested_models: set[str] = field(default_factory=set)
     blocked_calls: int = 0
     blocked_estimate_usd: Decimal = ZERO
+    rate_limited_calls: int = 0
+    rate_limited_estimate_usd: Decimal = ZERO
+    product_cost_usd: Decimal | None = None
+    accounts: list[AccountImpact] = field(default_factory=list)
 
     @property
     def throttle_savings_usd(self) -> Decimal:
@@ -72,11 +91,39 @@ class ImpactReport:
 
     @property
     def net_recovered_usd(self) -> Decimal:
-        return self.throttle_savings_usd + self.blocked_estimate_usd
+        return (self.throttle_savings_usd + self.blocked_estimate_usd
+                + self.rate_limited_estimate_usd)
+
+    @property
+    def hours(self) -> Decimal:
+        return Decimal((self.end - self.start).total_seconds()) / 3600
+
+    def per_hour(self, amount: Decimal) -> Decimal:
+        return amount / self.hours if self.hours else ZERO
+
+    @property
+    def roi_multiple(self) -> Decimal | None:
+        if not self.product_cost_usd:
+            return None
+        return self.net_recovered_usd / self.product_cost_usd
+
+    @property
+    def lever_rows(self) -> list[Lever]:
+        """Model switch, rate limit and block: their recovered amounts sum to the total."""
+        return [Lever(lever, title, calls, amount, self.per_hour(amount), estimate)
+                for lever, title, calls, amount, estimate in (
+                    ("MODEL_SWITCH", "Model switch", self.throttled_calls,
+                     self.throttle_savings_usd, False),
+                    ("RATE_LIMIT", "Rate limit", self.rate_limited_calls,
+                     self.rate_limited_estimate_usd, True),
+                    ("BLOCK", "Block", self.blocked_calls, self.blocked_estimate_usd, True))]
 
     def as_json(self) -> dict:
         return {
+            "windowStart": self.start, "windowEnd": self.end, "hours": pct(self.hours),
             "netRecoveredUsd": usd(self.net_recovered_usd),
+            "netRecoveredPerHourUsd": usd(self.per_hour(self.net_recovered_usd)),
+            "levers": [lever.as_json() for lever in self.lever_rows],
             "throttled": {
                 "calls": self.throttled_calls,
                 "requestedModelCostUsd": usd(self.throttled_requested_cost_usd),
@@ -86,6 +133,13 @@ class ImpactReport:
                 "method": "requested model's rate-card price for the same tokens, on the "
                           "event's day, minus the AI cost incurred",
             },
+            "rateLimited": {
+                "calls": self.rate_limited_calls,
+                "estimatedSavingsUsd": usd(self.rate_limited_estimate_usd),
+                "estimate": True,
+                "method": "rate-limited decisions × the customer's average cost per call of "
+                          "that feature in the window",
+            },
             "blocked": {
                 "calls": self.blocked_calls,
                 "estimatedSavingsUsd": usd(self.blocked_estimate_usd),
@@ -93,17 +147,53 @@ class ImpactReport:
                 "method": "blocked decisions × the customer's average cost per call of that "
                           "feature in the window",
             },
+            "roi": {"productCostUsd": usd(self.product_cost_usd),
+                    "roiMultiple": pct(self.roi_multiple)},
+            "accounts": [_account_json(a) for a in self.accounts],
         }
 
 
-def impact_report(*, tenant: Tenant, start: date, end: date) -> ImpactReport:
-    """The report for the days [start, end] (UTC)."""
-    blocked_counts_flush()  # this process's latest counts, at least
-    report = ImpactReport()
-    since = datetime.combine(start, time.min, tzinfo=timezone.utc)
-    until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc)
+def _margin_json(m: ScopeMargin, start: datetime, end: datetime) -> dict:
+    return {"from": start, "to": end, "marginPct": pct(m.margin_pct), "cogsUsd": usd(m.cogs_usd),
+            "revenueUsd": usd(m.expected_revenue_usd), "events": m.events}
+
+
+def _account_json(a: AccountImpact) -> dict:
+    return {"customerId": a.customer_id, "productId": a.product_id,
+            "firstInterventionAt": a.first_intervention_at,
+            "level": Level(a.to_level).label,
+            "before": _margin_json(a.before, a.before_start, a.first_intervention_at),
+            "after": _margin_json(a.after, a.first_intervention_at, a.after_end)}
+
+
+def day_window(first, last) -> tuple[datetime, datetime]:
+    """Days [first, last] (UTC) as instants [start, end)."""
+    return (datetime.combine(first, time.min, tzinfo=timezone.utc),
+            datetime.combine(last + timedelta(days=1), time.min, tzinfo=timezone.utc))
+
+
+def impact_report(*, tenant: Tenant, start: datetime, end: datetime,
+                  accounts: bool = True) -> ImpactReport:
+    """The report for [start, end)."""
+    try:
+        decision_counts_flush()  # this process's latest counts, at least
+    except DatabaseError:
+        log.warning("guard decision counts not written yet", exc_info=True)
+    report = ImpactReport(start=start, end=end)
+    _model_switch(tenant, report)
+    _refused(tenant, report)
+    cost = (GuardSettings.objects.filter(tenant=tenant)
+            .values_list("product_cost_usd_per_month", flat=True).first())
+    if cost is not None:
+        report.product_cost_usd = cost * report.hours / HOURS_PER_MONTH
+    if accounts:
+        report.accounts = _accounts(tenant, start, end)
+    return report
+
+
+def _model_switch(tenant: Tenant, report: ImpactReport) -> None:
     card = rate_card_for(tenant)
-    rows = (LedgerQuery(tenant.slug).between(since, until).where_sql(COST)
+    rows = (LedgerQuery(tenant.slug).between(report.start, report.end).where_sql(COST)
             .where_sql("requested_model != '' AND requested_model != model")
             .dimensions("day", "provider", "requested_model")
             .measures("events", "tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning",
@@ -125,31 +215,128 @@ def impact_report(*, tenant: Tenant, start: date, end: date) -> ImpactReport:
         report.throttled_calls += calls
         report.throttled_requested_cost_usd += money(ai_cost(price, usage) + per_call_extra)
         report.throttled_actual_cost_usd += row["cogs_ai"]
-    _blocked(tenant, start, end, since, until, report)
-    return report
 
 
-def _blocked(tenant: Tenant, start: date, end: date, since: datetime, until: datetime,
-             report: ImpactReport) -> None:
-    from margin_guard.models import GuardPolicy, GuardState
+def _call_costs(tenant: Tenant, customers: set[str], start: datetime,
+                end: datetime) -> dict[tuple[str, str, str], tuple[Decimal, int]]:
+    """COGS and calls per (customer, tool, model) of the given customers: one query."""
+    if not customers:
+        return {}
+    rows = (LedgerQuery(tenant.slug).between(start, end).where_sql(COST)
+            .where_in("customer_id", sorted(customers))
+            .dimensions("customer_id", "tool_name", "model").measures("cogs", "events")
+            .group_by("customer_id", "tool_name", "model").fetch())
+    return {(r["customer_id"], r["tool_name"] or "", r["model"] or ""): (r["cogs"], r["events"])
+            for r in rows}
 
-    features = {f for policy in GuardPolicy.objects.filter(tenant=tenant)
-                for f in (policy.premium_features or [])}
-    customers = set(GuardState.objects.filter(tenant=tenant).values_list("customer_id",
-                                                                          flat=True))
-    days = [start + timedelta(days=n) for n in range((end - start).days + 1)]
-    for customer_id in customers:
-        for feature in features:
-            keys = [_blocked_key(tenant.slug, customer_id, feature, day) for day in days]
-            count = sum(shared_cache().get_many(keys).values())
-            if not count:
-                continue
-            average = (LedgerQuery(tenant.slug).between(since, until).where_sql(COST)
-                       .where(customer_id=customer_id)
-                       .where_sql("(tool_name = %(feature)s OR model = %(feature)s)",
-                                  feature=feature)
-                       .measures("cogs", "events").one())
-            report.blocked_calls += count
-            if average["events"]:
-                report.blocked_estimate_usd += money(
-                    average["cogs"] / average["events"] * count)
+
+def _average(costs: dict, customer_id: str, feature: str) -> Decimal | None:
+    """The customer's average COGS per call of a feature (a tool or a model)."""
+    cogs, calls = ZERO, 0
+    for (customer, tool, model), (amount, events) in costs.items():
+        if customer == customer_id and feature in (tool, model):
+            cogs, calls = cogs + amount, calls + events
+    return cogs / calls if calls else None
+
+
+def _refused(tenant: Tenant, report: ImpactReport) -> None:
+    # :TRICKY: counts are per hour, so a window counts the hours that overlap it.
+    first_hour = report.start.replace(minute=0, second=0, microsecond=0)
+    rows = list(GuardDecisionCount.objects.filter(
+        tenant=tenant, hour__gte=first_hour, hour__lt=report.end,
+        kind__in=[GuardDecisionCount.Kind.BLOCKED, GuardDecisionCount.Kind.RATE_LIMITED])
+        .values("customer_id", "feature", "kind").annotate(calls=Sum("count")))
+    customers = {row["customer_id"] for row in rows}
+    in_window = _call_costs(tenant, customers, report.start, report.end)
+    fallback: dict | None = None
+    for row in rows:
+        average = _average(in_window, row["customer_id"], row["feature"])
+        if average is None:  # no such call in the window: the 30 days before its end
+            if fallback is None:
+                fallback = _call_costs(tenant, customers, report.end - AVERAGE_FALLBACK,
+                                       report.end)
+            average = _average(fallback, row["customer_id"], row["feature"])
+        value = money(average * row["calls"]) if average is not None else ZERO
+        if row["kind"] == GuardDecisionCount.Kind.BLOCKED:
+            report.blocked_calls += row["calls"]
+            report.blocked_estimate_usd += value
+        else:
+            report.rate_limited_calls += row["calls"]
+            report.rate_limited_estimate_usd += value
+
+
+def _accounts(tenant: Tenant, start: datetime, end: datetime) -> list[AccountImpact]:
+    """Accounts throttled or blocked (enforced) in the window: margin over the same length of
+    time before the first intervention, against the margin since."""
+    first: dict[tuple[str, str], GuardAction] = {}
+    for action in (GuardAction.objects.filter(tenant=tenant, at__gte=start, at__lt=end,
+                                              to_level__gte=Level.THROTTLE, mode="ENFORCE")
+                   .order_by("at", "id")):
+        first.setdefault((action.customer_id, action.product_id), action)
+    chosen = list(first.items())[:ACCOUNTS_SHOWN]
+    if chosen and not has_rates(tenant.slug) and all(not p for (_c, p), _a in chosen):
+        return _accounts_grouped(tenant, chosen, end)
+    shown = []
+    for (customer_id, product_id), action in chosen:
+        since = end - action.at
+        before_start = action.at - since
+        scope = dict(customer_id=customer_id, product_id=product_id or None)
+        shown.append(AccountImpact(
+            customer_id=customer_id, product_id=product_id, first_intervention_at=action.at,
+            to_level=action.to_level, before_start=before_start,
+            before=scope_margin(tenant.slug, start=before_start, end=action.at, **scope),
+            after_end=end, after=scope_margin(tenant.slug, start=action.at, end=end, **scope)))
+    return shown
+
+
+_SCOPE_MEASURES = ("cogs", "events", "revenue", "revenue_carried", "revenue_rated",
+                   "events_unsourced", "b_cogs")
+
+
+def _accounts_grouped(tenant: Tenant, chosen: list, end: datetime) -> list[AccountImpact]:
+    """The same figures as scope_margin for customer-wide accounts of a tenant without
+    estimate rates (every unsourced event unknown), in two grouped reads instead of two per
+    account: each customer's window bounds are passed in as arrays."""
+    customers = [customer for (customer, _p), _a in chosen]
+    at = {customer: action.at for (customer, _p), action in chosen}
+    bounds = {c: (at[c] - (end - at[c]), at[c]) for c in customers}
+    # :TRICKY: transform() maps each row's customer to its own bound; epoch seconds as UInt32
+    # arrays keep the types equal on 18.16 and the current engine alike.
+    params = {"acc_c": customers,
+              "acc_lo": [int(bounds[c][0].timestamp()) for c in customers],
+              "acc_t": [int(at[c].timestamp()) for c in customers],
+              "acc_end": int(end.timestamp())}
+    sides = {}
+    for side, condition in (
+            ("before", "toUInt32(occurred_at) >= transform(customer_id, %(acc_c)s, %(acc_lo)s, "
+                       "toUInt32(0)) AND toUInt32(occurred_at) < transform(customer_id, "
+                       "%(acc_c)s, %(acc_t)s, toUInt32(0))"),
+            ("after", "toUInt32(occurred_at) >= transform(customer_id, %(acc_c)s, %(acc_t)s, "
+                      "toUInt32(0)) AND toUInt32(occurred_at) < %(acc_end)s")):
+        earliest = min(bounds[c][0] for c in customers) if side == "before" \
+            else min(at.values())
+        rows = (LedgerQuery(tenant.slug).between(earliest, end).where_in("customer_id",
+                                                                         customers)
+                .where_sql(condition, **params).dimensions("customer_id")
+                .measures(*_SCOPE_MEASURES).group_by("customer_id").fetch())
+        sides[side] = {r["customer_id"]: r for r in rows}
+    shown = []
+    for (customer_id, _p), action in chosen:
+        margins = {side: _scope_of(sides[side].get(customer_id)) for side in sides}
+        shown.append(AccountImpact(
+            customer_id=customer_id, product_id="", first_intervention_at=action.at,
+            to_level=action.to_level, before_start=bounds[customer_id][0],
+            before=margins["before"], after_end=end, after=margins["after"]))
+    return shown
+
+
+def _scope_of(row: dict | None) -> ScopeMargin:
+    """A grouped row as scope_margin builds it for a tenant without estimate rates."""
+    row = row or {}
+    return ScopeMargin(
+        cogs_usd=row.get("cogs") or ZERO, events=int(row.get("events") or 0),
+        attributed_usd=row.get("revenue") or ZERO,
+        carried_usd=row.get("revenue_carried") or ZERO,
+        rated_usd=row.get("revenue_rated") or ZERO, estimated_usd=ZERO,
+        unknown_events=int(row.get("events_unsourced") or 0),
+        unknown_cogs_usd=row.get("b_cogs") or ZERO)

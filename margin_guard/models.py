@@ -4,6 +4,7 @@ from __future__ import annotations
 import secrets
 
 from django.contrib.contenttypes.fields import GenericRelation
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from aforo.models import Tenant
@@ -68,8 +69,15 @@ class GuardPolicy(models.Model):
     premium_features = models.JSONField(default=list, blank=True,
                                         help_text="Features or models BLOCK suspends.")
     throttle_rate_per_minute = models.PositiveIntegerField(null=True, blank=True)
+    override_minutes = models.PositiveIntegerField(
+        default=60, help_text="How long an override from Slack allows access.")
+    # The first channel (kept for the API's notifyChannel/notifyDestination); `notifications`
+    # holds every channel when the policy has several.
     notify_channel = models.CharField(max_length=10, blank=True)
     notify_destination = models.CharField(max_length=500, blank=True)
+    notifications = models.JSONField(
+        default=list, blank=True,
+        help_text='Every channel, e.g. [{"channel": "SLACK", "destination": "https://..."}].')
     signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
                                       help_text="Signs WEBHOOK notifications.")
     updated_at = models.DateTimeField(auto_now=True)
@@ -79,6 +87,12 @@ class GuardPolicy(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.scope}, {self.mode})"
+
+    def notify_targets(self) -> list[tuple[str, str]]:
+        """(channel, destination) of every channel this policy notifies."""
+        if self.notifications:
+            return [(t["channel"], t["destination"]) for t in self.notifications]
+        return [(self.notify_channel, self.notify_destination)] if self.notify_channel else []
 
 
 class GuardState(models.Model):
@@ -129,6 +143,9 @@ class GuardAction(models.Model):
     window_end = models.DateTimeField(null=True, blank=True)
     unknown_events = models.BigIntegerField(default=0)
     reason = models.TextField()
+    recommendations = models.JSONField(
+        default=list, blank=True, encoder=DjangoJSONEncoder,
+        help_text="Recommended actions, first is the one; each with the figures behind it.")
     actor = models.CharField(max_length=150)
     at = models.DateTimeField()
     deliveries = GenericRelation("notifications.Delivery", content_type_field="subject_type",
@@ -136,3 +153,38 @@ class GuardAction(models.Model):
 
     class Meta:
         ordering = ["-at", "-id"]
+
+
+class GuardDecisionCount(models.Model):
+    """Decisions the guard answered with a lever, counted per hour: durable (the cache's
+    counters expire and vanish on a restart), so the impact report can value them later."""
+
+    class Kind(models.TextChoices):
+        BLOCKED = "BLOCKED"            # premium feature or model suspended
+        RATE_LIMITED = "RATE_LIMITED"  # over the throttle's calls a minute (429)
+        DOWNGRADED = "DOWNGRADED"      # answered with a cheaper model
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField(help_text="The UTC hour the decisions fell in.")
+    customer_id = models.CharField(max_length=200)
+    product_id = models.CharField(max_length=200, blank=True)
+    feature = models.CharField(max_length=200, blank=True,
+                               help_text="The feature asked for, else the model.")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["tenant", "hour", "customer_id", "product_id", "feature", "kind"],
+            name="one_decision_count_per_hour")]
+        indexes = [models.Index(fields=["tenant", "hour"])]
+
+
+class GuardSettings(models.Model):
+    """A tenant's Margin Guard settings: what Aforo itself costs it, for the impact's ROI."""
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="+")
+    product_cost_usd_per_month = models.DecimalField(
+        max_digits=20, decimal_places=2, null=True, blank=True,
+        help_text="What the tenant pays for Aforo a month; the ROI is recovered ÷ this cost "
+                  "over the same window.")

@@ -5,16 +5,23 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
 
 from django.db import IntegrityError, close_old_connections, transaction
 from django.db.models import F, Q
 
+from aforo.errors import DomainError
 from aforo.models import Customer, Tenant
 from aforo.periods import window_bounds
 from cogs.expected import ScopeMargin, scope_margin
 from margin_guard import decision
+from margin_guard.impact import impact_report
 from margin_guard.ladder import Floors, next_level
-from margin_guard.models import GuardAction, GuardPolicy, GuardState, Level
+from margin_guard.models import GuardAction, GuardPolicy, GuardSettings, GuardState, Level
+from margin_guard.recommendations import customer_history, recommendations_for
+from notifications.destinations import check_destination
+from notifications.models import Channel
 
 log = logging.getLogger(__name__)
 Scope = GuardPolicy.Scope
@@ -80,6 +87,9 @@ def guard_evaluate(*, tenant: Tenant, customer_id: str, product_id: str, now: da
                            evaluated_at=now,
                            policy=policy, mode=policy.mode)
     action = None
+    advice = []
+    if level != state.level and level >= Level.ALERT:
+        advice = _recommendations(tenant, customer_id, grain_product, policy, now)
     with transaction.atomic():
         updated = GuardState.objects.filter(pk=state.pk, version=state.version).update(
             level=level, version=F("version") + 1, **figures, **measured_fields)
@@ -89,12 +99,25 @@ def guard_evaluate(*, tenant: Tenant, customer_id: str, product_id: str, now: da
                 from_level=state.level, to_level=level, mode=policy.mode,
                 events_evaluated=measured.events, unknown_events=measured.unknown_events,
                 window_start=start, window_end=end, reason=reason, actor=actor, at=now,
-                **figures)
+                recommendations=advice, **figures)
     state.refresh_from_db()
     decision.profile_store(state, policy)
     if action is not None:
         transaction.on_commit(lambda: _notify(action, policy))
     return Evaluation(state=state, changed=action is not None, action=action)
+
+
+def _recommendations(tenant: Tenant, customer_id: str, product_id: str, policy: GuardPolicy,
+                     now: datetime) -> list[dict]:
+    """What to do about an account that hit a floor (margin_guard/recommendations.py); a
+    failure to read the history never stops the level change."""
+    try:
+        history = customer_history(tenant=tenant, customer_id=customer_id,
+                                   product_id=product_id, policy=policy, now=now)
+    except Exception:
+        log.exception("recommendations failed for %s/%s", customer_id, product_id)
+        return []
+    return [r.as_json() for r in recommendations_for(history)]
 
 
 def judged_margin(measured: ScopeMargin, policy: GuardPolicy) -> tuple[ScopeMargin, str]:
@@ -126,7 +149,7 @@ def _notify(action: GuardAction, policy: GuardPolicy) -> None:
     from margin_guard.hooks import level_change_run
 
     level_change_run(action, policy)  # e.g. intelligence's MARGIN_TRIP signals
-    if not policy.notify_channel:
+    if not policy.notify_targets():
         return
     from margin_guard.notify import action_notify
 
@@ -181,6 +204,11 @@ def guard_after_ingest(tenant: Tenant, rows: list[dict]) -> None:
 _evaluation_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="aforo-guard")
 
 
+def guard_evaluations_wait() -> None:
+    """Wait for the post-ingest evaluations queued so far (one worker: they run in order)."""
+    _evaluation_pool.submit(lambda: None).result()
+
+
 def _evaluate_in_worker(tenant: Tenant, scopes: set[tuple[str, str]]) -> None:
     close_old_connections()
     try:
@@ -209,6 +237,25 @@ def tenant_guarded(tenant: Tenant) -> bool:
 LEVEL_NAMES = {level.value: level.label for level in Level}
 
 
+def _impact_lines(tenant: Tenant, since: datetime, now: datetime) -> list[str]:
+    """The impact report's figures for the same 24 hours, as the console shows them."""
+    report = impact_report(tenant=tenant, start=since, end=now)
+    lines = ["", f"Net profit recovered: ${report.net_recovered_usd:.2f} "
+                 f"(${report.per_hour(report.net_recovered_usd):.2f}/hr)"]
+    for lever in report.lever_rows:
+        lines.append(f"- {lever.title}: ${lever.recovered_usd:.2f} over {lever.calls} call(s)"
+                     + (" (estimate)" if lever.estimate else ""))
+    if report.roi_multiple is not None:
+        lines.append(f"ROI: {report.roi_multiple:.1f}x against ${report.product_cost_usd:.2f} "
+                     "of Aforo")
+    for account in report.accounts:
+        before, after = account.before.margin_pct, account.after.margin_pct
+        lines.append(f"- {account.customer_id}: margin "
+                     f"{'—' if before is None else f'{before:.1f}%'} before intervention, "
+                     f"{'—' if after is None else f'{after:.1f}%'} since")
+    return lines
+
+
 def daily_summary_send(*, now: datetime) -> int:
     """Email each tenant's owners and admins the accounts that hit a floor in the last 24 h."""
     from django.core.mail import send_mail
@@ -232,14 +279,251 @@ def daily_summary_send(*, now: datetime) -> int:
         if not recipients:
             continue
         lines = [f"{len(accounts)} account(s) hit a margin floor in the past 24 hours:", ""]
+        tail = _impact_lines(tenants[tenant_id], since, now)
         for (customer_id, product_id), action in sorted(accounts.items()):
             margin = f"{action.margin_pct:.1f}%" if action.margin_pct is not None \
                 else "no revenue"
             scope = f"{customer_id}" + (f" / {product_id}" if product_id else "")
             lines.append(f"- {scope}: margin {margin}, now {Level(action.to_level).label}"
                          f" ({action.mode})")
+        lines += tail
         send_mail(subject=f"[Aforo] Daily profitability summary: {len(accounts)} account(s) "
                           "hit a margin floor",
                   message="\n".join(lines), from_email=None, recipient_list=recipients)
         sent += 1
     return sent
+
+
+# --- policies: the one place their rules live (API, console, admin and demo call these) ---
+
+POLICY_FIELDS = ("name", "scope", "tier", "product_id", "customer_id", "mode",
+                 "alert_below_pct", "throttle_below_pct", "block_below_pct", "window",
+                 "min_events", "recovery_buffer_pct", "on_unknown_revenue", "downgrade_map",
+                 "premium_features", "throttle_rate_per_minute", "override_minutes",
+                 "notifications")
+MAX_POLICY_ITEMS = 200  # models in a downgrade map, features a block suspends
+MAX_NOTIFICATIONS = 10
+MAX_OVERRIDE_MINUTES = 30 * 24 * 60
+MAX_ID = 200
+FLOOR_MIN, FLOOR_MAX = Decimal(-1000), Decimal(100)
+SCOPE_NEEDS = {Scope.TIER: ("tier",), Scope.PRODUCT: ("product_id",),
+               Scope.CUSTOMER: ("customer_id",),
+               Scope.CUSTOMER_PRODUCT: ("customer_id", "product_id")}
+SCOPE_LABELS = {"tier": "a tier", "product_id": "a product", "customer_id": "a customer"}
+
+
+def _choice(value: Any, choices: type, field: str, what: str) -> str:
+    if value not in choices.values:
+        raise DomainError(f"{what} must be one of {', '.join(choices.values)}.", field=field)
+    return value
+
+
+def _pct(value: Any, field: str, label: str, low: Decimal, high: Decimal) -> Decimal:
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise DomainError(f"{label} must be a number.", field=field) from None
+    if not number.is_finite() or not low <= number <= high:
+        raise DomainError(f"{label} must be between {low}% and {high}%.", field=field)
+    if number != number.quantize(Decimal("0.01")):
+        raise DomainError(f"{label} takes at most two decimals.", field=field)
+    return number
+
+
+def _text(value: Any, field: str, label: str, *, required: bool = False) -> str:
+    text = (value or "").strip() if isinstance(value, str) or value is None else None
+    if text is None:
+        raise DomainError(f"{label} must be text.", field=field)
+    if required and not text:
+        raise DomainError(f"{label} is required.", field=field)
+    if len(text) > MAX_ID:
+        raise DomainError(f"{label} is longer than {MAX_ID} characters.", field=field)
+    return text
+
+
+def _downgrades(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise DomainError("The downgrade map pairs a model with its cheaper model.",
+                          field="downgrade_map")
+    if len(value) > MAX_POLICY_ITEMS:
+        raise DomainError(f"The downgrade map holds at most {MAX_POLICY_ITEMS} models.",
+                          field="downgrade_map")
+    cleaned = {}
+    for source, target in value.items():
+        source = _text(source, "downgrade_map", "A model in the downgrade map", required=True)
+        target = _text(target, "downgrade_map", f"The downgrade of {source}", required=True)
+        if source == target:
+            raise DomainError(f"{source} cannot be downgraded to itself.", field="downgrade_map")
+        cleaned[source] = target
+    return cleaned
+
+
+def _features(value: Any) -> list[str]:
+    if not isinstance(value, (list, tuple)):
+        raise DomainError("Premium features are a list of feature or model names.",
+                          field="premium_features")
+    if len(value) > MAX_POLICY_ITEMS:
+        raise DomainError(f"A policy suspends at most {MAX_POLICY_ITEMS} premium features.",
+                          field="premium_features")
+    features = [_text(f, "premium_features", "A premium feature", required=True) for f in value]
+    return list(dict.fromkeys(features))  # each once, in the order given
+
+
+def _notifications(value: Any) -> list[dict[str, str]]:
+    if not isinstance(value, (list, tuple)):
+        raise DomainError("Notifications are a list of channels.", field="notifications")
+    if len(value) > MAX_NOTIFICATIONS:
+        raise DomainError(f"A policy notifies at most {MAX_NOTIFICATIONS} channels.",
+                          field="notifications")
+    targets, seen = [], set()
+    for n, target in enumerate(value):
+        channel, destination = (target.get("channel"), target.get("destination")) \
+            if isinstance(target, dict) else target
+        _choice(channel, Channel, f"notifications.{n}.channel", "A channel")
+        destination = (destination or "").strip()
+        check_destination(channel, destination, f"notifications.{n}.destination")
+        if (channel, destination) in seen:
+            raise DomainError("This channel is listed twice.",
+                              field=f"notifications.{n}.destination")
+        seen.add((channel, destination))
+        targets.append({"channel": channel, "destination": destination})
+    return targets
+
+
+def _policy_checked(values: dict[str, Any], *, operator: bool) -> dict[str, Any]:
+    """Every policy rule, on the merged values; returns them cleaned. Raises DomainError
+    naming the service argument at fault."""
+    v = dict(values)
+    v["name"] = _text(v.get("name"), "name", "A name", required=True)
+    _choice(v.get("scope"), Scope, "scope", "The scope")
+    if v["scope"] == Scope.PLATFORM and not operator:
+        raise DomainError("PLATFORM policies are set by operators.", field="scope")
+    for key in ("tier", "product_id", "customer_id"):
+        v[key] = _text(v.get(key), key, SCOPE_LABELS[key].split(" ", 1)[1].capitalize())
+        if key not in SCOPE_NEEDS.get(v["scope"], ()):
+            v[key] = ""  # a tenant-wide policy names no tier, product or customer
+        elif not v[key]:
+            raise DomainError(f"A {v['scope']} policy needs {SCOPE_LABELS[key]}.", field=key)
+    _choice(v.get("mode"), GuardPolicy.Mode, "mode", "The mode")
+    _choice(v.get("window"), GuardPolicy.Window, "window", "The window")
+    _choice(v.get("on_unknown_revenue"), GuardPolicy.UnknownRevenue, "on_unknown_revenue",
+            "Unknown revenue")
+    floors = [_pct(v.get(f), f, label, FLOOR_MIN, FLOOR_MAX) for f, label in (
+        ("alert_below_pct", "The alert floor"), ("throttle_below_pct", "The throttle floor"),
+        ("block_below_pct", "The block floor"))]
+    if not floors[0] >= floors[1]:
+        raise DomainError("Floors must descend: alert ≥ throttle ≥ block (the throttle floor "
+                          "is above the alert floor).", field="throttle_below_pct")
+    if not floors[1] >= floors[2]:
+        raise DomainError("Floors must descend: alert ≥ throttle ≥ block (the block floor is "
+                          "above the throttle floor).", field="block_below_pct")
+    v["alert_below_pct"], v["throttle_below_pct"], v["block_below_pct"] = floors
+    v["recovery_buffer_pct"] = _pct(v.get("recovery_buffer_pct"), "recovery_buffer_pct",
+                                    "The recovery buffer", Decimal(0), Decimal(100))
+    v["min_events"] = _count(v.get("min_events"), "min_events", "The minimum volume",
+                             low=0, high=10**9)
+    if v.get("throttle_rate_per_minute") not in (None, ""):
+        v["throttle_rate_per_minute"] = _count(
+            v["throttle_rate_per_minute"], "throttle_rate_per_minute", "The rate limit",
+            low=1, high=10**6)
+    else:
+        v["throttle_rate_per_minute"] = None
+    v["override_minutes"] = _count(v.get("override_minutes"), "override_minutes",
+                                   "The override duration", low=1, high=MAX_OVERRIDE_MINUTES)
+    v["downgrade_map"] = _downgrades(v.get("downgrade_map") or {})
+    v["premium_features"] = _features(v.get("premium_features") or [])
+    v["notifications"] = _notifications(v.get("notifications") or [])
+    return v
+
+
+def _count(value: Any, field: str, label: str, *, low: int, high: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise DomainError(f"{label} must be a whole number.", field=field) from None
+    if not low <= number <= high:
+        raise DomainError(f"{label} must be between {low} and {high}.", field=field)
+    return number
+
+
+def _apply(policy: GuardPolicy, values: dict[str, Any]) -> GuardPolicy:
+    for key in POLICY_FIELDS:
+        setattr(policy, key, values[key])
+    first = values["notifications"][0] if values["notifications"] else None
+    policy.notify_channel = first["channel"] if first else ""
+    policy.notify_destination = first["destination"] if first else ""
+    return policy
+
+
+def policy_values(policy: GuardPolicy) -> dict[str, Any]:
+    """A policy's values as the create service takes them (what an edit form starts from)."""
+    values = {key: getattr(policy, key) for key in POLICY_FIELDS}
+    values["notifications"] = [{"channel": c, "destination": d}
+                               for c, d in policy.notify_targets()]
+    return values
+
+
+def guard_policy_build(*, tenant: Tenant | None, values: dict[str, Any],
+                       policy: GuardPolicy | None = None,
+                       operator: bool = False) -> GuardPolicy:
+    """The policy `values` describe (over `policy`'s own, or the defaults), checked and not
+    saved: what create and update save, and what the preview evaluates."""
+    unknown = set(values) - set(POLICY_FIELDS)
+    if unknown:
+        raise DomainError(f"Unknown policy fields: {', '.join(sorted(unknown))}.")
+    base = policy_values(policy or GuardPolicy(tenant=tenant))
+    merged = _policy_checked({**base, **values}, operator=operator)
+    if merged["scope"] == Scope.PLATFORM:
+        tenant = None
+    elif tenant is None:
+        raise DomainError("A tenant policy needs its tenant.", field="scope")
+    built = _apply(GuardPolicy(pk=policy.pk if policy else None, tenant=tenant), merged)
+    if policy is not None:
+        built.signing_secret = policy.signing_secret
+    return built
+
+
+def guard_policy_create(*, tenant: Tenant | None, name: str, scope: str,
+                        operator: bool = False, **values: Any) -> GuardPolicy:
+    """A new guard policy. `values` are the other POLICY_FIELDS (defaults for those left out);
+    PLATFORM policies (no tenant) only for operators."""
+    policy = guard_policy_build(tenant=tenant, values={"name": name, "scope": scope, **values},
+                                operator=operator)
+    policy.save()
+    return policy
+
+
+def guard_policy_update(*, policy: GuardPolicy, operator: bool = False,
+                        **changes: Any) -> GuardPolicy:
+    """Change some of a policy's POLICY_FIELDS; the rules hold on the result."""
+    if policy.tenant_id is None and not operator:
+        raise DomainError("PLATFORM policies are set by operators.", field="scope")
+    updated = guard_policy_build(tenant=policy.tenant, values=changes, policy=policy,
+                                 operator=operator)
+    if updated.tenant_id != policy.tenant_id:
+        raise DomainError("A policy cannot move between a tenant and the platform.",
+                          field="scope")
+    updated.save()
+    return updated
+
+
+def guard_policy_delete(*, policy: GuardPolicy) -> None:
+    """Remove a policy; the levels it set stay in the audit, and the scopes it held fall to
+    the next policy that matches at their next evaluation."""
+    policy.delete()
+
+
+def guard_settings_get(*, tenant: Tenant) -> GuardSettings:
+    return GuardSettings.objects.get_or_create(tenant=tenant)[0]
+
+
+def guard_settings_update(*, tenant: Tenant,
+                          product_cost_usd_per_month: Decimal | None) -> GuardSettings:
+    """Set what Aforo costs the tenant a month (None: no ROI)."""
+    if product_cost_usd_per_month is not None and product_cost_usd_per_month < 0:
+        raise DomainError("The product cost cannot be negative.",
+                          field="product_cost_usd_per_month")
+    found = guard_settings_get(tenant=tenant)
+    found.product_cost_usd_per_month = product_cost_usd_per_month
+    found.save(update_fields=["product_cost_usd_per_month"])
+    return found

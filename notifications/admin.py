@@ -1,7 +1,7 @@
 """Admin for deliveries and their attempts (destinations' secrets are never shown)."""
 from django.contrib import admin
 
-from notifications.models import Delivery, DeliveryAttempt
+from notifications.models import Delivery, DeliveryAttempt, SlackUserLink
 
 
 class AttemptInline(admin.TabularInline):
@@ -25,3 +25,9 @@ class DeliveryAdmin(admin.ModelAdmin):
 class DeliveryAttemptAdmin(admin.ModelAdmin):
     list_display = ("delivery", "attempted_at", "ok", "detail")
     list_filter = ("ok",)
+
+
+@admin.register(SlackUserLink)
+class SlackUserLinkAdmin(admin.ModelAdmin):
+    list_display = ("team_id", "slack_user_id", "user", "created_at")
+    search_fields = ("slack_user_id", "user__username")

@@ -54,3 +54,20 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class SlackUserLink(models.Model):
+    """A Slack member (of one workspace) is this Aforo user: what lets a button pressed in
+    Slack act as that user, with that user's roles. Set by operators (the admin)."""
+
+    team_id = models.CharField(max_length=32, help_text="The Slack workspace (T…).")
+    slack_user_id = models.CharField(max_length=32, help_text="The Slack member (U… or W…).")
+    user = models.ForeignKey("auth.User", on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["team_id", "slack_user_id"],
+                                               name="one_aforo_user_per_slack_member")]
+
+    def __str__(self) -> str:
+        return f"{self.team_id}/{self.slack_user_id} → {self.user}"

@@ -92,12 +92,22 @@ def content_of(delivery: Delivery) -> Content:
     return _content[delivery.subject_type.model_class()._meta.label_lower](delivery.subject)
 
 
+def _email_value(value: Any) -> Any:
+    """A payload value as an email line shows it: what a person reads of a structured one."""
+    if isinstance(value, dict) and "text" in value:
+        return value["text"]
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "text" in v
+                                                 for v in value):
+        return "; ".join(v["text"] for v in value)
+    return value
+
+
 def send(delivery: Delivery) -> str:
     """Send once; returns a detail line, raises on failure."""
     content = content_of(delivery)
     title, payload = content.title, content.payload
     if delivery.channel == Channel.EMAIL:
-        lines = [f"{k}: {v}" for k, v in payload.items() if v is not None]
+        lines = [f"{k}: {_email_value(v)}" for k, v in payload.items() if v is not None]
         send_mail(subject=f"[Aforo] {title}", message="\n".join(lines),
                   from_email=None, recipient_list=[delivery.destination])
         return "sent"

@@ -178,3 +178,12 @@ def browser_store(event_stores):
 
 from tests.clickhouse_server import private_clickhouse  # noqa: E402,F401  (a shared fixture)
 from tests.sinks import fake_openai, fake_provider, http_sink, smtp_sink  # noqa: E402,F401,E501
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item):
+    """Let the guard's post-ingest evaluations that a test queued finish before its fixtures are
+    torn down: one still running holds rows that the database flush would deadlock against."""
+    from margin_guard.services import guard_evaluations_wait
+
+    guard_evaluations_wait()

@@ -7,6 +7,7 @@ from tqdm import tqdm
 from aforo.demo import (
     demo_event_count,
     demo_guard,
+    demo_guard_story,
     demo_seed,
     demo_settle,
     demo_tenant_ensure,
@@ -33,6 +34,9 @@ class Command(BaseCommand):
                         say=self.stdout.write)
             evaluated = demo_guard(creds.tenant, now=now)
             self.stdout.write(f"Margin Guard (dry run) evaluated {evaluated} customers.")
+            demo_guard_story(creds.tenant, now=now)
+            self.stdout.write("Margin Guard story: the Free tier in ENFORCE; Northwind Labs "
+                              "throttled at 8% margin six hours ago, recovered and restored.")
         host = options["host"]
         self.stdout.write(self.style.SUCCESS("\nAforo is ready."))
         self.stdout.write(f"  Console:  http://{host}/console/   login {creds.username} / "
