@@ -40,9 +40,17 @@ def run_due(entries: dict[str, dict], last_run: dict[str, datetime]) -> list[str
     return ran
 
 
-def _loop(tick: float) -> None:
+def beat_app():
+    """The Celery app with every app's tasks module imported, as a worker imports them: no
+    worker starts in the web process, and a task whose module no view imports would be missing."""
     from aforo.celery import app
 
+    app.loader.import_default_modules()
+    return app
+
+
+def _loop(tick: float) -> None:
+    app = beat_app()
     last_run: dict[str, datetime] = {}
     while True:
         run_due(app.conf.beat_schedule, last_run)

@@ -27,6 +27,26 @@ def record_run(value: int) -> None:
     RUNS.append(value)
 
 
+def test_every_scheduled_task_is_registered_in_a_fresh_web_process():
+    """The embedded scheduler runs in a process where no worker imported the tasks modules
+    (`make demo`'s live traffic once failed with NotRegistered: aforo.demo_traffic)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import django, json; django.setup()\n"
+        "from aforo.schedule import beat_app\n"
+        "app = beat_app()\n"
+        "print(json.dumps(sorted(e['task'] for e in app.conf.beat_schedule.values()"
+        " if e['task'] not in app.tasks)))\n")
+    env = {**os.environ, "AFORO_DEMO_TRAFFIC": "true", "DJANGO_SETTINGS_MODULE": "aforo.settings"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=120, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
 def test_due_jobs_run_and_others_wait():
     RUNS.clear()
     entries = {
