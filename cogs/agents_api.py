@@ -34,7 +34,7 @@ def figures_json(row: AgentFigures) -> dict:
             "totalTokens": row.input_tokens + row.output_tokens, "toolCalls": row.tool_calls,
             "reasoningSteps": row.reasoning_steps, "cogsUsd": usd(row.cogs_usd),
             "revenueUsd": usd(row.revenue_usd), "marginUsd": usd(row.margin_usd),
-            "marginPct": pct(row.margin_pct), "settlingRevenueUsd": usd(row.settling_usd),
+            "marginPct": pct(row.margin_pct), "settlingRevenueUsd": usd(row.settling_revenue_usd),
             "expectedRevenueUsd": usd(row.expected_revenue_usd),
             "expectedMarginUsd": usd(row.expected_margin_usd),
             "expectedMarginPct": pct(row.expected_margin_pct)}

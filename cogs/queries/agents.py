@@ -16,7 +16,7 @@ from decimal import Decimal
 from aforo.ledger.query import ORIGINAL_COST, LedgerQuery, tenant_sql
 from aforo.models import Tenant
 from aforo.periods import Period
-from cogs.margins import ZERO, margin_pct
+from cogs.margins import ZERO, ExpectedMargin, margin_pct
 
 ACTIVE_WITHIN = timedelta(minutes=15)  # a session whose last event is this recent is active
 GROUP_MEASURES = ("events", "tokens_in", "tokens_out", "tool_calls_n", "reasoning_steps_n",
@@ -24,7 +24,7 @@ GROUP_MEASURES = ("events", "tokens_in", "tokens_out", "tool_calls_n", "reasonin
 
 
 @dataclass(frozen=True)
-class AgentFigures:
+class AgentFigures(ExpectedMargin):
     """Usage, cost and revenue of one tool, session or agent."""
 
     key: str
@@ -35,7 +35,7 @@ class AgentFigures:
     reasoning_steps: int
     cogs_usd: Decimal
     revenue_usd: Decimal  # attributed
-    settling_usd: Decimal  # provisional (carried + rated) of events not attributed yet
+    settling_revenue_usd: Decimal  # provisional (carried + rated) of events not attributed yet
 
     @property
     def margin_usd(self) -> Decimal:
@@ -45,18 +45,6 @@ class AgentFigures:
     def margin_pct(self) -> Decimal | None:
         return margin_pct(self.revenue_usd, self.cogs_usd)
 
-    @property
-    def expected_revenue_usd(self) -> Decimal:
-        return self.revenue_usd + self.settling_usd
-
-    @property
-    def expected_margin_usd(self) -> Decimal:
-        return self.expected_revenue_usd - self.cogs_usd
-
-    @property
-    def expected_margin_pct(self) -> Decimal | None:
-        return margin_pct(self.expected_revenue_usd, self.cogs_usd)
-
 
 def _figures(row: dict, key: str) -> AgentFigures:
     return AgentFigures(
@@ -64,7 +52,7 @@ def _figures(row: dict, key: str) -> AgentFigures:
         output_tokens=int(row["tokens_out"]), tool_calls=int(row["tool_calls_n"]),
         reasoning_steps=int(row["reasoning_steps_n"]), cogs_usd=row["cogs"],
         revenue_usd=row["revenue"],
-        settling_usd=row["revenue_carried"] + row["revenue_rated"])
+        settling_revenue_usd=row["revenue_carried"] + row["revenue_rated"])
 
 
 def _ranked(rows: list[AgentFigures]) -> list[AgentFigures]:
