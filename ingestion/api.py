@@ -72,7 +72,9 @@ def _reply(report: IngestReport, *, is_batch: bool) -> JsonResponse:
 
 
 @csrf_exempt
-async def events_endpoint(request: HttpRequest) -> JsonResponse:
+async def _ingest_request(request: HttpRequest):
+    """The doors' shared start: POST only, an ingest token, the body within its cap (checked on
+    the declared length before reading). Returns (access, body, limit), or the error response."""
     if request.method != "POST":
         return json_error(405, "method_not_allowed", "Use POST.")
     try:
@@ -84,11 +86,17 @@ async def events_endpoint(request: HttpRequest) -> JsonResponse:
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
-    if declared > limit:
+    body = request.body if declared <= limit else b""
+    if declared > limit or len(body) > limit:
         return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
-    body = request.body
-    if len(body) > limit:
-        return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
+    return access, body, limit
+
+
+async def events_endpoint(request: HttpRequest) -> JsonResponse:
+    started = await _ingest_request(request)
+    if isinstance(started, HttpResponse):
+        return started
+    access, body, limit = started
     content_type = request.content_type or ""
     try:
         if content_type in JSON_TYPES:
@@ -150,16 +158,10 @@ def _traces_in_worker(tenant, spans):
 @csrf_exempt
 async def traces_endpoint(request: HttpRequest) -> HttpResponse:
     """POST /v1/traces: OTLP/HTTP (protobuf or JSON) spans with GenAI attributes as events."""
-    if request.method != "POST":
-        return json_error(405, "method_not_allowed", "Use POST.")
-    try:
-        access = await sync_to_async(authorize_token)(request, CanIngest)
-    except exceptions.APIException as exc:
-        return api_exception_response(exc)
-    limit = settings.AFORO_MAX_BODY_BYTES
-    body = request.body
-    if len(body) > limit:
-        return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
+    started = await _ingest_request(request)
+    if isinstance(started, HttpResponse):
+        return started
+    access, body, limit = started
     content_type = request.content_type or ""
     if request.headers.get("Content-Encoding", "").lower() == "gzip":
         # Decompressed at most to the cap plus one byte: a small bomb never grows past it.
