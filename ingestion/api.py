@@ -72,9 +72,7 @@ def _reply(report: IngestReport, *, is_batch: bool) -> JsonResponse:
 
 
 @csrf_exempt
-async def _ingest_request(request: HttpRequest):
-    """The doors' shared start: POST only, an ingest token, the body within its cap (checked on
-    the declared length before reading). Returns (access, body, limit), or the error response."""
+async def events_endpoint(request: HttpRequest) -> JsonResponse:
     if request.method != "POST":
         return json_error(405, "method_not_allowed", "Use POST.")
     try:
@@ -86,17 +84,11 @@ async def _ingest_request(request: HttpRequest):
         declared = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         declared = 0
-    body = request.body if declared <= limit else b""
-    if declared > limit or len(body) > limit:
+    if declared > limit:
         return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
-    return access, body, limit
-
-
-async def events_endpoint(request: HttpRequest) -> JsonResponse:
-    started = await _ingest_request(request)
-    if isinstance(started, HttpResponse):
-        return started
-    access, body, limit = started
+    body = request.body
+    if len(body) > limit:
+        return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
     content_type = request.content_type or ""
     try:
         if content_type in JSON_TYPES:
@@ -158,10 +150,16 @@ def _traces_in_worker(tenant, spans):
 @csrf_exempt
 async def traces_endpoint(request: HttpRequest) -> HttpResponse:
     """POST /v1/traces: OTLP/HTTP (protobuf or JSON) spans with GenAI attributes as events."""
-    started = await _ingest_request(request)
-    if isinstance(started, HttpResponse):
-        return started
-    access, body, limit = started
+    if request.method != "POST":
+        return json_error(405, "method_not_allowed", "Use POST.")
+    try:
+        access = await sync_to_async(authorize_token)(request, CanIngest)
+    except exceptions.APIException as exc:
+        return api_exception_response(exc)
+    limit = settings.AFORO_MAX_BODY_BYTES
+    body = request.body
+    if len(body) > limit:
+        return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
     content_type = request.content_type or ""
     if request.headers.get("Content-Encoding", "").lower() == "gzip":
         # Decompressed at most to the cap plus one byte: a small bomb never grows past it.
