@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ SIX = Decimal("0.000001")
 FRESH_FOR = timedelta(minutes=70)        # the hourly job refits well before this passes
 REQUESTED_WITHIN = timedelta(days=7)     # scopes asked for lately stay fitted by the job
 FITS_KEPT = 64                           # fitted series kept in this process
+REFRESH_BUDGET_S = 120                   # the hourly job's forecast time per tenant
 log = logging.getLogger(__name__)
 
 
@@ -327,20 +329,29 @@ def forecast_serve(tenant, *, horizon: str, product_id: str | None = None,
 
 def forecasts_refresh(tenant, *, now: datetime) -> int:
     """Refit the tenant, each product with history and every scope asked for within
-    REQUESTED_WITHIN, for every horizon (one history read and one fit per series each);
-    returns how many forecasts were stored."""
+    REQUESTED_WITHIN (the latest asked first), for every horizon (one history read and one fit
+    per series each), for at most REFRESH_BUDGET_S; returns how many forecasts were stored."""
     from intelligence.models import ForecastFit
     from intelligence.queries import products_with_history
 
     today = _day_of(now, tenant.time_zone)
     period = history_period(tenant.time_zone, today)
-    scopes = {("", "")} | {(product, "") for product in products_with_history(tenant.slug,
-                                                                              period)}
-    scopes |= set(ForecastFit.objects.filter(tenant=tenant, requested_at__gte=now
+    scopes = [("", ""), *((product, "") for product in products_with_history(tenant.slug,
+                                                                             period))]
+    for scope in (ForecastFit.objects.filter(tenant=tenant, requested_at__gte=now
                                              - REQUESTED_WITHIN)
-                  .values_list("product_id", "customer_id"))
+                  .order_by("-requested_at", "customer_id", "product_id")
+                  .values_list("product_id", "customer_id")):
+        if scope not in scopes:  # the most recently asked for first
+            scopes.append(scope)
     stored = 0
-    for product_id, customer_id in sorted(scopes):
+    began = time.monotonic()
+    for product_id, customer_id in scopes:
+        if time.monotonic() - began > REFRESH_BUDGET_S:
+            # the rest are fitted by their next request (and by the next run, first if asked)
+            log.info("forecast refresh of tenant %s stopped after %s s: %s scopes left",
+                     tenant.slug, REFRESH_BUDGET_S, len(scopes) - stored // len(HORIZONS))
+            break
         try:
             history = daily_actuals(tenant.slug, period, product_id=product_id or None,
                                     customer_id=customer_id or None)
