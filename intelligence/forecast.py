@@ -344,6 +344,9 @@ def forecasts_refresh(tenant, *, now: datetime) -> int:
                   .values_list("product_id", "customer_id")):
         if scope not in scopes:  # the most recently asked for first
             scopes.append(scope)
+    # scopes nobody asked for lately and the job no longer fits (a product without history)
+    ForecastFit.objects.filter(tenant=tenant, fitted_at__lt=now - REQUESTED_WITHIN).exclude(
+        requested_at__gte=now - REQUESTED_WITHIN).delete()
     stored = 0
     began = time.monotonic()
     for product_id, customer_id in scopes:
