@@ -220,30 +220,29 @@ def _model_switch(tenant: Tenant, report: ImpactReport) -> None:
 Costs = dict[tuple[str, str], tuple[Decimal, int]]
 
 
-def _call_costs(tenant: Tenant, customers: set[str], start: datetime,
-                end: datetime) -> tuple[Costs, Costs]:
-    """COGS and calls per (customer, feature: a tool or a model) of the given customers, in
-    [start, end) and in the AVERAGE_FALLBACK before its end: one read for both."""
+def _call_costs(tenant: Tenant, customers: set[str], start: datetime, end: datetime, *,
+                split_at: datetime | None = None) -> tuple[Costs, Costs]:
+    """COGS and calls per (customer, feature: a tool or a model) of the given customers in
+    [start, end), and (with `split_at`) in [split_at, end) from the same read."""
     if not customers:
         return {}, {}
-    fallback_start = end - AVERAGE_FALLBACK
-    rows = (LedgerQuery(tenant.slug).between(min(start, fallback_start), end).where_sql(COST)
-            .where_in("customer_id", sorted(customers))
-            .dimensions("customer_id", "tool_name", "model")
-            .flag_since("in_window", start).flag_since("in_fallback", fallback_start)
-            .measures("cogs", "events")
-            .group_by("customer_id", "tool_name", "model", "in_window", "in_fallback").fetch())
-    in_window: Costs = {}
-    fallback: Costs = {}
-    for row in rows:
-        for costs, inside in ((in_window, row["in_window"]), (fallback, row["in_fallback"])):
+    query = (LedgerQuery(tenant.slug).between(start, end).where_sql(COST)
+             .where_in("customer_id", sorted(customers))
+             .dimensions("customer_id", "tool_name", "model").measures("cogs", "events")
+             .group_by("customer_id", "tool_name", "model"))
+    if split_at is not None:
+        query = query.flag_since("after_split", split_at).group_by("after_split")
+    whole: Costs = {}
+    since_split: Costs = {}
+    for row in query.fetch():
+        for costs, inside in ((whole, True), (since_split, row.get("after_split", 0))):
             if not inside:
                 continue
             for feature in {row["tool_name"] or "", row["model"] or ""}:
                 key = (row["customer_id"], feature)
                 cogs, calls = costs.get(key, (ZERO, 0))
                 costs[key] = (cogs + row["cogs"], calls + row["events"])
-    return in_window, fallback
+    return whole, since_split
 
 
 def _average(costs: Costs, customer_id: str, feature: str) -> Decimal | None:
@@ -259,11 +258,19 @@ def _refused(tenant: Tenant, report: ImpactReport) -> None:
         tenant=tenant, hour__gte=first_hour, hour__lt=report.end,
         kind__in=[GuardDecisionCount.Kind.BLOCKED, GuardDecisionCount.Kind.RATE_LIMITED])
         .values("customer_id", "feature", "kind").annotate(calls=Sum("count")))
-    in_window, fallback = _call_costs(tenant, {row["customer_id"] for row in rows},
-                                      report.start, report.end)
+    customers = {row["customer_id"] for row in rows}
+    fallback_start = report.end - AVERAGE_FALLBACK
+    fallback: Costs | None = None
+    if report.start <= fallback_start:  # the window holds the fallback's 30 days: one read
+        in_window, fallback = _call_costs(tenant, customers, report.start, report.end,
+                                          split_at=fallback_start)
+    else:
+        in_window, _ = _call_costs(tenant, customers, report.start, report.end)
     for row in rows:
         average = _average(in_window, row["customer_id"], row["feature"])
         if average is None:  # no such call in the window: the 30 days before its end
+            if fallback is None:
+                fallback, _ = _call_costs(tenant, customers, fallback_start, report.end)
             average = _average(fallback, row["customer_id"], row["feature"])
         value = money(average * row["calls"]) if average is not None else ZERO
         if row["kind"] == GuardDecisionCount.Kind.BLOCKED:

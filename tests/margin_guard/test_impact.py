@@ -195,3 +195,8 @@ def test_a_refused_call_with_none_in_the_window_is_valued_at_the_30_days_before(
                            accounts=False)
     assert (report.blocked_calls, report.blocked_estimate_usd) == (5, D("15.00"))
     assert (report.rate_limited_calls, report.rate_limited_estimate_usd) == (1, D("1.00"))
+    # a window holding the 30 days reads both in one: the same figures
+    month = impact_report(tenant=tenant, start=end - timedelta(days=31), end=end,
+                          accounts=False)
+    assert (month.blocked_calls, month.blocked_estimate_usd) == (5, D("15.00"))
+    assert (month.rate_limited_calls, month.rate_limited_estimate_usd) == (1, D("1.00"))
