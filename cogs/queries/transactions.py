@@ -133,12 +133,13 @@ def transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list[
 
 def _daily_event_counts(tenant: Tenant, period: Period, filters: TransactionFilters, *,
                         use_rollups: bool) -> dict[date, int]:
-    """Events per day of the period matching the filters, from a rollup when one fits."""
-    by_customer = filters.customer_id is not None
-    by_dims = filters.product_id is not None or filters.provider is not None
-    if use_rollups and period.is_utc and not (by_customer and by_dims):
-        table = Table.DAILY_CUSTOMERS if by_customer else Table.DAILY
-        query = LedgerQuery(tenant.slug, table).measures("events")
+    """Events per day of the period matching the filters, from a read model when one fits:
+    a customer's from its own events (any time zone, any other filter), the rest from the
+    daily rollup."""
+    if use_rollups and filters.customer_id is not None:
+        query = LedgerQuery(tenant.slug, Table.CUSTOMER_EVENTS).measures("events")
+    elif use_rollups and period.is_utc:
+        query = LedgerQuery(tenant.slug, Table.DAILY).measures("events")
     else:
         query = (LedgerQuery(tenant.slug).where_sql(ORIGINAL_COST)
                  .expressions("toInt64(count()) AS events"))
@@ -167,11 +168,18 @@ def transactions_page(tenant: Tenant, period: Period, filters: TransactionFilter
             break
     start = max(period.start_at, day_start(window[-1], period.time_zone))
     end = min(period.end_at, day_start(window[0] + timedelta(days=1), period.time_zone))
-    # Step 1 picks the page from original entries only (one per event, no GROUP BY);
-    # step 2 sums every entry of just those events.
+    # Step 1 picks the page from original entries only (one per event, no GROUP BY): a
+    # customer's from its own events, ordered by customer and time (0010; DISTINCT, as a copy
+    # may wait for its merge), the rest from the ledger's days that hold the page. Step 2
+    # reads every entry of just those events from the ledger.
+    if use_rollups and filters.customer_id is not None:
+        pick = LedgerQuery(tenant.slug, Table.CUSTOMER_EVENTS).expressions(
+            "DISTINCT event_id", "occurred_at")
+    else:
+        pick = (LedgerQuery(tenant.slug).dimensions("event_id", "occurred_at")
+                .where_sql(ORIGINAL_COST))
     picked = filters.apply(
-        LedgerQuery(tenant.slug).dimensions("event_id", "occurred_at").between(start, end)
-        .where_sql(ORIGINAL_COST).order_by("occurred_at DESC", "event_id DESC")
+        pick.between(start, end).order_by("occurred_at DESC", "event_id DESC")
         .limit(limit, offset - newer)).fetch()
     return transactions_of(tenant, [(r["event_id"], r["occurred_at"]) for r in picked]), total
 
