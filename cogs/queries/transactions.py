@@ -76,8 +76,10 @@ _EVENT_COLUMNS = (
     f"anyIf(revenue_source, {ORIGINAL_COST}) AS source",
 )
 _EVENT_MEASURES = ("tokens_in", "tokens_out", "cogs_ai", "cogs_infra", "cogs_fee",
-                   "cogs_unclassified", "revenue", "revenue_carried", "revenue_rated",
-                   "b_events", "b_in", "b_out", "b_tools", "b_steps", "b_cogs")
+                   "cogs_unclassified", "revenue", "revenue_carried", "revenue_rated")
+# The estimation basis, read only for a tenant with rates to price it (two more columns of
+# every granule the page's events lie in; without rates every unsourced event is UNKNOWN).
+_BASIS_MEASURES = ("b_events", "b_in", "b_out", "b_tools", "b_steps", "b_cogs")
 
 
 def _expected_of(row: dict, settled: bool, rates: dict) -> tuple[RevenueSource, Decimal]:
@@ -102,15 +104,16 @@ def transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list[
     if not picked:
         return []
     # The events' own timestamps let the primary key skip every other granule.
+    priced = expected.has_rates(tenant.slug)
     rows = {row["event_id"]: row for row in (
         LedgerQuery(tenant.slug).dimensions("event_id").expressions(*_EVENT_COLUMNS)
-        .measures(*_EVENT_MEASURES)
+        .measures(*_EVENT_MEASURES, *(_BASIS_MEASURES if priced else ()))
         .where_in("occurred_at", {at for _id, at in picked})
         .where_in("event_id", {event_id for event_id, _at in picked})
         .group_by("event_id").fetch())}
     rates = expected.event_rates(tenant.slug, {
         (row["customer_id"], row["product_id"]) for row in rows.values()
-        if row["source"] == "NONE" and int(row["revenue_entries"]) <= 0})
+        if row["source"] == "NONE" and int(row["revenue_entries"]) <= 0}) if priced else {}
     out = []
     for event_id, at in picked:
         row = rows[event_id]
