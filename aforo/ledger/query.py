@@ -43,6 +43,7 @@ class Table(enum.Enum):
     EVENT_IDS = "ledger_event_ids"              # every event id (dedupe)
     REVENUE_RATES = "revenue_rates"             # per-unit revenue estimates
     HOURLY = "ledger_hourly"                    # by UTC hour, customer, product (detectors)
+    CUSTOMER_EVENTS = "ledger_customer_events"  # each customer's event ids in time order
     COST_LINES = "provider_cost_lines"          # providers' billed lines (cost sources)
     COST_IMPORT_LINES = "provider_cost_import_lines"  # each import's own lines
 
@@ -100,7 +101,9 @@ class Measure:
 # alias into the WHERE clause and the other aggregates of its SELECT (and 18.16 fails).
 MEASURES: dict[str, Measure] = {
     "events": Measure(f"toInt64(sumIf(event_count, {COST}))",
-                      _rollup("toInt64(sum(events))", _ALL_ROLLUPS)),
+                      {**_rollup("toInt64(sum(events))", _ALL_ROLLUPS),
+                       # one row per event, a copy possible until merged (0010)
+                       Table.CUSTOMER_EVENTS: "toInt64(uniqExact(event_id))"}),
     "tokens_in": Measure(f"toInt64(sumIf(input_tokens, {COST}))",
                          _rollup("toInt64(sum(tokens_in))", _ALL_ROLLUPS)),
     "tokens_out": Measure(f"toInt64(sumIf(output_tokens, {COST}))",
@@ -152,8 +155,8 @@ BASIS = ("b_events", "b_in", "b_out", "b_tools", "b_steps", "b_cogs")
 # --- dimensions -------------------------------------------------------------------------------
 
 # The columns a reader may group or filter by, and the tables that hold each (the raw ledger
-# holds them all). `day` is computed on the raw ledger and the hourly rollup (in the period's
-# time zone).
+# holds them all). `day` is computed on the raw ledger, the customer events and the hourly
+# rollup (in the period's time zone).
 _EVERYWHERE = frozenset(Table)
 DIMENSIONS: dict[str, frozenset[Table]] = {
     # Every event dimension is on the raw ledger; the lines after say which rollups hold it too.
@@ -161,18 +164,20 @@ DIMENSIONS: dict[str, frozenset[Table]] = {
         *EVENT_DIMENSIONS, "entry_type", "entry_kind", "invoice_id", "invoice_line_id",
         "attribution_run_id", "cost_source", "revenue_source")},
     "customer_id": frozenset({Table.LEDGER, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
-                              Table.REVENUE_RATES, Table.HOURLY}),
+                              Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS}),
     "product_id": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
-                             Table.REVENUE_RATES, Table.HOURLY}),
+                             Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS}),
     "product_type": frozenset({Table.LEDGER, Table.DAILY}),
     "provider": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
-                           *_LINES}),
+                           Table.CUSTOMER_EVENTS, *_LINES}),
     "model": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS, *_LINES}),
     "day": frozenset({Table.LEDGER, Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
-                      Table.HOURLY, *_LINES}),
+                      Table.HOURLY, Table.CUSTOMER_EVENTS, *_LINES}),
     "hour": frozenset({Table.HOURLY}),
-    "event_id": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS}),
-    "occurred_at": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS}),
+    "event_id": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS,
+                           Table.CUSTOMER_EVENTS}),
+    "occurred_at": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS,
+                              Table.CUSTOMER_EVENTS}),
     "entry_id": frozenset({Table.LEDGER}),
     "recorded_at": frozenset({Table.LEDGER, *_LINES}),
     **{column: frozenset(_LINES) for column in (
@@ -233,7 +238,7 @@ class LedgerQuery:
         selected = []
         for column in columns:
             _check_column(self.table, column)
-            if column == "day" and self.table is Table.LEDGER:
+            if column == "day" and self.table in (Table.LEDGER, Table.CUSTOMER_EVENTS):
                 selected.append(f"{RAW_DAY} AS day")
             elif column == "day" and self.table is Table.HOURLY:
                 selected.append(f"{HOURLY_DAY} AS day")

@@ -76,8 +76,10 @@ _EVENT_COLUMNS = (
     f"anyIf(revenue_source, {ORIGINAL_COST}) AS source",
 )
 _EVENT_MEASURES = ("tokens_in", "tokens_out", "cogs_ai", "cogs_infra", "cogs_fee",
-                   "cogs_unclassified", "revenue", "revenue_carried", "revenue_rated",
-                   "b_events", "b_in", "b_out", "b_tools", "b_steps", "b_cogs")
+                   "cogs_unclassified", "revenue", "revenue_carried", "revenue_rated")
+# The estimation basis, read only for a tenant with rates to price it (two more columns of
+# every granule the page's events lie in; without rates every unsourced event is UNKNOWN).
+_BASIS_MEASURES = ("b_events", "b_in", "b_out", "b_tools", "b_steps", "b_cogs")
 
 
 def _expected_of(row: dict, settled: bool, rates: dict) -> tuple[RevenueSource, Decimal]:
@@ -102,15 +104,16 @@ def transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list[
     if not picked:
         return []
     # The events' own timestamps let the primary key skip every other granule.
+    priced = expected.has_rates(tenant.slug)
     rows = {row["event_id"]: row for row in (
         LedgerQuery(tenant.slug).dimensions("event_id").expressions(*_EVENT_COLUMNS)
-        .measures(*_EVENT_MEASURES)
+        .measures(*_EVENT_MEASURES, *(_BASIS_MEASURES if priced else ()))
         .where_in("occurred_at", {at for _id, at in picked})
         .where_in("event_id", {event_id for event_id, _at in picked})
         .group_by("event_id").fetch())}
     rates = expected.event_rates(tenant.slug, {
         (row["customer_id"], row["product_id"]) for row in rows.values()
-        if row["source"] == "NONE" and int(row["revenue_entries"]) <= 0})
+        if row["source"] == "NONE" and int(row["revenue_entries"]) <= 0}) if priced else {}
     out = []
     for event_id, at in picked:
         row = rows[event_id]
@@ -133,12 +136,13 @@ def transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list[
 
 def _daily_event_counts(tenant: Tenant, period: Period, filters: TransactionFilters, *,
                         use_rollups: bool) -> dict[date, int]:
-    """Events per day of the period matching the filters, from a rollup when one fits."""
-    by_customer = filters.customer_id is not None
-    by_dims = filters.product_id is not None or filters.provider is not None
-    if use_rollups and period.is_utc and not (by_customer and by_dims):
-        table = Table.DAILY_CUSTOMERS if by_customer else Table.DAILY
-        query = LedgerQuery(tenant.slug, table).measures("events")
+    """Events per day of the period matching the filters, from a read model when one fits:
+    a customer's from its own events (any time zone, any other filter), the rest from the
+    daily rollup."""
+    if use_rollups and filters.customer_id is not None:
+        query = LedgerQuery(tenant.slug, Table.CUSTOMER_EVENTS).measures("events")
+    elif use_rollups and period.is_utc:
+        query = LedgerQuery(tenant.slug, Table.DAILY).measures("events")
     else:
         query = (LedgerQuery(tenant.slug).where_sql(ORIGINAL_COST)
                  .expressions("toInt64(count()) AS events"))
@@ -167,11 +171,18 @@ def transactions_page(tenant: Tenant, period: Period, filters: TransactionFilter
             break
     start = max(period.start_at, day_start(window[-1], period.time_zone))
     end = min(period.end_at, day_start(window[0] + timedelta(days=1), period.time_zone))
-    # Step 1 picks the page from original entries only (one per event, no GROUP BY);
-    # step 2 sums every entry of just those events.
+    # Step 1 picks the page from original entries only (one per event, no GROUP BY): a
+    # customer's from its own events, ordered by customer and time (0010; DISTINCT, as a copy
+    # may wait for its merge), the rest from the ledger's days that hold the page. Step 2
+    # reads every entry of just those events from the ledger.
+    if use_rollups and filters.customer_id is not None:
+        pick = LedgerQuery(tenant.slug, Table.CUSTOMER_EVENTS).expressions(
+            "DISTINCT event_id", "occurred_at")
+    else:
+        pick = (LedgerQuery(tenant.slug).dimensions("event_id", "occurred_at")
+                .where_sql(ORIGINAL_COST))
     picked = filters.apply(
-        LedgerQuery(tenant.slug).dimensions("event_id", "occurred_at").between(start, end)
-        .where_sql(ORIGINAL_COST).order_by("occurred_at DESC", "event_id DESC")
+        pick.between(start, end).order_by("occurred_at DESC", "event_id DESC")
         .limit(limit, offset - newer)).fetch()
     return transactions_of(tenant, [(r["event_id"], r["occurred_at"]) for r in picked]), total
 

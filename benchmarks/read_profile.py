@@ -1,0 +1,223 @@
+"""Where the time of the read side's slow paths goes: engine, decode, Python, rendering.
+
+Reuses benchmarks/dashboard.py's data set (its --var-dir; generate it there first with
+`dashboard.py --generate-only`), requests each path through Django's test client as the
+dashboard benchmark does, and splits every request's wall time into
+
+- engine: time inside the store's query call (chdb runs the SQL and writes JSONCompact; on the
+  server, the driver's round trip including its own decoding),
+- decode: msgspec turning chdb's JSONCompact into typed tuples (chdb only),
+- render: the API's JSON renderer (`ExactJSONRenderer.render`),
+- Python: the rest (routing, auth, DRF, the query layer building SQL and rows, the view's
+  dicts),
+
+each as a median over the timed requests, beside the raw ledger GROUP BY product of the same
+window measured in the same run (the ratio column). Appends a section to RESULTS.md.
+
+    .venv/bin/python benchmarks/read_profile.py --var-dir var/bench-dashboard
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TENANT = "bench-dashboard"
+PATHS = {
+    "/by-customer": ("/by-customer", {}),
+    "/pnl": ("/pnl", {}),
+    "/anomalies": ("/anomalies", {}),
+    "/transactions?customerId": ("/transactions", {"customerId": "cust_42"}),
+    "/transactions (first page, reference)": ("/transactions", {}),
+}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--var-dir", default=str(ROOT / "var" / "bench-dashboard"))
+    parser.add_argument("--clickhouse-url", default="")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--requests", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--label", default="", help="a note for the section title")
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+os.environ["AFORO_VAR_DIR"] = ARGS.var_dir
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
+for name in ("CLICKHOUSE_URL", "DATABASE_URL", "REDIS_URL"):
+    os.environ.pop(name, None)
+if ARGS.clickhouse_url:
+    os.environ["CLICKHOUSE_URL"] = ARGS.clickhouse_url
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.test import Client  # noqa: E402
+
+from aforo import eventstore, renderers  # noqa: E402
+from aforo.eventstore import backends  # noqa: E402
+from aforo.models import Role, Tenant  # noqa: E402
+from aforo.runtime import freeze_startup_heap  # noqa: E402
+from aforo.tenancy import api_token_create  # noqa: E402
+
+# --- the probes: wrap the store's engine call, its rows() and the renderer ----------------
+
+CLOCK: dict[str, float] = defaultdict(float)
+QUERIES: list[tuple[float, str]] = []
+
+
+def _wrap_engine():
+    store = eventstore.get_store()
+    if isinstance(store, backends.ChdbStore):
+        run = backends.ChdbStore._run
+
+        def timed_run(self, sql, fmt="CSV"):
+            began = time.perf_counter()
+            try:
+                return run(self, sql, fmt)
+            finally:
+                spent = time.perf_counter() - began
+                CLOCK["engine"] += spent
+                QUERIES.append((spent, sql))
+
+        backends.ChdbStore._run = timed_run
+    rows = type(store).rows
+
+    def timed_rows(self, sql, params=None):
+        began = time.perf_counter()
+        engine_before = CLOCK["engine"]
+        try:
+            return rows(self, sql, params)
+        finally:
+            spent = time.perf_counter() - began
+            if isinstance(store, backends.ChdbStore):
+                CLOCK["decode"] += spent - (CLOCK["engine"] - engine_before)
+            else:
+                CLOCK["engine"] += spent
+                QUERIES.append((spent, sql))
+
+    type(store).rows = timed_rows
+    render = renderers.ExactJSONRenderer.render
+
+    def timed_render(self, data, accepted_media_type=None, renderer_context=None):
+        began = time.perf_counter()
+        try:
+            return render(self, data, accepted_media_type, renderer_context)
+        finally:
+            CLOCK["render"] += time.perf_counter() - began
+
+    renderers.ExactJSONRenderer.render = timed_render
+
+
+def main() -> None:
+    _wrap_engine()
+    tenant = Tenant.objects.get(slug=TENANT)
+    token = api_token_create(tenant=tenant, role=Role.VIEWER, name="profile")
+    freeze_startup_heap()
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {token.raw}", HTTP_X_TENANT_ID=TENANT)
+    base = "/api/v1/analytics/cogs/dashboard"
+    # The data set's last day (dashboard.py ends it on the day it generated).
+    last = eventstore.tenant_query(
+        TENANT, "SELECT max(occurred_at) AS at FROM ledger WHERE tenant_id = %(tenant_id)s",
+        {})[0]["at"].date()
+    first = last - timedelta(days=ARGS.days - 1)
+    period = {"from": first.isoformat(), "to": last.isoformat()}
+
+    from cogs import queries
+
+    raw_period = queries.Period(first=first, last=last)
+    results = []
+    load_before = os.getloadavg()[0]
+
+    def raw_reference() -> float:
+        samples = []
+        for i in range(8):
+            began = time.perf_counter()
+            queries.totals_by(tenant, queries.Dimension.PRODUCT, raw_period, use_rollups=False)
+            if i >= 1:
+                samples.append((time.perf_counter() - began) * 1000)
+        return statistics.median(samples)
+
+    raw_before = raw_reference()
+    for name, (path, params) in PATHS.items():
+        samples: dict[str, list[float]] = defaultdict(list)
+        slowest: dict[str, list[float]] = defaultdict(list)
+        for i in range(ARGS.warmup + ARGS.requests):
+            CLOCK.clear()
+            QUERIES.clear()
+            began = time.perf_counter()
+            response = client.get(base + path, {**period, **params})
+            total = time.perf_counter() - began
+            assert response.status_code == 200, response.content[:300]
+            if i < ARGS.warmup:
+                continue
+            samples["total"].append(total * 1000)
+            for part in ("engine", "decode", "render"):
+                samples[part].append(CLOCK[part] * 1000)
+            samples["python"].append((total - CLOCK["engine"] - CLOCK["decode"]
+                                      - CLOCK["render"]) * 1000)
+            samples["queries"].append(len(QUERIES))
+            for spent, sql in QUERIES:
+                slowest[" ".join(sql.split())[:90]].append(spent * 1000)
+        med = {part: statistics.median(values) for part, values in samples.items()}
+        results.append((name, med, len(response.content), slowest))
+        print(f"{name:<40} total {med['total']:7.1f}  engine {med['engine']:6.1f}  "
+              f"decode {med['decode']:5.1f}  python {med['python']:6.1f}  "
+              f"render {med['render']:5.1f} ms  ({med['queries']:.0f} queries, "
+              f"{len(response.content):,} bytes)", flush=True)
+        for sql, times in sorted(slowest.items(), key=lambda kv: -sum(kv[1]))[:4]:
+            print(f"      {sum(times) / ARGS.requests:6.1f} ms/request  {sql}")
+    raw_after = raw_reference()
+    raw = (raw_before + raw_after) / 2
+    print(f"raw ledger GROUP BY product: {raw_before:.1f} ms before, {raw_after:.1f} ms after")
+    if not ARGS.no_write:
+        write(results, raw, raw_before, raw_after, load_before, first, last)
+
+
+def write(results, raw, raw_before, raw_after, load_before, first, last) -> None:
+    from benchmarks.common import record
+
+    events = eventstore.tenant_query(
+        TENANT, "SELECT toInt64(sum(event_count)) AS n FROM ledger WHERE tenant_id = "
+        "%(tenant_id)s AND entry_type = 'COST'", {})[0]["n"]
+    mode = eventstore.get_store().name
+    lines = [
+        f"{int(events):,} events of benchmarks/dashboard.py's set (90 days, 10,000 customers), "
+        f"{mode}; the {ARGS.days}-day period {first}…{last}; Django test client end to end, "
+        f"medians of {ARGS.requests} requests after {ARGS.warmup} warm-up. Load average "
+        f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after (2 shared cores). "
+        f"Reference: the raw ledger GROUP BY product of the same period, "
+        f"{raw_before:.0f} ms before and {raw_after:.0f} ms after the paths.",
+        "",
+        "| path | total ms | ÷ raw | engine | decode | Python | render | queries | bytes |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, med, size, _slowest in results:
+        lines.append(
+            f"| `{name}` | {med['total']:.1f} | {med['total'] / raw:.2f} | "
+            f"{med['engine']:.1f} | {med['decode']:.1f} | {med['python']:.1f} | "
+            f"{med['render']:.1f} | {med['queries']:.0f} | {size:,} |")
+    lines += ["", "Engine time per query (ms per request, the costliest of each path):", ""]
+    for name, _med, _size, slowest in results:
+        top = sorted(slowest.items(), key=lambda kv: -sum(kv[1]))[:3]
+        lines.append(f"- `{name}`: " + "; ".join(
+            f"{sum(t) / ARGS.requests:.1f} ms `{sql[:70]}…`" for sql, t in top))
+    title = (f"Read side profile ({mode}, {int(events):,} events, {ARGS.days}D)"
+             + (f": {ARGS.label}" if ARGS.label else ""))
+    record(title, lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""What the read side's views (event-store migration 0010) cost ingest: the ledger insert with
+and without them, each as a ratio to the engine's raw insert of the same rows, in one run.
+
+A fresh embedded store (or --clickhouse-url), migrated; batches of ledger rows (COST entries as
+ingest writes them, through `ledger_append`) inserted into the ledger with every view, into the
+ledger with 0010's view dropped, and into `bench_raw_ledger` (the ledger's columns, no view:
+the engine's raw insert), interleaved batch by batch so a change of load hits all three alike.
+
+    .venv/bin/python benchmarks/read_side_ingest.py [--batches 60] [--batch 1000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+parser.add_argument("--batches", type=int, default=60)
+parser.add_argument("--batch", type=int, default=1000)
+parser.add_argument("--clickhouse-url", default="")
+parser.add_argument("--var-dir", default=str(ROOT / "var" / "bench-read-side-ingest"))
+parser.add_argument("--no-write", action="store_true")
+ARGS = parser.parse_args()
+if not ARGS.clickhouse_url:
+    shutil.rmtree(ARGS.var_dir, ignore_errors=True)
+os.environ["AFORO_VAR_DIR"] = ARGS.var_dir
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
+for name in ("CLICKHOUSE_URL", "DATABASE_URL", "REDIS_URL"):
+    os.environ.pop(name, None)
+if ARGS.clickhouse_url:
+    os.environ["CLICKHOUSE_URL"] = ARGS.clickhouse_url
+
+import django  # noqa: E402
+
+django.setup()
+
+from aforo import eventstore  # noqa: E402
+from aforo.eventstore.migrate import migrate_eventstore  # noqa: E402
+from aforo.ledger import ledger_append, ledger_entry  # noqa: E402
+
+READ_SIDE = __import__("aforo.eventstore.migrations.0010_read_side",
+                       fromlist=["statements"])
+
+
+def batch(n: int, now: datetime) -> list[dict]:
+    rows = []
+    for i in range(ARGS.batch):
+        k = n * ARGS.batch + i
+        rows.append(ledger_entry(
+            tenant_id="bench-ingest", entry_id=f"cost_{uuid.uuid4().hex}", entry_type="COST",
+            event_id=f"evt_{k}", occurred_at=now - timedelta(seconds=k % 86_400),
+            customer_id=f"cust_{k % 10_000}", product_id=f"prod_{k % 20}",
+            product_type="API_WITH_AI", provider="OpenAI", model=f"model_{k % 16}",
+            source_type="GATEWAY", event_count=1, input_tokens=100 + k % 4000,
+            output_tokens=20 + k % 1000, ai_cogs_usd=Decimal("0.001234567"),
+            infra_cogs_usd=Decimal("0.000400000"), fee_cogs_usd=Decimal("0.000100000"),
+            cost_source="CARRIED"))
+    return rows
+
+
+def main() -> None:
+    from django.core.management import call_command
+
+    from aforo.eventstore.migrate import topology_for
+
+    call_command("migrate", verbosity=0)
+    store = eventstore.get_store()
+    migrate_eventstore(store)
+    eventstore.command("DROP TABLE IF EXISTS bench_raw_ledger")
+    eventstore.command("CREATE TABLE bench_raw_ledger AS ledger")
+    view_sql = [s for s in READ_SIDE.statements(topology_for(store))
+                if s.startswith("CREATE MATERIALIZED VIEW")]
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    times: dict[str, list[float]] = {"raw": [], "with": [], "without": []}
+    have_view = True
+    for n in range(ARGS.batches):
+        rows = batch(n, now)
+        # the order of the three rotates, so none always runs first
+        order = [("raw", "with", "without"), ("with", "without", "raw"),
+                 ("without", "raw", "with")][n % 3]
+        for kind in order:
+            if kind == "with" and not have_view:
+                for sql in view_sql:
+                    eventstore.command(sql)
+                have_view = True
+            if kind == "without" and have_view:
+                eventstore.command("DROP TABLE IF EXISTS ledger_customer_events_mv")
+                have_view = False
+            copy = [{**row, "event_id": f"{row['event_id']}_{kind}"} for row in rows]
+            began = time.perf_counter()
+            if kind == "raw":
+                eventstore.insert("bench_raw_ledger", copy)
+            else:
+                ledger_append(copy)
+            times[kind].append((time.perf_counter() - began) * 1000)
+    med = {kind: statistics.median(values[3:]) for kind, values in times.items()}
+    load = os.getloadavg()[0]
+    print(f"raw {med['raw']:.1f} ms, ledger with 0010 {med['with']:.1f} ms, without "
+          f"{med['without']:.1f} ms per {ARGS.batch}-row batch; load {load:.1f}")
+    with_ratio, without_ratio = med["with"] / med["raw"], med["without"] / med["raw"]
+    loss = 1 - without_ratio / with_ratio
+    print(f"ratio to raw: with {with_ratio:.2f}, without {without_ratio:.2f}; "
+          f"throughput lost to 0010: {loss:.1%}")
+    if not ARGS.no_write:
+        from benchmarks.common import record
+
+        record(f"Read side (0010): what its view costs ingest, {store.name} mode", [
+            f"{ARGS.batches} batches of {ARGS.batch:,} COST entries through `ledger_append` "
+            "into a fresh store, interleaved with the same rows into `bench_raw_ledger` (the "
+            "ledger's columns, no view: the engine's raw insert) and into the ledger with "
+            "0010's view dropped; medians after 3 warm-up batches. Load average "
+            f"{load:.1f} at the end (2 shared cores).",
+            "",
+            "| insert | median ms per batch | ÷ raw insert |",
+            "| --- | ---: | ---: |",
+            f"| raw insert (no views) | {med['raw']:.1f} | 1.00 |",
+            f"| ledger, every view but 0010's | {med['without']:.1f} | {without_ratio:.2f} |",
+            f"| ledger, every view and 0010's | {med['with']:.1f} | {with_ratio:.2f} |",
+            "",
+            f"Ingest throughput lost to 0010's view: {loss:.1%} (target ≤ 10%).",
+        ])
+
+
+if __name__ == "__main__":
+    main()
