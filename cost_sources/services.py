@@ -84,6 +84,9 @@ def cost_source_update(*, source: CostSource, name: str | None = None,
 
 def cost_source_delete(*, source: CostSource) -> None:
     """Only a source that never imported anything: billed lines stay, as the ledger's do."""
+    if source.allocations.exists():
+        raise Conflict("This source's cost was allocated onto events; it cannot be deleted.",
+                       field="id")
     if source.imports.filter(lines_changed__gt=0).exists():
         raise Conflict("This source's lines are in the ledger of billed cost; it cannot be "
                        "deleted.", field="id")
