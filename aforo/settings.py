@@ -246,6 +246,7 @@ SPECTACULAR_SETTINGS = {
                             "BudgetStatusEnum": ["ON_TRACK", "WARNING", "OVER_BUDGET"],
                             "CostSourceKindEnum": "cost_sources.models.Kind",
                             "CostSourceModeEnum": "cost_sources.models.Mode",
+                            "AllocationByEnum": "cost_sources.models.Allocation.By",
                             "GuardModeEnum": "margin_guard.models.GuardPolicy.Mode",
                             "ExportDestinationKindEnum": ["WEBHOOK", "POSTGRES", "CLICKHOUSE"]},
     "POSTPROCESSING_HOOKS": [
