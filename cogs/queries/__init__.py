@@ -25,6 +25,7 @@ from cogs.margins import (
 )
 from cogs.queries.breakdowns import (
     Dimension,
+    allocated_cogs,
     ModelCost,
     Overview,
     Rank,
@@ -56,7 +57,7 @@ from cogs.queries.transactions import (
 )
 
 __all__ = [
-    "HUNDRED", "TAG_RANKS", "THOUSAND", "ZERO", "Anomaly", "CustomerOrder", "CustomerRow",
+    "HUNDRED", "TAG_RANKS", "allocated_cogs", "THOUSAND", "ZERO", "Anomaly", "CustomerOrder", "CustomerRow",
     "CustomerTag", "Dimension", "ModelCost", "Overview", "Period", "Rank", "RevenueSource",
     "TagFloors", "Totals", "Transaction", "TransactionFilters", "UnitEconomics", "anomalies",
     "cost_per_1k_tokens", "customer_ledger", "customer_tag_counts", "customers_breakdown",

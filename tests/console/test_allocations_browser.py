@@ -84,6 +84,10 @@ def test_allocate_then_reverse_from_the_cost_sources_tab(world, page, browser):
     assert after.infra_cogs_usd == before.infra_cogs_usd + Decimal("1000")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "console-allocations.png"), full_page=True)
+    # the composition says how much of the cost is allocated
+    page.goto(f"/console/cogs/costs/?from={day}&to={day}")
+    assert page.locator("[data-allocated]").inner_text() == "$1,000.00 of it allocated"
+    page.go_back()
 
     # A VIEWER sees the allocation, no control, and its POST reverses nothing.
     allocation = off_the_loop(lambda: Allocation.objects.get(tenant=world))

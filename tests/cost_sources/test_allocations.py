@@ -142,6 +142,8 @@ def test_a_thousand_dollars_over_seven_products_sums_exactly_and_reverses_to_the
     assert _per_event_cogs(tenant) == after["headline"][0] == sum(after["products"].values())
     assert (Decimal(str(after["composition"]["infraCogsUsd"]))
             == Decimal(str(before["composition"]["infraCogsUsd"])) + 1000)
+    assert (before["composition"]["allocatedCogsUsd"],
+            after["composition"]["allocatedCogsUsd"]) == (0, 1000)
     assert (Decimal(str(after["dashboard"]["totalCogsUsd"]))
             == Decimal(str(before["dashboard"]["totalCogsUsd"])) + 1000)
     assert sum(Decimal(str(r["cogsUsd"])) for r in after["byProduct"]) == Decimal(
