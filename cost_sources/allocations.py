@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from django.db import transaction
@@ -45,6 +45,9 @@ WEIGHTS = {
     Allocation.By.COGS: f"sumIf({COGS_SUM}, {COST} AND {METERED})",
 }
 MAX_DAYS = 366
+# An allocation still APPLYING after this long died with its process: it may be reversed
+# (the reversal cancels whatever it wrote).
+ABANDONED_AFTER = timedelta(hours=1)
 INSERT_CHUNK = 100_000
 # Carried onto each share so it groups with its event in every read model.
 _CARRIED = ("occurred_at", *EVENT_DIMENSIONS, "revenue_source", "cost_source")
@@ -215,7 +218,8 @@ def allocation_reverse(*, allocation: Allocation, now: datetime | None = None) -
         if locked.status == Allocation.Status.REVERSED:
             raise Conflict(f"Allocation {locked.pk} was reversed already "
                            f"({locked.reversed_at:%Y-%m-%d %H:%M} UTC).", field="id")
-        if locked.status == Allocation.Status.APPLYING:
+        if (locked.status == Allocation.Status.APPLYING
+                and locked.created_at > now - ABANDONED_AFTER):
             raise Conflict(f"Allocation {locked.pk} is still being applied.", field="id")
         _columns, entries = allocation_entries(locked)
         # The nets are read exactly (Decimal at nine places) and negated in nanos.

@@ -16,8 +16,8 @@ from django.views.decorators.http import require_POST
 from aforo.console import current_membership, tab_page
 from aforo.errors import DomainError
 from aforo.models import Role, Tenant
-from aforo.permissions import BILLING_ROLES
 from aforo.periods import PeriodError, period_parse
+from aforo.permissions import BILLING_ROLES
 from cost_sources import allocations, figures, queries, services
 from cost_sources.models import Allocation, CostImport, CostSource, Kind, Mode, Schedule
 from cost_sources.polling import cost_source_poll
