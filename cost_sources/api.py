@@ -209,7 +209,12 @@ class CostImportListCreate(APIView):
     @extend_schema(
         request={"multipart/form-data": {"type": "object", "properties": {
             "file": {"type": "string", "format": "binary"}}}},
-        responses={201: ImportSchema, 400: None, 404: None, 409: None, 502: None},
+        responses={201: ImportSchema, 202: ImportSchema, 400: None, 404: None, 409: None,
+                   502: None},
+        description="201: imported in the request. 202: a file larger than "
+                    "AFORO_COST_BACKGROUND_BYTES, imported by a background task; follow the "
+                    "run (GET .../imports/{importId}): rowsRead moves, status ends SUCCEEDED "
+                    "or FAILED (a malformed file's row and column in error).",
         operation_id="cost_source_imports_create")
     def post(self, request, source_id: int):
         source = services.cost_source_get(tenant=request.tenant, source_id=source_id)
@@ -221,6 +226,12 @@ class CostImportListCreate(APIView):
             raise ApiError("Send the file as multipart/form-data in the field `file`.",
                            field="file")
         uploaded.seek(0)
+        if uploaded.size > settings.AFORO_COST_BACKGROUND_BYTES:
+            # A large file is imported by a background task; the run's rowsRead shows how far.
+            run = services.cost_import_queue(source=source, stream=uploaded.file,
+                                             file_name=uploaded.name or "")
+            run.refresh_from_db()
+            return Response(import_json(run), status=202)
         run = services.cost_import_file(source=source, stream=uploaded.file,
                                         file_name=uploaded.name or "")
         return Response(import_json(run), status=201)

@@ -9,7 +9,10 @@ from aforo import outbound
 from aforo.errors import Conflict, DomainError, NotFound
 from aforo.models import Tenant
 from cost_sources.credentials import credentials_seal
-from cost_sources.imports import cost_import_file  # noqa: F401  (the service of an import)
+from cost_sources.imports import (  # noqa: F401  (the services of an import)
+    cost_import_file,
+    cost_import_queue,
+)
 from cost_sources.models import CostSource, Kind, Mode, ReconciliationSettings, Schedule
 
 POLLED_KINDS = (Kind.OPENAI_COSTS, Kind.ANTHROPIC_COSTS)

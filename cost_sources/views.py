@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -111,6 +112,12 @@ def source_import(request: HttpRequest, source_id: int) -> HttpResponse:
             return _back(request)
         if uploaded is None:
             raise DomainError("Choose a file to import.", field="file")
+        if uploaded.size > settings.AFORO_COST_BACKGROUND_BYTES:
+            services.cost_import_queue(source=source, stream=uploaded.file,
+                                       file_name=uploaded.name or "")
+            messages.success(request, f"Importing {uploaded.name} into “{source.name}” in the "
+                                      "background; its row shows the rows read so far.")
+            return _back(request)
         run = services.cost_import_file(source=source, stream=uploaded.file,
                                         file_name=uploaded.name or "")
         skipped = f", {run.rows_skipped} skipped" if run.rows_skipped else ""
