@@ -24,6 +24,9 @@ class Anomaly:
     transaction: Transaction
     group_cogs_usd: Decimal
     group_event_count: int
+    # What the event metered (its cost less allocations spread onto it), which it is judged
+    # on; None: the transaction's cost.
+    metered_cogs_usd: Decimal | None = None
 
     @property
     def average_cogs_usd(self) -> Decimal:
@@ -33,7 +36,9 @@ class Anomaly:
     def ratio(self) -> Decimal | None:
         if self.group_cogs_usd == 0:
             return None
-        return self.transaction.cogs_usd * self.group_event_count / self.group_cogs_usd
+        cost = (self.transaction.cogs_usd if self.metered_cogs_usd is None
+                else self.metered_cogs_usd)
+        return cost * self.group_event_count / self.group_cogs_usd
 
 
 def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: int = 0,
@@ -104,8 +109,8 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
     page = ranked[offset:offset + limit]
     transactions = transactions_of(tenant, [(event_id, at) for event_id, at, _c, _g in page])
     out = [Anomaly(transaction=transaction, group_cogs_usd=_metered(group),
-                   group_event_count=group.event_count)
-           for (_id, _at, _cogs, group), transaction in zip(page, transactions, strict=True)
+                   group_event_count=group.event_count, metered_cogs_usd=cogs)
+           for (_id, _at, cogs, group), transaction in zip(page, transactions, strict=True)
            # An entry of another group under the same 64-bit hash (odds ~2^-64) is not shown
            # (it would still be counted).
            if (transaction.product_id, transaction.provider, transaction.model) == group.key]

@@ -360,3 +360,32 @@ def test_the_same_allocation_twice_is_two_allocations_each_exact(seeded):
     allocation_reverse(allocation=first)
     assert sum(_allocated(tenant).values()) == Decimal("2.1")
     assert all(v == Decimal("0.1") for v in _allocated(tenant).values())
+
+
+def test_anomalies_judge_what_events_metered_not_what_was_allocated(tenant, store, api):
+    """A flat allocation would lift every event of a group to about the same cost and hide its
+    spike; anomalies compare metered cost with the group's metered average, so the spike, its
+    ratio and the average stay as they were."""
+    from cost_sources.allocations import allocation_create
+
+    events = [{"eventId": f"n{n:02d}", "occurredAt": DAY + timedelta(minutes=n),
+               "customerId": "c", "productId": "p", "provider": "openai", "model": "m",
+               "aiCogsUsd": "0.01"} for n in range(24)]
+    events.append({**events[0], "eventId": "spike", "aiCogsUsd": "0.26"})
+    ingest(tenant, events)
+    assert api.patch("/api/v1/analytics/cogs/settings", {"anomalyMultiplier": "3"},
+                     format="json").status_code == 200
+    url = f"/api/v1/analytics/cogs/dashboard/anomalies?from={PERIOD.first}&to={PERIOD.last}"
+
+    def seen():
+        return [(r["eventId"], r["averageCogsUsd"], r["ratio"], r["groupEventCount"])
+                for r in api.get(url).json()["content"]]
+
+    # 0.50 over 25 events: average 0.02, the spike 13x
+    assert seen() == [("spike", 0.02, 13, 25)]
+    allocation_create(tenant=tenant, source=cost_source(tenant, "AWS_CUR", "aws"),
+                      first=PERIOD.first, last=PERIOD.last, by="EVENTS", bucket="INFRA",
+                      amount=Decimal("100"))
+    assert seen() == [("spike", 0.02, 13, 25)]
+    row = api.get(url).json()["content"][0]
+    assert row["cogsUsd"] == 4.26  # the transaction shows its whole cost, allocation included
