@@ -235,8 +235,9 @@ STORY_CUSTOMER = "cust_northwind"
 def demo_guard_story(tenant: Tenant, *, now: datetime) -> dict[str, int]:
     """The product page's story, with real figures: a FREE-tier policy in ENFORCE, and a FREE
     customer whose margin dropped to 8% six hours ago (throttled: gpt-4o calls downgraded to
-    gpt-4o-mini, some rate-limited), recovered past the floor and its buffer an hour ago, and
-    had full access restored; the impact report values the calls the throttle switched."""
+    gpt-4o-mini, some rate-limited), recovered to 14%, past the floor and its buffer, an hour
+    ago, and had full access restored; the impact report values the calls the throttle
+    switched."""
     from margin_guard.counters import decision_count, decision_counts_flush
     from margin_guard.models import GuardPolicy
     from margin_guard.services import (
@@ -274,9 +275,11 @@ def demo_guard_story(tenant: Tenant, *, now: datetime) -> dict[str, int]:
     events = [call(n, dropped - timedelta(minutes=40) + timedelta(minutes=n), model="gpt-4o",
                    aiCogsUsd="0.90", infraCogsUsd="0.02", feeCogsUsd="0")
               for n in range(40)]
-    # then the throttle's downgrades: asked for gpt-4o, ran on gpt-4o-mini (rate-card priced)
+    # then the throttle's downgrades: asked for gpt-4o, ran on gpt-4o-mini (rate-card priced:
+    # $0.09 + $0.0372 of AI, $0.1328 of infrastructure, $0.26 a call), so the day's margin is
+    # back to 14% (1 - (40 x 0.92 + 4 x 0.26) / 44), the product page's figure
     events += [call(100 + n, switched + timedelta(minutes=n), model="gpt-4o-mini",
-                    requestedModel="gpt-4o", inputTokens=200_000, outputTokens=20_000)
+                    requestedModel="gpt-4o", inputTokens=600_000, outputTokens=62_000)
                for n in range(4)]
     events_ingest_dicts(tenant=tenant, events=events, now=now)
     # the ingest's own evaluation (now, under this policy: nothing to change) first, so the

@@ -310,9 +310,9 @@ class Forecast(APIView):
         horizon = request.query_params.get("horizon", "30d")
         if horizon not in forecasting.HORIZONS:
             raise ApiError("horizon must be 30d, 90d or 12m.", field="horizon")
-        result = forecasting.scope_forecast(
-            request.tenant.slug, time_zone=request.tenant.time_zone,
-            horizon=horizon, product_id=request.query_params.get("productId") or None,
+        result = forecasting.forecast_serve(
+            request.tenant, horizon=horizon,
+            product_id=request.query_params.get("productId") or None,
             customer_id=request.query_params.get("customerId") or None)
         return Response(forecast_json(result))
 

@@ -9,16 +9,33 @@ summed by month (a month's interval is not the sum of its days' intervals). A sh
 drops the season (under 28 days) and then the forecast (under 7 days).
 
 Forecasts are statistics: computed in floating point and rendered as Decimal at six places,
-never written to the ledger and never reconciled with it. A fit depends only on the history,
-so it is cached under a digest of that history: the same numbers are never fitted twice.
+never written to the ledger and never reconciled with it. A fit depends only on the history:
+one fit of a series serves every horizon asked of it (kept in this process under a digest of
+the history), and the whole forecast of a scope is stored (`ForecastFit`) and served to
+requests while it is fresh:
+
+- the hourly job (after the detectors) refits the tenant, each product with history and every
+  scope asked for in the last 7 days, for every horizon;
+- a request serves the stored forecast if it was fitted today (the tenant's day) within the
+  last 70 minutes, else fits the scope now and stores it. Either way the numbers are those of a
+  fit on the history read when it was fitted, so a served forecast equals a fresh one on the
+  same history to the last digit; history changed since (late events for past days, a night's
+  attribution) shows within the hour.
 """
 from __future__ import annotations
 
 import hashlib
+import logging
+import threading
+import time
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError, transaction
 
 from aforo.periods import Period, today_in
 from cogs.margins import margin_pct
@@ -30,8 +47,12 @@ MIN_DAYS = 7
 LEVEL = Decimal(80)  # the prediction interval, percent
 SIMULATIONS = 400
 HORIZONS = {"30d": 30, "90d": 90, "12m": 12}
-CACHE_SECONDS = 3600
 SIX = Decimal("0.000001")
+FRESH_FOR = timedelta(minutes=70)        # the hourly job refits well before this passes
+REQUESTED_WITHIN = timedelta(days=7)     # scopes asked for lately stay fitted by the job
+FITS_KEPT = 64                           # fitted series kept in this process
+REFRESH_BUDGET_S = 120                   # the hourly job's forecast time per tenant
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +86,27 @@ def _fit(values: list[float], first_day: date, kind: dict):
                         if len(values) >= 2 * 7 + 7 else "estimated", **kind).fit(disp=False)
 
 
+_fits: OrderedDict[str, object] = OrderedDict()
+_fits_lock = threading.Lock()
+
+
+def _fit_once(values: list[float], first_day: date, kind: dict):
+    """The fit of a series, reused while this process keeps it (fitting is deterministic: the
+    same history gives the same parameters, so reuse changes no number)."""
+    key = hashlib.sha256(repr((values, first_day, sorted(kind.items()))).encode()).hexdigest()
+    with _fits_lock:
+        found = _fits.get(key)
+        if found is not None:
+            _fits.move_to_end(key)
+            return found
+    fitted = _fit(values, first_day, kind)
+    with _fits_lock:
+        _fits[key] = fitted
+        while len(_fits) > FITS_KEPT:
+            _fits.popitem(last=False)
+    return fitted
+
+
 def forecast_series(values: list[float], *, first_day: date, steps: int,
                     level: Decimal = LEVEL,
                     months: list[tuple[date, int, float]] | None = None) -> SeriesForecast | None:
@@ -75,7 +117,7 @@ def forecast_series(values: list[float], *, first_day: date, steps: int,
     if chosen is None:
         return None
     method, kind = chosen
-    fitted = _fit(values, first_day, kind)
+    fitted = _fit_once(values, first_day, kind)
     alpha = float(1 - level / 100)
     if months is None:
         frame = fitted.get_prediction(start=len(values), end=len(values) + steps - 1) \
@@ -153,29 +195,26 @@ def _trimmed(history: list[DayActual]) -> list[DayActual]:
     return []
 
 
-def _cached_series(key_parts: tuple, values: list[float], **kwargs) -> SeriesForecast | None:
-    from django.core.cache import cache
-
-    digest = hashlib.sha256(repr((key_parts, values, sorted(kwargs.items()))).encode())
-    key = f"intelligence:forecast:{digest.hexdigest()}"
-    found = cache.get(key)
-    if found is not None:
-        return found or None  # an empty tuple caches "too short"
-    result = forecast_series(values, **kwargs)
-    cache.set(key, result or (), CACHE_SECONDS)
-    return result
+def history_period(time_zone: str, today: date) -> Period:
+    """The days a forecast made on `today` is fitted on: HISTORY_DAYS ending yesterday."""
+    return Period(first=today - timedelta(days=HISTORY_DAYS), last=today - timedelta(days=1),
+                  time_zone=time_zone)
 
 
 def scope_forecast(tenant_slug: str, *, time_zone: str, horizon: str,
                    product_id: str | None = None, customer_id: str | None = None,
                    today: date | None = None) -> Forecast:
-    """COGS, expected revenue and margin ahead for a scope, from its own daily history."""
-    steps_asked = HORIZONS[horizon]
+    """COGS, expected revenue and margin ahead for a scope, from its own daily history, fitted
+    now (`forecast_serve` is what requests call)."""
     today = today or today_in(time_zone)
-    history_period = Period(first=today - timedelta(days=HISTORY_DAYS), last=today - timedelta(
-        days=1), time_zone=time_zone)
-    history = daily_actuals(tenant_slug, history_period, product_id=product_id,
-                            customer_id=customer_id)
+    history = daily_actuals(tenant_slug, history_period(time_zone, today),
+                            product_id=product_id, customer_id=customer_id)
+    return forecast_from_history(history, horizon=horizon, today=today)
+
+
+def forecast_from_history(history: list[DayActual], *, horizon: str, today: date) -> Forecast:
+    """The forecast made on `today` from a scope's daily history (history_period's days)."""
+    steps_asked = HORIZONS[horizon]
     fitted = _trimmed(history)
     months, spec = None, []
     if horizon == "12m":
@@ -197,9 +236,8 @@ def scope_forecast(tenant_slug: str, *, time_zone: str, horizon: str,
             months = [(first, days, sum(float(getattr(d, name)) for d in history
                                         if d.day >= first and d.day < today))
                       for first, days in spec]
-        results[name] = _cached_series(
-            (tenant_slug, product_id, customer_id, name), values, first_day=first_day,
-            steps=steps, months=months)
+        results[name] = forecast_series(values, first_day=first_day, steps=steps,
+                                        months=months)
     cogs, revenue = results["cogs_usd"], results["revenue_usd"]
     if cogs is None or revenue is None:
         return Forecast(horizon=horizon, method="NONE (under 7 days of history)", level=LEVEL,
@@ -214,3 +252,125 @@ def scope_forecast(tenant_slug: str, *, time_zone: str, horizon: str,
               for i, day in enumerate(days)]
     return Forecast(horizon=horizon, method=f"{cogs.method}, statsmodels", level=LEVEL,
                     history=history, points=points)
+
+
+# --- fits stored and served --------------------------------------------------------------------
+
+def _day_of(now: datetime, time_zone: str) -> date:
+    return now.astimezone(ZoneInfo(time_zone)).date()
+
+
+def _dumps(result: Forecast) -> dict:
+    """A forecast as JSON, its figures as decimal strings (exact both ways)."""
+    return {
+        "method": result.method, "level": str(result.level),
+        "history": [[d.day.isoformat(), str(d.cogs_usd), str(d.revenue_usd)]
+                    for d in result.history],
+        "points": [[p.day.isoformat(), str(p.cogs_usd), str(p.revenue_usd), str(p.cogs_lower),
+                    str(p.cogs_upper), str(p.revenue_lower), str(p.revenue_upper)]
+                   for p in result.points],
+    }
+
+
+def _loads(horizon: str, payload: dict) -> Forecast:
+    return Forecast(
+        horizon=horizon, method=payload["method"], level=Decimal(payload["level"]),
+        history=[DayActual(day=date.fromisoformat(day), cogs_usd=Decimal(cogs),
+                           revenue_usd=Decimal(revenue))
+                 for day, cogs, revenue in payload["history"]],
+        points=[ForecastPoint(day=date.fromisoformat(day), cogs_usd=Decimal(cogs),
+                              revenue_usd=Decimal(revenue), cogs_lower=Decimal(c_lo),
+                              cogs_upper=Decimal(c_hi), revenue_lower=Decimal(r_lo),
+                              revenue_upper=Decimal(r_hi))
+                for day, cogs, revenue, c_lo, c_hi, r_lo, r_hi in payload["points"]])
+
+
+def _store(tenant, *, product_id: str | None, customer_id: str | None, result: Forecast,
+           today: date, now: datetime, requested: bool) -> None:
+    from intelligence.models import ForecastFit
+
+    key = dict(tenant=tenant, product_id=product_id or "", customer_id=customer_id or "",
+               horizon=result.horizon)
+    values = dict(as_of=today, fitted_at=now, payload=_dumps(result))
+    if requested:
+        values["requested_at"] = now.replace(minute=0, second=0, microsecond=0)
+    if ForecastFit.objects.filter(**key).update(**values):
+        return
+    try:
+        with transaction.atomic():  # a savepoint when a caller's transaction runs
+            ForecastFit.objects.create(**key, **values)
+    except IntegrityError:  # a concurrent request or the job stored it first
+        ForecastFit.objects.filter(**key).update(**values)
+
+
+def forecast_serve(tenant, *, horizon: str, product_id: str | None = None,
+                   customer_id: str | None = None, now: datetime | None = None) -> Forecast:
+    """The scope's forecast for requests: the stored fit while fresh (fitted on the tenant's
+    today within FRESH_FOR), else fitted now and stored."""
+    from intelligence.models import ForecastFit
+
+    now = now or datetime.now(timezone.utc)
+    today = _day_of(now, tenant.time_zone)
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    key = dict(tenant=tenant, product_id=product_id or "", customer_id=customer_id or "",
+               horizon=horizon)
+    row = (ForecastFit.objects.filter(**key)
+           .values("pk", "as_of", "fitted_at", "requested_at", "payload").first())
+    if row and row["as_of"] == today and row["fitted_at"] > now - FRESH_FOR:
+        if row["requested_at"] is None or row["requested_at"] < hour:
+            ForecastFit.objects.filter(pk=row["pk"]).update(requested_at=hour)
+        return _loads(horizon, row["payload"])
+    result = scope_forecast(tenant.slug, time_zone=tenant.time_zone, horizon=horizon,
+                            product_id=product_id, customer_id=customer_id, today=today)
+    _store(tenant, product_id=product_id, customer_id=customer_id, result=result, today=today,
+           now=now, requested=True)
+    return result
+
+
+def forecasts_refresh(tenant, *, now: datetime) -> int:
+    """Refit the tenant, each product with history and every scope asked for within
+    REQUESTED_WITHIN (the latest asked first), for every horizon (one history read and one fit
+    per series each), for at most REFRESH_BUDGET_S; returns how many forecasts were stored."""
+    from intelligence.models import ForecastFit
+    from intelligence.queries import products_with_history
+
+    today = _day_of(now, tenant.time_zone)
+    period = history_period(tenant.time_zone, today)
+    scopes = [("", ""), *((product, "") for product in products_with_history(tenant.slug,
+                                                                             period))]
+    for scope in (ForecastFit.objects.filter(tenant=tenant, requested_at__gte=now
+                                             - REQUESTED_WITHIN)
+                  .order_by("-requested_at", "customer_id", "product_id")
+                  .values_list("product_id", "customer_id")):
+        if scope not in scopes:  # the most recently asked for first
+            scopes.append(scope)
+    # scopes nobody asked for lately and the job no longer fits (a product without history)
+    ForecastFit.objects.filter(tenant=tenant, fitted_at__lt=now - REQUESTED_WITHIN).exclude(
+        requested_at__gte=now - REQUESTED_WITHIN).delete()
+    stored = 0
+    began = time.monotonic()
+    for product_id, customer_id in scopes:
+        if time.monotonic() - began > REFRESH_BUDGET_S:
+            # the rest are fitted by their next request (and by the next run, first if asked)
+            log.info("forecast refresh of tenant %s stopped after %s s: %s scopes left",
+                     tenant.slug, REFRESH_BUDGET_S, len(scopes) - stored // len(HORIZONS))
+            break
+        try:
+            history = daily_actuals(tenant.slug, period, product_id=product_id or None,
+                                    customer_id=customer_id or None)
+            for horizon in HORIZONS:
+                _store(tenant, product_id=product_id, customer_id=customer_id,
+                       result=forecast_from_history(history, horizon=horizon, today=today),
+                       today=today, now=now, requested=False)
+                stored += 1
+        except Exception:  # one scope failing must not stop the others
+            log.exception("forecast of %s/%s failed for tenant %s", product_id, customer_id,
+                          tenant.slug)
+    return stored
+
+
+def forecasts_refresh_all(*, now: datetime) -> int:
+    """Every tenant's forecasts (the hourly job, after the detectors)."""
+    from aforo.models import Tenant
+
+    return sum(forecasts_refresh(tenant, now=now) for tenant in Tenant.objects.all())

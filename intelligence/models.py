@@ -128,3 +128,28 @@ class IntelligenceSettings(models.Model):
 
     def thresholds(self) -> list[Decimal]:
         return sorted(Decimal(str(t)) for t in (self.pacing_thresholds or self.DEFAULT_PACING))
+
+
+class ForecastFit(models.Model):
+    """A scope's forecast as last fitted, served to requests while it is fresh: fitted by the
+    hourly job (the tenant, each product with history, and the scopes asked for lately) or by
+    the request that found none fresh. The payload is the whole forecast (history, points,
+    method) with its figures as decimal strings, so a served fit equals a fresh one exactly."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    product_id = models.CharField(max_length=200, blank=True)
+    customer_id = models.CharField(max_length=200, blank=True)
+    horizon = models.CharField(max_length=4)
+    as_of = models.DateField(help_text="The tenant's day it was fitted on (history ends the "
+                                       "day before).")
+    fitted_at = models.DateTimeField()
+    requested_at = models.DateTimeField(null=True, blank=True,
+                                        help_text="Last asked for (to the hour): the hourly "
+                                                  "job keeps scopes asked for lately fresh.")
+    payload = models.JSONField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(
+            fields=["tenant", "product_id", "customer_id", "horizon"],
+            name="one_forecast_fit_per_scope_horizon")]
+        indexes = [models.Index(fields=["tenant", "requested_at"])]

@@ -243,3 +243,11 @@ def health_signals(tenant, *, limit: int = 8) -> list:
 
     return list(Signal.objects.filter(tenant=tenant).exclude(state=Signal.State.RESOLVED)
                 .annotate(rank=SEVERITY_ORDER).order_by("-rank", "-magnitude", "-id")[:limit])
+
+
+def products_with_history(tenant_slug: str, period: Period) -> list[str]:
+    """The products with COGS or expected revenue on the period's (UTC) days: the product
+    forecasts the hourly job keeps fitted."""
+    rows = (LedgerQuery(tenant_slug, Table.DAILY).period(period).dimensions("product_id")
+            .measures("events").group_by("product_id").fetch())
+    return sorted(row["product_id"] for row in rows if row["product_id"])

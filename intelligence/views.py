@@ -88,8 +88,7 @@ def _forecast(request, tenant, chosen) -> dict:
         raise PageError("The horizon must be 30d, 90d or 12m.")
     product_id = request.GET.get("productId", "").strip() or None
     customer_id = request.GET.get("customerId", "").strip() or None
-    result = forecasting.scope_forecast(tenant.slug, time_zone=tenant.time_zone,
-                                        horizon=horizon, product_id=product_id,
+    result = forecasting.forecast_serve(tenant, horizon=horizon, product_id=product_id,
                                         customer_id=customer_id)
     context = {
         "forecast": result, "horizons": list(forecasting.HORIZONS), "horizon": horizon,

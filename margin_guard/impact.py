@@ -24,7 +24,7 @@ from decimal import Decimal
 from django.db import DatabaseError
 from django.db.models import Sum
 
-from aforo.ledger.query import COST, LedgerQuery
+from aforo.ledger.query import COST, DOWNGRADED, LedgerQuery
 from aforo.models import Tenant
 from aforo.money import pct, usd
 from billing.estimates import has_rates
@@ -194,7 +194,7 @@ def impact_report(*, tenant: Tenant, start: datetime, end: datetime,
 def _model_switch(tenant: Tenant, report: ImpactReport) -> None:
     card = rate_card_for(tenant)
     rows = (LedgerQuery(tenant.slug).between(report.start, report.end).where_sql(COST)
-            .where_sql("requested_model != '' AND requested_model != model")
+            .where_sql(DOWNGRADED)
             .dimensions("day", "provider", "requested_model")
             .measures("events", "tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning",
                       "cogs_ai")
@@ -217,25 +217,37 @@ def _model_switch(tenant: Tenant, report: ImpactReport) -> None:
         report.throttled_actual_cost_usd += row["cogs_ai"]
 
 
-def _call_costs(tenant: Tenant, customers: set[str], start: datetime,
-                end: datetime) -> dict[tuple[str, str, str], tuple[Decimal, int]]:
-    """COGS and calls per (customer, tool, model) of the given customers: one query."""
+Costs = dict[tuple[str, str], tuple[Decimal, int]]
+
+
+def _call_costs(tenant: Tenant, customers: set[str], start: datetime, end: datetime, *,
+                split_at: datetime | None = None) -> tuple[Costs, Costs]:
+    """COGS and calls per (customer, feature: a tool or a model) of the given customers in
+    [start, end), and (with `split_at`) in [split_at, end) from the same read."""
     if not customers:
-        return {}
-    rows = (LedgerQuery(tenant.slug).between(start, end).where_sql(COST)
-            .where_in("customer_id", sorted(customers))
-            .dimensions("customer_id", "tool_name", "model").measures("cogs", "events")
-            .group_by("customer_id", "tool_name", "model").fetch())
-    return {(r["customer_id"], r["tool_name"] or "", r["model"] or ""): (r["cogs"], r["events"])
-            for r in rows}
+        return {}, {}
+    query = (LedgerQuery(tenant.slug).between(start, end).where_sql(COST)
+             .where_in("customer_id", sorted(customers))
+             .dimensions("customer_id", "tool_name", "model").measures("cogs", "events")
+             .group_by("customer_id", "tool_name", "model"))
+    if split_at is not None:
+        query = query.flag_since("after_split", split_at).group_by("after_split")
+    whole: Costs = {}
+    since_split: Costs = {}
+    for row in query.fetch():
+        for costs, inside in ((whole, True), (since_split, row.get("after_split", 0))):
+            if not inside:
+                continue
+            for feature in {row["tool_name"] or "", row["model"] or ""}:
+                key = (row["customer_id"], feature)
+                cogs, calls = costs.get(key, (ZERO, 0))
+                costs[key] = (cogs + row["cogs"], calls + row["events"])
+    return whole, since_split
 
 
-def _average(costs: dict, customer_id: str, feature: str) -> Decimal | None:
+def _average(costs: Costs, customer_id: str, feature: str) -> Decimal | None:
     """The customer's average COGS per call of a feature (a tool or a model)."""
-    cogs, calls = ZERO, 0
-    for (customer, tool, model), (amount, events) in costs.items():
-        if customer == customer_id and feature in (tool, model):
-            cogs, calls = cogs + amount, calls + events
+    cogs, calls = costs.get((customer_id, feature), (ZERO, 0))
     return cogs / calls if calls else None
 
 
@@ -247,14 +259,18 @@ def _refused(tenant: Tenant, report: ImpactReport) -> None:
         kind__in=[GuardDecisionCount.Kind.BLOCKED, GuardDecisionCount.Kind.RATE_LIMITED])
         .values("customer_id", "feature", "kind").annotate(calls=Sum("count")))
     customers = {row["customer_id"] for row in rows}
-    in_window = _call_costs(tenant, customers, report.start, report.end)
-    fallback: dict | None = None
+    fallback_start = report.end - AVERAGE_FALLBACK
+    fallback: Costs | None = None
+    if report.start <= fallback_start:  # the window holds the fallback's 30 days: one read
+        in_window, fallback = _call_costs(tenant, customers, report.start, report.end,
+                                          split_at=fallback_start)
+    else:
+        in_window, _ = _call_costs(tenant, customers, report.start, report.end)
     for row in rows:
         average = _average(in_window, row["customer_id"], row["feature"])
         if average is None:  # no such call in the window: the 30 days before its end
             if fallback is None:
-                fallback = _call_costs(tenant, customers, report.end - AVERAGE_FALLBACK,
-                                       report.end)
+                fallback, _ = _call_costs(tenant, customers, fallback_start, report.end)
             average = _average(fallback, row["customer_id"], row["feature"])
         value = money(average * row["calls"]) if average is not None else ZERO
         if row["kind"] == GuardDecisionCount.Kind.BLOCKED:
@@ -295,38 +311,23 @@ _SCOPE_MEASURES = ("cogs", "events", "revenue", "revenue_carried", "revenue_rate
 
 def _accounts_grouped(tenant: Tenant, chosen: list, end: datetime) -> list[AccountImpact]:
     """The same figures as scope_margin for customer-wide accounts of a tenant without
-    estimate rates (every unsourced event unknown), in two grouped reads instead of two per
-    account: each customer's window bounds are passed in as arrays."""
-    customers = [customer for (customer, _p), _a in chosen]
+    estimate rates (every unsourced event unknown), in one grouped read instead of two per
+    account: each customer's entries from its own before-window's start, split at its own
+    first intervention."""
     at = {customer: action.at for (customer, _p), action in chosen}
-    bounds = {c: (at[c] - (end - at[c]), at[c]) for c in customers}
-    # :TRICKY: transform() maps each row's customer to its own bound; epoch seconds as UInt32
-    # arrays keep the types equal on 18.16 and the current engine alike.
-    params = {"acc_c": customers,
-              "acc_lo": [int(bounds[c][0].timestamp()) for c in customers],
-              "acc_t": [int(at[c].timestamp()) for c in customers],
-              "acc_end": int(end.timestamp())}
-    sides = {}
-    for side, condition in (
-            ("before", "toUInt32(occurred_at) >= transform(customer_id, %(acc_c)s, %(acc_lo)s, "
-                       "toUInt32(0)) AND toUInt32(occurred_at) < transform(customer_id, "
-                       "%(acc_c)s, %(acc_t)s, toUInt32(0))"),
-            ("after", "toUInt32(occurred_at) >= transform(customer_id, %(acc_c)s, %(acc_t)s, "
-                      "toUInt32(0)) AND toUInt32(occurred_at) < %(acc_end)s")):
-        earliest = min(bounds[c][0] for c in customers) if side == "before" \
-            else min(at.values())
-        rows = (LedgerQuery(tenant.slug).between(earliest, end).where_in("customer_id",
-                                                                         customers)
-                .where_sql(condition, **params).dimensions("customer_id")
-                .measures(*_SCOPE_MEASURES).group_by("customer_id").fetch())
-        sides[side] = {r["customer_id"]: r for r in rows}
+    lows = {c: at[c] - (end - at[c]) for c in at}
+    rows = (LedgerQuery(tenant.slug).between(min(lows.values()), end)
+            .where_in("customer_id", sorted(at)).since_each("customer_id", lows)
+            .dimensions("customer_id").flag_since_each("after", "customer_id", at)
+            .measures(*_SCOPE_MEASURES).group_by("customer_id", "after").fetch())
+    sides = {(r["customer_id"], bool(r["after"])): r for r in rows}
     shown = []
     for (customer_id, _p), action in chosen:
-        margins = {side: _scope_of(sides[side].get(customer_id)) for side in sides}
         shown.append(AccountImpact(
             customer_id=customer_id, product_id="", first_intervention_at=action.at,
-            to_level=action.to_level, before_start=bounds[customer_id][0],
-            before=margins["before"], after_end=end, after=margins["after"]))
+            to_level=action.to_level, before_start=lows[customer_id],
+            before=_scope_of(sides.get((customer_id, False))), after_end=end,
+            after=_scope_of(sides.get((customer_id, True)))))
     return shown
 
 

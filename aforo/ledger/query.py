@@ -69,6 +69,8 @@ COGS_SUM = "ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd"
 # what the events themselves metered. Repricing, anomalies and the detectors read METERED.
 ALLOCATED = "allocation_id != ''"
 METERED = "allocation_id = ''"
+# Calls Margin Guard answered with a cheaper model than the one asked for.
+DOWNGRADED = "requested_model != '' AND requested_model != model"
 
 
 # --- measures ---------------------------------------------------------------------------------
@@ -223,6 +225,7 @@ class LedgerQuery:
     _order: tuple[str, ...] = ()
     _limit: str = ""
     _params: Mapping[str, Any] = field(default_factory=dict)
+    _flags: tuple[str, ...] = ()
 
     def _with(self, **changes: Any) -> LedgerQuery:
         params = changes.pop("params", None)
@@ -308,11 +311,52 @@ class LedgerQuery:
             raise ValueError("the builder writes the tenant filter itself")
         return self._with(_where=self._where + (condition,), params=params)
 
+    def since_each(self, column: str, instants: Mapping[str, datetime]) -> LedgerQuery:
+        """Entries at or after each `column` value's own instant (other values: none); with
+        `flag_since_each`, one read holds every value's window."""
+        return self._with(_where=self._where + (
+            f"{self._epoch()} >= {self._instant_of(column, instants, 'se')}",),
+            params=self._instants_params(column, instants, "se"))
+
+    def flag_since(self, name: str, instant: datetime) -> LedgerQuery:
+        """Select `name`: 1 for entries at or after `instant`, else 0, to group by (one read
+        serves windows that share their end)."""
+        return self._with(_select=self._select + (
+            f"toUInt8({self.table.time_column} >= %(fl_{name})s) AS {name}",),
+            _flags=self._flags + (name,), params={f"fl_{name}": instant})
+
+    def flag_since_each(self, name: str, column: str,
+                        instants: Mapping[str, datetime]) -> LedgerQuery:
+        """Select `name`: 1 for entries at or after their `column` value's own instant."""
+        return self._with(_select=self._select + (
+            f"toUInt8({self._epoch()} >= {self._instant_of(column, instants, name)}) "
+            f"AS {name}",), _flags=self._flags + (name,),
+            params=self._instants_params(column, instants, name))
+
+    def _epoch(self) -> str:
+        return f"toUInt32({self.table.time_column})"
+
+    def _instant_of(self, column: str, instants: Mapping[str, datetime], name: str) -> str:
+        # :TRICKY: transform() maps each row's value to its own instant; epoch seconds as
+        # UInt32 arrays keep the types equal on 18.16 and the current engine alike, and a value
+        # not named maps past every instant.
+        _check_column(self.table, column)
+        return (f"transform({column}, %(ie_{name}_keys)s, %(ie_{name}_at)s, "
+                f"toUInt32(4294967295))")
+
+    @staticmethod
+    def _instants_params(column: str, instants: Mapping[str, datetime],
+                         name: str) -> dict[str, Any]:
+        keys = sorted(instants)
+        return {f"ie_{name}_keys": keys,
+                f"ie_{name}_at": [int(instants[k].timestamp()) for k in keys]}
+
     # -- shape -------------------------------------------------------------------------------
 
     def group_by(self, *columns: str) -> LedgerQuery:
         for column in columns:
-            _check_column(self.table, column)
+            if column not in self._flags:
+                _check_column(self.table, column)
         return self._with(_group=self._group + columns)
 
     def having(self, condition: str, **params: Any) -> LedgerQuery:

@@ -2,11 +2,13 @@
 interval covers the truth at its nominal rate), and end to end over ingested events."""
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 
+from aforo.renderers import ExactJSONRenderer
 from intelligence.forecast import LEVEL, forecast_series
 from tests.factories import ingest
 
@@ -85,3 +87,66 @@ def test_an_empty_scope_says_why_there_is_no_forecast(tenant, api, store):
     body = api.get("/api/v1/analytics/cogs/forecast?customerId=nobody").json()
     assert body["forecast"] == [] and body["firstLossDate"] is None
     assert body["method"].startswith("NONE")
+
+
+def _history_events(n_days: int) -> list[dict]:
+    today = datetime.now(timezone.utc).date()
+    start = today - timedelta(days=n_days)
+    events = []
+    for n in range(n_days):  # a weekly swing on a slow climb, two products, two customers
+        at = datetime.combine(start + timedelta(days=n), datetime.min.time(),
+                              tzinfo=timezone.utc) + timedelta(hours=10)
+        for customer, product, share in (("cust_s", "prod_a", 1), ("cust_t", "prod_b", 3)):
+            events.append({"eventId": f"s{n}-{product}", "occurredAt": at,
+                           "customerId": customer, "productId": product,
+                           "cogsUsd": f"{(1 + 0.02 * n + 0.3 * (n % 7 == 5)) * share:.2f}",
+                           "revenueUsd": f"{(2.5 + 0.01 * n) * share:.2f}"})
+    return events
+
+
+def test_a_served_fit_equals_a_fresh_one_and_goes_stale(store, tenant, api):
+    from intelligence.api import forecast_json
+    from intelligence.forecast import FRESH_FOR, forecast_serve, forecasts_refresh, scope_forecast
+    from intelligence.models import ForecastFit
+
+    ingest(tenant, _history_events(40), now=datetime.now(timezone.utc))
+    now = datetime.now(timezone.utc)
+    asked = api.get("/api/v1/analytics/cogs/forecast?horizon=90d&customerId=cust_s").json()
+    # The job fits the tenant, each product with history and the scope just asked for.
+    assert forecasts_refresh(tenant, now=now) == 3 * 4
+    scopes = set(ForecastFit.objects.filter(tenant=tenant)
+                 .values_list("product_id", "customer_id", "horizon"))
+    assert {(p, c) for p, c, _h in scopes} == {("", ""), ("prod_a", ""), ("prod_b", ""),
+                                                ("", "cust_s")}
+    for params, scope in (({"horizon": "30d"}, {}),
+                          ({"horizon": "12m", "productId": "prod_b"}, {"product_id": "prod_b"}),
+                          ({"horizon": "90d", "customerId": "cust_s"},
+                           {"customer_id": "cust_s"})):
+        served = api.get("/api/v1/analytics/cogs/forecast", params).json()
+        fresh = forecast_json(scope_forecast(tenant.slug, time_zone=tenant.time_zone,
+                                             horizon=params["horizon"], **scope))
+        # the same numbers to the last digit, whether served from the job's fit or fitted now
+        assert served["forecast"] and served == api.get("/api/v1/analytics/cogs/forecast",
+                                                        params).json()
+        assert ExactJSONRenderer().render(fresh) == ExactJSONRenderer().render(
+            forecast_json(forecast_serve(tenant, horizon=params["horizon"], **scope)))
+        assert json.loads(ExactJSONRenderer().render(fresh)) == served
+    assert asked == api.get("/api/v1/analytics/cogs/forecast?horizon=90d&customerId=cust_s"
+                            ).json()
+
+    # Served while fresh: a back-dated event does not show until the fit goes stale...
+    fitted_at = ForecastFit.objects.get(tenant=tenant, product_id="", customer_id="",
+                                        horizon="30d").fitted_at
+    before = forecast_serve(tenant, horizon="30d", now=now)
+    ingest(tenant, [{"eventId": "late", "occurredAt": now - timedelta(days=3),
+                     "customerId": "cust_s", "productId": "prod_a", "cogsUsd": "50.00",
+                     "revenueUsd": "1.00"}], now=now)
+    assert forecast_serve(tenant, horizon="30d", now=now) == before
+    # ...then a request refits on the history as it is now, equal to a fresh forecast.
+    later = now + FRESH_FOR + timedelta(minutes=1)
+    refitted = forecast_serve(tenant, horizon="30d", now=later)
+    assert refitted != before
+    assert refitted == scope_forecast(tenant.slug, time_zone=tenant.time_zone, horizon="30d",
+                                      today=later.date())
+    assert ForecastFit.objects.get(tenant=tenant, product_id="", customer_id="",
+                                   horizon="30d").fitted_at > fitted_at

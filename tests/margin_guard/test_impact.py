@@ -171,3 +171,32 @@ def test_each_accounts_windows_are_its_own(store, tenant):
                                              customer_id=account.customer_id)
     x, y = report.accounts
     assert (x.before.events, x.after.events, y.before.events, y.after.events) == (3, 5, 1, 1)
+
+
+def test_a_refused_call_with_none_in_the_window_is_valued_at_the_30_days_before(store, tenant):
+    end = datetime.now(timezone.utc).replace(microsecond=0)
+    ingest(tenant, [
+        # cust_c's batch calls: $3 each three days ago, none in the last hour; 40 days ago
+        # (outside the 30 days) one at $100 that must not count
+        *[{"eventId": f"c-{n}", "occurredAt": end - timedelta(days=3), "customerId": "cust_c",
+           "productId": "prod_chat", "toolName": "batch", "cogsUsd": "3.00"} for n in range(2)],
+        {"eventId": "c-old", "occurredAt": end - timedelta(days=40), "customerId": "cust_c",
+         "productId": "prod_chat", "toolName": "batch", "cogsUsd": "100.00"},
+        # in the window: cust_c's chat calls ($1) do not make a batch average
+        {"eventId": "c-now", "occurredAt": end - timedelta(minutes=20), "customerId": "cust_c",
+         "productId": "prod_chat", "model": "gpt-4o", "cogsUsd": "1.00"},
+    ], now=end)
+    for _ in range(5):
+        decision_count(tenant.slug, "cust_c", "prod_chat", "batch", "BLOCKED",
+                       at=end - timedelta(minutes=10))
+    decision_count(tenant.slug, "cust_c", "prod_chat", "gpt-4o", "RATE_LIMITED",
+                   at=end - timedelta(minutes=10))
+    report = impact_report(tenant=tenant, start=end - timedelta(hours=1), end=end,
+                           accounts=False)
+    assert (report.blocked_calls, report.blocked_estimate_usd) == (5, D("15.00"))
+    assert (report.rate_limited_calls, report.rate_limited_estimate_usd) == (1, D("1.00"))
+    # a window holding the 30 days reads both in one: the same figures
+    month = impact_report(tenant=tenant, start=end - timedelta(days=31), end=end,
+                          accounts=False)
+    assert (month.blocked_calls, month.blocked_estimate_usd) == (5, D("15.00"))
+    assert (month.rate_limited_calls, month.rate_limited_estimate_usd) == (1, D("1.00"))
