@@ -135,6 +135,9 @@ AFORO_MAX_JSON_BODY_BYTES = 1024 * 1024  # every other API endpoint
 # Fernet key(s) encrypting POLL cost sources' credentials at rest (cost_sources/credentials.py).
 AFORO_CREDENTIALS_KEY = env.str("AFORO_CREDENTIALS_KEY", default="")
 AFORO_MAX_COST_FILE_BYTES = env.int("AFORO_MAX_COST_FILE_BYTES", default=2 * 1024 ** 3)
+# Uploads larger than this are imported by a background task (the run's rowsRead shows its
+# progress); smaller ones inside the request.
+AFORO_COST_BACKGROUND_BYTES = env.int("AFORO_COST_BACKGROUND_BYTES", default=32 * 1024 ** 2)
 # Django refuses larger bodies before our view can answer 413 with a JSON error.
 DATA_UPLOAD_MAX_MEMORY_SIZE = AFORO_MAX_BODY_BYTES + 1024
 
@@ -246,6 +249,7 @@ SPECTACULAR_SETTINGS = {
                             "BudgetStatusEnum": ["ON_TRACK", "WARNING", "OVER_BUDGET"],
                             "CostSourceKindEnum": "cost_sources.models.Kind",
                             "CostSourceModeEnum": "cost_sources.models.Mode",
+                            "AllocationByEnum": "cost_sources.models.Allocation.By",
                             "GuardModeEnum": "margin_guard.models.GuardPolicy.Mode",
                             "ExportDestinationKindEnum": ["WEBHOOK", "POSTGRES", "CLICKHOUSE"]},
     "POSTPROCESSING_HOOKS": [

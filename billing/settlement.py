@@ -99,3 +99,22 @@ def settlements_reconcile_events(*, tenant_slug: str, events: list[tuple[str, da
         {"tenant_id": tenant_slug, "ids": sorted({event_id for event_id, _at in events}),
          "run_id": run_id, "now": now, "start": min(times),
          "end": max(times) + timedelta(seconds=1)})
+
+
+# The events an allocation gave a share to (cost_sources.allocations): its entries carry its id.
+_ALLOCATION_EVENTS = """
+    SELECT event_id FROM ledger
+    WHERE tenant_id = %(tenant_id)s AND allocation_id = %(allocation_id)s
+      AND occurred_at >= %(start)s AND occurred_at < %(end)s
+"""
+
+
+def settlements_reconcile_allocation(*, tenant_slug: str, allocation_id: str, start: datetime,
+                                     end: datetime, run_id: str,
+                                     now: datetime | None = None) -> None:
+    """The same for the events of an allocation (or its reversal) in [start, end): a settled
+    event's allocated cost stops counting as settling, as the rest of its cost does."""
+    now = now or datetime.now(timezone.utc).replace(microsecond=0)
+    eventstore.command(_RECONCILE.format(events=_ALLOCATION_EVENTS), {
+        "tenant_id": tenant_slug, "allocation_id": allocation_id, "run_id": run_id,
+        "now": now, "start": start, "end": end})

@@ -206,6 +206,7 @@ def _breakdown(request, tenant: Tenant, chosen: ConsolePeriod) -> dict:
     has_cost = totals.event_count > 0
     return {
         "totals": totals, "segments": segments, "has_data": has_cost,
+        "allocated": queries.allocated_cogs(tenant, period),
         "unclassified_share": _share(totals.unclassified_cogs_usd, totals.cogs_usd),
         "composition_figure": figures.composition_figure(totals) if totals.cogs_usd else None,
         "providers": [{"totals": r, "share": _share(r.cogs_usd, totals.cogs_usd)}

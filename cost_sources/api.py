@@ -10,13 +10,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.errors import ApiError
-from aforo.money import PctField, pct, usd
+from aforo.money import MoneyField, PctField, pct, usd
 from aforo.pagination import envelope, page_request
 from aforo.periods import PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
-from cost_sources import queries, services
-from cost_sources.models import CostImport, CostSource, Kind, Mode, Schedule
+from cost_sources import allocations, queries, services
+from cost_sources.models import Allocation, CostImport, CostSource, Kind, Mode, Schedule
 from cost_sources.polling import cost_source_poll
 
 
@@ -209,7 +209,12 @@ class CostImportListCreate(APIView):
     @extend_schema(
         request={"multipart/form-data": {"type": "object", "properties": {
             "file": {"type": "string", "format": "binary"}}}},
-        responses={201: ImportSchema, 400: None, 404: None, 409: None, 502: None},
+        responses={201: ImportSchema, 202: ImportSchema, 400: None, 404: None, 409: None,
+                   502: None},
+        description="201: imported in the request. 202: a file larger than "
+                    "AFORO_COST_BACKGROUND_BYTES, imported by a background task; follow the "
+                    "run (GET .../imports/{importId}): rowsRead moves, status ends SUCCEEDED "
+                    "or FAILED (a malformed file's row and column in error).",
         operation_id="cost_source_imports_create")
     def post(self, request, source_id: int):
         source = services.cost_source_get(tenant=request.tenant, source_id=source_id)
@@ -221,6 +226,12 @@ class CostImportListCreate(APIView):
             raise ApiError("Send the file as multipart/form-data in the field `file`.",
                            field="file")
         uploaded.seek(0)
+        if uploaded.size > settings.AFORO_COST_BACKGROUND_BYTES:
+            # A large file is imported by a background task; the run's rowsRead shows how far.
+            run = services.cost_import_queue(source=source, stream=uploaded.file,
+                                             file_name=uploaded.name or "")
+            run.refresh_from_db()
+            return Response(import_json(run), status=202)
         run = services.cost_import_file(source=source, stream=uploaded.file,
                                         file_name=uploaded.name or "")
         return Response(import_json(run), status=201)
@@ -238,6 +249,112 @@ class CostImportDetail(APIView):
             raise ApiError(f"No import {import_id} of this source.", field="importId",
                            code="not_found", status_code=404)
         return Response(import_json(run))
+
+
+# --- allocations -------------------------------------------------------------------------
+
+def allocation_json(allocation: Allocation) -> dict:
+    return {
+        "id": allocation.pk, "sourceId": allocation.source_id,
+        "description": allocation.description or None,
+        "from": allocation.first_day, "to": allocation.last_day,
+        "amountUsd": allocation.amount_usd, "by": allocation.by, "bucket": allocation.bucket,
+        "productIds": allocation.product_ids, "status": allocation.status,
+        "events": allocation.events, "error": allocation.error or None,
+        "createdAt": _iso(allocation.created_at), "reversedAt": _iso(allocation.reversed_at),
+    }
+
+
+class AllocationSchema(serializers.Serializer):
+    id = serializers.IntegerField()
+    sourceId = serializers.IntegerField(help_text="the cost source whose cost is spread")
+    description = serializers.CharField(allow_null=True)
+    vars()["from"] = serializers.DateField(help_text="the first UTC day of the period")
+    to = serializers.DateField(help_text="the last UTC day, included")
+    amountUsd = MoneyField(places_out=9, help_text="what the entries sum to, exactly (nine "
+                           "decimals)")
+    by = serializers.ChoiceField(choices=Allocation.By.choices)
+    bucket = serializers.ChoiceField(choices=Allocation.Bucket.choices)
+    productIds = serializers.ListField(child=serializers.CharField(),
+                                       help_text="empty: every product")
+    status = serializers.ChoiceField(choices=Allocation.Status.choices)
+    events = serializers.IntegerField(help_text="events that received a share")
+    error = serializers.CharField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    reversedAt = serializers.DateTimeField(allow_null=True)
+
+
+class AllocationPageSchema(SourcePageSchema):
+    content = AllocationSchema(many=True)
+
+
+class AllocationListCreate(APIView):
+    """Spread a source's cost that events do not carry onto the period's events, as CORRECTION
+    entries summing exactly to the amount; and the list of them."""
+
+    permission_classes = [_SourcesWrite]
+    renderer_classes = [ExactJSONRenderer]
+
+    class AllocationIn(serializers.Serializer):
+        sourceId = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+        vars()["from"] = serializers.CharField(max_length=10,
+                                               help_text="YYYY-MM-DD, the first UTC day")
+        to = serializers.CharField(max_length=10, help_text="YYYY-MM-DD, included")
+        by = serializers.ChoiceField(choices=Allocation.By.choices,
+                                     help_text="each event's weight: 1, its tokens (input + "
+                                               "output) or its metered COGS")
+        bucket = serializers.ChoiceField(choices=Allocation.Bucket.choices,
+                                         default=Allocation.Bucket.INFRA,
+                                         help_text="the cost bucket the shares land in")
+        amountUsd = MoneyField(required=False, allow_null=True, min_value=0,
+                               help_text="default: what the source billed over the period")
+        productIds = serializers.ListField(
+            child=serializers.CharField(max_length=200), required=False, max_length=1000,
+            help_text="only these products' events; empty or absent: every product")
+        description = serializers.CharField(max_length=300, required=False, allow_blank=True)
+
+    @extend_schema(responses={200: AllocationPageSchema, 400: None},
+                   operation_id="cost_allocations_list",
+                   parameters=[OpenApiParameter("page", int), OpenApiParameter("size", int)])
+    def get(self, request):
+        page = page_request(request.query_params)
+        found = Allocation.objects.filter(tenant=request.tenant).order_by("-id")
+        total = found.count()
+        rows = found[page.offset:page.offset + page.size]
+        return Response(envelope([allocation_json(a) for a in rows], page, total))
+
+    @extend_schema(request=AllocationIn,
+                   responses={201: AllocationSchema, 400: None, 404: None},
+                   operation_id="cost_allocations_create")
+    def post(self, request):
+        data = self.AllocationIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        try:
+            period = period_parse(values["from"], values["to"], time_zone="UTC")
+        except PeriodError as exc:
+            raise ApiError(exc.message, field=exc.field) from None
+        source = services.cost_source_get(tenant=request.tenant, source_id=values["sourceId"])
+        allocation = allocations.allocation_create(
+            tenant=request.tenant, source=source, first=period.first, last=period.last,
+            by=values["by"], bucket=values["bucket"], amount=values.get("amountUsd"),
+            product_ids=values.get("productIds") or (),
+            description=values.get("description", ""))
+        return Response(allocation_json(allocation), status=201)
+
+
+class AllocationReverse(APIView):
+    """Append the REVERSAL entries cancelling an allocation exactly; a second time is a 409."""
+
+    permission_classes = [_SourcesWrite]
+    renderer_classes = [ExactJSONRenderer]
+
+    @extend_schema(request=None, responses={200: AllocationSchema, 404: None, 409: None},
+                   operation_id="cost_allocations_reverse")
+    def post(self, request, allocation_id: int):
+        allocation = allocations.allocation_get(tenant=request.tenant,
+                                                allocation_id=allocation_id)
+        return Response(allocation_json(allocations.allocation_reverse(allocation=allocation)))
 
 
 # --- reconciliation ----------------------------------------------------------------------

@@ -10,9 +10,11 @@ source's lines is always what its latest file for each day said.
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import IO
 
 from django.db import transaction
@@ -112,6 +114,54 @@ def cost_import_file(*, source: CostSource, stream: IO[bytes], file_name: str = 
         log.exception("cost import %s failed", run.pk)
         _fail(run, f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _spool_dir() -> Path:
+    from django.conf import settings
+
+    return Path(settings.VAR_DIR) / "cost-uploads"
+
+
+def cost_import_queue(*, source: CostSource, stream: IO[bytes],
+                      file_name: str = "") -> CostImport:
+    """A large upload: the run starts (RUNNING, one at a time per source), the file is kept
+    under VAR_DIR/cost-uploads until a background task (`cost_sources.import_file`) has
+    imported it; the run's rowsRead moves while it does. In eager mode (tests, the embedded
+    store) the task runs before this returns."""
+    from cost_sources.tasks import import_file
+
+    run = cost_import_start(source=source, file_name=file_name)
+    spool = _spool_dir()
+    spool.mkdir(parents=True, exist_ok=True)
+    path = spool / f"{run.pk}.upload"
+    try:
+        with open(path, "wb") as out:
+            shutil.copyfileobj(stream, out, 1024 * 1024)
+    except OSError as exc:
+        _fail(run, f"The upload could not be kept for import ({type(exc).__name__}).")
+        raise
+    import_file.delay(run.pk, str(path))
+    return run
+
+
+def cost_import_spooled(*, run_id: int, path: str) -> CostImport | None:
+    """The background half of cost_import_queue: import the kept file into its run, record a
+    failure on the run (a malformed file's row and column), and remove the file."""
+    run = CostImport.objects.select_related("source__tenant").filter(pk=run_id).first()
+    try:
+        if run is None or run.status != CostImport.Status.RUNNING:
+            return run
+        with open(path, "rb") as stream:
+            return cost_import_apply(run=run, stream=stream)
+    except MalformedCostFile as exc:
+        _fail(run, exc.message)
+        return run
+    except Exception as exc:
+        log.exception("cost import %s failed", run_id)
+        _fail(run, f"{type(exc).__name__}: {exc}")
+        return run
+    finally:
+        Path(path).unlink(missing_ok=True)
 
 
 def _fail(run: CostImport, error: str) -> None:

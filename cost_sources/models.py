@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.db import models
 
 from aforo.models import Tenant
+from aforo.money import money_field
 
 MONEY = {"max_digits": 38, "decimal_places": 12}
 
@@ -84,3 +85,46 @@ class ReconciliationSettings(models.Model):
     tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE,
                                   related_name="reconciliation_settings")
     tolerance_pct = models.DecimalField(max_digits=7, decimal_places=2, default=Decimal("1.00"))
+
+
+class Allocation(models.Model):
+    """Cost that events do not carry (an AWS account's infrastructure, a provider's gap), spread
+    onto a period's events as ledger entries of its own (cost_sources/allocations.py)."""
+
+    class By(models.TextChoices):
+        EVENTS = "EVENTS"
+        TOKENS = "TOKENS"
+        COGS = "COGS"
+
+    class Bucket(models.TextChoices):
+        AI = "AI"
+        INFRA = "INFRA"
+        FEE = "FEE"
+        UNCLASSIFIED = "UNCLASSIFIED"
+
+    class Status(models.TextChoices):
+        APPLYING = "APPLYING"
+        APPLIED = "APPLIED"
+        FAILED = "FAILED"
+        REVERSED = "REVERSED"
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="allocations")
+    source = models.ForeignKey(CostSource, on_delete=models.PROTECT, related_name="allocations")
+    description = models.CharField(max_length=300, blank=True)
+    first_day = models.DateField()
+    last_day = models.DateField()  # included (UTC days)
+    amount_usd = money_field()
+    by = models.CharField(max_length=10, choices=By.choices)
+    bucket = models.CharField(max_length=20, choices=Bucket.choices)
+    product_ids = models.JSONField(default=list, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.APPLYING)
+    events = models.BigIntegerField(default=0)  # events that received a share
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+    reversed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"allocation {self.pk}: {self.amount_usd} {self.by} → {self.bucket}"

@@ -9,7 +9,10 @@ from aforo import outbound
 from aforo.errors import Conflict, DomainError, NotFound
 from aforo.models import Tenant
 from cost_sources.credentials import credentials_seal
-from cost_sources.imports import cost_import_file  # noqa: F401  (the service of an import)
+from cost_sources.imports import (  # noqa: F401  (the services of an import)
+    cost_import_file,
+    cost_import_queue,
+)
 from cost_sources.models import CostSource, Kind, Mode, ReconciliationSettings, Schedule
 
 POLLED_KINDS = (Kind.OPENAI_COSTS, Kind.ANTHROPIC_COSTS)
@@ -84,6 +87,9 @@ def cost_source_update(*, source: CostSource, name: str | None = None,
 
 def cost_source_delete(*, source: CostSource) -> None:
     """Only a source that never imported anything: billed lines stay, as the ledger's do."""
+    if source.allocations.exists():
+        raise Conflict("This source's cost was allocated onto events; it cannot be deleted.",
+                       field="id")
     if source.imports.filter(lines_changed__gt=0).exists():
         raise Conflict("This source's lines are in the ledger of billed cost; it cannot be "
                        "deleted.", field="id")

@@ -34,3 +34,12 @@ def poll_source(source_id: int) -> int | None:
         logging.getLogger(__name__).warning("cost source %s: poll failed: %s", source_id,
                                             exc.message)
         return None
+
+
+@shared_task(name="cost_sources.import_file")
+def import_file(run_id: int, path: str) -> int | None:
+    """Import a large upload kept by cost_import_queue into its RUNNING run."""
+    from cost_sources.imports import cost_import_spooled
+
+    run = cost_import_spooled(run_id=run_id, path=path)
+    return run.pk if run else None

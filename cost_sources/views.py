@@ -3,8 +3,10 @@ status), a file upload per source, and the reconciliation of billed with metered
 period with its chart."""
 from __future__ import annotations
 
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -15,9 +17,10 @@ from django.views.decorators.http import require_POST
 from aforo.console import current_membership, tab_page
 from aforo.errors import DomainError
 from aforo.models import Role, Tenant
+from aforo.periods import PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES
-from cost_sources import figures, queries, services
-from cost_sources.models import CostImport, CostSource, Kind, Mode, Schedule
+from cost_sources import allocations, figures, queries, services
+from cost_sources.models import Allocation, CostImport, CostSource, Kind, Mode, Schedule
 from cost_sources.polling import cost_source_poll
 
 STATUS_CLASS = {queries.MATCHED: "ok", queries.UNDER_METERED: "warn",
@@ -48,6 +51,9 @@ def _cost_sources(request: HttpRequest, tenant: Tenant, chosen) -> dict[str, Any
     rows = queries.reconciliation(tenant.slug, first=period.first, last=period.last, by=by,
                                   tolerance_pct=tolerance)
     return {
+        "allocations": Allocation.objects.filter(tenant=tenant).select_related("source")
+        .order_by("-id")[:50],
+        "allocation_by": Allocation.By.choices, "buckets": Allocation.Bucket.choices,
         "streams": streams, "kinds": Kind.choices, "modes": Mode.choices,
         "schedules": Schedule.choices, "can_manage": _can_manage(request),
         "by": by, "groups": list(queries.GROUPS), "tolerance_pct": tolerance,
@@ -106,6 +112,12 @@ def source_import(request: HttpRequest, source_id: int) -> HttpResponse:
             return _back(request)
         if uploaded is None:
             raise DomainError("Choose a file to import.", field="file")
+        if uploaded.size > settings.AFORO_COST_BACKGROUND_BYTES:
+            services.cost_import_queue(source=source, stream=uploaded.file,
+                                       file_name=uploaded.name or "")
+            messages.success(request, f"Importing {uploaded.name} into “{source.name}” in the "
+                                      "background; its row shows the rows read so far.")
+            return _back(request)
         run = services.cost_import_file(source=source, stream=uploaded.file,
                                         file_name=uploaded.name or "")
         skipped = f", {run.rows_skipped} skipped" if run.rows_skipped else ""
@@ -113,4 +125,55 @@ def source_import(request: HttpRequest, source_id: int) -> HttpResponse:
                                   f"{skipped}; {run.lines_changed} lines changed.")
     except DomainError as exc:
         messages.error(request, f"Import failed: {exc.message}")
+    return _back(request)
+
+
+@login_required
+@require_POST
+def allocation_new(request: HttpRequest) -> HttpResponse:
+    """Spread a source's cost onto the period's events (the form beside the allocations)."""
+    tenant = _manager(request)
+    if tenant is None:
+        return _back(request)
+    post = request.POST
+    try:
+        source = services.cost_source_get(tenant=tenant,
+                                          source_id=int(post.get("source_id") or 0))
+        try:
+            period = period_parse(post.get("from"), post.get("to"), time_zone="UTC")
+        except PeriodError as exc:
+            raise DomainError(exc.message, field=exc.field) from None
+        raw_amount = post.get("amount_usd", "").strip().replace(",", "")
+        try:
+            amount = Decimal(raw_amount) if raw_amount else None
+        except InvalidOperation:
+            raise DomainError("The amount is a number of dollars, like 1000.00.",
+                              field="amount_usd") from None
+        products = [p.strip() for p in post.get("product_ids", "").split(",") if p.strip()]
+        allocation = allocations.allocation_create(
+            tenant=tenant, source=source, first=period.first, last=period.last,
+            by=post.get("by", ""), bucket=post.get("bucket", ""), amount=amount,
+            product_ids=products, description=post.get("description", ""))
+        messages.success(request, f"Allocated ${allocation.amount_usd:,.2f} of "
+                                  f"“{source.name}” onto {allocation.events:,} events.")
+    except (DomainError, ValueError) as exc:
+        message = exc.message if isinstance(exc, DomainError) else "Choose a cost source."
+        messages.error(request, f"Allocation not made: {message}")
+    return _back(request)
+
+
+@login_required
+@require_POST
+def allocation_reverse(request: HttpRequest, allocation_id: int) -> HttpResponse:
+    tenant = _manager(request)
+    if tenant is None:
+        return _back(request)
+    try:
+        allocation = allocations.allocation_reverse(allocation=allocations.allocation_get(
+            tenant=tenant, allocation_id=allocation_id))
+        messages.success(request, f"Allocation {allocation.pk} reversed: "
+                                  f"${allocation.amount_usd:,.2f} taken back off "
+                                  f"{allocation.events:,} events.")
+    except DomainError as exc:
+        messages.error(request, f"Not reversed: {exc.message}")
     return _back(request)

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import Any
 
 from aforo.ledger import EVENT_DIMENSIONS
-from aforo.ledger.query import COST, LedgerQuery
+from aforo.ledger.query import COST, METERED, LedgerQuery
 
 
 def unpriced_models(tenant_slug: str, *, start: datetime | None = None,
@@ -34,7 +34,8 @@ def priced_events_current(tenant_slug: str, *, start: datetime, end: datetime,
                           provider: str | None = None,
                           model: str | None = None) -> list[dict[str, Any]]:
     """Each rate-card-priced event in [start, end) with its cost as the ledger sums it now."""
-    query = (LedgerQuery(tenant_slug).between(start, end).where_sql(COST)
+    # An allocation's entries are not the event's price: repricing never sees (or undoes) them.
+    query = (LedgerQuery(tenant_slug).between(start, end).where_sql(COST).where_sql(METERED)
              .where(cost_source="RATE_CARD", model=model or None))
     if provider:
         query = query.where_sql("lower(provider) = %(provider_lower)s",

@@ -26,6 +26,8 @@ LEDGER_DEFAULTS: dict[str, Any] = {
     "revenue_source": "NONE", "revenue_usd": ZERO,
     "cost_source": "RATE_CARD", "unpriced": 0,
     "invoice_id": "", "invoice_line_id": "", "attribution_run_id": "",
+    # Set only on an allocation's entries (cost_sources.allocations, migration 0013).
+    "allocation_id": "",
 }
 LEDGER_COLUMNS = ("tenant_id", "entry_id", "entry_type", "event_id", "occurred_at",
                   "recorded_at", *LEDGER_DEFAULTS)

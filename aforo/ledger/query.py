@@ -66,6 +66,10 @@ ORIGINAL_COST = "entry_type = 'COST' AND entry_kind = 'ORIGINAL'"
 SETTLING = "entry_type IN ('COST', 'SETTLE')"  # COST net of the SETTLE entries cancelling it
 UNSOURCED = f"revenue_source = 'NONE' AND {SETTLING}"
 COGS_SUM = "ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd"
+# An allocation's entries (cost spread onto events, cost_sources.allocations) and the rest:
+# what the events themselves metered. Repricing, anomalies and the detectors read METERED.
+ALLOCATED = "allocation_id != ''"
+METERED = "allocation_id = ''"
 # Calls Margin Guard answered with a cheaper model than the one asked for.
 DOWNGRADED = "requested_model != '' AND requested_model != model"
 
@@ -123,6 +127,9 @@ MEASURES: dict[str, Measure] = {
                     {**_rollup("sum(cogs_ai + cogs_infra + cogs_fee + cogs_unclassified)"),
                      Table.HOURLY: "sum(cogs)"}),
     "revenue": Measure(f"sumIf(revenue_usd, {REVENUE})", _rollup("sum(revenue)")),
+    # The part of the COGS allocations spread onto the events (migration 0013).
+    "cogs_allocated": Measure(f"sumIf({COGS_SUM}, {COST} AND {ALLOCATED})",
+                              _rollup("sum(cogs_allocated)")),
     # Provisional revenue still settling (cogs.expected).
     "revenue_carried": Measure(f"sumIf(carried_revenue_usd, {SETTLING})",
                                _rollup("sum(revenue_carried)")),
@@ -162,7 +169,7 @@ DIMENSIONS: dict[str, frozenset[Table]] = {
     # Every event dimension is on the raw ledger; the lines after say which rollups hold it too.
     **{column: frozenset({Table.LEDGER}) for column in (
         *EVENT_DIMENSIONS, "entry_type", "entry_kind", "invoice_id", "invoice_line_id",
-        "attribution_run_id", "cost_source", "revenue_source")},
+        "attribution_run_id", "cost_source", "revenue_source", "allocation_id")},
     "customer_id": frozenset({Table.LEDGER, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
                               Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS}),
     "product_id": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,

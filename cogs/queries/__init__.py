@@ -29,6 +29,7 @@ from cogs.queries.breakdowns import (
     Overview,
     Rank,
     Totals,
+    allocated_cogs,
     customers_breakdown,
     daily_series,
     decimal_keys,
@@ -58,7 +59,8 @@ from cogs.queries.transactions import (
 __all__ = [
     "HUNDRED", "TAG_RANKS", "THOUSAND", "ZERO", "Anomaly", "CustomerOrder", "CustomerRow",
     "CustomerTag", "Dimension", "ModelCost", "Overview", "Period", "Rank", "RevenueSource",
-    "TagFloors", "Totals", "Transaction", "TransactionFilters", "UnitEconomics", "anomalies",
+    "TagFloors", "Totals", "Transaction", "TransactionFilters", "UnitEconomics", "allocated_cogs",
+    "anomalies",
     "cost_per_1k_tokens", "customer_ledger", "customer_tag_counts", "customers_breakdown",
     "daily_series", "decimal_keys", "margin_pct", "models_breakdown", "overview",
     "period_default", "products_breakdown", "ranked", "tag_of", "totals_by", "totals_sum",

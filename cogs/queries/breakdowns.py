@@ -96,6 +96,14 @@ def rollup_for(dimension: Dimension, period: Period, use_rollups: bool) -> Table
     return Table.LEDGER
 
 
+def allocated_cogs(tenant: Tenant, period: Period, *, use_rollups: bool = True) -> Decimal:
+    """The part of the period's COGS that allocations spread onto its events (cost sources):
+    included in every cost figure, shown apart in the composition."""
+    row = (LedgerQuery(tenant.slug, rollup_for(Dimension.PRODUCT, period, use_rollups))
+           .period(period).measures("cogs_allocated").one())
+    return row["cogs_allocated"] or ZERO
+
+
 def estimates(tenant: Tenant, keys: tuple[str, ...], period: Period, use_rollups: bool, *,
               customers: tuple[str, ...] | None = None) -> dict[tuple, expected.Estimate]:
     """Estimated revenue and unknown events per value of `keys` over the period, from the

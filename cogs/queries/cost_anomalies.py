@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 
-from aforo.ledger.query import COGS_SUM, COST, LedgerQuery, Table
+from aforo.ledger.query import COGS_SUM, COST, METERED, LedgerQuery, Table
 from aforo.models import Tenant
 from aforo.periods import Period
 from cogs.margins import HUNDRED
@@ -24,6 +24,9 @@ class Anomaly:
     transaction: Transaction
     group_cogs_usd: Decimal
     group_event_count: int
+    # What the event metered (its cost less allocations spread onto it), which it is judged
+    # on; None: the transaction's cost.
+    metered_cogs_usd: Decimal | None = None
 
     @property
     def average_cogs_usd(self) -> Decimal:
@@ -33,7 +36,9 @@ class Anomaly:
     def ratio(self) -> Decimal | None:
         if self.group_cogs_usd == 0:
             return None
-        return self.transaction.cogs_usd * self.group_event_count / self.group_cogs_usd
+        cost = (self.transaction.cogs_usd if self.metered_cogs_usd is None
+                else self.metered_cogs_usd)
+        return cost * self.group_event_count / self.group_cogs_usd
 
 
 def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: int = 0,
@@ -51,7 +56,7 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
         # cost ≥ m × group cost / group events  ⇔  cost × events × 100 ≥ group cost × m×100,
         # in Decimal and integers: exact.
         return group is not None and (
-            cogs * group.event_count * 100 >= group.cogs_usd * multiplier_pct)
+            cogs * group.event_count * 100 >= _metered(group) * multiplier_pct)
 
     # Step 1 reads ledger_event_costs (one row per COST entry: its group's hash and its cost,
     # sorted by group and cost) and keeps the entries at or over their group's line, looked up
@@ -65,7 +70,7 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
     entries: list[tuple] = []
     for start in range(0, len(groups), ANOMALY_CHUNK):  # keeps the SQL text under 256 KiB
         chunk = groups[start:start + ANOMALY_CHUNK]
-        lines = [(multiplier * group.cogs_usd / group.event_count * LINE_SLACK).quantize(
+        lines = [(multiplier * _metered(group) / group.event_count * LINE_SLACK).quantize(
             PICO, rounding=ROUND_FLOOR) for group in chunk]
         entries += costs.expressions(
             "event_id", "occurred_at", "entry_kind", "group_hash", "cogs",
@@ -89,7 +94,7 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
     ordered = sorted({(row["occurred_at"], row["event_id"]) for row in corrections})
     for start in range(0, len(ordered), ANOMALY_CHUNK):
         chunk = ordered[start:start + ANOMALY_CHUNK]
-        for row in (LedgerQuery(tenant.slug).period(period).where_sql(COST)
+        for row in (LedgerQuery(tenant.slug).period(period).where_sql(COST).where_sql(METERED)
                     .dimensions("event_id", "product_id", "provider", "model")
                     .expressions(f"sum({COGS_SUM}) AS cogs", "min(occurred_at) AS at")
                     .where_in("occurred_at", {at for at, _id in chunk})
@@ -99,13 +104,13 @@ def anomalies(tenant: Tenant, period: Period, *, multiplier: Decimal, offset: in
             if anomalous(row["cogs"], group):
                 found.append((row["event_id"], row["at"], row["cogs"], group))
     ranked = sorted(
-        found, key=lambda item: (-(item[2] * item[3].event_count / item[3].cogs_usd),
+        found, key=lambda item: (-(item[2] * item[3].event_count / _metered(item[3])),
                                  -item[1].timestamp(), item[0]))
     page = ranked[offset:offset + limit]
     transactions = transactions_of(tenant, [(event_id, at) for event_id, at, _c, _g in page])
-    out = [Anomaly(transaction=transaction, group_cogs_usd=group.cogs_usd,
-                   group_event_count=group.event_count)
-           for (_id, _at, _cogs, group), transaction in zip(page, transactions, strict=True)
+    out = [Anomaly(transaction=transaction, group_cogs_usd=_metered(group),
+                   group_event_count=group.event_count, metered_cogs_usd=cogs)
+           for (_id, _at, cogs, group), transaction in zip(page, transactions, strict=True)
            # An entry of another group under the same 64-bit hash (odds ~2^-64) is not shown
            # (it would still be counted).
            if (transaction.product_id, transaction.provider, transaction.model) == group.key]
@@ -119,17 +124,23 @@ def _anomaly_groups(tenant: Tenant, period: Period, *, use_rollups: bool) -> lis
             .period(period).dimensions(*keys)
             .expressions("cityHash64(product_id, provider, model) AS group_hash")
             .measures("events", "cogs_ai", "cogs_infra", "cogs_fee", "cogs_unclassified",
-                      "revenue")
+                      "revenue", "cogs_allocated")
             .group_by(*keys).fetch())
     groups = []
     for row in rows:
         totals = Totals(
             key=(row["product_id"], row["provider"], row["model"]),
-            attributes={"hash": int(row["group_hash"])},
+            attributes={"hash": int(row["group_hash"]), "allocated": row["cogs_allocated"]},
             event_count=int(row["events"]), ai_cogs_usd=row["cogs_ai"],
             infra_cogs_usd=row["cogs_infra"], fee_cogs_usd=row["cogs_fee"],
             unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],
         )
-        if totals.event_count >= MIN_ANOMALY_GROUP_EVENTS and totals.cogs_usd > 0:
+        if totals.event_count >= MIN_ANOMALY_GROUP_EVENTS and _metered(totals) > 0:
             groups.append(totals)
     return groups
+
+
+def _metered(group: Totals) -> Decimal:
+    """A group's cost as its events metered it: allocations spread onto them are a book entry,
+    and an event is judged (ledger_event_costs skips them too) on what it metered."""
+    return group.cogs_usd - group.attributes["allocated"]

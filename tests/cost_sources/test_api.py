@@ -157,3 +157,38 @@ def test_a_gzipped_cur_is_read_as_aws_delivers_it(api, tenant, store):
     assert billed_total(tenant.slug) == expected
     response = _upload(api, source["id"], "bad.csv.gz", gzip.compress(b"x" * 100)[:20])
     assert response.status_code == 400 and response.json()["error"]["code"] == "malformed_file"
+
+
+def test_a_large_upload_is_imported_by_a_background_task(api, store, settings):
+    """Past AFORO_COST_BACKGROUND_BYTES the answer is 202 with the RUNNING run and a task
+    imports the kept file (eager here, as in tests and the embedded store); the run ends
+    SUCCEEDED with its counts, or FAILED naming the malformed row and column; the kept file
+    is removed."""
+    settings.AFORO_COST_BACKGROUND_BYTES = 100
+    source = _source(api)
+    response = _upload(api, source["id"], "cost.json", reference_file(ANTHROPIC).read_bytes())
+    assert response.status_code == 202, response.content
+    assert response.json()["fileName"] == "cost.json"
+    run = api.get(f"/api/v1/cost-sources/{source['id']}/imports/{response.json()['id']}").json()
+    assert run["status"] == "SUCCEEDED"
+    assert (run["rowsRead"], run["rowsImported"], run["linesChanged"]) == (6, 6, 6)
+    assert run["totalUsd"] == 6.855
+    cur = _source(api, "AWS_CUR", "AWS")
+    with open(reference_file("aws_cur/sample_cur_excerpt.csv"), newline="") as handle:
+        rows = list(csv.reader(handle))
+    rows[7][rows[0].index("lineItem/UnblendedCost")] = "twelve"
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    response = _upload(api, cur["id"], "cur.csv", out.getvalue().encode())
+    assert response.status_code == 202
+    run = api.get(f"/api/v1/cost-sources/{cur['id']}/imports/{response.json()['id']}").json()
+    assert run["status"] == "FAILED"
+    assert run["error"].startswith("Row 8, column lineItem/UnblendedCost: 'twelve'")
+    from django.conf import settings as django_settings
+
+    spool = django_settings.VAR_DIR / "cost-uploads"
+    assert not spool.exists() or list(spool.iterdir()) == []
+    # a small file stays in the request
+    settings.AFORO_COST_BACKGROUND_BYTES = 10 ** 9
+    small = _upload(api, source["id"], "cost.json", reference_file(ANTHROPIC).read_bytes())
+    assert small.status_code == 201 and small.json()["linesChanged"] == 0
