@@ -156,7 +156,22 @@ class PostgresTable:
             sql.Identifier(self.table),
             sql.SQL(", ").join(sql.SQL("{} {} NOT NULL").format(
                 sql.Identifier(c.name), sql.SQL(_pg_type(c))) for c in columns))
-        self._run(lambda cur: cur.execute(ddl))
+
+        def create_and_catch_up(cur) -> None:
+            cur.execute(ddl)
+            # A table made before a migration added a ledger column gains it (empty on the
+            # rows delivered before), so the next chunk's COPY names only columns it has.
+            cur.execute("SELECT column_name FROM information_schema.columns "
+                        "WHERE table_schema = current_schema() AND table_name = %s",
+                        (self.table,))
+            held = {row[0] for row in cur.fetchall()}
+            for c in columns:
+                if c.name not in held:
+                    cur.execute(sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                        sql.Identifier(self.table), sql.Identifier(c.name),
+                        sql.SQL(_pg_type(c))))
+
+        self._run(create_and_catch_up)
 
     def deliver(self, chunk_id: str, columns: Sequence[Column],
                 rows: Sequence[Sequence[Any]]) -> None:
@@ -226,6 +241,14 @@ class ClickHouseTable:
             # insert below never writes one, this is the second line of defence.
             self.store.command(f"CREATE TABLE IF NOT EXISTS {self.table} ({ddl}) "
                                "ENGINE = ReplacingMergeTree ORDER BY entry_id")
+            # A table made before a migration added a ledger column gains it (its default on
+            # the rows delivered before).
+            held = {r["name"] for r in self.store.query(
+                "SELECT name FROM system.columns WHERE database = currentDatabase() "
+                "AND table = %(table)s", {"table": self.table})}
+            for c in columns:
+                if c.name not in held:
+                    self.store.command(f"ALTER TABLE {self.table} ADD COLUMN {c.name} {c.ch_type}")
 
         self._call(create)
 

@@ -2,6 +2,7 @@
 webhook: every ledger entry exactly once across runs, crashes and kills."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -127,6 +128,36 @@ def test_clickhouse_table_exactly_once_after_a_crash(store, tenant, warehouse_ch
     held = {r["entry_id"]: r["ai_cogs_usd"] for r in ch_rows(
         dsn, f"SELECT entry_id, ai_cogs_usd FROM {table}")}
     assert held == _ledger(tenant)
+
+
+def test_a_table_made_before_a_ledger_column_was_added_gains_it(store, tenant, warehouse_pg,
+                                                                warehouse_ch):
+    """Migrations add ledger columns (0013's allocation_id, say); a warehouse table an earlier
+    run created lacks them, and the next run adds them instead of failing its COPY."""
+    for kind, (dsn, table) in (("POSTGRES", warehouse_pg), ("CLICKHOUSE", warehouse_ch)):
+        ingest(tenant, ledger_events(f"{kind}-old", 3))
+        schedule = _schedule(tenant, kind, dsn, table)
+        first = services.export_run(schedule=schedule, now=_later())
+        assert first.rows_delivered == len(_ledger(tenant))  # a new schedule starts at zero
+        # The table as a release before the `agent` column would have left it.
+        if kind == "POSTGRES":
+            import psycopg
+
+            with psycopg.connect(dsn) as connection:
+                connection.execute(f"ALTER TABLE {table} DROP COLUMN agent")
+        else:
+            ch_rows(dsn, f"ALTER TABLE {table} DROP COLUMN agent")
+        time.sleep(1.1)  # the run above closed the second it read up to (the test's lag is 0)
+        ingest(tenant, ledger_events(f"{kind}-new", 4))
+        run = services.export_run(schedule=schedule, now=_later(10))
+        assert (run.state, run.rows_delivered) == ("SUCCEEDED", 4)
+        if kind == "POSTGRES":
+            agents = dict(pg_rows(dsn, table, "SELECT event_id, agent FROM {table}"))
+        else:
+            agents = {r["event_id"]: r["agent"] for r in ch_rows(
+                dsn, f"SELECT event_id, agent FROM {table}")}
+        assert agents[f"{kind}-new-0001"] == "planner" and agents[f"{kind}-new-0000"] == "coder"
+        assert agents[f"{kind}-old-0001"] in (None, "")  # delivered before the column was
 
 
 def test_webhook_chunks_are_signed_retried_and_carry_stable_ids(store, tenant, http_sink,
