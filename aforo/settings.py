@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "billing",
     "cogs",
     "budgets",
+    "entitlements",
     "margin_guard",
     "intelligence",
     "cost_sources",

@@ -24,6 +24,7 @@ api_v1 = [
     path("rate-cards/", include("ingestion.urls")),
     path("cogs/", include("budgets.urls")),
     path("margin-guard/", include("margin_guard.urls")),
+    path("", include("entitlements.urls")),
     path("customers", api.CustomerListCreate.as_view(), name="customers"),
     path("customers/<str:customer_id>", api.CustomerDetail.as_view(), name="customer"),
     path("products", api.ProductListCreate.as_view(), name="products"),
