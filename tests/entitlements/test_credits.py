@@ -131,7 +131,8 @@ def test_an_expired_grant_stops_counting_at_its_second(store, tenant):
     top_up_create(wallet=wallet, granted_credits=Decimal(50), expires_at=t0 + timedelta(
         seconds=60), idempotency_key="promo", now=t0)
     # 20 credits burnt at t0+10s come out of the expiring grant first
-    ingest(tenant, _tokens("a", 1, 20_000, customer="cust_pre"), now=t0 + timedelta(seconds=10))
+    ingest(tenant, usage_events("a", customer="cust_pre", at=t0, count=1, inputTokens=20_000,
+                                cogsUsd="0.001"), now=t0 + timedelta(seconds=10))
     end = t0 + timedelta(seconds=60)
     assert services.wallet_balance(wallet, now=end - timedelta(seconds=1)) == 130
     assert services.wallet_balance(wallet, now=end) == 100

@@ -29,15 +29,18 @@ def statements(topology: Topology) -> list[str]:
         partition_by="toYYYYMM(recorded_at)",
         order_by="(tenant_id, wallet_id, recorded_at, entry_id)",
     )
-    # :TRICKY: the ARRAY JOIN aliases must not equal the target's column names, or ClickHouse
-    # substitutes them into the SELECT's other expressions.
+    # :TRICKY: an alias that equals a source column ('DEBIT' AS entry_type) is substituted
+    # into the WHERE, so the view must not filter on entry_type ('DEBIT' = 'COST': no rows),
+    # and 18.16 cannot push to a view that reads a subquery. Only COST entries carry debits
+    # (entitlements.burn sets them), so the filter is on the arrays; a DEBIT keeps its event's
+    # entry id, and the wallet id tells the parts of a split apart.
     out.append(
         f"CREATE MATERIALIZED VIEW IF NOT EXISTS credit_ledger_debits_mv{topology.on_cluster} "
         f"TO {view_source(topology, 'credit_ledger')} AS SELECT tenant_id, "
-        "debit_wallet AS wallet_id, concat(entry_id, '#', debit_wallet) AS entry_id, "
-        "'DEBIT' AS entry_type, -debit_nano AS credits_nano, event_id, customer_id, "
-        "occurred_at, recorded_at, '' AS lot_id "
+        "debit_wallet AS wallet_id, entry_id, 'DEBIT' AS entry_type, "
+        "-debit_nano AS credits_nano, event_id, customer_id, occurred_at, recorded_at, "
+        "'' AS lot_id "
         f"FROM {view_source(topology, 'ledger')} "
         "ARRAY JOIN credit_wallet_ids AS debit_wallet, credit_debits_nano AS debit_nano "
-        "WHERE entry_type = 'COST'")
+        "WHERE notEmpty(credit_wallet_ids)")
     return out
