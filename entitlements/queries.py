@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from aforo.models import Tenant
 from aforo.money import pct
@@ -78,9 +80,12 @@ def wallets_json(tenant: Tenant, wallets: list[Wallet], now: datetime) -> list[d
     return out
 
 
-def event_url(event_id: str) -> str:
-    """Where the console shows an event in the ledger (the Transactions tab, searched)."""
-    return f"/console/cogs/transactions/?eventId={event_id}"
+def event_url(customer_id: str, occurred_at: datetime, time_zone: str) -> str:
+    """Where the console shows an event in the ledger: the Transactions tab for its customer
+    on its day (the row carries `data-event-id`)."""
+    day = occurred_at.astimezone(ZoneInfo(time_zone)).date().isoformat()
+    return "/console/cogs/transactions/?" + urlencode(
+        {"customerId": customer_id, "from": day, "to": day})
 
 
 def wallet_transactions(wallet: Wallet, *, offset: int, limit: int,
@@ -90,7 +95,8 @@ def wallet_transactions(wallet: Wallet, *, offset: int, limit: int,
     return total, [{
         "entryId": r["entry_id"], "entryType": r["entry_type"],
         "credits": from_nano(r["credits_nano"]), "eventId": r["event_id"] or None,
-        "eventUrl": event_url(r["event_id"]) if r["event_id"] else None,
+        "eventUrl": event_url(wallet.customer_id, r["occurred_at"], wallet.tenant.time_zone)
+        if r["event_id"] else None,
         "occurredAt": _iso(r["occurred_at"]), "recordedAt": _iso(r["recorded_at"]),
     } for r in rows]
 
