@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.money import MoneyField, PctField
-from aforo.pagination import envelope, page_of, page_request, paged, PAGE_PARAMETERS
+from aforo.pagination import PAGE_PARAMETERS, envelope, page_of, page_request, paged
 from aforo.permissions import MANAGE_BUDGET_ROLES, ReadOrWrite
 from entitlements import queries, services
 from entitlements.models import FEATURES, Entitlement, Wallet

@@ -122,7 +122,8 @@ def debits_attach(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
                     break
             row["credit_wallet_ids"] = ids
             row["credit_debits_nano"] = debits
-            _in_flight[(tenant.slug, row["entry_id"])] = (stamp, list(zip(ids, debits)))
+            _in_flight[(tenant.slug, row["entry_id"])] = (
+                stamp, list(zip(ids, debits, strict=True)))
 
 
 def in_flight_done(tenant: Tenant, rows: list[dict[str, Any]]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import models
 
 from aforo.models import Tenant
-from aforo.money import money_field, pct_field
+from aforo.money import pct_field
 
 FEATURES = ("EVENTS", "INPUT_TOKENS", "OUTPUT_TOKENS", "TOKENS", "TOOL_CALLS",
             "REASONING_STEPS", "COGS_USD", "REVENUE_USD")
