@@ -138,6 +138,7 @@ def transaction_row(event: Transaction) -> dict:
         "revenueStatus": "SETTLED" if event.settled else "SETTLING",
         "revenueSource": event.revenue_source,
         "expectedRevenueUsd": money(event.expected_revenue_usd),
+        "creditsDebited": event.credits_debited,
     }
 
 
@@ -172,6 +173,9 @@ class TransactionRowSchema(serializers.Serializer):
     revenueSource = serializers.ChoiceField(choices=[s.value for s in queries.RevenueSource],
                                             required=False)
     expectedRevenueUsd = _money_field(required=False)
+    creditsDebited = serializers.DecimalField(
+        max_digits=38, decimal_places=9, coerce_to_string=False, required=False,
+        allow_null=True, help_text="Prepaid credits the event burnt (null: no wallet debit).")
 
 
 class _Envelope(serializers.Serializer):

@@ -113,6 +113,10 @@ def test_debits_split_in_priority_order_and_every_debit_names_its_event(store, t
     debit = next(r for r in rows if r["entryType"] == "DEBIT")
     assert debit["eventId"] == "big" and debit["credits"] == -3
     assert "customerId=cust_pre" in debit["eventUrl"]
+    # the Transactions row of the event shows what it burnt, across both wallets
+    row = client.get("/api/v1/analytics/cogs/dashboard/transactions",
+                     {"customerId": "cust_pre"}).json()["content"][0]
+    assert (row["eventId"], row["creditsDebited"]) == ("big", 8)
 
 
 @pytest.mark.django_db(transaction=True)
