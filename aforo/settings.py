@@ -48,8 +48,8 @@ INSTALLED_APPS = [
     "billing",
     "cogs",
     "budgets",
-    "entitlements",
     "margin_guard",
+    "entitlements",  # after margin_guard: its post-ingest hook runs after the guard's starts
     "intelligence",
     "cost_sources",
     "exports",

@@ -138,7 +138,9 @@ def transaction_row(event: Transaction) -> dict:
         "revenueStatus": "SETTLED" if event.settled else "SETTLING",
         "revenueSource": event.revenue_source,
         "expectedRevenueUsd": money(event.expected_revenue_usd),
-        "creditsDebited": event.credits_debited,
+        # only on an event that burnt prepaid credits (entitlements)
+        **({"creditsDebited": event.credits_debited}
+           if event.credits_debited is not None else {}),
     }
 
 
@@ -175,7 +177,7 @@ class TransactionRowSchema(serializers.Serializer):
     expectedRevenueUsd = _money_field(required=False)
     creditsDebited = serializers.DecimalField(
         max_digits=38, decimal_places=9, coerce_to_string=False, required=False,
-        allow_null=True, help_text="Prepaid credits the event burnt (null: no wallet debit).")
+        help_text="Prepaid credits the event burnt; absent when it burnt none.")
 
 
 class _Envelope(serializers.Serializer):

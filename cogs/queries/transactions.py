@@ -13,7 +13,6 @@ from aforo.periods import Period, day_start
 from cogs import expected
 from cogs.margins import ZERO, CostBuckets
 
-
 NANO = Decimal("0.000000001")
 
 
