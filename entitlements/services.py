@@ -232,8 +232,9 @@ def _recurring_credits(rule: dict[str, Any], balance: Decimal) -> Decimal:
 def thresholds_top_up(*, tenant: Tenant, config: CreditConfig, states: dict[str, dict],
                       now: datetime) -> int:
     """Top up every wallet under one of its THRESHOLD rules, once per crossing: the key is the
-    rule and how many top-ups it made before, so evaluators that race all try the same key and
-    the unique index keeps one."""
+    rule and the wallet's last top-up in the snapshot the balance was computed from, so
+    evaluators that race on the same snapshot all try the same key and the unique index keeps
+    one; a later snapshot holds the new top-up, and its balance is over the threshold."""
     made = 0
     for customer, state in states.items():
         for rule_wallet in config.wallets.get(customer, ()):
@@ -245,7 +246,8 @@ def thresholds_top_up(*, tenant: Tenant, config: CreditConfig, states: dict[str,
                 if balance >= Decimal(rule["thresholdCredits"]):
                     continue
                 wallet = wallet or Wallet.objects.get(pk=rule_wallet.id)
-                made += _threshold_fire(wallet, i, rule, balance, now)
+                last = max((int(lot.lot_id[1:-1]) for lot in rule_wallet.lots), default=0)
+                made += _threshold_fire(wallet, i, rule, balance, now, after=last)
     return made
 
 
@@ -255,12 +257,11 @@ def _wallet_rules(tenant: Tenant, wallet_id: int) -> list[dict]:
 
 
 def _threshold_fire(wallet: Wallet, index: int, rule: dict, balance: Decimal,
-                    now: datetime) -> int:
+                    now: datetime, *, after: int) -> int:
     credits = _recurring_credits(rule, balance)
     if credits <= 0:
         return 0
-    fired = TopUp.objects.filter(wallet=wallet, idempotency_key__startswith=f"threshold:{index}:")
-    key = f"threshold:{index}:{fired.count()}"
+    key = f"threshold:{index}:after:{after}"
     _top_up, new = top_up_create(wallet=wallet, paid_credits=credits, idempotency_key=key,
                                  source="THRESHOLD", now=now, publish=False)
     if new:

@@ -313,3 +313,11 @@ def prepaid_wallet(tenant: Tenant, customer: str, *, credits: str = "100",
         top_up_create(wallet=wallet, paid_credits=Decimal(credits),
                       idempotency_key=f"seed-{wallet.pk}", now=now)
     return wallet
+
+
+def token_events(prefix: str, count: int, tokens: int, *, customer: str = "cust_acme",
+                 at: datetime | None = None, **fields: Any) -> list[dict[str, Any]]:
+    """`count` events of `tokens` input tokens each, five minutes ago (or at `at`)."""
+    at = at or datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    return usage_events(prefix, customer=customer, at=at, count=count, inputTokens=tokens,
+                        outputTokens=0, cogsUsd="0.001", **fields)

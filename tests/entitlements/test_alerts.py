@@ -1,7 +1,7 @@
 """Entitlements and wallets alert through the alert rules, once per level and period."""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -10,10 +10,11 @@ from budgets.models import Alert
 from budgets.services import alert_rule_create
 from entitlements.services import entitlement_create
 from notifications.models import Delivery
-from tests.entitlements.test_credits import NOW, _tokens
 from tests.factories import ingest, prepaid_wallet
+from tests.factories import token_events as _tokens
 
 pytestmark = pytest.mark.django_db(transaction=True)
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
 def _alerts(tenant, source):

@@ -18,14 +18,12 @@ from entitlements.models import TopUp
 from entitlements.services import entitlement_create, top_up_create
 from margin_guard.decision import decide
 from tests.conftest import api_client
-from tests.factories import ingest, prepaid_wallet, usage_events
+from tests.factories import ingest, prepaid_wallet, token_events, usage_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
-def _tokens(prefix: str, count: int, tokens: int, customer: str = "cust_acme", **fields):
-    return usage_events(prefix, customer=customer, at=NOW - timedelta(minutes=5), count=count,
-                        inputTokens=tokens, outputTokens=0, cogsUsd="0.001", **fields)
+_tokens = token_events
 
 
 def _balance(tenant, wallet) -> Decimal:
@@ -184,14 +182,15 @@ def test_a_threshold_top_up_fires_once_however_many_evaluators_race(store, tenan
     assert TopUp.objects.filter(wallet=wallet, source="THRESHOLD").count() == 1
     assert _balance(tenant, wallet) == 100
     ingest(tenant, _tokens("b", 1, 95_000, customer="cust_pre"))  # 5 left again
-    from entitlements.config import credit_config
+    from entitlements.config import credit_config, credit_config_changed
     from entitlements.state import customer_states
 
+    second = TopUp.objects.filter(wallet=wallet, source="THRESHOLD").order_by("id").last()
+    second.delete()  # as if the ingest's own evaluation had not run: eight evaluators race
+    credit_config_changed(tenant)
     config = credit_config(tenant)
     states = customer_states(tenant, config, {"cust_pre"}, datetime.now(timezone.utc))
-    TopUp.objects.filter(wallet=wallet, source="THRESHOLD").exclude(
-        idempotency_key="threshold:0:0").delete()  # as if the ingest's evaluation had not run
-    states["cust_pre"]["w"][wallet.ledger_id] = 5 * 10**9
+    assert states["cust_pre"]["w"][wallet.ledger_id] == 5 * 10**9
     barrier = threading.Barrier(8)
     made = []
 
