@@ -30,6 +30,11 @@ app.conf.beat_schedule: dict[str, dict] = {
     # Cost sources: POLL sources whose schedule (hourly or daily) has come round.
     "cost-sources-poll-hourly": {"task": "cost_sources.poll_due",
                                  "schedule": crontab(minute=20)},
+    # Entitlements and credits: grants expire, INTERVAL top-ups, the decision state republished.
+    "entitlements-expire-grants": {"task": "entitlements.expire_grants", "schedule": 60.0},
+    "entitlements-recurring-top-ups": {"task": "entitlements.recurring_top_ups",
+                                       "schedule": 60.0},
+    "entitlements-refresh": {"task": "entitlements.refresh", "schedule": 60.0},
     # Exports: each schedule runs at its own interval; this checks which are due.
     "exports-run-due": {"task": "exports.run_due", "schedule": 60.0},
 }

@@ -333,6 +333,65 @@ def demo_event(rng: random.Random, n: int, people, occurred: datetime) -> dict:
     return event
 
 
+QUOTA_CUSTOMER, PREPAID_CUSTOMER = "cust_acme", "cust_techstart"
+QUOTA_TOKENS = 100_000       # Acme's monthly token quota
+QUOTA_SEEDED = 77_000        # used when the demo starts: 77%
+PREPAID_CREDITS, PREPAID_LEFT = 500, 120  # TechStart's wallet, and what is left of it
+TRAFFIC_TOKENS = 1_000       # each live tick: 1,000 tokens each (1% of Acme's quota, 1 credit)
+
+
+def _credit_call(customer: str, n: int, at: datetime, tokens: int, prefix: str) -> dict:
+    return {"eventId": f"{prefix}_{customer}_{n}", "occurredAt": at.isoformat(),
+            "customerId": customer, "productId": "prod_support_agent",
+            "productType": "AI_AGENT", "provider": "OpenAI", "model": "gpt-4o-mini",
+            "sourceType": "SDK", "inputTokens": tokens * 4 // 5,
+            "outputTokens": tokens - tokens * 4 // 5}
+
+
+def demo_credits_story(tenant: Tenant, *, now: datetime) -> dict[str, int]:
+    """Acme Corp on a 100,000-token monthly quota at 77% (the live demo traffic takes it past
+    80%, then to 100%, where calls are throttled to gpt-4o-mini), and TechStart on a prepaid
+    wallet with 120 of 500 credits left (the traffic takes it under its 100-credit mark, then
+    a THRESHOLD top-up of 400 fires). Alerts go to the ENTITLEMENT and WALLET rules."""
+    from budgets.services import alert_rule_create
+    from entitlements.models import Entitlement
+    from entitlements.services import entitlement_create, top_up_create, wallet_create
+    from ingestion.services import events_ingest_dicts
+
+    if Entitlement.objects.filter(tenant=tenant, customer_id=QUOTA_CUSTOMER).exists():
+        return {}
+    for cid, name in ((QUOTA_CUSTOMER, "Acme Corp"), (PREPAID_CUSTOMER, "TechStart")):
+        if not Customer.objects.filter(tenant=tenant, external_id=cid).exists():
+            catalog.customer_create(tenant=tenant, external_id=cid, name=name,
+                                    tier=CustomerTier.PRO)
+    for source in ("ENTITLEMENT", "WALLET"):
+        alert_rule_create(tenant=tenant, name=f"{source.title()} guardrails", channel="EMAIL",
+                          destination="billing-ops@example.com", source=source)
+    entitlement = entitlement_create(
+        tenant=tenant, customer_id=QUOTA_CUSTOMER, feature="TOKENS", period="MONTHLY",
+        limit=Decimal(QUOTA_TOKENS), warn_at_pct=Decimal(80), overage="THROTTLE",
+        downgrade_model="gpt-4o-mini")
+    wallet, _warnings = wallet_create(
+        tenant=tenant, customer_id=PREPAID_CUSTOMER, name="Prepaid credits",
+        credit_value_usd=Decimal("0.01"), low_balance_credits=Decimal(100),
+        burn_rates=[{"feature": "TOKENS", "creditsPerUnit": "0.001"}],
+        recurring_top_ups=[{"trigger": "THRESHOLD", "thresholdCredits": "50",
+                            "method": "FIXED", "credits": "400"}])
+    top_up_create(wallet=wallet, paid_credits=Decimal(PREPAID_CREDITS),
+                  idempotency_key="demo-initial", now=now - timedelta(days=1))
+    # this month's usage so far: Acme at 77% of its quota, TechStart 380 credits burnt
+    month_start = max(now - timedelta(minutes=50), now.replace(day=1, hour=0, minute=0,
+                                                               second=0))
+    acme = [_credit_call(QUOTA_CUSTOMER, n, month_start + timedelta(seconds=n * 30), 7_000,
+                         "evt_quota") for n in range(QUOTA_SEEDED // 7_000)]
+    burnt = (PREPAID_CREDITS - PREPAID_LEFT) * 1000
+    tech = [_credit_call(PREPAID_CUSTOMER, n, now - timedelta(hours=20, minutes=-n * 5),
+                         burnt // 19, "evt_prepaid") for n in range(19)]
+    tech[-1]["inputTokens"] += burnt - sum(e["inputTokens"] + e["outputTokens"] for e in tech)
+    events_ingest_dicts(tenant=tenant, events=acme + tech, now=now)
+    return {"entitlement": entitlement.pk, "wallet": wallet.pk}
+
+
 def demo_seed(tenant: Tenant, *, events: int = 210_000, days: int = 90, customers: int = 60,
               seed: int = 42, batch: int = 1000,
               progress: Callable[[int], None] = lambda _n: None,
@@ -381,4 +440,8 @@ def demo_traffic_send(tenant: Tenant, *, events: int = 3,
         event = demo_event(rng, 0, people, now)
         event["eventId"] = f"evt_live_{uuid.uuid4().hex[:12]}"
         batch.append(event)
+    # the quota and the wallet of the credits story move with every tick
+    for cid in Customer.objects.filter(tenant=tenant, external_id__in=(
+            QUOTA_CUSTOMER, PREPAID_CUSTOMER)).values_list("external_id", flat=True):
+        batch.append(_credit_call(cid, uuid.uuid4().hex[:12], now, TRAFFIC_TOKENS, "evt_live"))
     return len(events_ingest_dicts(tenant=tenant, events=batch).rows)

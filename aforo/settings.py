@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "cogs",
     "budgets",
     "margin_guard",
+    "entitlements",  # after margin_guard: its post-ingest hook runs after the guard's starts
     "intelligence",
     "cost_sources",
     "exports",

@@ -12,6 +12,7 @@ from cogs import session_views, usage_views
 from cogs import views as cogs_views
 from cost_sources import api as cost_sources_api
 from cost_sources import views as cost_sources_views
+from entitlements import views as entitlement_views
 from exports import views as export_views
 from ingestion import api as ingestion_api
 from intelligence import api as intelligence_api
@@ -24,6 +25,7 @@ api_v1 = [
     path("rate-cards/", include("ingestion.urls")),
     path("cogs/", include("budgets.urls")),
     path("margin-guard/", include("margin_guard.urls")),
+    path("", include("entitlements.urls")),
     path("customers", api.CustomerListCreate.as_view(), name="customers"),
     path("customers/<str:customer_id>", api.CustomerDetail.as_view(), name="customer"),
     path("products", api.ProductListCreate.as_view(), name="products"),
@@ -71,6 +73,14 @@ urlpatterns = [
     path("console/cogs/signals/<int:signal_id>/<str:action>/",
          intelligence_views.signal_transition, name="console-signal-transition"),
     path("console/cogs/forecast/", intelligence_views.forecast, name="console-cogs-forecast"),
+    path("console/cogs/entitlements/", entitlement_views.entitlements,
+         name="console-entitlements"),
+    path("console/cogs/entitlements/new/", entitlement_views.entitlement_save,
+         name="console-entitlements-save"),
+    path("console/cogs/entitlements/wallets/new/", entitlement_views.wallet_save,
+         name="console-entitlements-wallet-save"),
+    path("console/cogs/entitlements/wallets/<int:wallet_id>/top-up/",
+         entitlement_views.top_up_save, name="console-entitlements-top-up"),
     path("console/cogs/cost-sources/", cost_sources_views.cost_sources,
          name="console-cogs-cost-sources"),
     path("console/cogs/cost-sources/new/", cost_sources_views.source_new,

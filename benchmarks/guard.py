@@ -1,5 +1,10 @@
 """Margin Guard decision latency: in-process (p99 target 20 µs) and over HTTP on loopback at a
-paced 1,000 requests/s in server mode with state in Redis (p99 target 2 ms).
+paced 1,000 requests/s in server mode with state in Redis (p99 target 2 ms), with every
+customer on two entitlements and a prepaid wallet (their state in the decision's mirror).
+
+Over HTTP the decision is also measured against a no-op ASGI app (`benchmarks/noop_asgi.py`)
+served the same way (uvicorn, the same workers) and loaded by the same generator, Debian's
+`hey` (Go, not Python), paced at the same rate: the figures are the ratios in one run.
 
     .venv/bin/python benchmarks/guard.py [--seconds 10] [--rate 1000] [--workers 2]
 """
@@ -32,6 +37,23 @@ for i in range(1000):
     s = GuardState.objects.create(tenant=t, customer_id=f'c{i}', level=i % 4, mode='ENFORCE',
                                   policy=p)
     decision.profile_store(s, p)
+# every customer: a monthly token quota, a per-product event quota, a prepaid wallet
+from decimal import Decimal
+from entitlements.models import Entitlement, Wallet
+from entitlements.services import top_up_create, credits_refresh
+from entitlements.config import credit_config_changed
+Entitlement.objects.bulk_create(
+    [Entitlement(tenant=t, customer_id=f'c{i}', feature='TOKENS', limit=Decimal(10**9))
+     for i in range(1000)]
+    + [Entitlement(tenant=t, customer_id=f'c{i}', feature='EVENTS', product_id='p1',
+                   overage='THROTTLE', downgrade_model='gpt-4o-mini', limit=Decimal(10**6))
+       for i in range(1000)])
+for w in Wallet.objects.bulk_create([Wallet(
+        tenant=t, customer_id=f'c{i}', name='Prepaid', credit_value_usd=Decimal('0.01'),
+        burn_rates=[{'feature': 'TOKENS', 'creditsPerUnit': '0.001'}]) for i in range(1000)]):
+    top_up_create(wallet=w, paid_credits=Decimal(10**6), idempotency_key='seed', publish=False)
+credit_config_changed(t)
+credits_refresh(tenant=t)
 """
 
 
@@ -54,7 +76,8 @@ print(*(lat[int(len(lat) * q)] / 1000 for q in (0.5, 0.99, 0.999)))
 """
     out = _manage(env, "shell", "-v", "0", "-c", code).strip().splitlines()[-1].split()
     return [f"| in-process `decide()` ({'Redis' if 'REDIS_URL' in env else 'local memory'}) "
-            f"| 200,000 calls, 1,000 customers | {out[0]} µs | {out[1]} µs | {out[2]} µs |"]
+            f"| 200,000 calls, 1,000 customers, 2 entitlements and a wallet each "
+            f"| {out[0]} µs | {out[1]} µs | {out[2]} µs |"]
 
 
 CLIENT_PROCESSES = 4
@@ -136,6 +159,79 @@ def over_http(env: dict, args) -> list[str]:
     return rows
 
 
+def _serve_app(env: dict, port: int, workers: int, app: str) -> subprocess.Popen:
+    """uvicorn serving `app`, the same command for Aforo and the no-op reference."""
+    cmd = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers",
+           str(workers), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    for _ in range(300):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not start: " + proc.stderr.read().decode()[-2000:])
+
+
+HEY_CONNECTIONS = 10
+
+
+def _hey(port: int, token: str, seconds: float, rate: int) -> list[float]:
+    """Latencies (ms) of `hey` paced at `rate` requests/s over HEY_CONNECTIONS connections."""
+    body = json.dumps({"customerId": "c7", "productId": "p1", "model": "gpt-4o",
+                       "feature": "batch"})
+    out = subprocess.run(
+        ["hey", "-z", f"{seconds}s", "-c", str(HEY_CONNECTIONS),
+         "-q", str(max(1, rate // HEY_CONNECTIONS)), "-m", "POST",
+         "-H", f"Authorization: Bearer {token}", "-H", "X-Tenant-Id: bench",
+         "-T", "application/json", "-d", body, "-o", "csv",
+         f"http://127.0.0.1:{port}/api/v1/margin-guard/decide"],
+        check=True, capture_output=True, text=True).stdout
+    latencies, statuses = [], {}
+    for line in out.splitlines()[1:]:
+        cells = line.split(",")
+        if len(cells) >= 7:
+            latencies.append(float(cells[0]) * 1000)
+            statuses[cells[6]] = statuses.get(cells[6], 0) + 1
+    return latencies
+
+
+def against_noop(env: dict, args) -> list[str]:
+    """The decision and the no-op app, each served by uvicorn with the same workers, each
+    loaded by `hey` at the same pace, one after the other in this run."""
+    if not shutil.which("hey"):
+        return ["| (hey not installed: `apt-get install hey`) | | | | |"]
+    token = _manage(env, "create_api_token", "--tenant", "bench", "--role", "DEVELOPER").strip()
+    measured = {}
+    for label, app in (("no-op ASGI app", "benchmarks.noop_asgi:application"),
+                       ("decision", "aforo.asgi:application")):
+        port = free_port()
+        proc = _serve_app(env, port, args.workers, app)
+        try:
+            _hey(port, token, 2, args.rate)  # warm every worker up
+            measured[label] = _hey(port, token, args.seconds, args.rate)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    rows = []
+    for label, ms in measured.items():
+        rows.append(f"| hey paced at {args.rate}/s, {HEY_CONNECTIONS} connections, "
+                    f"{args.workers} uvicorn workers: {label} | {len(ms):,} requests "
+                    f"| {percentile(ms, 0.5):.2f} ms | {percentile(ms, 0.99):.2f} ms "
+                    f"| {percentile(ms, 0.999):.2f} ms |")
+    decision, noop = measured["decision"], measured["no-op ASGI app"]
+    rows.append(f"| ratio decision / no-op (targets: p50 ≤ 1.5×, p99 ≤ 1.3×) | "
+                f"| {percentile(decision, 0.5) / percentile(noop, 0.5):.2f}× "
+                f"| {percentile(decision, 0.99) / percentile(noop, 0.99):.2f}× "
+                f"| {percentile(decision, 0.999) / percentile(noop, 0.999):.2f}× |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=10)
@@ -164,6 +260,7 @@ def main() -> None:
             _manage(server, "shell", "-v", "0", "-c", SETUP)
             lines += in_process(server)
             lines += over_http(server, args)
+            lines += against_noop(server, args)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     record("Margin Guard decision latency (benchmarks/guard.py)", lines)

@@ -177,7 +177,9 @@ class AlertRuleSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     source = serializers.ChoiceField(choices=AlertRule.Source.choices, default="METRIC",
                                      help_text="METRIC (the default) measures `metric`; "
-                                               "SIGNAL fires on intelligence signals.")
+                                               "SIGNAL fires on intelligence signals; "
+                                               "ENTITLEMENT and WALLET on entitlements "
+                                               "and wallets.")
     metric = serializers.ChoiceField(choices=AlertRule.Metric.choices, required=False,
                                      allow_blank=True, help_text="METRIC rules only.")
     comparison = serializers.ChoiceField(choices=AlertRule.Comparison.choices, required=False,

@@ -46,6 +46,8 @@ class AlertRule(models.Model):
     class Source(models.TextChoices):
         METRIC = "METRIC"  # the rule measures its metric over its window
         SIGNAL = "SIGNAL"  # the rule fires on intelligence signals of a kind and severity
+        ENTITLEMENT = "ENTITLEMENT"  # entitlements at warning, 100%, 120% projected
+        WALLET = "WALLET"  # wallets under their low-balance mark or at zero
 
     class Metric(models.TextChoices):
         COST = "COST"      # spend in the window, USD
@@ -67,7 +69,7 @@ class AlertRule(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=200)
-    source = models.CharField(max_length=10, choices=Source.choices, default=Source.METRIC)
+    source = models.CharField(max_length=12, choices=Source.choices, default=Source.METRIC)
     # METRIC rules: what to measure and when it breaches.
     metric = models.CharField(max_length=10, choices=Metric.choices, blank=True)
     comparison = models.CharField(max_length=3, choices=Comparison.choices, blank=True)

@@ -129,6 +129,8 @@ def _check_rule(tenant: Tenant, values: dict) -> None:
             raise DomainError("minSeverity must be INFO, WARNING or CRITICAL.",
                            field="minSeverity")
         return
+    if values.get("source") in (AlertRule.Source.ENTITLEMENT, AlertRule.Source.WALLET):
+        return  # entitlements and wallets say when they fire
     for name, api_name in (("metric", "metric"), ("comparison", "comparison"),
                            ("threshold", "threshold")):
         if values.get(name) in (None, ""):
@@ -294,6 +296,27 @@ def signal_alerts_fire(*, tenant: Tenant, signal_id: int, kind: str, severity: s
             continue
         alert = _fire(tenant=tenant, open_key=f"signal:{signal_id}:rule:{rule.pk}",
                       title=f"{rule.name}: {title}"[:300], metric=kind, value=value,
+                      threshold=threshold, start=start, end=end, now=now,
+                      destinations=[(rule.channel, rule.destination, rule.signing_secret)],
+                      rule=rule, product_id=product_id, customer_id=customer_id)
+        if alert:
+            fired.append(alert)
+    return fired
+
+
+def source_alerts_fire(*, tenant: Tenant, source: str, key: str, title: str, value: Decimal,
+                       threshold: Decimal, start: datetime, end: datetime, customer_id: str,
+                       product_id: str, now: datetime) -> list[Alert]:
+    """An alert for every enabled rule of `source` (ENTITLEMENT or WALLET) whose scope covers
+    the customer and product; `key` makes it once per firing (entitlements: per level and
+    period). Delivered with every other alert by the evaluation job."""
+    fired = []
+    for rule in AlertRule.objects.filter(tenant=tenant, enabled=True, source=source):
+        if (rule.customer_id and rule.customer_id != customer_id) or (
+                rule.product_id and product_id and rule.product_id != product_id):
+            continue
+        alert = _fire(tenant=tenant, open_key=f"{key}:rule:{rule.pk}"[:100],
+                      title=f"{rule.name}: {title}"[:300], metric=source, value=value,
                       threshold=threshold, start=start, end=end, now=now,
                       destinations=[(rule.channel, rule.destination, rule.signing_secret)],
                       rule=rule, product_id=product_id, customer_id=customer_id)

@@ -138,6 +138,9 @@ def transaction_row(event: Transaction) -> dict:
         "revenueStatus": "SETTLED" if event.settled else "SETTLING",
         "revenueSource": event.revenue_source,
         "expectedRevenueUsd": money(event.expected_revenue_usd),
+        # only on an event that burnt prepaid credits (entitlements)
+        **({"creditsDebited": event.credits_debited}
+           if event.credits_debited is not None else {}),
     }
 
 
@@ -172,6 +175,9 @@ class TransactionRowSchema(serializers.Serializer):
     revenueSource = serializers.ChoiceField(choices=[s.value for s in queries.RevenueSource],
                                             required=False)
     expectedRevenueUsd = _money_field(required=False)
+    creditsDebited = serializers.DecimalField(
+        max_digits=38, decimal_places=9, coerce_to_string=False, required=False,
+        help_text="Prepaid credits the event burnt; absent when it burnt none.")
 
 
 class _Envelope(serializers.Serializer):

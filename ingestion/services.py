@@ -17,7 +17,7 @@ from aforo.money import LEDGER_MAX, fits_ledger
 from ingestion import broadcast, dedupe
 from ingestion.commit import committer
 from ingestion.costing import CostSplit, Usage, carried_split, priced_split
-from ingestion.hooks import post_ingest_run
+from ingestion.hooks import post_ingest_run, pre_insert_run
 from ingestion.rate_cards import RateCard, rate_card_for
 from ingestion.schema import Event, EventRejected, camel, event_decode, raw_event_id
 
@@ -182,6 +182,7 @@ def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
                 customer_ids={r["customer_id"] for r in rows},
                 products={r["product_id"]: r["product_type"] for r in rows},
             )
+            pre_insert_run(tenant, rows)  # credit debits ride in the events' own insert
             committer.insert(rows)
         ok = True
         return rows

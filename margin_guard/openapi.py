@@ -9,7 +9,16 @@ _DECISION = {"type": "object", "properties": {
     "downgradeTo": {"type": "string", "nullable": True},
     "retryAfter": {"type": "integer", "nullable": True},
     "wouldDecide": {"type": "string", "nullable": True},
-    "reason": {"type": "string"}}}
+    "reason": {"type": "string"},
+    "reasonCode": {"type": "string", "nullable": True, "enum": [
+        "MARGIN_FLOOR", "ENTITLEMENT_EXCEEDED", "WALLET_EMPTY", "RATE_LIMITED", "OVERRIDE",
+        None], "description": "Why the decision is not a plain ALLOW (null when it is)."},
+    "remaining": {"type": "array", "description": "Each entitlement of the customer in "
+                  "the call's scope, as of the last committed ingest batch.",
+                  "items": {"type": "object", "properties": {
+                      "entitlementId": {"type": "integer"}, "feature": {"type": "string"},
+                      "limit": {"type": "number"}, "usage": {"type": "number"},
+                      "remaining": {"type": "number"}}}}}}
 
 
 def add_decide_path(result, generator, request, public):
@@ -26,7 +35,10 @@ def add_decide_path(result, generator, request, public):
                 "application/json": {"schema": _DECISION}},
                 "headers": {"X-Aforo-Model-Downgrade": {"schema": {"type": "string"},
                             "description": "The cheaper model to use (THROTTLE)"}}},
-            "429": {"description": "Past the throttle's rate limit; see Retry-After",
+            "429": {"description": "Past the throttle's rate limit (reasonCode RATE_LIMITED): "
+                                   "a THROTTLE decision; retry after Retry-After seconds",
+                    "headers": {"Retry-After": {"schema": {"type": "integer"},
+                                "description": "Seconds until the next minute's allowance"}},
                     "content": {"application/json": {"schema": _DECISION}}},
             "400": {"description": "Bad input"}, "401": {"description": "No or bad token"},
             "403": {"description": "No tenant or no role"}},

@@ -293,3 +293,31 @@ def write_page(path, page: dict) -> None:
     # Amounts as JSON numbers (not strings), as OpenAI sends them.
     text = json.dumps(page)
     path.write_text(text.replace('"__', "").replace('__"', ""))
+
+
+# --- Entitlements and credits ---------------------------------------------------------------
+
+def prepaid_wallet(tenant: Tenant, customer: str, *, credits: str = "100",
+                   per_1k_tokens: str = "1", priority: int = 1, name: str = "Prepaid",
+                   now: datetime | None = None, **fields: Any):
+    """A wallet burning `per_1k_tokens` credits per 1,000 tokens, topped up with `credits`
+    paid credits, through the services."""
+    from entitlements.services import top_up_create, wallet_create
+
+    wallet, _warnings = wallet_create(
+        tenant=tenant, customer_id=customer, name=name, credit_value_usd=Decimal("0.01"),
+        priority=priority, burn_rates=[{"feature": "TOKENS",
+                                        "creditsPerUnit": str(Decimal(per_1k_tokens) / 1000)}],
+        **fields)
+    if Decimal(credits):
+        top_up_create(wallet=wallet, paid_credits=Decimal(credits),
+                      idempotency_key=f"seed-{wallet.pk}", now=now)
+    return wallet
+
+
+def token_events(prefix: str, count: int, tokens: int, *, customer: str = "cust_acme",
+                 at: datetime | None = None, **fields: Any) -> list[dict[str, Any]]:
+    """`count` events of `tokens` input tokens each, five minutes ago (or at `at`)."""
+    at = at or datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
+    return usage_events(prefix, customer=customer, at=at, count=count, inputTokens=tokens,
+                        outputTokens=0, cogsUsd="0.001", **fields)

@@ -28,6 +28,10 @@ LEDGER_DEFAULTS: dict[str, Any] = {
     "invoice_id": "", "invoice_line_id": "", "attribution_run_id": "",
     # Set only on an allocation's entries (cost_sources.allocations, migration 0013).
     "allocation_id": "",
+    # The wallets an event burns and the nano-credits taken from each (entitlements.burn);
+    # a materialized view writes them to the credit ledger as DEBIT entries (0011). Never
+    # mutated: a row that burns gets lists of its own.
+    "credit_wallet_ids": [], "credit_debits_nano": [],
 }
 LEDGER_COLUMNS = ("tenant_id", "entry_id", "entry_type", "event_id", "occurred_at",
                   "recorded_at", *LEDGER_DEFAULTS)

@@ -46,6 +46,7 @@ class Table(enum.Enum):
     CUSTOMER_EVENTS = "ledger_customer_events"  # each customer's event ids in time order
     COST_LINES = "provider_cost_lines"          # providers' billed lines (cost sources)
     COST_IMPORT_LINES = "provider_cost_import_lines"  # each import's own lines
+    CREDITS = "credit_ledger"                   # wallets' TOPUP, GRANT, DEBIT, EXPIRY (0011)
 
     @property
     def by_day(self) -> bool:
@@ -55,6 +56,8 @@ class Table(enum.Enum):
     @property
     def time_column(self) -> str:
         """The column a window of instants filters on."""
+        if self is Table.CREDITS:
+            return "recorded_at"  # a wallet's entries count from when they were written
         return "hour" if self is Table.HOURLY else "occurred_at"
 
 
@@ -156,6 +159,13 @@ _LINES = (Table.COST_LINES, Table.COST_IMPORT_LINES)
 MEASURES["billed"] = Measure("", _rollup("sum(cost_usd)", _LINES))
 MEASURES["billed_quantity"] = Measure("", _rollup("sum(quantity)", _LINES))
 MEASURES["lines"] = Measure("", _rollup("toInt64(count())", _LINES))
+# The credit ledger: signed nano-credits (entitlements.ledger turns them into Decimal credits).
+_CREDITS = (Table.CREDITS,)
+MEASURES["credits_net"] = Measure("", _rollup("toInt64(sum(credits_nano))", _CREDITS))
+for _kind in ("TOPUP", "GRANT", "DEBIT", "EXPIRY"):
+    MEASURES[f"credits_{_kind.lower()}"] = Measure("", _rollup(
+        f"toInt64(sumIf(credits_nano, entry_type = '{_kind}'))", _CREDITS))
+MEASURES["credit_entries"] = Measure("", _rollup("toInt64(count())", _CREDITS))
 BASIS = ("b_events", "b_in", "b_out", "b_tools", "b_steps", "b_cogs")
 
 
@@ -170,7 +180,7 @@ DIMENSIONS: dict[str, frozenset[Table]] = {
     **{column: frozenset({Table.LEDGER}) for column in (
         *EVENT_DIMENSIONS, "entry_type", "entry_kind", "invoice_id", "invoice_line_id",
         "attribution_run_id", "cost_source", "revenue_source", "allocation_id")},
-    "customer_id": frozenset({Table.LEDGER, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
+    "customer_id": frozenset({Table.LEDGER, Table.DAILY_CUSTOMERS, Table.UNSOURCED, Table.CREDITS,
                               Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS}),
     "product_id": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
                              Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS}),
@@ -182,11 +192,13 @@ DIMENSIONS: dict[str, frozenset[Table]] = {
                       Table.HOURLY, Table.CUSTOMER_EVENTS, *_LINES}),
     "hour": frozenset({Table.HOURLY}),
     "event_id": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS,
-                           Table.CUSTOMER_EVENTS}),
+                           Table.CUSTOMER_EVENTS, Table.CREDITS}),
     "occurred_at": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS,
-                              Table.CUSTOMER_EVENTS}),
-    "entry_id": frozenset({Table.LEDGER}),
-    "recorded_at": frozenset({Table.LEDGER, *_LINES}),
+                              Table.CUSTOMER_EVENTS, Table.CREDITS}),
+    "entry_id": frozenset({Table.LEDGER, Table.CREDITS}),
+    "recorded_at": frozenset({Table.LEDGER, Table.CREDITS, *_LINES}),
+    "entry_type": frozenset({Table.LEDGER, Table.CREDITS}),
+    **{column: frozenset({Table.CREDITS}) for column in ("wallet_id", "credits_nano", "lot_id")},
     **{column: frozenset(_LINES) for column in (
         "source_id", "import_id", "line_key", "service", "line_item", "account_id",
         "project_id", "charge_category", "unit")},

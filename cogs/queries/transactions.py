@@ -13,6 +13,8 @@ from aforo.periods import Period, day_start
 from cogs import expected
 from cogs.margins import ZERO, CostBuckets
 
+NANO = Decimal("0.000000001")
+
 
 class RevenueSource(enum.StrEnum):
     """Where an event's expected revenue comes from (API.md, Real-time revenue)."""
@@ -46,6 +48,7 @@ class Transaction(CostBuckets):
     revenue_source: RevenueSource = RevenueSource.UNKNOWN
     expected_revenue_usd: Decimal = ZERO
     session_id: str = ""
+    credits_debited: Decimal | None = None  # prepaid credits burnt; None: no wallet debit
 
     @property
     def expected_margin_usd(self) -> Decimal:
@@ -74,6 +77,8 @@ _EVENT_COLUMNS = (
     f"countIf({REVENUE} AND entry_kind = 'ORIGINAL') "
     f"- countIf({REVENUE} AND entry_kind = 'REVERSAL') AS revenue_entries",
     f"anyIf(revenue_source, {ORIGINAL_COST}) AS source",
+    # the prepaid credits the event burnt (entitlements writes them on its COST entry)
+    f"toInt64(sumIf(arraySum(credit_debits_nano), {ORIGINAL_COST})) AS credits_nano",
 )
 _EVENT_MEASURES = ("tokens_in", "tokens_out", "cogs_ai", "cogs_infra", "cogs_fee",
                    "cogs_unclassified", "revenue", "revenue_carried", "revenue_rated")
@@ -130,6 +135,8 @@ def transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list[
             unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],
             settled=settled, revenue_source=source, expected_revenue_usd=expected_revenue,
             session_id=row["session_id"],
+            credits_debited=(Decimal(int(row["credits_nano"])) / 10**9).quantize(NANO)
+            if int(row["credits_nano"]) else None,
         ))
     return out
 

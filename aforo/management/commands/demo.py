@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from aforo.demo import (
+    demo_credits_story,
     demo_event_count,
     demo_guard,
     demo_guard_story,
@@ -37,6 +38,10 @@ class Command(BaseCommand):
             demo_guard_story(creds.tenant, now=now)
             self.stdout.write("Margin Guard story: the Free tier in ENFORCE; Northwind Labs "
                               "throttled at 8% margin six hours ago, recovered and restored.")
+            demo_credits_story(creds.tenant, now=now)
+            self.stdout.write("Entitlements & Credits: Acme Corp at 77% of its monthly token "
+                              "quota, TechStart with 120 prepaid credits left; the live "
+                              "traffic moves both.")
         host = options["host"]
         self.stdout.write(self.style.SUCCESS("\nAforo is ready."))
         self.stdout.write(f"  Console:  http://{host}/console/   login {creds.username} / "
