@@ -37,6 +37,17 @@ def ledger(value: Decimal) -> Decimal:
     return value.quantize(NANO, rounding=ROUND_HALF_EVEN)
 
 
+def to_nanos(value: Decimal) -> int:
+    """A ledger amount (dollars or credits) as an integer count of its 10^-9 quantum, half-even
+    at the ninth decimal: the integer the hot paths and the credit ledger carry."""
+    return int(value.scaleb(LEDGER_PLACES).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def from_nanos(nanos: int) -> Decimal:
+    """The exact Decimal (nine places) of an integer count of nanos."""
+    return Decimal(int(nanos)).scaleb(-LEDGER_PLACES).quantize(NANO)
+
+
 def fits_ledger(value: Decimal) -> bool:
     """Whether a value can be written to a Decimal(18, 9) column."""
     return value.is_finite() and -LEDGER_MAX <= value <= LEDGER_MAX

@@ -156,8 +156,9 @@ class WalletIn(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     creditValueUsd = MoneyField(source="credit_value_usd", max_digits=20)
     priority = serializers.IntegerField(required=False, help_text="1 is debited first.")
-    burnRates = BurnRateIO(source="burn_rates", many=True, required=False)
-    recurringTopUps = RecurringTopUpIO(source="recurring_top_ups", many=True, required=False)
+    burnRates = BurnRateIO(source="burn_rates", many=True, required=False, max_length=100)
+    recurringTopUps = RecurringTopUpIO(source="recurring_top_ups", many=True, required=False,
+                                       max_length=20)
     lowBalanceCredits = CreditsField(source="low_balance_credits", required=False,
                                      allow_null=True,
                                      help_text="A WALLET alert fires under this balance.")

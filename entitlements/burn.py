@@ -20,8 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 from aforo.models import Tenant
+from aforo.money import to_nanos
 from entitlements.config import WalletRule, credit_config
-from entitlements.ledger import to_nano
 from entitlements.state import credits_publish, published_states
 
 ZERO = Decimal(0)
@@ -105,7 +105,7 @@ def debits_attach(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
         stamp = time.monotonic()
         for row in burning:
             wallets = config.wallets[row["customer_id"]]
-            owed = to_nano(event_burn(wallets[0], row))
+            owed = to_nanos(event_burn(wallets[0], row))
             if owed <= 0:
                 continue
             ids, debits = [], []

@@ -7,8 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 
 from aforo.models import Tenant
+from aforo.money import to_nanos
 from aforo.shared_cache import VersionedMemo
-from entitlements.ledger import to_nano
 
 
 @dataclass(frozen=True)
@@ -77,10 +77,10 @@ def lots_of(top_up) -> list[Lot]:
     out = []
     if top_up.paid_credits:
         out.append(Lot(f"t{top_up.pk}p", top_up.recorded_at, None,
-                       to_nano(top_up.paid_credits)))
+                       to_nanos(top_up.paid_credits)))
     if top_up.granted_credits:
         out.append(Lot(f"t{top_up.pk}g", top_up.recorded_at, top_up.expires_at,
-                       to_nano(top_up.granted_credits), top_up.expiry_written))
+                       to_nanos(top_up.granted_credits), top_up.expiry_written))
     return out
 
 

@@ -8,24 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from aforo import eventstore
 from aforo.ledger.query import LedgerQuery, Table
 
-NANO = 10**9
-QUANTUM = Decimal("0.000000001")
 ZERO = Decimal(0)
-
-
-def to_nano(credits: Decimal) -> int:
-    """Credits as integer nano-credits, half-even at the ninth decimal."""
-    return int((credits * NANO).to_integral_value(rounding=ROUND_HALF_EVEN))
-
-
-def from_nano(nano: int) -> Decimal:
-    return (Decimal(int(nano)) / NANO).quantize(QUANTUM)
 
 
 def credit_entries_append(rows: list[dict[str, Any]]) -> int:

@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from aforo.models import Tenant
-from aforo.money import pct
+from aforo.money import from_nanos, pct
 from entitlements.config import credit_config
-from entitlements.ledger import from_nano, wallet_entries, wallet_sums
+from entitlements.ledger import wallet_entries, wallet_sums
 from entitlements.models import Entitlement, TopUp, Wallet
 from entitlements.state import wallet_balances
 from entitlements.usage import FOREVER, usages
@@ -70,11 +70,11 @@ def wallets_json(tenant: Tenant, wallets: list[Wallet], now: datetime) -> list[d
                                  if r.get("thresholdCredits") is not None else None}
                                 for r in w.recurring_top_ups],
             "lowBalanceCredits": w.low_balance_credits,
-            "balanceCredits": from_nano(b.balance) if b else Decimal(0),
-            "consumedCredits": from_nano(b.consumed) if b else Decimal(0),
-            "grantedCredits": from_nano(b.granted) if b else Decimal(0),
-            "paidCredits": from_nano(b.paid) if b else Decimal(0),
-            "expiredCredits": from_nano(expired),
+            "balanceCredits": from_nanos(b.balance) if b else Decimal(0),
+            "consumedCredits": from_nanos(b.consumed) if b else Decimal(0),
+            "grantedCredits": from_nanos(b.granted) if b else Decimal(0),
+            "paidCredits": from_nanos(b.paid) if b else Decimal(0),
+            "expiredCredits": from_nanos(expired),
             "lastEventAt": _iso(s.last_debit_at) if s else None,
         })
     return out
@@ -94,7 +94,7 @@ def wallet_transactions(wallet: Wallet, *, offset: int, limit: int,
                                  limit=limit)
     return total, [{
         "entryId": r["entry_id"], "entryType": r["entry_type"],
-        "credits": from_nano(r["credits_nano"]), "eventId": r["event_id"] or None,
+        "credits": from_nanos(r["credits_nano"]), "eventId": r["event_id"] or None,
         "eventUrl": event_url(wallet.customer_id, r["occurred_at"], wallet.tenant.time_zone)
         if r["event_id"] else None,
         "occurredAt": _iso(r["occurred_at"]), "recordedAt": _iso(r["recorded_at"]),

@@ -12,9 +12,10 @@ from django.db.models import Q
 
 from aforo.errors import DomainError
 from aforo.models import Tenant
+from aforo.money import from_nanos, to_nanos
 from budgets.services import source_alerts_fire
 from entitlements.config import CreditConfig, credit_config, credit_config_changed, lots_of
-from entitlements.ledger import credit_entries_append, credit_entry, from_nano, to_nano
+from entitlements.ledger import credit_entries_append, credit_entry
 from entitlements.models import FEATURES, Entitlement, TopUp, Wallet
 from entitlements.state import credits_publish, wallet_balances, wallet_left
 from entitlements.usage import HUNDRED
@@ -238,7 +239,7 @@ def thresholds_top_up(*, tenant: Tenant, config: CreditConfig, states: dict[str,
     made = 0
     for customer, state in states.items():
         for rule_wallet in config.wallets.get(customer, ()):
-            balance = from_nano(state["w"].get(rule_wallet.ledger_id, 0))
+            balance = from_nanos(state["w"].get(rule_wallet.ledger_id, 0))
             wallet = None
             for i, rule in enumerate(_wallet_rules(tenant, rule_wallet.id)):
                 if rule.get("trigger") != "THRESHOLD":
@@ -295,7 +296,7 @@ def wallet_balance(wallet: Wallet, *, now: datetime | None = None) -> Decimal:
     rules = [w for w in config.wallets.get(wallet.customer_id, ()) if w.id == wallet.pk]
     if not rules:
         return ZERO
-    return from_nano(wallet_balances(wallet.tenant.slug, rules, now or _now())[
+    return from_nanos(wallet_balances(wallet.tenant.slug, rules, now or _now())[
         wallet.ledger_id].balance)
 
 
@@ -378,7 +379,7 @@ def credit_alerts_fire(*, tenant: Tenant, config: CreditConfig, before: dict[str
             marks = [("ZERO", 0)]
             low = _low_mark(tenant, wallet.id)
             if low is not None:
-                marks.append(("LOW", to_nano(low)))
+                marks.append(("LOW", to_nanos(low)))
             for name, mark in marks:
                 was = old_w.get(wallet.ledger_id)
                 crossed = balance <= mark if name == "ZERO" else balance < mark
@@ -389,8 +390,8 @@ def credit_alerts_fire(*, tenant: Tenant, config: CreditConfig, before: dict[str
                         key=f"wallet:{wallet.id}:{name}:{int(now.timestamp())}",
                         title=f"{customer} wallet {wallet.name}: "
                               f"{'no credits left' if name == 'ZERO' else 'balance is low'} "
-                              f"({from_nano(balance)} credits)",
-                        value=from_nano(balance), threshold=from_nano(mark), start=now,
+                              f"({from_nanos(balance)} credits)",
+                        value=from_nanos(balance), threshold=from_nanos(mark), start=now,
                         end=now, customer_id=customer, product_id="", now=now))
     return fired
 
@@ -403,4 +404,4 @@ def _low_mark(tenant: Tenant, wallet_id: int) -> Decimal | None:
 def customer_credit_left(tenant: Tenant, customer_id: str) -> Decimal:
     """What the decision path holds as the customer's credits across wallets (tests, console)."""
     state = credits_publish(tenant, {customer_id})[customer_id]
-    return from_nano(wallet_left(state, _now().timestamp()))
+    return from_nanos(wallet_left(state, _now().timestamp()))

@@ -15,10 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 from aforo.models import Tenant
+from aforo.money import from_nanos
 from aforo.shared_cache import shared_cache
 from entitlements.balances import Balance, balance_at, boundaries_of
 from entitlements.config import CreditConfig, WalletRule, credit_config
-from entitlements.ledger import debits_before, from_nano, wallet_sums
+from entitlements.ledger import debits_before, wallet_sums
 from entitlements.usage import EntitlementUsage, usages
 
 log = logging.getLogger(__name__)
@@ -182,4 +183,4 @@ def credits_after_ingest(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
 
 
 def balance_credits(balance_nano: int) -> Decimal:
-    return from_nano(balance_nano)
+    return from_nanos(balance_nano)

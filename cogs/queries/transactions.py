@@ -9,11 +9,10 @@ from decimal import Decimal
 
 from aforo.ledger.query import ORIGINAL_COST, REVENUE, LedgerQuery, Table
 from aforo.models import Tenant
+from aforo.money import from_nanos
 from aforo.periods import Period, day_start
 from cogs import expected
 from cogs.margins import ZERO, CostBuckets
-
-NANO = Decimal("0.000000001")
 
 
 class RevenueSource(enum.StrEnum):
@@ -135,7 +134,7 @@ def transactions_of(tenant: Tenant, picked: list[tuple[str, datetime]]) -> list[
             unclassified_cogs_usd=row["cogs_unclassified"], revenue_usd=row["revenue"],
             settled=settled, revenue_source=source, expected_revenue_usd=expected_revenue,
             session_id=row["session_id"],
-            credits_debited=(Decimal(int(row["credits_nano"])) / 10**9).quantize(NANO)
+            credits_debited=from_nanos(row["credits_nano"])
             if int(row["credits_nano"]) else None,
         ))
     return out

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from aforo import eventstore
 from aforo.eventstore import ServerStore
 from aforo.eventstore.migrate import migrate_eventstore
+from aforo.money import from_nanos
 from entitlements import services
-from entitlements.ledger import from_nano, wallet_sums
+from entitlements.ledger import wallet_sums
 from entitlements.models import TopUp
 from entitlements.services import entitlement_create, top_up_create
 from margin_guard.decision import decide
@@ -94,7 +95,7 @@ def test_a_wallet_is_at_exactly_100_minus_tokens_per_1000_after_any_batch(
             expected = Decimal(100) - Decimal(used) / 1000
             assert _balance(tenant, wallet) == expected
             sums = wallet_sums(tenant.slug, [wallet.ledger_id])[wallet.ledger_id]
-            assert from_nano(sums.net) == expected  # the sum of its entries, exactly
+            assert from_nanos(sums.net) == expected  # the sum of its entries, exactly
     eventstore.set_default(None)
 
 
@@ -141,7 +142,7 @@ def test_an_expired_grant_stops_counting_at_its_second(store, tenant):
     assert services.expiries_write(now=NOW, tenant=tenant) == 1
     assert services.expiries_write(now=NOW, tenant=tenant) == 0
     sums = wallet_sums(tenant.slug, [wallet.ledger_id])[wallet.ledger_id]
-    assert from_nano(sums.expiry) == -30 and from_nano(sums.net) == 100
+    assert from_nanos(sums.expiry) == -30 and from_nanos(sums.net) == 100
     assert _balance(tenant, wallet) == 100
 
 
