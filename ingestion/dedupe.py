@@ -25,6 +25,17 @@ WAIT_FOR_PENDING_S = 10.0
 DONE = b"done"
 
 
+class ClaimsHeldElsewhere(Exception):
+    """Events of a batch stayed claimed by another request that neither wrote nor released
+    them in time (it may have died, or lost Redis before it could release): they are not
+    known to be written, so the batch must be retried, never counted as duplicates."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} events of this batch are being written by another request; "
+                         "the others were handled. Retry the batch shortly.")
+        self.count = count
+
+
 @dataclass
 class ClaimResult:
     """Of the ids asked for: ours to insert, already counted, and in flight in another request."""
@@ -88,7 +99,8 @@ class RedisClaims:
     def __init__(self, url: str) -> None:
         import redis
 
-        self.redis = redis.Redis.from_url(url)
+        # A Redis that stops answering fails the request (503) within seconds, never hangs it.
+        self.redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         # One round trip per batch: claim every free key, and say of the others whether they
         # are done (1 claimed, 2 done, 3 in flight elsewhere).
         self._claim = self.redis.register_script(

@@ -11,6 +11,7 @@ import msgspec
 from django.conf import settings
 
 from aforo.catalog import catalog_register
+from aforo.errors import unavailable_part
 from aforo.ledger import EVENT_DIMENSIONS, ledger_entry
 from aforo.models import Tenant
 from aforo.money import LEDGER_MAX, fits_ledger
@@ -151,13 +152,23 @@ def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
         claims.wait(tenant.slug, claimed.pending)
         remaining = claimed.pending
     else:
-        # Still in flight elsewhere after three rounds: that request answers for them.
-        for event_id in remaining:
+        # Still claimed elsewhere after three rounds. Those the ledger holds are duplicates;
+        # the others may never land (their holder died, or lost Redis before it could release
+        # them), so they are not acknowledged: the batch answers 503 and its retry settles them.
+        in_ledger = dedupe.already_in_ledger(tenant.slug, remaining)
+        for event_id in in_ledger:
             slots[event_id].status = DUPLICATE
-    if report.rows:
-        broadcast.ledger_broadcast(tenant=tenant, rows=report.rows)
-        post_ingest_run(tenant, report.rows)
+        if len(in_ledger) < len(remaining):
+            _after_commit(tenant, report.rows)
+            raise dedupe.ClaimsHeldElsewhere(len(remaining) - len(in_ledger))
+    _after_commit(tenant, report.rows)
     return report
+
+
+def _after_commit(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        broadcast.ledger_broadcast(tenant=tenant, rows=rows)
+        post_ingest_run(tenant, rows)
 
 
 def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
@@ -184,11 +195,21 @@ def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
             )
             committer.insert(rows)
         ok = True
-        return rows
     finally:
-        # Written ids are done (in_ledger ones already were); a failed write releases its
-        # claims so a retry can land.
-        claims.finish(tenant.slug, claimed, token, ok=ok)
+        if not ok:
+            # A failed write releases its claims so a retry can land (if Redis is down too,
+            # they expire after CLAIM_TTL_MS).
+            claims.finish(tenant.slug, claimed, token, ok=False)
+    # Written ids are done (in_ledger ones already were). The rows are in the ledger, which
+    # is the lasting truth, so a failure to say so in Redis does not fail the request: the
+    # claims expire, and a retry finds the events in the ledger.
+    try:
+        claims.finish(tenant.slug, claimed, token, ok=True)
+    except Exception as exc:
+        if unavailable_part(exc) is None:
+            raise
+        log.warning("claims of %d written events not confirmed: %s", len(claimed), exc)
+    return rows
 
 
 def _within_caps(tenant: Tenant, rows: list[dict[str, Any]], slots: dict[str, EventResult],
