@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from aforo.authentication import authorize_token
 from aforo.errors import (
+    DATABASE,
     api_exception_response,
     error_body,
     json_error,
@@ -95,6 +96,11 @@ def _dependencies_as_503(view):
             part = unavailable_part(exc)
             if part is None:
                 raise
+            if part == DATABASE:
+                # Drop the broken connection of the thread the token check runs in now, so
+                # the first request after the database is back finds it (Django's own
+                # request-start cleanup does not run under every server or test client).
+                await sync_to_async(close_old_connections)()
             return unavailable_response(part)
 
     return guarded

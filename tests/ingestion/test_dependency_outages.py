@@ -53,11 +53,13 @@ class Stream:
         self.accepted = self.duplicates = 0
         self.progress = threading.Condition()
 
-    def run(self, deadline_s: float = 120.0) -> None:
+    def run(self, deadline_s: float = 600.0) -> None:
+        # A guard against hanging, not a speed test: the machine may be loaded.
         give_up = time.monotonic() + deadline_s
         for n in range(BATCHES):
             while True:
-                assert time.monotonic() < give_up, "the stream did not finish"
+                assert time.monotonic() < give_up, ("the stream did not finish", self.sent,
+                                                    self.outages[-3:])
                 response = self.client.post("/api/v1/events", {"events": _batch(n)},
                                             format="json")
                 if response.status_code == 200:
