@@ -18,6 +18,7 @@ from django.db import connection
 from django.test import override_settings
 
 from aforo import eventstore
+from aforo.authentication import AUTH_MEMORY_S
 from aforo.eventstore import ServerStore
 from aforo.eventstore.migrate import migrate_eventstore
 from aforo.shared_cache import reset_shared_cache
@@ -82,16 +83,18 @@ class Stream:
             assert self.progress.wait_for(lambda: test(self), timeout=timeout)
 
 
-def _run_with_outage(stream: Stream, server) -> None:
+def _run_with_outage(stream: Stream, server, *, down_at_least: float = 0.0) -> None:
     """Kill `server` once three batches are in, bring it back after the sender has seen it
-    down twice, while the stream runs."""
+    down twice (and `down_at_least` seconds have passed), while the stream runs."""
     errors: list[BaseException] = []
 
     def outage():
         try:
             stream.wait_for(lambda s: s.sent >= 3)
             server.stop()
+            stopped = time.monotonic()
             stream.wait_for(lambda s: len(s.outages) >= 2)
+            time.sleep(max(0.0, down_at_least - (time.monotonic() - stopped)))
             server.start()
         except BaseException as exc:  # surfaced below
             errors.append(exc)
@@ -190,7 +193,9 @@ def test_postgres_killed_mid_stream_answers_503_and_every_event_lands_once(
     with _database_at(private_postgres):
         tenant = tenant_create(slug=f"pg-{NOW:%H%M%S%f}", name="Outage tenant")
         stream = Stream(api_client(tenant, "DEVELOPER"))
-        _run_with_outage(stream, private_postgres)
+        # Down for longer than the token check remembers a token, so it too meets the dead
+        # connection (and must recover from it once the database is back).
+        _run_with_outage(stream, private_postgres, down_at_least=AUTH_MEMORY_S + 1)
     assert stream.outages
     assert {o["part"] for o in stream.outages} == {"database"}
     assert {o["code"] for o in stream.outages} == {"database_unavailable"}
