@@ -12,7 +12,7 @@ from django.conf import settings
 
 from aforo.catalog import catalog_register
 from aforo.errors import unavailable_part
-from aforo.ledger import EVENT_DIMENSIONS, ledger_entry
+from aforo.ledger import EVENT_DIMENSIONS, LEDGER_DEFAULTS, ledger_entry
 from aforo.models import Tenant
 from aforo.money import LEDGER_MAX, fits_ledger
 from aforo.shared_cache import redis_version_reads, versions_prefetched
@@ -26,9 +26,9 @@ from ingestion.schema import Event, EventRejected, camel, event_decode, raw_even
 log = logging.getLogger(__name__)
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 COST_COLUMNS = ("ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd", "unclassified_cogs_usd")
-# The Decimal columns of a COST entry (the caps check's fast path; the slow one reads them all).
-MONEY_COLUMNS = ("quantity", *COST_COLUMNS, "rated_revenue_usd", "carried_revenue_usd",
-                 "revenue_usd")
+# The Decimal columns of a ledger entry (the caps check's fast path; the slow one reads them
+# all), taken from the defaults so a money column added there is checked too.
+MONEY_COLUMNS = tuple(c for c, v in LEDGER_DEFAULTS.items() if isinstance(v, Decimal))
 
 
 @dataclass
