@@ -18,6 +18,15 @@ from rest_framework.views import set_rollback
 
 from aforo.eventstore import EventStoreUnavailable
 
+# The parts a request may find down, named as /healthz names them.
+EVENT_STORE, REDIS, DATABASE = "eventStore", "redis", "database"
+_UNAVAILABLE = {
+    EVENT_STORE: ("event_store_unavailable", "The event store is unavailable"),
+    REDIS: ("redis_unavailable", "Redis is unavailable"),
+    DATABASE: ("database_unavailable", "The database (PostgreSQL) is unavailable"),
+}
+RETRY_AFTER_S = 5
+
 
 class DomainError(Exception):
     """A request a service refused: a message a person reads, and the input it is about."""
@@ -83,18 +92,50 @@ def _first_error(detail: Any, path: tuple[str, ...] = ()) -> tuple[str | None, s
     return (".".join(path) or None), str(detail), str(getattr(detail, "code", None) or "invalid")
 
 
+def unavailable_part(exc: BaseException) -> str | None:
+    """The part an exception says is down (EVENT_STORE, REDIS, DATABASE), or None when it is
+    not a dependency failure. Looks through the exceptions it was raised from, as a failure
+    re-raised by another layer still names the part that failed."""
+    import redis
+    from django.db import InterfaceError, OperationalError
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, EventStoreUnavailable):
+            return EVENT_STORE
+        if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            return REDIS
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            return DATABASE
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def unavailable_body(part: str) -> dict[str, Any]:
+    """A 503's body: the part that is down in `error.part` and its own code."""
+    code, what = _UNAVAILABLE[part]
+    body = error_body(code, f"{what}; nothing was written. Retry in {RETRY_AFTER_S} s.")
+    body["error"]["part"] = part
+    return body
+
+
+def unavailable_response(part: str) -> JsonResponse:
+    """503 with Retry-After, for plain Django views."""
+    response = JsonResponse(unavailable_body(part), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_S)
+    return response
+
+
 def exception_handler(exc, context):
     if isinstance(exc, DomainError):
         set_rollback()
         return Response(error_body(exc.code, exc.message, api_field(exc.field)),
                         status=exc.status)
-    if isinstance(exc, EventStoreUnavailable):
-        response = Response(
-            error_body("event_store_unavailable",
-                       "The event store is unavailable; nothing was written. Retry shortly."),
-            status=503,
-        )
-        response["Retry-After"] = "5"
+    part = unavailable_part(exc)
+    if part is not None:
+        response = Response(unavailable_body(part), status=503)
+        response["Retry-After"] = str(RETRY_AFTER_S)
         return response
     response = drf_exception_handler(exc, context)
     if response is None:

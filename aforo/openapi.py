@@ -80,6 +80,9 @@ class ErrorDetailOut(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
     field = serializers.CharField(allow_null=True, help_text="The input at fault, if one is.")
+    part = serializers.ChoiceField(
+        choices=["eventStore", "redis", "database"], required=False,
+        help_text="On a 503: the part that is down, as /healthz names it.")
 
 
 @extend_schema_serializer(component_name="Error")
@@ -99,7 +102,8 @@ ERROR_STATUSES = {
     "404": "No such object in this tenant",
     "413": "The body is over the cap",
     "415": "The body is not JSON (or not the content type declared)",
-    "503": "A store is unavailable; nothing was written, retry (Retry-After)",
+    "503": ("A part (the event store, Redis, the database) is unavailable; `part` names "
+            "it; nothing was written, retry (Retry-After)"),
 }
 
 
@@ -128,7 +132,11 @@ def add_error_responses(result, generator, request, public):
                                  "properties": {
                                      "code": {"type": "string"},
                                      "message": {"type": "string"},
-                                     "field": {"type": "string", "nullable": True}}}}})
+                                     "field": {"type": "string", "nullable": True},
+                                     "part": {"type": "string",
+                                              "enum": ["eventStore", "redis", "database"],
+                                              "description": "On a 503: the part that is "
+                                                             "down (as /healthz names it)"}}}}})
     for path, item in result.get("paths", {}).items():
         for method in _METHODS:
             operation = item.get(method)

@@ -1,10 +1,16 @@
-"""Ingest throughput: events/s through POST /api/v1/events from 4 concurrent clients.
+"""Ingest throughput: events/s through POST /api/v1/events from 4 concurrent clients, against
+the engine's own insert rate for the same rows, measured in the same run.
 
-Runs the real web server (daphne, as the Procfile does) in a subprocess, in the embedded mode
-and in server mode (PostgreSQL, Redis, a private ClickHouse server), with 1,000-event and
-100-event batches, dedupe on and every event acknowledged only after its insert.
+Runs the production web server (uvicorn, as the Procfile does: 2 workers in server mode, 1 in
+the embedded mode, where one process owns chdb) in a subprocess, in the embedded mode and in
+server mode (PostgreSQL, Redis, a private ClickHouse server), with 1,000-event batches, dedupe
+on and every event acknowledged only after its insert. Then the reference: the ledger rows
+Aforo wrote, exported in the engine's Native format and inserted straight back into a plain
+MergeTree copy of the ledger (no materialized views) by the engine itself (clickhouse-client
+for the server, chdb for the embedded mode). The ratio is Aforo's events/s over that.
 
-    .venv/bin/python benchmarks/ingest.py [--events 200000] [--clients 4] [--workers 1]
+    .venv/bin/python benchmarks/ingest.py [--events 200000] [--clients 4] [--workers 2]
+        [--batches 1000,100] [--modes embedded,server]
 """
 from __future__ import annotations
 
@@ -84,11 +90,8 @@ def _manage(env: dict, *args: str) -> str:
 
 
 def _serve(env: dict, port: int, workers: int) -> subprocess.Popen:
-    if workers > 1:
-        cmd = [PY, "-m", "uvicorn", "aforo.asgi:application", "--port", str(port),
-               "--workers", str(workers), "--log-level", "warning"]
-    else:
-        cmd = [PY, "-m", "daphne", "-p", str(port), "aforo.asgi:application"]
+    cmd = [PY, "-m", "uvicorn", "aforo.asgi:application", "--port", str(port),
+           "--workers", str(workers), "--log-level", "warning"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     for _ in range(200):
@@ -104,18 +107,63 @@ def _serve(env: dict, port: int, workers: int) -> subprocess.Popen:
     raise SystemExit("server did not start: " + proc.stderr.read().decode()[-2000:])
 
 
-def run_mode(mode: str, args, workdir: Path) -> list[str]:
+def _raw_server(server: ClickHouseServer, database: str) -> tuple[int, float]:
+    """The engine's own insert of the ledger rows Aforo wrote: Native out, Native back in."""
+    client = ["clickhouse-client", "--port", str(server.port), "--database", database]
+    subprocess.run([*client, "--query", "CREATE TABLE raw_ledger AS ledger"], check=True)
+    dump = subprocess.run([*client, "--query", "SELECT * FROM ledger FORMAT Native"],
+                          check=True, capture_output=True).stdout
+    started = time.perf_counter()
+    subprocess.run([*client, "--query", "INSERT INTO raw_ledger FORMAT Native"], input=dump,
+                   check=True)
+    elapsed = time.perf_counter() - started
+    rows = int(subprocess.run([*client, "--query", "SELECT count() FROM raw_ledger"],
+                              check=True, capture_output=True, text=True).stdout)
+    return rows, elapsed
+
+
+def _raw_embedded(env: dict, workdir: Path) -> tuple[int, float]:
+    """The same with chdb, in a process of its own once the server has released the store."""
+    native = workdir / "ledger.native"
+    code = f"""
+import time
+from chdb import session
+s = session.Session({str(Path(env["AFORO_VAR_DIR"]) / "chdb")!r})
+s.query("USE aforo")
+s.query("CREATE TABLE raw_ledger AS ledger")
+s.query("SELECT * FROM ledger INTO OUTFILE {str(native)!r} FORMAT Native")
+started = time.perf_counter()
+s.query("INSERT INTO raw_ledger SELECT * FROM file({str(native)!r}, Native)")
+elapsed = time.perf_counter() - started
+print(s.query("SELECT count() FROM raw_ledger", "CSV").bytes().decode().strip(), elapsed)
+s.close()
+"""
+    out = subprocess.run([PY, "-c", code], check=True, capture_output=True, text=True)
+    rows, elapsed = out.stdout.split()[-2:]
+    return int(rows), float(elapsed)
+
+
+def _parts(server: ClickHouseServer, database: str) -> str:
+    out = subprocess.run(
+        ["clickhouse-client", "--port", str(server.port), "--query",
+         f"SELECT table, count() FROM system.parts WHERE database = '{database}' AND active "
+         "GROUP BY table ORDER BY table FORMAT TSV"],
+        check=True, capture_output=True, text=True).stdout
+    return ", ".join(f"{t} {n}" for t, n in (line.split("\t") for line in out.splitlines()))
+
+
+def run_mode(mode: str, args, workdir: Path) -> tuple[list[str], list[str]]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "REDIS_URL", "CLICKHOUSE_URL")}
     env.update(AFORO_VAR_DIR=str(workdir / mode), LOG_LEVEL="ERROR")
-    lines = []
+    lines, notes = [], []
     server = None
     if mode == "server":
         server = ClickHouseServer(workdir / "clickhouse").__enter__()
         db = f"aforo_bench_{uuid.uuid4().hex[:6]}"
         env.update(DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db}",
-                   REDIS_URL="redis://127.0.0.1:6379/14",
-                   CLICKHOUSE_URL=server.url("aforo_bench"), CONN_MAX_AGE="60")
+                   REDIS_URL=args.redis, CLICKHOUSE_URL=server.url("aforo_bench"),
+                   CONN_MAX_AGE="60")
         subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c",
                         f"CREATE DATABASE {db}"], check=True, capture_output=True)
     try:
@@ -127,22 +175,33 @@ def run_mode(mode: str, args, workdir: Path) -> list[str]:
         port = free_port()
         workers = args.workers if mode == "server" else 1  # embedded: one process owns chdb
         proc = _serve(env, port, workers)
+        measured = []
         try:
-            for batch in (1000, 100):
+            for batch in (int(b) for b in args.batches.split(",")):
                 total = args.events if batch == 1000 else args.events // 4
                 bodies = _bodies(total, batch, f"{mode}-{batch}-{uuid.uuid4().hex[:6]}")
                 _send_all(port, token, "bench", bodies[:4], args.clients)  # warm up
                 elapsed = _send_all(port, token, "bench", bodies[4:], args.clients)
                 sent = total - 4 * batch
-                lines.append(f"| {mode} | {workers} | {batch} | {args.clients} | {sent:,} | "
-                             f"{elapsed:.2f} s | **{sent / elapsed:,.0f}** |")
+                measured.append((batch, sent, elapsed))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
+        if mode == "server":
+            rows, raw_elapsed = _raw_server(server, "aforo_bench")
+            notes.append(f"server parts after the run (active): {_parts(server, 'aforo_bench')}")
+        else:
+            rows, raw_elapsed = _raw_embedded(env, workdir)
+        raw_rate = rows / raw_elapsed
+        for batch, sent, elapsed in measured:
+            rate = sent / elapsed
+            lines.append(f"| {mode} | {workers} | {batch} | {args.clients} | {sent:,} | "
+                         f"{elapsed:.2f} s | **{rate:,.0f}** | {raw_rate:,.0f} "
+                         f"({rows:,} rows in {raw_elapsed:.2f} s) | {rate / raw_rate:.3f} |")
     finally:
         if server is not None:
             server.__exit__(None, None, None)
-    return lines
+    return lines, notes
 
 
 def main() -> None:
@@ -150,18 +209,29 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2,
-                        help="web processes in server mode (uvicorn --workers when > 1)")
+                        help="uvicorn workers in server mode")
+    parser.add_argument("--batches", default="1000", help="batch sizes, comma-separated")
     parser.add_argument("--modes", default="embedded,server")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
+    parser.add_argument("--note", default="", help="a line about the machine's load")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="aforo-bench-"))
-    lines = ["| mode | web processes | batch | clients | events | time | events/s |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| mode | web processes | batch | clients | events | time | Aforo events/s "
+             "| engine's raw insert, rows/s | ratio |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    notes = []
+    load_before = os.getloadavg()[0]
     try:
         for mode in args.modes.split(","):
-            lines += run_mode(mode, args, workdir)
+            mode_lines, mode_notes = run_mode(mode, args, workdir)
+            lines += mode_lines
+            notes += mode_notes
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    record("Ingest throughput (benchmarks/ingest.py)", lines)
+    notes.append(f"load average (1 min) before / after: {load_before:.1f} / "
+                 f"{os.getloadavg()[0]:.1f}{' ' + args.note if args.note else ''}")
+    record("Ingest throughput against the engine's raw insert (benchmarks/ingest.py)",
+           lines + [""] + [f"- {n}" for n in notes])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """POST /api/v1/events: an async view, so concurrent requests in a process share one insert."""
 from __future__ import annotations
 
+import functools
 import zlib
 
 from asgiref.sync import sync_to_async
@@ -14,11 +15,18 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.authentication import authorize_token
-from aforo.errors import api_exception_response, error_body, json_error
-from aforo.eventstore import EventStoreUnavailable
+from aforo.errors import (
+    DATABASE,
+    api_exception_response,
+    error_body,
+    json_error,
+    unavailable_part,
+    unavailable_response,
+)
 from aforo.permissions import GUARD_ROLES, CanIngest, ReadOrWrite
 from ingestion import otlp
 from ingestion.cloudevents import cloudevents_split
+from ingestion.dedupe import ClaimsHeldElsewhere
 from ingestion.schema import BodyError, split_body
 from ingestion.services import ACCEPTED, DUPLICATE, REJECTED, IngestReport, events_ingest
 
@@ -71,7 +79,35 @@ def _reply(report: IngestReport, *, is_batch: bool) -> JsonResponse:
     return JsonResponse(body, status=200)
 
 
+def _dependencies_as_503(view):
+    """Any part found down while serving (the event store, Redis, the database: in the token
+    check, the claims, the rate card, the insert) answers 503 with Retry-After and the part's
+    name, never 500; nothing of the batch is counted, so its retry lands exactly once."""
+
+    @functools.wraps(view)
+    async def guarded(request: HttpRequest) -> HttpResponse:
+        try:
+            return await view(request)
+        except ClaimsHeldElsewhere as exc:
+            response = json_error(503, "in_flight", str(exc))
+            response["Retry-After"] = "1"
+            return response
+        except Exception as exc:
+            part = unavailable_part(exc)
+            if part is None:
+                raise
+            if part == DATABASE:
+                # Drop the broken connection of the thread the token check runs in now, so
+                # the first request after the database is back finds it (Django's own
+                # request-start cleanup does not run under every server or test client).
+                await sync_to_async(close_old_connections)()
+            return unavailable_response(part)
+
+    return guarded
+
+
 @csrf_exempt
+@_dependencies_as_503
 async def events_endpoint(request: HttpRequest) -> JsonResponse:
     if request.method != "POST":
         return json_error(405, "method_not_allowed", "Use POST.")
@@ -102,14 +138,8 @@ async def events_endpoint(request: HttpRequest) -> JsonResponse:
                               "Send application/json or CloudEvents JSON.")
     except BodyError as exc:
         return json_error(exc.status, exc.code, exc.message, exc.field)
-    try:
-        report = await sync_to_async(_ingest_in_worker, thread_sensitive=False)(
-            access.tenant, raws)
-    except EventStoreUnavailable:
-        response = json_error(503, "event_store_unavailable",
-                              "The event store is unavailable; nothing was written. Retry.")
-        response["Retry-After"] = "5"
-        return response
+    report = await sync_to_async(_ingest_in_worker, thread_sensitive=False)(
+        access.tenant, raws)
     if content_type in (CLOUDEVENT, CLOUDEVENT_BATCH):
         return _cloudevents_reply(report)
     return _reply(report, is_batch=is_batch)
@@ -148,6 +178,7 @@ def _traces_in_worker(tenant, spans):
 
 
 @csrf_exempt
+@_dependencies_as_503
 async def traces_endpoint(request: HttpRequest) -> HttpResponse:
     """POST /v1/traces: OTLP/HTTP (protobuf or JSON) spans with GenAI attributes as events."""
     if request.method != "POST":
@@ -181,14 +212,8 @@ async def traces_endpoint(request: HttpRequest) -> HttpResponse:
                               "Send application/x-protobuf or application/json (OTLP/HTTP).")
     except otlp.OtlpBodyError as exc:
         return json_error(400, "invalid", str(exc))
-    try:
-        report = await sync_to_async(_traces_in_worker, thread_sensitive=False)(
-            access.tenant, spans)
-    except EventStoreUnavailable:
-        response = json_error(503, "event_store_unavailable",
-                              "The event store is unavailable; nothing was written. Retry.")
-        response["Retry-After"] = "5"
-        return response
+    report = await sync_to_async(_traces_in_worker, thread_sensitive=False)(
+        access.tenant, spans)
     return _traces_reply(report, protobuf=content_type == OTLP_PROTOBUF)
 
 

@@ -25,6 +25,17 @@ WAIT_FOR_PENDING_S = 10.0
 DONE = b"done"
 
 
+class ClaimsHeldElsewhere(Exception):
+    """Events of a batch stayed claimed by another request that neither wrote nor released
+    them in time (it may have died, or lost Redis before it could release): they are not
+    known to be written, so the batch must be retried, never counted as duplicates."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(f"{count} events of this batch are being written by another request; "
+                         "the others were handled. Retry the batch shortly.")
+        self.count = count
+
+
 @dataclass
 class ClaimResult:
     """Of the ids asked for: ours to insert, already counted, and in flight in another request."""
@@ -32,6 +43,7 @@ class ClaimResult:
     claimed: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
+    read: list = field(default_factory=list)  # the values of `reads`, in the same round trip
 
 
 # A request never waits for another while it holds claims of its own (two requests with
@@ -46,7 +58,10 @@ class LocalClaims:
         self._state: dict[tuple[str, str], bytes] = {}
         self._cond = threading.Condition()
 
-    def try_claim(self, tenant: str, ids: list[str], token: bytes) -> ClaimResult:
+    url = None  # no Redis: nothing to read alongside
+
+    def try_claim(self, tenant: str, ids: list[str], token: bytes,
+                  reads: list[str] = ()) -> ClaimResult:
         result = ClaimResult()
         with self._cond:
             for event_id in ids:
@@ -88,13 +103,18 @@ class RedisClaims:
     def __init__(self, url: str) -> None:
         import redis
 
-        self.redis = redis.Redis.from_url(url)
+        # A Redis that stops answering fails the request (503) within seconds, never hangs it.
+        self.redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         # One round trip per batch: claim every free key, and say of the others whether they
         # are done (1 claimed, 2 done, 3 in flight elsewhere).
+        # The first ARGV[3] keys are claimed; the rest are only read (GET, '' when absent),
+        # so the caller's other reads (the rate card's and plans' versions) share the trip.
+        self.url = url
         self._claim = self.redis.register_script(
-            "local out = {} "
+            "local out = {} local n = tonumber(ARGV[3]) "
             "for i, key in ipairs(KEYS) do "
-            "  if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then out[i] = 1 "
+            "  if i > n then out[i] = redis.call('GET', key) or '' "
+            "  elseif redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then out[i] = 1 "
             "  elseif redis.call('GET', key) == 'done' then out[i] = 2 "
             "  else out[i] = 3 end "
             "end return out"
@@ -113,15 +133,18 @@ class RedisClaims:
     def _key(tenant: str, event_id: str) -> str:
         return f"aforo:evt:{tenant}:{event_id}"
 
-    def try_claim(self, tenant: str, ids: list[str], token: bytes) -> ClaimResult:
+    def try_claim(self, tenant: str, ids: list[str], token: bytes,
+                  reads: list[str] = ()) -> ClaimResult:
+        """One round trip: claim every free id, and GET each of `reads` (raw Redis keys)."""
         result = ClaimResult()
-        if not ids:
+        if not ids and not reads:
             return result
-        outcomes = self._claim(keys=[self._key(tenant, e) for e in ids],
-                               args=[token, CLAIM_TTL_MS])
+        outcomes = self._claim(keys=[*(self._key(tenant, e) for e in ids), *reads],
+                               args=[token, CLAIM_TTL_MS, len(ids)])
         buckets = {1: result.claimed, 2: result.duplicates, 3: result.pending}
-        for event_id, outcome in zip(ids, outcomes, strict=True):
+        for event_id, outcome in zip(ids, outcomes, strict=False):
             buckets[outcome].append(event_id)
+        result.read = outcomes[len(ids):]
         return result
 
     def wait(self, tenant: str, ids: list[str], timeout: float = WAIT_FOR_PENDING_S) -> None:

@@ -91,7 +91,8 @@ def events_path() -> dict:
                for code, text in (("401", "No or bad token"),
                                   ("403", "No tenant or no ingest role"),
                                   ("413", "Body over 5 MB"), ("415", "Body is not JSON"),
-                                  ("503", "Event store unavailable; retry (Retry-After)"))},
+                                  ("503", "The event store, Redis or the database is unavailable "
+                                          "(`error.part` names it); retry (Retry-After)"))},
         },
     }}
 
@@ -130,7 +131,8 @@ def traces_path() -> dict:
                                   ("403", "No tenant or no ingest role"),
                                   ("413", "Body over 5 MB"),
                                   ("415", "Neither protobuf nor JSON"),
-                                  ("503", "Event store unavailable; retry (Retry-After)"))},
+                                  ("503", "The event store, Redis or the database is unavailable "
+                                          "(`error.part` names it); retry (Retry-After)"))},
         },
     }}
 

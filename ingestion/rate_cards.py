@@ -99,29 +99,39 @@ class RateCard:
         self.infra: dict[str, _Timeline] = defaultdict(_Timeline)
         self.fees: dict[str, _Timeline] = defaultdict(_Timeline)
 
-    def model_price(self, provider: str, model: str, at: datetime) -> Price | None:
+    def model_timelines(self, provider: str, model: str) -> list[_Timeline]:
+        """The timelines a model's price is looked up in, first match wins: the tenant's,
+        then the platform's, each by the provider's name and then its aliases."""
         model = model.strip()
-        for table in (self.tenant_prices, self.platform_prices):
-            for candidate in provider_candidates(provider):
-                timeline = table.get((candidate, model))
-                price = timeline.at(at) if timeline else None
-                if price is not None:
-                    return price
-        return None
+        return [timeline for table in (self.tenant_prices, self.platform_prices)
+                for candidate in provider_candidates(provider)
+                if (timeline := table.get((candidate, model)))]
+
+    def model_price(self, provider: str, model: str, at: datetime) -> Price | None:
+        return _first_at(self.model_timelines(provider, model), at)
+
+    def infra_timelines(self, product_id: str) -> list[_Timeline]:
+        return _specific_then_default(self.infra, product_id)
+
+    def fee_timelines(self, source_type: str) -> list[_Timeline]:
+        return _specific_then_default(self.fees, source_type)
 
     def infra_rule(self, product_id: str, at: datetime) -> InfraRule | None:
-        return _specific_or_default(self.infra, product_id, at)
+        return _first_at(self.infra_timelines(product_id), at)
 
     def fee_rule(self, source_type: str, at: datetime) -> FeeRule | None:
-        return _specific_or_default(self.fees, source_type, at)
+        return _first_at(self.fee_timelines(source_type), at)
 
 
-def _specific_or_default(table: dict[str, _Timeline], key: str, at: datetime):
-    for candidate in (key, ""):
-        timeline = table.get(candidate)
-        rule = timeline.at(at) if timeline else None
-        if rule is not None:
-            return rule
+def _specific_then_default(table: dict[str, _Timeline], key: str) -> list[_Timeline]:
+    return [timeline for candidate in (key, "") if (timeline := table.get(candidate))]
+
+
+def _first_at(timelines: list[_Timeline], at: datetime):
+    for timeline in timelines:
+        found = timeline.at(at)
+        if found is not None:
+            return found
     return None
 
 
@@ -146,7 +156,8 @@ def rate_card_build(tenant: Tenant) -> RateCard:
     return card
 
 
-_rate_cards: VersionedMemo[RateCard] = VersionedMemo("rate-card", rate_card_build)
+_rate_cards: VersionedMemo[RateCard] = VersionedMemo("rate-card", rate_card_build,
+                                                     scopes=("platform",))
 
 
 def rate_card_changed(tenant: Tenant | None) -> None:
@@ -156,7 +167,7 @@ def rate_card_changed(tenant: Tenant | None) -> None:
 
 def rate_card_for(tenant: Tenant) -> RateCard:
     """The tenant's rate card (its own prices and the platform's), rebuilt when either changes."""
-    return _rate_cards.get(tenant, "platform")
+    return _rate_cards.get(tenant)
 
 
 def model_price_at(*, tenant: Tenant, provider: str, model: str, at: datetime) -> Price | None:

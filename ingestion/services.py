@@ -11,12 +11,14 @@ import msgspec
 from django.conf import settings
 
 from aforo.catalog import catalog_register
-from aforo.ledger import EVENT_DIMENSIONS, ledger_entry
+from aforo.errors import unavailable_part
+from aforo.ledger import EVENT_DIMENSIONS, LEDGER_DEFAULTS, ledger_entry
 from aforo.models import Tenant
 from aforo.money import LEDGER_MAX, fits_ledger
+from aforo.shared_cache import redis_version_reads, versions_prefetched
 from ingestion import broadcast, dedupe
 from ingestion.commit import committer
-from ingestion.costing import CostSplit, Usage, carried_split, priced_split
+from ingestion.costing import BatchPricer, CostSplit, Usage, carried_split, priced_split
 from ingestion.hooks import post_ingest_run, pre_insert_run
 from ingestion.rate_cards import RateCard, rate_card_for
 from ingestion.schema import Event, EventRejected, camel, event_decode, raw_event_id
@@ -24,6 +26,9 @@ from ingestion.schema import Event, EventRejected, camel, event_decode, raw_even
 log = logging.getLogger(__name__)
 ACCEPTED, DUPLICATE, REJECTED = "accepted", "duplicate", "rejected"
 COST_COLUMNS = ("ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd", "unclassified_cogs_usd")
+# The Decimal columns of a ledger entry (the caps check's fast path; the slow one reads them
+# all), taken from the defaults so a money column added there is checked too.
+MONEY_COLUMNS = tuple(c for c, v in LEDGER_DEFAULTS.items() if isinstance(v, Decimal))
 
 
 @dataclass
@@ -65,6 +70,68 @@ def event_cost(card: RateCard, event: Event) -> CostSplit:
         cached_input_tokens=event.cached_input_tokens, reasoning_tokens=event.reasoning_tokens,
         cache_write_input_tokens=event.cache_write_input_tokens,
     ))
+
+
+def _event_cost(pricer: BatchPricer, event: Event) -> CostSplit:
+    """event_cost, with the batch's rate-card lookups shared."""
+    if (event.cogs_usd is not None or event.ai_cogs_usd is not None
+            or event.infra_cogs_usd is not None or event.fee_cogs_usd is not None):
+        return carried_split(event.cogs_usd, event.ai_cogs_usd, event.infra_cogs_usd,
+                             event.fee_cogs_usd)
+    return pricer.split(
+        provider=event.provider or "", model=event.model or "", product_id=event.product_id or "",
+        source_type=event.source_type or "", occurred_at=event.occurred_at,
+        input_tokens=event.input_tokens, output_tokens=event.output_tokens,
+        cached_input_tokens=event.cached_input_tokens, reasoning_tokens=event.reasoning_tokens,
+        cache_write_input_tokens=event.cache_write_input_tokens)
+
+
+# A COST entry's columns in ledger order with their defaults: the hot loop copies this and sets
+# what the event carries (what ledger_entry does, without its per-row checks).
+_COST_TEMPLATE = ledger_entry(tenant_id="", entry_id="", entry_type="COST", event_id="",
+                              occurred_at=datetime(2000, 1, 1, tzinfo=timezone.utc),
+                              recorded_at=datetime(2000, 1, 1, tzinfo=timezone.utc),
+                              event_count=1)
+ONE = Decimal(1)
+
+
+def _cost_row(tenant_id: str, event: Event, cost: CostSplit, now: datetime) -> dict[str, Any]:
+    """cost_entry's row, built from a template (same keys, same order, same values)."""
+    row = _COST_TEMPLATE.copy()
+    event_id = event.event_id
+    row["tenant_id"] = tenant_id
+    row["entry_id"] = row["event_id"] = event_id
+    row["occurred_at"] = event.occurred_at
+    row["recorded_at"] = now
+    row["customer_id"] = event.customer_id or ""
+    row["product_id"] = event.product_id or ""
+    row["product_type"] = event.product_type or ""
+    row["provider"] = event.provider or ""
+    row["model"] = event.model or ""
+    row["requested_model"] = event.requested_model or ""
+    row["tool_name"] = event.tool_name or ""
+    row["source_type"] = event.source_type or ""
+    row["session_id"] = event.session_id or ""
+    row["agent"] = event.agent or ""
+    row["latency_ms"] = event.latency_ms or 0
+    row["input_tokens"] = event.input_tokens
+    row["output_tokens"] = event.output_tokens
+    row["cached_input_tokens"] = event.cached_input_tokens
+    row["cache_write_input_tokens"] = event.cache_write_input_tokens
+    row["reasoning_tokens"] = event.reasoning_tokens
+    row["reasoning_steps"] = event.reasoning_steps
+    row["tool_calls"] = event.tool_calls
+    row["quantity"] = event.quantity if event.quantity is not None else ONE
+    row["ai_cogs_usd"] = cost.ai
+    row["infra_cogs_usd"] = cost.infra
+    row["fee_cogs_usd"] = cost.fee
+    row["unclassified_cogs_usd"] = cost.unclassified
+    row["cost_source"] = "CARRIED" if cost.carried else "RATE_CARD"
+    row["unpriced"] = 0 if cost.priced else 1
+    if event.revenue_usd is not None:
+        row["carried_revenue_usd"] = event.revenue_usd
+        row["revenue_source"] = "CARRIED"
+    return row
 
 
 def cost_entry(tenant: Tenant, event: Event, cost: CostSplit, now: datetime) -> dict[str, Any]:
@@ -116,7 +183,6 @@ def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     keep = retention()
     report = IngestReport()
-    card = rate_card_for(tenant)
     decoded: dict[str, Event] = {}
     slots: dict[str, EventResult] = {}
     for raw in raws:
@@ -138,12 +204,27 @@ def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
     claims = dedupe.claims()
     token = dedupe.new_claim_token()
     remaining = list(decoded)
+    # The rate card's and plans' versions ride on the first claim's round trip (Redis mode),
+    # so a batch costs two Redis round trips: the claim, and its confirmation after the insert.
+    version_reads = redis_version_reads(tenant, claims.url) if claims.url else None
+    card = None
     for _round in range(3):
-        claimed = claims.try_claim(tenant.slug, remaining, token)
+        reads = version_reads[0] if version_reads and card is None else []
+        claimed = claims.try_claim(tenant.slug, remaining, token, reads)
+        if card is None:
+            with versions_prefetched(version_reads[1](claimed.read) if reads else None):
+                try:
+                    card = rate_card_for(tenant)  # rebuilt from the database if it changed
+                except BaseException:
+                    claims.finish(tenant.slug, claimed.claimed, token, ok=False)
+                    raise
+                report.rows.extend(_write_claimed(tenant, card, decoded, slots,
+                                                  claimed.claimed, claims, token, now))
+        else:
+            report.rows.extend(_write_claimed(tenant, card, decoded, slots, claimed.claimed,
+                                              claims, token, now))
         for event_id in claimed.duplicates:
             slots[event_id].status = DUPLICATE
-        report.rows.extend(_write_claimed(tenant, card, decoded, slots, claimed.claimed,
-                                          claims, token, now))
         if not claimed.pending:
             break
         # In flight in another request: once it has finished, each id is either done
@@ -151,13 +232,23 @@ def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
         claims.wait(tenant.slug, claimed.pending)
         remaining = claimed.pending
     else:
-        # Still in flight elsewhere after three rounds: that request answers for them.
-        for event_id in remaining:
+        # Still claimed elsewhere after three rounds. Those the ledger holds are duplicates;
+        # the others may never land (their holder died, or lost Redis before it could release
+        # them), so they are not acknowledged: the batch answers 503 and its retry settles them.
+        in_ledger = dedupe.already_in_ledger(tenant.slug, remaining)
+        for event_id in in_ledger:
             slots[event_id].status = DUPLICATE
-    if report.rows:
-        broadcast.ledger_broadcast(tenant=tenant, rows=report.rows)
-        post_ingest_run(tenant, report.rows)
+        if len(in_ledger) < len(remaining):
+            _after_commit(tenant, report.rows)
+            raise dedupe.ClaimsHeldElsewhere(len(remaining) - len(in_ledger))
+    _after_commit(tenant, report.rows)
     return report
+
+
+def _after_commit(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        broadcast.ledger_broadcast(tenant=tenant, rows=rows)
+        post_ingest_run(tenant, rows)
 
 
 def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
@@ -171,7 +262,8 @@ def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
         in_ledger = dedupe.already_in_ledger(tenant.slug, claimed)
         for event_id in in_ledger:
             slots[event_id].status = DUPLICATE
-        rows = [cost_entry(tenant, decoded[e], event_cost(card, decoded[e]), now)
+        pricer = BatchPricer(card)
+        rows = [_cost_row(tenant.slug, decoded[e], _event_cost(pricer, decoded[e]), now)
                 for e in claimed if e not in in_ledger]
         if rows:
             _rate(tenant, rows)
@@ -185,11 +277,21 @@ def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
             pre_insert_run(tenant, rows)  # credit debits ride in the events' own insert
             committer.insert(rows)
         ok = True
-        return rows
     finally:
-        # Written ids are done (in_ledger ones already were); a failed write releases its
-        # claims so a retry can land.
-        claims.finish(tenant.slug, claimed, token, ok=ok)
+        if not ok:
+            # A failed write releases its claims so a retry can land (if Redis is down too,
+            # they expire after CLAIM_TTL_MS).
+            claims.finish(tenant.slug, claimed, token, ok=False)
+    # Written ids are done (in_ledger ones already were). The rows are in the ledger, which
+    # is the lasting truth, so a failure to say so in Redis does not fail the request: the
+    # claims expire, and a retry finds the events in the ledger.
+    try:
+        claims.finish(tenant.slug, claimed, token, ok=True)
+    except Exception as exc:
+        if unavailable_part(exc) is None:
+            raise
+        log.warning("claims of %d written events not confirmed: %s", len(claimed), exc)
+    return rows
 
 
 def _within_caps(tenant: Tenant, rows: list[dict[str, Any]], slots: dict[str, EventResult],
@@ -199,7 +301,12 @@ def _within_caps(tenant: Tenant, rows: list[dict[str, Any]], slots: dict[str, Ev
     insert, and with it every other request and tenant in that group commit."""
     kept, over = [], []
     for row in rows:
-        total = sum((row[c] for c in COST_COLUMNS), Decimal(0))
+        total = row["ai_cogs_usd"] + row["infra_cogs_usd"] + row["fee_cogs_usd"] \
+            + row["unclassified_cogs_usd"]
+        if -LEDGER_MAX <= total <= LEDGER_MAX and all(
+                -LEDGER_MAX <= row[c] <= LEDGER_MAX for c in MONEY_COLUMNS):
+            kept.append(row)  # the common case: every amount fits (values are finite)
+            continue
         bad = next(((c, v) for c, v in row.items()
                     if isinstance(v, Decimal) and not fits_ledger(v)), None)
         if bad is None and not fits_ledger(total):

@@ -177,6 +177,7 @@ def browser_store(event_stores):
 
 
 from tests.clickhouse_server import private_clickhouse  # noqa: E402,F401  (a shared fixture)
+from tests.private_services import private_postgres, private_redis  # noqa: E402,F401
 from tests.sinks import fake_openai, fake_provider, http_sink, smtp_sink  # noqa: E402,F401,E501
 
 

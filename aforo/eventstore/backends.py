@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import json
 import os
 import re
 import sys
@@ -157,18 +156,60 @@ def _utc_text_cached() -> Callable[[Any], str]:
     return convert
 
 
-def _compact_converter(value: Any) -> Callable[[Any], Any] | None:
-    """How a column's cells become JSON for chdb: Decimals fixed-point (never `1E-9`), times
-    as UTC text, dates ISO; strings and integers as they are."""
-    if isinstance(value, Decimal):
-        return _fixed
-    if isinstance(value, datetime):
-        return _utc_text_cached()
-    if isinstance(value, date):
-        return date.isoformat
-    if isinstance(value, float):
+def _dict_columns(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[Any]]]:
+    """Dict rows (each with the first row's keys) as column names and one list per column."""
+    columns = list(rows[0].keys())
+    return columns, [[row[c] for row in rows] for c in columns]
+
+
+def _tuple_columns(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    if any(len(row) != len(columns) for row in rows):
+        raise ValueError("every row has a cell per column")
+    return [list(cells) for cells in zip(*rows, strict=True)]
+
+
+def _one_type(cells: list[Any]) -> type | None:
+    """The type every cell of a column has, or None when they differ."""
+    first = type(cells[0])
+    return first if all(type(v) is first for v in cells) else None
+
+
+def _chdb_column(cells: list[Any], *, uniform: bool) -> list[Any]:
+    """A column's cells as JSON values for chdb: Decimals fixed-point (never `1E-9`), times as
+    UTC text (each distinct moment rendered once), dates ISO; strings and integers as they are.
+    `uniform`: the caller promises every cell has the first one's type (bulk loads)."""
+    kind = type(cells[0]) if uniform else _one_type(cells)
+    if kind is None:
+        return [_json_cell(v) for v in cells]
+    if kind is float:
         raise TypeError("floats are not accepted by the event store; use Decimal")
-    return None
+    if kind is Decimal:
+        return [_fixed(v) for v in cells]
+    if kind is datetime:
+        return list(map(_utc_text_cached(), cells))
+    if kind is date:
+        return [v.isoformat() for v in cells]
+    return cells
+
+
+def _server_column(cells: list[Any], *, uniform: bool) -> list[Any]:
+    """A column's cells for clickhouse-driver: aware datetimes as naive UTC (each distinct
+    moment converted once); floats refused; the rest as they are."""
+    kind = type(cells[0]) if uniform else _one_type(cells)
+    if kind is None:
+        return [_server_cell(v) for v in cells]
+    if kind is float:
+        raise TypeError("floats are not accepted by the event store; use Decimal")
+    if kind is datetime:
+        seen: dict[datetime, datetime] = {}
+        out = []
+        for value in cells:
+            converted = seen.get(value)
+            if converted is None:
+                converted = seen[value] = _server_cell(value)
+            out.append(converted)
+        return out
+    return cells
 
 
 @contextmanager
@@ -248,37 +289,25 @@ class ChdbStore(EventStore):
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         if not rows:
             return 0
-        columns = list(rows[0].keys())
-        header = f"INSERT INTO {_identifier(table)} ({', '.join(map(_identifier, columns))}) "
-        # The values travel as JSON data, never as SQL text, so nothing in them is parsed as SQL.
-        body = "\n".join(
-            json.dumps({c: _json_cell(row[c]) for c in columns}, ensure_ascii=False)
-            for row in rows
-        )
-        self._run(header + "FORMAT JSONEachRow\n" + body)
-        return len(rows)
+        columns, cells = _dict_columns(rows)
+        return self._insert_columns(table, columns, cells, uniform=False)
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                     ) -> int:
         if not rows:
             return 0
-        # Only the columns that need it are converted, by the type of the first row's cell;
-        # msgspec writes each row as a JSON array (JSONCompactEachRow) in C.
-        converters = [(i, _compact_converter(value)) for i, value in enumerate(rows[0])]
-        converters = [(i, convert) for i, convert in converters if convert is not None]
-        encode = _COMPACT_ENCODER.encode
-        lines = []
-        for row in rows:
-            if len(row) != len(columns):
-                raise ValueError("every row has a cell per column")
-            cells = list(row)
-            for i, convert in converters:
-                cells[i] = convert(cells[i])
-            lines.append(encode(cells))
+        return self._insert_columns(table, columns, _tuple_columns(columns, rows), uniform=True)
+
+    def _insert_columns(self, table: str, columns: Sequence[str], cells: list[list[Any]], *,
+                        uniform: bool) -> int:
+        # The values travel as data, never as SQL text, so nothing in them is parsed as SQL:
+        # one JSON object of columns (JSONColumns), encoded by msgspec in C in one call.
+        document = {name: _chdb_column(column, uniform=uniform)
+                    for name, column in zip(columns, cells, strict=True)}
         header = (f"INSERT INTO {_identifier(table)} "
-                  f"({', '.join(map(_identifier, columns))}) FORMAT JSONCompactEachRow\n")
-        self._run(header + b"\n".join(lines).decode())
-        return len(rows)
+                  f"({', '.join(map(_identifier, columns))}) FORMAT JSONColumns\n")
+        self._run(header + _COMPACT_ENCODER.encode(document).decode())
+        return len(cells[0])
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._run(render(sql, params))
@@ -380,29 +409,22 @@ class ServerStore(EventStore):
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
         if not rows:
             return 0
-        columns = list(rows[0].keys())
-        data = [tuple(_server_cell(row[c]) for c in columns) for row in rows]
-        sql = f"INSERT INTO {_identifier(table)} ({', '.join(map(_identifier, columns))}) VALUES"
-        self._execute(sql, data)
-        return len(rows)
+        columns, cells = _dict_columns(rows)
+        return self._insert_columns(table, columns, cells, uniform=False)
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                     ) -> int:
         if not rows:
             return 0
-        aware = [i for i, value in enumerate(rows[0])
-                 if isinstance(value, datetime) and value.tzinfo is not None]
-        if any(isinstance(value, float) for value in rows[0]):
-            raise TypeError("floats are not accepted by the event store; use Decimal")
-        data = []
-        for row in rows:
-            cells = list(row)
-            for i in aware:
-                cells[i] = _server_cell(cells[i])
-            data.append(cells)
+        return self._insert_columns(table, columns, _tuple_columns(columns, rows), uniform=True)
+
+    def _insert_columns(self, table: str, columns: Sequence[str], cells: list[list[Any]], *,
+                        uniform: bool) -> int:
+        # Columnar: the driver serializes each column in one pass (half the time of rows).
+        data = [_server_column(column, uniform=uniform) for column in cells]
         sql = f"INSERT INTO {_identifier(table)} ({', '.join(map(_identifier, columns))}) VALUES"
-        self._execute(sql, data)
-        return len(rows)
+        self._execute(sql, data, columnar=True)
+        return len(cells[0])
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._execute(render(sql, params))
