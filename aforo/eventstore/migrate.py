@@ -14,9 +14,8 @@ MIGRATIONS_PACKAGE = "aforo.eventstore.migrations"
 
 
 def topology_for(store: EventStore) -> Topology:
-    from django.conf import settings
-
-    return Topology(database=store.database, cluster=settings.CLICKHOUSE_CLUSTER)
+    """The store's own topology: a ServerStore built with a cluster name is on that cluster."""
+    return Topology(database=store.database, cluster=store.cluster)
 
 
 def available_migrations() -> list[str]:
