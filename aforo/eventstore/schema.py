@@ -66,7 +66,8 @@ def distributed_table(topology: Topology, name: str, sharding_key: str) -> str:
     """The Distributed table `name` in front of `name_local` on every shard of the cluster."""
     local = f"{name}_local"
     # :TRICKY: 18.16 runs ON CLUSTER statements in each node's default database: qualify names.
-    return (f"CREATE TABLE IF NOT EXISTS {name}{topology.on_cluster} AS {topology.database}.{local} "
+    return (f"CREATE TABLE IF NOT EXISTS {name}{topology.on_cluster} "
+            f"AS {topology.database}.{local} "
             f"ENGINE = Distributed({topology.cluster}, {topology.database}, {local}, "
             f"{sharding_key})")
 
