@@ -452,6 +452,21 @@ class ServerStore(EventStore):
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._execute(render(sql, params))
 
+    def shard_nodes(self) -> list[ServerStore]:
+        """A store on the first replica of each shard of the cluster (plain, no cluster
+        settings), as system.clusters names them."""
+        rows = self.query(
+            "SELECT host_address, port FROM system.clusters WHERE cluster = %(c)s "
+            "AND replica_num = 1 ORDER BY shard_num", {"c": self.cluster})
+        scheme = "clickhouses" if self.secure else "clickhouse"
+        from urllib.parse import quote
+
+        credentials = quote(self.user, safe="")
+        if self.password:
+            credentials += ":" + quote(self.password, safe="")
+        return [ServerStore(f"{scheme}://{credentials}@{r['host_address']}:{r['port']}/"
+                            f"{self.database}") for r in rows]
+
     def close(self) -> None:
         for client in self._local.__dict__.get("clients", {}).values():
             client.disconnect()

@@ -15,6 +15,11 @@ EVENT_SHARDING_KEY = "sipHash64(tenant_id, event_id)"
 EVENT_SHARDED = frozenset({"ledger", "ledger_event_ids"})
 
 
+# A statement for a replicated table, run (by migrate) on one replica of each shard rather
+# than ON CLUSTER; the table's replication carries it to the other replicas.
+PER_SHARD = "/* aforo: per shard */ "
+
+
 @dataclass(frozen=True)
 class Topology:
     """Where tables live: one node (cluster empty) or a named cluster."""
@@ -83,8 +88,10 @@ def alter_table(topology: Topology, name: str, clauses: str) -> list[str]:
         return [f"ALTER TABLE {name} {clauses}"]
     # :TRICKY: 18.16 refuses ALTER ... ON CLUSTER on a table that is not replicated when the
     # cluster's shards are; the Distributed table holds no data, so it is recreated in the
-    # local table's new shape instead.
-    return [f"ALTER TABLE {name}_local{topology.on_cluster} {clauses}",
+    # local table's new shape instead. The replicated table is altered on one replica of each
+    # shard (PER_SHARD), which replicates the change: 18.16's ON CLUSTER ALTER of a replicated
+    # table can run on both replicas of a shard and then hang.
+    return [f"{PER_SHARD}ALTER TABLE {name}_local {clauses}",
             f"DROP TABLE IF EXISTS {name}{topology.on_cluster}",
             distributed_table(topology, name, sharding_key_for(name))]
 
@@ -97,8 +104,9 @@ def sharding_key_for(name: str) -> str:
 
 def truncate_table(topology: Topology, name: str) -> list[str]:
     """Empty a table (on a cluster: its local tables on every shard)."""
-    target = f"{name}_local" if topology.cluster else name
-    return [f"TRUNCATE TABLE IF EXISTS {target}{topology.on_cluster}"]
+    if not topology.cluster:
+        return [f"TRUNCATE TABLE IF EXISTS {name}"]
+    return [f"{PER_SHARD}TRUNCATE TABLE IF EXISTS {name}_local"]
 
 
 def drop_view(topology: Topology, name: str) -> list[str]:

@@ -45,7 +45,7 @@ def test_altering_a_clustered_table_recreates_its_distributed_table_with_its_key
 
     local, drop, create = alter_table(Topology(database="aforo", cluster="prod"), "ledger",
                                       "ADD COLUMN x String")
-    assert local == "ALTER TABLE ledger_local ON CLUSTER prod ADD COLUMN x String"
+    assert local == "/* aforo: per shard */ ALTER TABLE ledger_local ADD COLUMN x String"
     assert drop == "DROP TABLE IF EXISTS ledger ON CLUSTER prod"
     assert create.endswith("Distributed(prod, aforo, ledger_local, sipHash64(tenant_id, event_id))")
 
