@@ -95,7 +95,6 @@ def store(request, event_stores):
     (and, in CLUSTER_MODULES, on the ClickHouse test cluster)."""
     if request.param == "cluster":
         chosen = request.getfixturevalue("cluster_store")
-        _cluster_runs["ran"] += 1
         eventstore.set_default(chosen)
         yield chosen
         eventstore.set_default(None)
@@ -248,6 +247,13 @@ def pytest_runtest_teardown(item):
     from margin_guard.services import guard_evaluations_wait
 
     guard_evaluations_wait()
+
+
+def pytest_runtest_setup(item):
+    callspec = getattr(item, "callspec", None)
+    if "cluster_store" in item.fixturenames or (
+            callspec is not None and callspec.params.get("store") == "cluster"):
+        _cluster_runs["ran"] += 1
 
 
 def pytest_terminal_summary(terminalreporter):
