@@ -331,8 +331,10 @@ CLUSTER_SETTINGS: dict[str, Any] = {
 # the write's fate is unknown": TOO_FEW_LIVE_REPLICAS, UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE,
 # UNKNOWN_STATUS_OF_INSERT, ALL_CONNECTION_TRIES_FAILED, NO_REPLICA_HAS_PART,
 # REPLICA_IS_NOT_IN_QUORUM, ALL_REPLICAS_ARE_STALE, TIMEOUT_EXCEEDED (quorum wait), network errors
-# between nodes (NETWORK_ERROR, SOCKET_TIMEOUT). They answer 503 like an unreachable server.
-UNAVAILABLE_CODES = frozenset({285, 286, 319, 279, 234, 289, 369, 159, 210, 209})
+# between nodes (NETWORK_ERROR, SOCKET_TIMEOUT, ATTEMPT_TO_READ_AFTER_EOF: a node died while
+# the node we talk to was writing to it; POCO_EXCEPTION: connection refused or reset). They
+# answer 503 like an unreachable server.
+UNAVAILABLE_CODES = frozenset({285, 286, 319, 279, 234, 289, 369, 159, 210, 209, 32, 1000})
 
 
 class ServerStore(EventStore):
