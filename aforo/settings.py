@@ -101,6 +101,8 @@ SILENCED_SYSTEM_CHECKS = ["models.W047"]
 # --- Event store: chdb under var/ unless CLICKHOUSE_URL names a ClickHouse server.
 CLICKHOUSE_URL = env("CLICKHOUSE_URL", default="")
 CLICKHOUSE_CLUSTER = env("CLICKHOUSE_CLUSTER", default="")
+# Other nodes of the cluster to connect to when CLICKHOUSE_URL's host is down: "host:port,...".
+CLICKHOUSE_ALT_HOSTS = env("CLICKHOUSE_ALT_HOSTS", default="")
 CHDB_PATH = env("CHDB_PATH", default=str(VAR_DIR / "chdb"))
 
 # --- Redis: Celery broker, channel layer and cache in server mode.

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -15,6 +16,33 @@ from aforo.models import Role
 from aforo.tenancy import api_token_create, tenant_create
 
 BACKENDS = ["server", "chdb"]
+# Modules whose `store` tests also run on the ClickHouse test cluster (2 shards x 2 replicas):
+# the event store, exactly-once ingest, attribution and the COGS reconciliations.
+CLUSTER_MODULES = frozenset({
+    "tests/aforo/test_eventstore.py",
+    "tests/ingestion/test_exactly_once.py",
+    "tests/billing/test_attribution.py",
+    "tests/cogs/test_reconciliation.py",
+    "tests/cost_sources/test_reconciliation.py",
+    "tests/aforo/test_cluster.py",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    """The cluster variant of `store` tests runs only in CLUSTER_MODULES (deselected elsewhere)."""
+    root = Path(__file__).resolve().parent.parent
+    kept, dropped = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("store") == "cluster":
+            relative = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+            if relative not in CLUSTER_MODULES:
+                dropped.append(item)
+                continue
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 def _chdb_path() -> str:
@@ -36,9 +64,41 @@ def event_stores():
         store.close()
 
 
-@pytest.fixture(params=BACKENDS)
+_cluster_runs = {"ran": 0, "skipped_reason": ""}
+
+
+@pytest.fixture(scope="session")
+def test_cluster():
+    """The ClickHouse test cluster, started by the first test that needs it."""
+    from tests.clickhouse_cluster import TestCluster
+
+    cluster = TestCluster().start()
+    _cluster_runs["skipped_reason"] = cluster.skip_reason
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster_store(test_cluster):
+    """The migrated event store on the cluster (its Distributed tables via node 1)."""
+    if not test_cluster.up:
+        pytest.skip(test_cluster.skip_reason)
+    store = test_cluster.store()
+    migrate_eventstore(store)
+    yield store
+    store.close()
+
+
+@pytest.fixture(params=[*BACKENDS, "cluster"])
 def store(request, event_stores):
-    """The event store, once per backend: every test using it runs on chdb and the server."""
+    """The event store, once per backend: every test using it runs on chdb and the server
+    (and, in CLUSTER_MODULES, on the ClickHouse test cluster)."""
+    if request.param == "cluster":
+        chosen = request.getfixturevalue("cluster_store")
+        eventstore.set_default(chosen)
+        yield chosen
+        eventstore.set_default(None)
+        return
     if request.param not in event_stores:
         pytest.skip("CLICKHOUSE_URL is not set; `make test` starts a ClickHouse server")
     chosen = event_stores[request.param]
@@ -188,3 +248,20 @@ def pytest_runtest_teardown(item):
     from margin_guard.services import guard_evaluations_wait
 
     guard_evaluations_wait()
+
+
+def pytest_runtest_setup(item):
+    callspec = getattr(item, "callspec", None)
+    if "cluster_store" in item.fixturenames or (
+            callspec is not None and callspec.params.get("store") == "cluster"):
+        _cluster_runs["ran"] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say in the summary whether the cluster backend ran (or why it was skipped)."""
+    if _cluster_runs["skipped_reason"]:
+        terminalreporter.write_line(_cluster_runs["skipped_reason"], yellow=True)
+    elif _cluster_runs["ran"]:
+        terminalreporter.write_line(
+            f"ClickHouse test cluster (2 shards x 2 replicas): {_cluster_runs['ran']} "
+            "tests ran on it")

@@ -34,7 +34,8 @@ def build_store() -> EventStore:
     from django.conf import settings
 
     if settings.CLICKHOUSE_URL:
-        return ServerStore(settings.CLICKHOUSE_URL)
+        return ServerStore(settings.CLICKHOUSE_URL, cluster=settings.CLICKHOUSE_CLUSTER,
+                           alt_hosts=settings.CLICKHOUSE_ALT_HOSTS)
     return ChdbStore(settings.CHDB_PATH)
 
 

@@ -37,6 +37,7 @@ class EventStore:
 
     name = "abstract"
     database = "aforo"
+    cluster = ""  # a ClickHouse cluster's name: tables are Replicated* behind Distributed ones
 
     def rows(self, sql: str, params: Mapping[str, Any] | None = None,
              ) -> tuple[list[str], list[tuple]]:
@@ -335,12 +336,49 @@ class ChdbStore(EventStore):
 
 # --- ClickHouse server --------------------------------------------------------------------
 
+# Session settings on a cluster (docs/eventstore.md, "Running on a cluster"):
+# - insert_distributed_sync: an INSERT into a Distributed table returns once every shard has
+#   its rows (or fails, and the API answers 503), never queued on the node we talk to where
+#   dedupe reads cannot see them;
+# - insert_quorum 2: a shard acknowledges a write once both its replicas hold it, so a replica
+#   that dies right after cannot take acknowledged events with it, and a dedupe read on the
+#   other replica sees them; select_sequential_consistency makes reads see every quorum write;
+# - load_balancing in_order: reads and writes go to each shard's first live replica;
+# - distributed_product_mode global: an `IN (SELECT ... FROM distributed table)` inside a
+#   query over a distributed table (attribution's) runs once and is sent to every shard, not
+#   run per shard over that shard's part of the subquery's table.
+CLUSTER_SETTINGS: dict[str, Any] = {
+    "insert_distributed_sync": 1,
+    "insert_quorum": 2,
+    "insert_quorum_timeout": 30_000,
+    "select_sequential_consistency": 1,
+    "load_balancing": "in_order",
+    "distributed_product_mode": "global",
+}
+
+# Server error codes that mean "the cluster cannot take this write now, nothing was written or
+# the write's fate is unknown": TOO_FEW_LIVE_REPLICAS, UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE,
+# UNKNOWN_STATUS_OF_INSERT, ALL_CONNECTION_TRIES_FAILED, NO_REPLICA_HAS_PART,
+# REPLICA_IS_NOT_IN_QUORUM, ALL_REPLICAS_ARE_STALE, TIMEOUT_EXCEEDED (quorum wait), network errors
+# between nodes (NETWORK_ERROR, SOCKET_TIMEOUT, ATTEMPT_TO_READ_AFTER_EOF: a node died while
+# the node we talk to was writing to it; POCO_EXCEPTION: connection refused or reset). They
+# answer 503 like an unreachable server.
+UNAVAILABLE_CODES = frozenset({285, 286, 319, 279, 234, 289, 369, 159, 210, 209, 32, 1000})
+
+
 class ServerStore(EventStore):
-    """A ClickHouse server over its native protocol (clickhouse-driver), one client per thread."""
+    """A ClickHouse server over its native protocol (clickhouse-driver), one client per thread.
+
+    With `cluster`, the tables are the cluster's Distributed ones and every session carries
+    CLUSTER_SETTINGS; `alt_hosts` ("host:port,host:port") are other nodes to connect to when
+    the first is down.
+    """
 
     name = "server"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, cluster: str = "", alt_hosts: str = "") -> None:
+        self.cluster = _identifier(cluster) if cluster else ""
+        self.alt_hosts = alt_hosts
         parsed = urlparse(url)
         if parsed.scheme not in ("clickhouse", "clickhouses"):
             raise ValueError("CLICKHOUSE_URL must look like clickhouse://user:pass@host:9000/db")
@@ -363,14 +401,17 @@ class ServerStore(EventStore):
             clients[key] = Client(
                 host=self.host, port=self.port, user=self.user, password=self.password,
                 database=key, secure=self.secure, connect_timeout=3,
-                send_receive_timeout=30, sync_request_timeout=5,
-                settings={"use_numpy": False},
+                send_receive_timeout=60, sync_request_timeout=5,
+                settings={"use_numpy": False, **(CLUSTER_SETTINGS if self.cluster else {})},
+                **({"alt_hosts": self.alt_hosts} if self.alt_hosts else {}),
             )
         return clients[key]
 
     def ensure_database(self) -> None:
         """Create the configured database (it must exist before clients can select it)."""
-        self._execute(f"CREATE DATABASE IF NOT EXISTS {self.database}", database="default")
+        on_cluster = f" ON CLUSTER {self.cluster}" if self.cluster else ""
+        self._execute(f"CREATE DATABASE IF NOT EXISTS {self.database}{on_cluster}",
+                      database="default")
         self._database_ready = True
 
     def _execute(self, sql: str, data=None, *, database: str | None = None, **kwargs):
@@ -384,6 +425,12 @@ class ServerStore(EventStore):
         except (ch_errors.NetworkError, ch_errors.SocketTimeoutError, EOFError, OSError) as exc:
             client.disconnect()
             raise EventStoreUnavailable(f"ClickHouse at {self.host}:{self.port}: {exc}") from exc
+        except ch_errors.ServerException as exc:
+            if self.cluster and exc.code in UNAVAILABLE_CODES:
+                raise EventStoreUnavailable(
+                    f"ClickHouse cluster {self.cluster}: "
+                    f"{str(exc).split('Stack trace:')[0].strip()}") from exc
+            raise EventStoreError(str(exc).split("Stack trace:")[0].strip()) from exc
         except ch_errors.Error as exc:
             # The server appends its stack trace to the message; keep the message.
             raise EventStoreError(str(exc).split("Stack trace:")[0].strip()) from exc
@@ -428,6 +475,21 @@ class ServerStore(EventStore):
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
         self._execute(render(sql, params))
+
+    def shard_nodes(self) -> list[ServerStore]:
+        """A store on the first replica of each shard of the cluster (plain, no cluster
+        settings), as system.clusters names them."""
+        rows = self.query(
+            "SELECT host_address, port FROM system.clusters WHERE cluster = %(c)s "
+            "AND replica_num = 1 ORDER BY shard_num", {"c": self.cluster})
+        scheme = "clickhouses" if self.secure else "clickhouse"
+        from urllib.parse import quote
+
+        credentials = quote(self.user, safe="")
+        if self.password:
+            credentials += ":" + quote(self.password, safe="")
+        return [ServerStore(f"{scheme}://{credentials}@{r['host_address']}:{r['port']}/"
+                            f"{self.database}") for r in rows]
 
     def close(self) -> None:
         for client in self._local.__dict__.get("clients", {}).values():

@@ -8,15 +8,29 @@ from datetime import datetime, timezone
 
 from aforo.eventstore import get_store
 from aforo.eventstore.backends import EventStore, ServerStore
-from aforo.eventstore.schema import Topology, create_table
+from aforo.eventstore.schema import PER_SHARD, Topology, create_table
 
 MIGRATIONS_PACKAGE = "aforo.eventstore.migrations"
 
 
 def topology_for(store: EventStore) -> Topology:
-    from django.conf import settings
+    """The store's own topology: a ServerStore built with a cluster name is on that cluster."""
+    return Topology(database=store.database, cluster=store.cluster)
 
-    return Topology(database=store.database, cluster=settings.CLICKHOUSE_CLUSTER)
+
+def run_statement(store: EventStore, sql: str) -> None:
+    """One migration statement; a PER_SHARD one on the first replica of each shard."""
+    if not sql.startswith(PER_SHARD):
+        store.command(sql)
+        return
+    if not store.cluster:
+        store.command(sql[len(PER_SHARD):])
+        return
+    for node in store.shard_nodes():
+        try:
+            node.command(sql[len(PER_SHARD):])
+        finally:
+            node.close()
 
 
 def available_migrations() -> list[str]:
@@ -49,7 +63,7 @@ def migrate_eventstore(
             continue
         module = importlib.import_module(f"{MIGRATIONS_PACKAGE}.{name}")
         for sql in module.statements(topology):
-            store.command(sql)
+            run_statement(store, sql)
         # :TRICKY: clickhouse-driver waits for a data block after any "INSERT ... VALUES"
         # sent as a plain query, so every insert goes through store.insert.
         store.insert("schema_migrations",

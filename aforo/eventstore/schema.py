@@ -10,6 +10,16 @@ _REPLICATED = {
 }
 
 
+# Rows of one event share its shard; one tenant's events spread over every shard (0012).
+EVENT_SHARDING_KEY = "sipHash64(tenant_id, event_id)"
+EVENT_SHARDED = frozenset({"ledger", "ledger_event_ids"})
+
+
+# A statement for a replicated table, run (by migrate) on one replica of each shard rather
+# than ON CLUSTER; the table's replication carries it to the other replicas.
+PER_SHARD = "/* aforo: per shard */ "
+
+
 @dataclass(frozen=True)
 class Topology:
     """Where tables live: one node (cluster empty) or a named cluster."""
@@ -53,9 +63,18 @@ def create_table(
     return [
         f"CREATE TABLE IF NOT EXISTS {local}{topology.on_cluster} ({columns}) "
         f"ENGINE = {_REPLICATED[engine]}({args}){tail}",
-        f"CREATE TABLE IF NOT EXISTS {name}{topology.on_cluster} AS {local} "
-        f"ENGINE = Distributed({topology.cluster}, {topology.database}, {local}, {sharding_key})",
+        distributed_table(topology, name, sharding_key),
     ]
+
+
+def distributed_table(topology: Topology, name: str, sharding_key: str) -> str:
+    """The Distributed table `name` in front of `name_local` on every shard of the cluster."""
+    local = f"{name}_local"
+    # :TRICKY: 18.16 runs ON CLUSTER statements in each node's default database: qualify names.
+    return (f"CREATE TABLE IF NOT EXISTS {name}{topology.on_cluster} "
+            f"AS {topology.database}.{local} "
+            f"ENGINE = Distributed({topology.cluster}, {topology.database}, {local}, "
+            f"{sharding_key})")
 
 
 def alter_table(topology: Topology, name: str, clauses: str) -> list[str]:
@@ -67,14 +86,27 @@ def alter_table(topology: Topology, name: str, clauses: str) -> list[str]:
     """
     if not topology.cluster:
         return [f"ALTER TABLE {name} {clauses}"]
-    return [f"ALTER TABLE {name}_local{topology.on_cluster} {clauses}",
-            f"ALTER TABLE {name}{topology.on_cluster} {clauses}"]
+    # :TRICKY: 18.16 refuses ALTER ... ON CLUSTER on a table that is not replicated when the
+    # cluster's shards are; the Distributed table holds no data, so it is recreated in the
+    # local table's new shape instead. The replicated table is altered on one replica of each
+    # shard (PER_SHARD), which replicates the change: 18.16's ON CLUSTER ALTER of a replicated
+    # table can run on both replicas of a shard and then hang.
+    return [f"{PER_SHARD}ALTER TABLE {name}_local {clauses}",
+            f"DROP TABLE IF EXISTS {name}{topology.on_cluster}",
+            distributed_table(topology, name, sharding_key_for(name))]
+
+
+def sharding_key_for(name: str) -> str:
+    """The Distributed table's sharding key: by tenant and event for the ledger and its
+    event-id table (0012), by tenant for the others."""
+    return EVENT_SHARDING_KEY if name in EVENT_SHARDED else "sipHash64(tenant_id)"
 
 
 def truncate_table(topology: Topology, name: str) -> list[str]:
     """Empty a table (on a cluster: its local tables on every shard)."""
-    target = f"{name}_local" if topology.cluster else name
-    return [f"TRUNCATE TABLE IF EXISTS {target}{topology.on_cluster}"]
+    if not topology.cluster:
+        return [f"TRUNCATE TABLE IF EXISTS {name}"]
+    return [f"{PER_SHARD}TRUNCATE TABLE IF EXISTS {name}_local"]
 
 
 def drop_view(topology: Topology, name: str) -> list[str]:

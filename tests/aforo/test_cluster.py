@@ -1,0 +1,276 @@
+"""The event store on a ClickHouse cluster of 2 shards x 2 replicas (clickhouse-test-cluster):
+one tenant spans both shards, dedupe and rollups stay exact across them, and a replica or a
+whole shard going down loses and doubles nothing.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from aforo import eventstore
+from aforo.eventstore import EventStoreUnavailable
+from ingestion import dedupe
+from ingestion.services import events_ingest_dicts
+from tests.clickhouse_cluster import SHARDS
+from tests.conftest import api_client
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture
+def cluster(cluster_store, test_cluster):
+    """The cluster store as the default one; every node is up again after the test."""
+    eventstore.set_default(cluster_store)
+    yield test_cluster
+    eventstore.set_default(None)
+    for node in (1, 2, 3, 4):
+        test_cluster.start_node(node)
+
+
+def _events(ids, **extra):
+    return [{"eventId": f"evt_{i}", "occurredAt": NOW.isoformat(), "customerId": f"c{i % 7}",
+             "productId": f"p{i % 3}", "cogsUsd": "0.001", **extra} for i in ids]
+
+
+def _per_node(test_cluster, sql: str, tenant: str) -> dict[int, int]:
+    """`sql` (a count over a _local table) on each node by itself."""
+    out = {}
+    for node in (1, 2, 3, 4):
+        store = test_cluster.node_store(node)
+        try:
+            out[node] = store.query(sql, {"tenant_id": tenant})[0]["n"]
+        finally:
+            store.close()
+    return out
+
+
+def _sync_replicas(test_cluster, *tables: str) -> None:
+    for node in (1, 2, 3, 4):
+        store = test_cluster.node_store(node)
+        try:
+            for table in tables:
+                store.command(f"SYSTEM SYNC REPLICA {table}")
+        finally:
+            store.close()
+
+
+def _ledger_counts(tenant_slug):
+    return eventstore.tenant_query(
+        tenant_slug,
+        "SELECT count() AS entries, uniqExact(event_id) AS ids, sum(event_count) AS events, "
+        "sum(unclassified_cogs_usd) AS cost FROM ledger WHERE tenant_id = %(tenant_id)s")[0]
+
+
+def test_one_tenants_events_spread_over_both_shards(cluster):
+    """200,000 events of one tenant, written through the Distributed ledger, land about half on
+    each shard, both replicas of a shard hold the same rows, and every read over the cluster
+    (the ledger, the event-id table dedupe reads, the daily rollup) counts all of them.
+
+    200,000 keeps the suite's time on this shared machine; benchmarks/cluster.py does the same
+    with 1,000,000 (figures in benchmarks/RESULTS.md)."""
+    tenant = f"big-{time.time_ns()}"
+    n = 200_000
+    eventstore.command(
+        "INSERT INTO ledger (tenant_id, entry_id, entry_type, entry_kind, event_id, occurred_at, "
+        "recorded_at, customer_id, product_id, event_count, unclassified_cogs_usd) "
+        "SELECT %(tenant)s, concat('entry-', toString(number)), 'COST', 'ORIGINAL', "
+        "concat('evt_', toString(number)), toDateTime('2026-11-01 00:00:00', 'UTC') + number, "
+        "now(), concat('c', toString(modulo(number, 100))), 'p1', 1, toDecimal64(0.000001, 9) "
+        "FROM system.numbers LIMIT %(n)s", {"tenant": tenant, "n": n})
+    _sync_replicas(cluster, "ledger_local", "ledger_event_ids_local", "ledger_daily_local")
+    ledger = _per_node(cluster, "SELECT count() AS n FROM ledger_local "
+                                "WHERE tenant_id = %(tenant_id)s", tenant)
+    ids = _per_node(cluster, "SELECT count() AS n FROM ledger_event_ids_local "
+                             "WHERE tenant_id = %(tenant_id)s", tenant)
+    shard_1, shard_2 = (ledger[SHARDS[1][0]], ledger[SHARDS[2][0]])
+    assert shard_1 + shard_2 == n
+    assert 0.45 * n < shard_1 < 0.55 * n  # sipHash64(tenant_id, event_id) spreads them
+    assert ledger[1] == ledger[2] and ledger[3] == ledger[4]  # each shard's replicas agree
+    assert ids == ledger
+    counts = _ledger_counts(tenant)
+    assert counts["entries"] == counts["ids"] == counts["events"] == n
+    assert counts["cost"] == Decimal("0.000001") * n
+    daily = eventstore.tenant_query(
+        tenant, "SELECT sum(events) AS events FROM ledger_daily WHERE tenant_id = %(tenant_id)s")
+    assert daily[0]["events"] == n
+    # Dedupe's lookup finds ids of both shards.
+    sample = [f"evt_{i}" for i in range(0, n, 1999)]
+    assert dedupe.already_in_ledger(tenant, sample) == set(sample)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dedupe_is_exact_across_shards_without_the_claims(cluster, tenant):
+    first = events_ingest_dicts(tenant=tenant, events=_events(range(400)), now=NOW)
+    assert first.count("accepted") == 400
+    claims = dedupe.claims()
+    if hasattr(claims, "redis"):
+        claims.redis.flushdb()  # only the ledger (both shards) can tell what was counted
+    again = events_ingest_dicts(tenant=tenant, events=_events(range(450)), now=NOW)
+    assert (again.count("accepted"), again.count("duplicate")) == (50, 400)
+    _sync_replicas(cluster, "ledger_local")
+    per_node = _per_node(cluster, "SELECT count() AS n FROM ledger_local "
+                                  "WHERE tenant_id = %(tenant_id)s", tenant.slug)
+    assert per_node[1] > 0 and per_node[3] > 0 and per_node[1] + per_node[3] == 450
+    counts = _ledger_counts(tenant.slug)
+    assert counts["entries"] == counts["ids"] == counts["events"] == 450
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rollups_merge_across_shards_to_the_ledgers_totals(cluster, tenant):
+    events_ingest_dicts(tenant=tenant, events=_events(range(600)), now=NOW)
+    events_ingest_dicts(tenant=tenant, events=_events(range(600, 900), cogsUsd="0.25"),
+                        now=NOW)
+
+    def by_product(table, events, cost):
+        return {r["product_id"]: (r["e"], r["c"]) for r in eventstore.tenant_query(
+            tenant.slug, f"SELECT product_id, toInt64(sum({events})) AS e, sum({cost}) AS c "
+                         f"FROM {table} WHERE tenant_id = %(tenant_id)s GROUP BY product_id")}
+
+    raw = by_product("ledger", "event_count", "unclassified_cogs_usd")
+    assert sum(e for e, _c in raw.values()) == 900
+    assert by_product("ledger_daily", "events", "cogs_unclassified") == raw
+    assert by_product("ledger_hourly", "events", "cogs") == raw
+    # Each shard's rollup holds its own part of every product; the Distributed read adds them.
+    per_node = _per_node(cluster, "SELECT toInt64(sum(events)) AS n FROM ledger_daily_local "
+                                  "WHERE tenant_id = %(tenant_id)s", tenant.slug)
+    assert per_node[1] > 0 and per_node[3] > 0 and per_node[1] + per_node[3] == 900
+
+
+def _send_until_accepted(client, batch, outcomes):
+    """A producer: resend the batch on every 503, as the SDK does, until it is answered."""
+    for _ in range(200):
+        response = client.post("/api/v1/events", {"events": batch}, format="json")
+        outcomes.append(response.status_code)
+        if response.status_code == 200:
+            return response.json()
+        assert response.status_code == 503, response.content
+        time.sleep(0.2)
+    raise AssertionError("the batch never landed")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replica_killed_mid_ingest_loses_and_doubles_nothing(cluster, tenant):
+    """Node 3 (shard 2's first replica) dies while four producers send; reads keep answering
+    from node 4; writes to shard 2 wait for the quorum or answer 503 until node 3 is back,
+    producers retry, nothing is lost and both replicas agree. Counted exactly once, except in
+    the known gap (a write node 3 committed as it died), which xfails."""
+    batches = [_events(range(k * 100, k * 100 + 150)) for k in range(16)]  # overlapping
+    outcomes: list[int] = []
+    answers = []
+    errors = []
+
+    def producer(mine):
+        try:
+            client = api_client(tenant, "DEVELOPER")
+            for batch in mine:
+                answers.append(_send_until_accepted(client, batch, outcomes))
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=producer, args=(batches[i::4],)) for i in range(4)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    cluster.kill_node(3)
+    # Reads answer while the replica is down (from node 4).
+    read_while_down = _ledger_counts(tenant.slug)
+    time.sleep(2)
+    cluster.start_node(3)
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors
+    assert len(answers) == len(batches)
+    sent = {e["eventId"] for batch in batches for e in batch}
+    assert sum(a["accepted"] for a in answers) <= len(sent)
+    assert read_while_down["events"] <= len(sent)
+    _sync_replicas(cluster, "ledger_local")
+    counts = _ledger_counts(tenant.slug)
+    assert counts["ids"] == len(sent)  # nothing lost
+    per_node = _per_node(cluster, "SELECT count() AS n FROM ledger_local "
+                                  "WHERE tenant_id = %(tenant_id)s", tenant.slug)
+    assert per_node[3] == per_node[4] and per_node[1] == per_node[2]  # replicas agree
+    if counts["entries"] != len(sent):
+        # A write that node 3 committed as it died answered 503 and the retry went to node 4
+        # before it had fetched that part (docs/eventstore.md, "Known gap"); not every run.
+        pytest.xfail(f"known gap: {counts['entries'] - len(sent)} events doubled by a retry "
+                     "of a write whose status was unknown")
+    assert counts["entries"] == counts["events"] == len(sent)
+    assert per_node[1] + per_node[3] == len(sent)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_whole_shard_down_answers_503_and_the_retry_lands_once(cluster, tenant):
+    client = api_client(tenant, "DEVELOPER")
+    first = client.post("/api/v1/events", {"events": _events(range(100))}, format="json")
+    assert first.status_code == 200 and first.json()["accepted"] == 100
+    cluster.kill_node(3)
+    cluster.kill_node(4)
+    down = client.post("/api/v1/events", {"events": _events(range(50, 250))}, format="json")
+    assert down.status_code == 503
+    assert down.json()["error"]["code"] == "event_store_unavailable"
+    with pytest.raises(EventStoreUnavailable):
+        _ledger_counts(tenant.slug)  # a read needs every shard
+    cluster.start_node(3)
+    cluster.start_node(4)
+    # Right after a restart the shard's replicas may still be reconnecting to ZooKeeper (503
+    # again); the producer keeps retrying, as the SDK does.
+    outcomes: list[int] = []
+    retry = _send_until_accepted(client, _events(range(50, 250)), outcomes)
+    # The 503'd insert may have landed its rows of shard 1 (a Distributed insert is not atomic
+    # across shards): the retry counts those as duplicates, and every event once.
+    assert retry["accepted"] + retry["duplicates"] == 200
+    assert retry["duplicates"] >= 50
+    again = client.post("/api/v1/events", {"events": _events(range(50, 250))}, format="json")
+    assert (again.json()["accepted"], again.json()["duplicates"]) == (0, 200)
+    counts = _ledger_counts(tenant.slug)
+    assert counts["entries"] == counts["ids"] == counts["events"] == 250
+
+
+def _read_with_failover(tenant_slug):
+    for _ in range(3):  # the connection to the dead node breaks once, then the next host answers
+        try:
+            return _ledger_counts(tenant_slug)
+        except EventStoreUnavailable:
+            continue
+    raise AssertionError("no node answered")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reads_fail_over_to_another_node_when_the_one_we_talk_to_dies(cluster, tenant):
+    """Node 1 is CLICKHOUSE_URL's host; with CLICKHOUSE_ALT_HOSTS the store reconnects to node
+    2 (shard 1's other replica) and reads answer."""
+    assert events_ingest_dicts(tenant=tenant, events=_events(range(120)),
+                               now=NOW).count("accepted") == 120
+    cluster.kill_node(1)
+    counts = _read_with_failover(tenant.slug)
+    assert counts["entries"] == counts["events"] == 120
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "known gap: a write that times out waiting for its quorum (code 319, unknown status) is on "
+    "the surviving replica but invisible to dedupe until the other returns; the client's retry "
+    "counts it again (docs/eventstore.md, 'Known gap')"))
+@pytest.mark.django_db(transaction=True)
+def test_a_write_whose_quorum_times_out_is_counted_once_after_the_retry(cluster, tenant):
+    """Node 1 dies and stays down past insert_quorum_timeout while a batch is written: shard 1's
+    rows are committed on node 2 but unconfirmed (the API answers 503); node 1 comes back and
+    the producer's retry must not count them twice."""
+    assert events_ingest_dicts(tenant=tenant, events=_events(range(120)),
+                               now=NOW).count("accepted") == 120
+    cluster.kill_node(1)
+    _read_with_failover(tenant.slug)
+    with pytest.raises(EventStoreUnavailable):
+        events_ingest_dicts(tenant=tenant, events=_events(range(120, 240)), now=NOW)
+    cluster.start_node(1)
+    again = _send_until_accepted(api_client(tenant, "DEVELOPER"), _events(range(120, 240)), [])
+    assert again["accepted"] + again["duplicates"] == 120
+    _sync_replicas(cluster, "ledger_local")
+    counts = _ledger_counts(tenant.slug)
+    assert counts["entries"] == counts["ids"] == counts["events"] == 240
