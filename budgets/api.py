@@ -119,8 +119,9 @@ class BudgetList(APIView):
     def get(self, request):
         now = _now()
         paginator = PageEnvelopePagination()
-        page = paginator.paginate_queryset(CostBudget.objects.filter(tenant=request.tenant),
-                                           request)
+        page = paginator.paginate_queryset(
+            CostBudget.objects.filter(tenant=request.tenant).prefetch_related("destinations"),
+            request)
         reveal = sees_destinations(request)
         return paginator.get_paginated_response([budget_json(b, now, reveal=reveal)
                                                  for b in page])
@@ -220,7 +221,8 @@ class AlertRuleList(APIView):
 
     @extend_schema(**paged(AlertRuleSerializer), operation_id="alert_rules_list")
     def get(self, request):
-        return paged_response(request, AlertRule.objects.filter(tenant=request.tenant),
+        return paged_response(request, AlertRule.objects.filter(tenant=request.tenant)
+                              .prefetch_related("destinations"),
                               AlertRuleSerializer, _mask(request))
 
     @extend_schema(request=AlertRuleSerializer, responses={201: AlertRuleCreated})

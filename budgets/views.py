@@ -35,7 +35,7 @@ HISTORY_SHOWN = 50
 def budgets_tab_context(request: HttpRequest, tenant: Tenant, can_manage: bool) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     cards = []
-    for budget in CostBudget.objects.filter(tenant=tenant):
+    for budget in CostBudget.objects.filter(tenant=tenant).prefetch_related("destinations"):
         state = services.budget_status(budget, now=now)
         cards.append({"budget": budget, "state": state,
                       "bar_pct": float(min(state.utilization_pct, Decimal(100))),
@@ -51,7 +51,8 @@ def budgets_tab_context(request: HttpRequest, tenant: Tenant, can_manage: bool) 
         "rules": [(rule, SYMBOL.get(rule.comparison, ""),
                    rule.destination if can_manage else destination_masked(
                        rule.destination))
-                  for rule in AlertRule.objects.filter(tenant=tenant)],
+                  for rule in AlertRule.objects.filter(tenant=tenant)
+                  .prefetch_related("destinations")],
         "alerts": alerts,
         "editing": editing,
         "can_manage": can_manage,

@@ -185,7 +185,8 @@ class PolicyList(APIView):
 
     @extend_schema(**paged(PolicySerializer), operation_id="guard_policies_list")
     def get(self, request):
-        rows = GuardPolicy.objects.filter(Q(tenant=request.tenant) | Q(tenant__isnull=True))
+        rows = GuardPolicy.objects.filter(
+            Q(tenant=request.tenant) | Q(tenant__isnull=True)).prefetch_related("destinations")
         return paged_response(request, rows, PolicySerializer, _mask(request))
 
     @extend_schema(request=PolicySerializer, responses={201: PolicyCreated})
