@@ -215,7 +215,8 @@ def rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
     if breached:
         return _fire(tenant=rule.tenant, open_key=key, title=rule.name, metric=rule.metric,
                      value=value, threshold=rule.threshold, start=start, end=end, now=now,
-                     owner=rule, rule=rule, product_id=rule.product_id, customer_id=rule.customer_id)
+                     owner=rule, rule=rule, product_id=rule.product_id,
+                     customer_id=rule.customer_id)
     if rule.auto_resolve:
         _auto_resolve(rule.tenant, key, now)
     return None

@@ -5,7 +5,6 @@ from django.contrib.contenttypes.admin import GenericTabularInline
 
 from aforo.errors import DomainError
 from notifications.destinations import check_destination
-
 from notifications.models import Delivery, DeliveryAttempt, Destination, SlackUserLink
 
 
