@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,95 +26,109 @@ class ProductOut(serializers.Serializer):
     productType = serializers.ChoiceField(source="product_type", choices=ProductType.choices)
 
 
-class CustomerListCreate(APIView):
+class CustomerCreate(serializers.Serializer):
+    customerId = serializers.CharField(source="external_id", max_length=200)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    tier = serializers.ChoiceField(choices=CustomerTier.choices, default=CustomerTier.FREE)
+
+
+class CustomerUpdate(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    tier = serializers.ChoiceField(choices=CustomerTier.choices, required=False)
+
+
+class ProductCreate(serializers.Serializer):
+    productId = serializers.CharField(source="external_id", max_length=200)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    productType = serializers.ChoiceField(source="product_type", choices=ProductType.choices,
+                                          default=ProductType.OTHER)
+
+
+class ProductUpdate(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    productType = serializers.ChoiceField(source="product_type", choices=ProductType.choices,
+                                          required=False)
+
+
+# One catalog resource's views (customers, products). Comments, not docstrings: a docstring
+# would become every operation's description in the schema.
+
+class _CatalogList(APIView):
+    # The list and create: `model` rows of the caller's tenant shown as `out`, created from
+    # `create_in`'s validated values by `create` (a catalog service).
+
     permission_classes = [CatalogPermission]
+    model: type
+    out: type[serializers.Serializer]
+    create_in: type[serializers.Serializer]
+    create = None  # catalog.*_create
 
-    class CustomerCreate(serializers.Serializer):
-        customerId = serializers.CharField(max_length=200)
-        name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-        tier = serializers.ChoiceField(choices=CustomerTier.choices, default=CustomerTier.FREE)
-
-    @extend_schema(**paged(CustomerOut), operation_id="customers_list")
     def get(self, request):
-        return paged_response(request, Customer.objects.filter(tenant=request.tenant),
-                              CustomerOut)
+        return paged_response(request, self.model.objects.filter(tenant=request.tenant),
+                              self.out)
 
-    @extend_schema(request=CustomerCreate, responses={201: CustomerOut, 409: ERROR})
     def post(self, request):
-        data = self.CustomerCreate(data=request.data)
+        data = self.create_in(data=request.data)
         data.is_valid(raise_exception=True)
-        values = data.validated_data
-        customer = catalog.customer_create(tenant=request.tenant, external_id=values["customerId"],
-                                           name=values["name"], tier=values["tier"])
-        return Response(CustomerOut(customer).data, status=status.HTTP_201_CREATED)
+        created = type(self).create(tenant=request.tenant, **data.validated_data)
+        return Response(self.out(created).data, status=status.HTTP_201_CREATED)
 
 
-class CustomerDetail(APIView):
+class _CatalogDetail(APIView):
+    # One row by its id (the path's `key`): shown as `out`, changed from `update_in`'s
+    # validated values by `update` (a catalog service).
+
     permission_classes = [CatalogPermission]
+    model: type
+    key: str
+    out: type[serializers.Serializer]
+    update_in: type[serializers.Serializer]
+    update = None  # catalog.*_update
 
-    class CustomerUpdate(serializers.Serializer):
-        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        tier = serializers.ChoiceField(choices=CustomerTier.choices, required=False)
+    def _get(self, request, kwargs):
+        return get_object_or_404(self.model, tenant=request.tenant, external_id=kwargs[self.key])
 
-    @extend_schema(responses=CustomerOut)
-    def get(self, request, customer_id: str):
-        customer = get_object_or_404(Customer, tenant=request.tenant, external_id=customer_id)
-        return Response(CustomerOut(customer).data)
+    def get(self, request, **kwargs):
+        return Response(self.out(self._get(request, kwargs)).data)
 
-    @extend_schema(request=CustomerUpdate, responses=CustomerOut)
-    def patch(self, request, customer_id: str):
-        customer = get_object_or_404(Customer, tenant=request.tenant, external_id=customer_id)
-        data = self.CustomerUpdate(data=request.data, partial=True)
+    def patch(self, request, **kwargs):
+        found = self._get(request, kwargs)
+        data = self.update_in(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        customer = catalog.customer_update(customer=customer, **data.validated_data)
-        return Response(CustomerOut(customer).data)
+        changed = type(self).update(found, **data.validated_data)
+        return Response(self.out(changed).data)
 
 
-class ProductListCreate(APIView):
-    permission_classes = [CatalogPermission]
-
-    class ProductCreate(serializers.Serializer):
-        productId = serializers.CharField(max_length=200)
-        name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-        productType = serializers.ChoiceField(choices=ProductType.choices,
-                                              default=ProductType.OTHER)
-
-    @extend_schema(**paged(ProductOut), operation_id="products_list")
-    def get(self, request):
-        return paged_response(request, Product.objects.filter(tenant=request.tenant),
-                              ProductOut)
-
-    @extend_schema(request=ProductCreate, responses={201: ProductOut, 409: ERROR})
-    def post(self, request):
-        data = self.ProductCreate(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        product = catalog.product_create(tenant=request.tenant, external_id=values["productId"],
-                                         name=values["name"], product_type=values["productType"])
-        return Response(ProductOut(product).data, status=status.HTTP_201_CREATED)
+@extend_schema_view(
+    get=extend_schema(**paged(CustomerOut), operation_id="customers_list"),
+    post=extend_schema(request=CustomerCreate, responses={201: CustomerOut, 409: ERROR}))
+class CustomerListCreate(_CatalogList):
+    model, out, create_in = Customer, CustomerOut, CustomerCreate
+    create = staticmethod(catalog.customer_create)
 
 
-class ProductDetail(APIView):
-    permission_classes = [CatalogPermission]
+@extend_schema_view(get=extend_schema(responses=CustomerOut),
+                    patch=extend_schema(request=CustomerUpdate, responses=CustomerOut))
+class CustomerDetail(_CatalogDetail):
+    model, key, out, update_in = Customer, "customer_id", CustomerOut, CustomerUpdate
+    update = staticmethod(lambda customer, **values: catalog.customer_update(
+        customer=customer, **values))
 
-    class ProductUpdate(serializers.Serializer):
-        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        productType = serializers.ChoiceField(choices=ProductType.choices, required=False)
 
-    @extend_schema(responses=ProductOut)
-    def get(self, request, product_id: str):
-        product = get_object_or_404(Product, tenant=request.tenant, external_id=product_id)
-        return Response(ProductOut(product).data)
+@extend_schema_view(
+    get=extend_schema(**paged(ProductOut), operation_id="products_list"),
+    post=extend_schema(request=ProductCreate, responses={201: ProductOut, 409: ERROR}))
+class ProductListCreate(_CatalogList):
+    model, out, create_in = Product, ProductOut, ProductCreate
+    create = staticmethod(catalog.product_create)
 
-    @extend_schema(request=ProductUpdate, responses=ProductOut)
-    def patch(self, request, product_id: str):
-        product = get_object_or_404(Product, tenant=request.tenant, external_id=product_id)
-        data = self.ProductUpdate(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        product = catalog.product_update(product=product, name=values.get("name"),
-                                         product_type=values.get("productType"))
-        return Response(ProductOut(product).data)
+
+@extend_schema_view(get=extend_schema(responses=ProductOut),
+                    patch=extend_schema(request=ProductUpdate, responses=ProductOut))
+class ProductDetail(_CatalogDetail):
+    model, key, out, update_in = Product, "product_id", ProductOut, ProductUpdate
+    update = staticmethod(lambda product, **values: catalog.product_update(
+        product=product, **values))
 
 
 # --- API tokens: /api/v1/tokens --------------------------------------------------------------

@@ -25,6 +25,22 @@ class PageRequest:
         return self.page * self.size
 
 
+def int_param(query_params, name: str, *, default: int | None, low: int,
+              high: int) -> int | None:
+    """An optional whole-number query parameter within [low, high]; `default` when absent,
+    400 naming it otherwise."""
+    raw = query_params.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(f"{name} must be an integer.", field=name) from None
+    if not low <= value <= high:
+        raise ApiError(f"{name} must be between {low} and {high}.", field=name)
+    return value
+
+
 def page_request(query_params) -> PageRequest:
     """Parse page/size; 400 for a non-integer or negative value, size capped at MAX_SIZE."""
     values = {}
