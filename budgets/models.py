@@ -1,8 +1,6 @@
 """Cost budgets, alert rules, the alerts they fire, and every delivery attempt."""
 from __future__ import annotations
 
-import secrets
-
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
@@ -33,8 +31,6 @@ class CostBudget(Notifying):
     customer_id = models.CharField(max_length=200, blank=True)
     cap_usd = money_field()
     warning_threshold_pct = models.DecimalField(max_digits=5, decimal_places=2, default=80)
-    signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
-                                      help_text="Signs WEBHOOK deliveries (X-Aforo-Signature).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -84,8 +80,6 @@ class AlertRule(Notifying):
     customer_id = models.CharField(max_length=200, blank=True)
     enabled = models.BooleanField(default=True)
     auto_resolve = models.BooleanField(default=False)
-    signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
-                                      help_text="Signs WEBHOOK deliveries (X-Aforo-Signature).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

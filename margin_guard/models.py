@@ -1,8 +1,6 @@
 """Guard policies, the guard's current level per scope, and the audit of every change."""
 from __future__ import annotations
 
-import secrets
-
 from django.contrib.contenttypes.fields import GenericRelation
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
@@ -72,8 +70,6 @@ class GuardPolicy(Notifying):
     throttle_rate_per_minute = models.PositiveIntegerField(null=True, blank=True)
     override_minutes = models.PositiveIntegerField(
         default=60, help_text="How long an override from Slack allows access.")
-    signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
-                                      help_text="Signs WEBHOOK notifications.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -4,6 +4,8 @@ action, later a signal or a wallet) is its subject, referenced generically, so t
 none of the apps that notify."""
 from __future__ import annotations
 
+import secrets
+
 from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
 from django.contrib.contenttypes.models import ContentType
 from django.db import models, transaction
@@ -39,6 +41,19 @@ class Destination(models.Model):
         return f"{self.channel} {self.destination}"
 
 
+def _first_part(index: int, doc: str) -> property:
+    """A settable property over the first destination's channel (0) or address (1)."""
+    def get(self) -> str:
+        pending = getattr(self, "_destinations_pending", None)
+        pairs = pending if pending is not None else self._saved_pairs()
+        return pairs[0][index] if pairs else ""
+
+    def put(self, value: str) -> None:
+        self._first_set(index, value)
+
+    return property(get, put, doc=doc)
+
+
 class Notifying(models.Model):
     """What owns notification destinations (a budget, an alert rule, a guard policy; later
     signals and entitlements): its ordered list `destinations`, deleted with it, and
@@ -52,6 +67,8 @@ class Notifying(models.Model):
 
     destinations = GenericRelation(Destination, content_type_field="owner_type",
                                    object_id_field="owner_id")
+    signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
+                                      help_text="Signs WEBHOOK deliveries (X-Aforo-Signature).")
 
     class Meta:
         abstract = True
@@ -82,27 +99,8 @@ class Notifying(models.Model):
             pending.append(["", ""])
         pending[0][index] = value or ""
 
-    @property
-    def notify_channel(self) -> str:
-        """The first destination's channel ("" with none)."""
-        pending = getattr(self, "_destinations_pending", None)
-        pairs = pending if pending is not None else self._saved_pairs()
-        return pairs[0][0] if pairs else ""
-
-    @notify_channel.setter
-    def notify_channel(self, value: str) -> None:
-        self._first_set(0, value)
-
-    @property
-    def notify_destination(self) -> str:
-        """The first destination's address ("" with none)."""
-        pending = getattr(self, "_destinations_pending", None)
-        pairs = pending if pending is not None else self._saved_pairs()
-        return pairs[0][1] if pairs else ""
-
-    @notify_destination.setter
-    def notify_destination(self, value: str) -> None:
-        self._first_set(1, value)
+    notify_channel = _first_part(0, "The first destination's channel (\"\" with none).")
+    notify_destination = _first_part(1, "The first destination's address (\"\" with none).")
 
     def save(self, *args, **kwargs) -> None:
         with transaction.atomic():

@@ -3,6 +3,8 @@ and guard policies): every existing one is copied in order (the `notifications` 
 lone notify_channel/notify_destination of a policy without one), then the fields go. The API
 fields (notifyChannel, notifyDestination, notifications) are unchanged. Reversible."""
 
+import secrets
+
 from django.db import migrations, models
 
 
@@ -60,4 +62,9 @@ class Migration(migrations.Migration):
         migrations.RemoveField(model_name='guardpolicy', name='notifications'),
         migrations.RemoveField(model_name='guardpolicy', name='notify_channel'),
         migrations.RemoveField(model_name='guardpolicy', name='notify_destination'),
+        # The signing secret is notifications.models.Notifying's now (its help text).
+        migrations.AlterField(model_name='guardpolicy', name='signing_secret',
+                              field=models.CharField(
+            default=secrets.token_hex, max_length=64,
+            help_text='Signs WEBHOOK deliveries (X-Aforo-Signature).')),
     ]
