@@ -99,36 +99,29 @@ class _CatalogDetail(APIView):
         return Response(self.out(changed).data)
 
 
-@extend_schema_view(
-    get=extend_schema(**paged(CustomerOut), operation_id="customers_list"),
-    post=extend_schema(request=CustomerCreate, responses={201: CustomerOut, 409: ERROR}))
-class CustomerListCreate(_CatalogList):
-    model, out, create_in = Customer, CustomerOut, CustomerCreate
-    create = staticmethod(catalog.customer_create)
+def _catalog_views(model, key: str, out, create_in, update_in, create, update, list_id: str):
+    """The list/create and detail views of one catalog resource, with their schema."""
+    listing = type(f"{model.__name__}ListCreate", (_CatalogList,), {
+        "model": model, "out": out, "create_in": create_in, "create": staticmethod(create)})
+    detail = type(f"{model.__name__}Detail", (_CatalogDetail,), {
+        "model": model, "key": key, "out": out, "update_in": update_in,
+        "update": staticmethod(update)})
+    return (extend_schema_view(
+                get=extend_schema(**paged(out), operation_id=list_id),
+                post=extend_schema(request=create_in, responses={201: out, 409: ERROR}))(listing),
+            extend_schema_view(get=extend_schema(responses=out),
+                               patch=extend_schema(request=update_in, responses=out))(detail))
 
 
-@extend_schema_view(get=extend_schema(responses=CustomerOut),
-                    patch=extend_schema(request=CustomerUpdate, responses=CustomerOut))
-class CustomerDetail(_CatalogDetail):
-    model, key, out, update_in = Customer, "customer_id", CustomerOut, CustomerUpdate
-    update = staticmethod(lambda customer, **values: catalog.customer_update(
-        customer=customer, **values))
-
-
-@extend_schema_view(
-    get=extend_schema(**paged(ProductOut), operation_id="products_list"),
-    post=extend_schema(request=ProductCreate, responses={201: ProductOut, 409: ERROR}))
-class ProductListCreate(_CatalogList):
-    model, out, create_in = Product, ProductOut, ProductCreate
-    create = staticmethod(catalog.product_create)
-
-
-@extend_schema_view(get=extend_schema(responses=ProductOut),
-                    patch=extend_schema(request=ProductUpdate, responses=ProductOut))
-class ProductDetail(_CatalogDetail):
-    model, key, out, update_in = Product, "product_id", ProductOut, ProductUpdate
-    update = staticmethod(lambda product, **values: catalog.product_update(
-        product=product, **values))
+CustomerListCreate, CustomerDetail = _catalog_views(
+    Customer, "customer_id", CustomerOut, CustomerCreate, CustomerUpdate,
+    catalog.customer_create,
+    lambda customer, **values: catalog.customer_update(customer=customer, **values),
+    "customers_list")
+ProductListCreate, ProductDetail = _catalog_views(
+    Product, "product_id", ProductOut, ProductCreate, ProductUpdate, catalog.product_create,
+    lambda product, **values: catalog.product_update(product=product, **values),
+    "products_list")
 
 
 # --- API tokens: /api/v1/tokens --------------------------------------------------------------
