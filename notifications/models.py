@@ -74,9 +74,14 @@ class Notifying(models.Model):
         abstract = True
 
     def _saved_pairs(self) -> list[tuple[str, str]]:
+        """The saved destinations, read once per instance (as a prefetch is)."""
         if self.pk is None:
             return []
-        return [(d.channel, d.destination) for d in self.destinations.all()]
+        saved = getattr(self, "_destinations_saved", None)
+        if saved is None:
+            saved = self._destinations_saved = [(d.channel, d.destination)
+                                                for d in self.destinations.all()]
+        return list(saved)
 
     def destination_pairs(self) -> list[tuple[str, str]]:
         """(channel, destination) of every destination, in order: those assigned and not yet
@@ -102,6 +107,10 @@ class Notifying(models.Model):
     notify_channel = _first_part(0, "The first destination's channel (\"\" with none).")
     notify_destination = _first_part(1, "The first destination's address (\"\" with none).")
 
+    def refresh_from_db(self, *args, **kwargs) -> None:
+        super().refresh_from_db(*args, **kwargs)
+        self._destinations_saved = self._destinations_pending = None
+
     def save(self, *args, **kwargs) -> None:
         with transaction.atomic():
             super().save(*args, **kwargs)
@@ -115,6 +124,7 @@ class Notifying(models.Model):
         pairs = [(c, d) for c, d in pending if c]
         if pairs == self._saved_pairs():
             return
+        self._destinations_saved = list(pairs)
         self.destinations.all().delete()
         owner_type = ContentType.objects.get_for_model(self)
         Destination.objects.bulk_create(
