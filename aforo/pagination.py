@@ -102,10 +102,14 @@ class PageEnvelopePagination(pagination.BasePagination):
         ]
 
 
-def paged_response(request, queryset, serializer_class, context: dict | None = None) -> Response:
-    """One page of a queryset in the page envelope, each row through the serializer."""
+def paged_response(request, queryset, serializer_class, context: dict | None = None, *,
+                   load=None) -> Response:
+    """One page of a queryset in the page envelope, each row through the serializer; `load`
+    reads what the page's rows need in bulk first (e.g. notifications' destinations_load)."""
     paginator = PageEnvelopePagination()
     page = paginator.paginate_queryset(queryset, request)
+    if load is not None:
+        page = load(page)
     return paginator.get_paginated_response(
         serializer_class(page, many=True, context=context or {}).data)
 

@@ -133,6 +133,24 @@ class Notifying(models.Model):
         getattr(self, "_prefetched_objects_cache", {}).pop("destinations", None)
 
 
+def destinations_load(owners):
+    """Read the destinations of many owners of one model in one query, into each owner (a
+    list's cheaper prefetch_related("destinations"): no model instances); returns the owners
+    as a list."""
+    owners = list(owners)
+    if not owners:
+        return owners
+    found: dict[int, list[tuple[str, str]]] = {owner.pk: [] for owner in owners}
+    rows = (Destination.objects
+            .filter(owner_type=ContentType.objects.get_for_model(owners[0]), owner_id__in=found)
+            .order_by("position", "id").values_list("owner_id", "channel", "destination"))
+    for owner_id, channel, destination in rows:
+        found[owner_id].append((channel, destination))
+    for owner in owners:
+        owner._destinations_saved = found[owner.pk]
+    return owners
+
+
 class Delivery(models.Model):
     """A notification of one subject to one destination, retried with backoff until it lands."""
 
