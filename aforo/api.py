@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -26,95 +26,102 @@ class ProductOut(serializers.Serializer):
     productType = serializers.ChoiceField(source="product_type", choices=ProductType.choices)
 
 
-class CustomerListCreate(APIView):
+class CustomerCreate(serializers.Serializer):
+    customerId = serializers.CharField(source="external_id", max_length=200)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    tier = serializers.ChoiceField(choices=CustomerTier.choices, default=CustomerTier.FREE)
+
+
+class CustomerUpdate(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    tier = serializers.ChoiceField(choices=CustomerTier.choices, required=False)
+
+
+class ProductCreate(serializers.Serializer):
+    productId = serializers.CharField(source="external_id", max_length=200)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    productType = serializers.ChoiceField(source="product_type", choices=ProductType.choices,
+                                          default=ProductType.OTHER)
+
+
+class ProductUpdate(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    productType = serializers.ChoiceField(source="product_type", choices=ProductType.choices,
+                                          required=False)
+
+
+# One catalog resource's views (customers, products). Comments, not docstrings: a docstring
+# would become every operation's description in the schema.
+
+class _CatalogList(APIView):
+    # The list and create: `model` rows of the caller's tenant shown as `out`, created from
+    # `create_in`'s validated values by `create` (a catalog service).
+
     permission_classes = [CatalogPermission]
+    model: type
+    out: type[serializers.Serializer]
+    create_in: type[serializers.Serializer]
+    create = None  # catalog.*_create
 
-    class CustomerCreate(serializers.Serializer):
-        customerId = serializers.CharField(max_length=200)
-        name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-        tier = serializers.ChoiceField(choices=CustomerTier.choices, default=CustomerTier.FREE)
-
-    @extend_schema(**paged(CustomerOut), operation_id="customers_list")
     def get(self, request):
-        return paged_response(request, Customer.objects.filter(tenant=request.tenant),
-                              CustomerOut)
+        return paged_response(request, self.model.objects.filter(tenant=request.tenant),
+                              self.out)
 
-    @extend_schema(request=CustomerCreate, responses={201: CustomerOut, 409: ERROR})
     def post(self, request):
-        data = self.CustomerCreate(data=request.data)
+        data = self.create_in(data=request.data)
         data.is_valid(raise_exception=True)
-        values = data.validated_data
-        customer = catalog.customer_create(tenant=request.tenant, external_id=values["customerId"],
-                                           name=values["name"], tier=values["tier"])
-        return Response(CustomerOut(customer).data, status=status.HTTP_201_CREATED)
+        created = type(self).create(tenant=request.tenant, **data.validated_data)
+        return Response(self.out(created).data, status=status.HTTP_201_CREATED)
 
 
-class CustomerDetail(APIView):
+class _CatalogDetail(APIView):
+    # One row by its id (the path's `key`): shown as `out`, changed from `update_in`'s
+    # validated values by `update` (a catalog service).
+
     permission_classes = [CatalogPermission]
+    model: type
+    key: str
+    out: type[serializers.Serializer]
+    update_in: type[serializers.Serializer]
+    update = None  # catalog.*_update
 
-    class CustomerUpdate(serializers.Serializer):
-        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        tier = serializers.ChoiceField(choices=CustomerTier.choices, required=False)
+    def _get(self, request, kwargs):
+        return get_object_or_404(self.model, tenant=request.tenant, external_id=kwargs[self.key])
 
-    @extend_schema(responses=CustomerOut)
-    def get(self, request, customer_id: str):
-        customer = get_object_or_404(Customer, tenant=request.tenant, external_id=customer_id)
-        return Response(CustomerOut(customer).data)
+    def get(self, request, **kwargs):
+        return Response(self.out(self._get(request, kwargs)).data)
 
-    @extend_schema(request=CustomerUpdate, responses=CustomerOut)
-    def patch(self, request, customer_id: str):
-        customer = get_object_or_404(Customer, tenant=request.tenant, external_id=customer_id)
-        data = self.CustomerUpdate(data=request.data, partial=True)
+    def patch(self, request, **kwargs):
+        found = self._get(request, kwargs)
+        data = self.update_in(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        customer = catalog.customer_update(customer=customer, **data.validated_data)
-        return Response(CustomerOut(customer).data)
+        changed = type(self).update(found, **data.validated_data)
+        return Response(self.out(changed).data)
 
 
-class ProductListCreate(APIView):
-    permission_classes = [CatalogPermission]
-
-    class ProductCreate(serializers.Serializer):
-        productId = serializers.CharField(max_length=200)
-        name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-        productType = serializers.ChoiceField(choices=ProductType.choices,
-                                              default=ProductType.OTHER)
-
-    @extend_schema(**paged(ProductOut), operation_id="products_list")
-    def get(self, request):
-        return paged_response(request, Product.objects.filter(tenant=request.tenant),
-                              ProductOut)
-
-    @extend_schema(request=ProductCreate, responses={201: ProductOut, 409: ERROR})
-    def post(self, request):
-        data = self.ProductCreate(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        product = catalog.product_create(tenant=request.tenant, external_id=values["productId"],
-                                         name=values["name"], product_type=values["productType"])
-        return Response(ProductOut(product).data, status=status.HTTP_201_CREATED)
+def _catalog_views(model, key: str, out, create_in, update_in, create, update, list_id: str):
+    """The list/create and detail views of one catalog resource, with their schema."""
+    listing = type(f"{model.__name__}ListCreate", (_CatalogList,), {
+        "model": model, "out": out, "create_in": create_in, "create": staticmethod(create)})
+    detail = type(f"{model.__name__}Detail", (_CatalogDetail,), {
+        "model": model, "key": key, "out": out, "update_in": update_in,
+        "update": staticmethod(update)})
+    return (extend_schema_view(
+                get=extend_schema(**paged(out), operation_id=list_id),
+                post=extend_schema(request=create_in, responses={201: out, 409: ERROR}))(listing),
+            extend_schema_view(get=extend_schema(responses=out),
+                               patch=extend_schema(request=update_in, responses=out))(detail))
 
 
-class ProductDetail(APIView):
-    permission_classes = [CatalogPermission]
-
-    class ProductUpdate(serializers.Serializer):
-        name = serializers.CharField(max_length=200, required=False, allow_blank=True)
-        productType = serializers.ChoiceField(choices=ProductType.choices, required=False)
-
-    @extend_schema(responses=ProductOut)
-    def get(self, request, product_id: str):
-        product = get_object_or_404(Product, tenant=request.tenant, external_id=product_id)
-        return Response(ProductOut(product).data)
-
-    @extend_schema(request=ProductUpdate, responses=ProductOut)
-    def patch(self, request, product_id: str):
-        product = get_object_or_404(Product, tenant=request.tenant, external_id=product_id)
-        data = self.ProductUpdate(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        product = catalog.product_update(product=product, name=values.get("name"),
-                                         product_type=values.get("productType"))
-        return Response(ProductOut(product).data)
+CustomerListCreate, CustomerDetail = _catalog_views(
+    Customer, "customer_id", CustomerOut, CustomerCreate, CustomerUpdate,
+    catalog.customer_create,
+    lambda customer, **values: catalog.customer_update(customer=customer, **values),
+    "customers_list")
+ProductListCreate, ProductDetail = _catalog_views(
+    Product, "product_id", ProductOut, ProductCreate, ProductUpdate, catalog.product_create,
+    lambda product, **values: catalog.product_update(product=product, **values),
+    "products_list")
 
 
 # --- API tokens: /api/v1/tokens --------------------------------------------------------------

@@ -25,6 +25,22 @@ class PageRequest:
         return self.page * self.size
 
 
+def int_param(query_params, name: str, *, default: int | None, low: int,
+              high: int) -> int | None:
+    """An optional whole-number query parameter within [low, high]; `default` when absent,
+    400 naming it otherwise."""
+    raw = query_params.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(f"{name} must be an integer.", field=name) from None
+    if not low <= value <= high:
+        raise ApiError(f"{name} must be between {low} and {high}.", field=name)
+    return value
+
+
 def page_request(query_params) -> PageRequest:
     """Parse page/size; 400 for a non-integer or negative value, size capped at MAX_SIZE."""
     values = {}
@@ -86,10 +102,14 @@ class PageEnvelopePagination(pagination.BasePagination):
         ]
 
 
-def paged_response(request, queryset, serializer_class, context: dict | None = None) -> Response:
-    """One page of a queryset in the page envelope, each row through the serializer."""
+def paged_response(request, queryset, serializer_class, context: dict | None = None, *,
+                   load=None) -> Response:
+    """One page of a queryset in the page envelope, each row through the serializer; `load`
+    reads what the page's rows need in bulk first (e.g. notifications' destinations_load)."""
     paginator = PageEnvelopePagination()
     page = paginator.paginate_queryset(queryset, request)
+    if load is not None:
+        page = load(page)
     return paginator.get_paginated_response(
         serializer_class(page, many=True, context=context or {}).data)
 

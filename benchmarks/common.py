@@ -12,6 +12,20 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
 
 
+def django_setup(var_dir: str, clickhouse_url: str = "") -> None:
+    """Django on the benchmark's own store: its var dir, embedded unless a ClickHouse URL is
+    given, and none of the developer's service URLs from the environment."""
+    os.environ["AFORO_VAR_DIR"] = var_dir
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
+    for name in ("CLICKHOUSE_URL", "DATABASE_URL", "REDIS_URL"):
+        os.environ.pop(name, None)
+    if clickhouse_url:
+        os.environ["CLICKHOUSE_URL"] = clickhouse_url
+    import django
+
+    django.setup()
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -168,6 +168,17 @@ def _plan_out(plan: RatePlan) -> dict:
     return PlanOut(fresh).data
 
 
+def _valid(serializer: type[serializers.Serializer], request, *,
+           fixed: tuple[str, str] | None = None) -> dict:
+    """The request body's values as `serializer` validates them (400 otherwise); `fixed`, a
+    field that cannot change and why, is refused first."""
+    if fixed:
+        _refuse(request, *fixed)
+    data = serializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
+
+
 def _refuse(request, name: str, message: str) -> None:
     if isinstance(request.data, dict) and name in request.data:
         raise ApiError(message, field=name)
@@ -193,9 +204,7 @@ class PlanListCreate(APIView):
     @extend_schema(request=Input, responses={201: PlanOut, **_errors(400, 409)},
                    operation_id="billing_plans_create")
     def post(self, request):
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = _valid(self.Input, request)
         plan = services.rate_plan_create(tenant=request.tenant, code=values["code"],
                                          name=values["name"],
                                          components=_specs(values["components"]))
@@ -224,11 +233,9 @@ class PlanDetail(APIView):
                                "settles them (docs/billing.md).")
     def patch(self, request, code: str):
         plan = _plan(request, code)
-        _refuse(request, "code", "A plan's code cannot change; create a new plan and move its "
-                                 "customers to it.")
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = _valid(self.Input, request, fixed=(
+            "code", "A plan's code cannot change; create a new plan and move its customers to "
+                    "it."))
         components = values.get("components")
         plan = services.rate_plan_update(
             plan=plan, name=values.get("name"),
@@ -300,9 +307,7 @@ class SubscriptionListCreate(APIView):
                                "another of the customer's is refused with 409 "
                                "subscription_overlap.")
     def post(self, request):
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = _valid(self.Input, request)
         customer = Customer.objects.filter(tenant=request.tenant,
                                            external_id=values["customerId"]).first()
         if customer is None:
@@ -337,11 +342,9 @@ class SubscriptionDetail(APIView):
                                "another plan from a moment on, use change-plan instead.")
     def patch(self, request, subscription_id: int):
         subscription = _subscription(request, subscription_id)
-        _refuse(request, "customerId", "A subscription's customer cannot change; end it and "
-                                       "subscribe the other customer.")
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = _valid(self.Input, request, fixed=(
+            "customerId", "A subscription's customer cannot change; end it and subscribe the "
+                          "other customer."))
         changes = {}
         if "planCode" in values:
             changes["plan"] = _plan_named(request, values["planCode"])
@@ -393,9 +396,7 @@ class SubscriptionChangePlan(APIView):
                                "subscription.")
     def post(self, request, subscription_id: int):
         subscription = _subscription(request, subscription_id)
-        data = self.Input(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
+        values = _valid(self.Input, request)
         successor = services.subscription_change_plan(
             subscription=subscription, plan=_plan_named(request, values["planCode"]),
             at=values.get("at") or _now())

@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.contrib.contenttypes.admin import GenericTabularInline
 
 from budgets.models import Alert, AlertRule, CostBudget
+from notifications.admin import DestinationInline
 from notifications.models import Delivery
 
 
@@ -11,13 +12,15 @@ class CostBudgetAdmin(admin.ModelAdmin):
     list_display = ("name", "tenant", "period", "cap_usd", "warning_threshold_pct",
                     "product_id", "customer_id")
     list_filter = ("tenant", "period")
+    inlines = [DestinationInline]
 
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
     list_display = ("name", "tenant", "metric", "comparison", "threshold", "window", "channel",
                     "enabled")
-    list_filter = ("tenant", "metric", "channel", "enabled")
+    list_filter = ("tenant", "metric", "enabled")
+    inlines = [DestinationInline]
 
 
 class DeliveryInline(GenericTabularInline):

@@ -33,6 +33,7 @@ from aforo.permissions import (
 from budgets import services
 from budgets.models import Alert, AlertRule, Channel, CostBudget
 from notifications.destinations import destination_masked
+from notifications.models import destinations_load
 
 
 def _now() -> datetime:
@@ -119,8 +120,8 @@ class BudgetList(APIView):
     def get(self, request):
         now = _now()
         paginator = PageEnvelopePagination()
-        page = paginator.paginate_queryset(CostBudget.objects.filter(tenant=request.tenant),
-                                           request)
+        page = destinations_load(paginator.paginate_queryset(
+            CostBudget.objects.filter(tenant=request.tenant), request))
         reveal = sees_destinations(request)
         return paginator.get_paginated_response([budget_json(b, now, reveal=reveal)
                                                  for b in page])
@@ -223,7 +224,7 @@ class AlertRuleList(APIView):
     @extend_schema(**paged(AlertRuleSerializer), operation_id="alert_rules_list")
     def get(self, request):
         return paged_response(request, AlertRule.objects.filter(tenant=request.tenant),
-                              AlertRuleSerializer, _mask(request))
+                              AlertRuleSerializer, _mask(request), load=destinations_load)
 
     @extend_schema(request=AlertRuleSerializer, responses={201: AlertRuleCreated})
     def post(self, request):

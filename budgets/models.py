@@ -1,8 +1,6 @@
 """Cost budgets, alert rules, the alerts they fire, and every delivery attempt."""
 from __future__ import annotations
 
-import secrets
-
 from django.conf import settings
 from django.contrib.contenttypes.fields import GenericRelation
 from django.db import models
@@ -11,12 +9,16 @@ from django.db.models import Q
 from aforo.models import Tenant
 from aforo.money import money_field
 from notifications.models import Channel as NotificationChannel
+from notifications.models import Notifying
 
 # The notification channels (notifications.models), under the name budgets' models use.
 Channel = NotificationChannel
 
 
-class CostBudget(models.Model):
+class CostBudget(Notifying):
+    """A spend cap for a period; notifies its destinations (notifications.Destination) at the
+    warning threshold and at 100%."""
+
     class Period(models.TextChoices):
         MONTHLY = "MONTHLY"
         QUARTERLY = "QUARTERLY"
@@ -29,10 +31,6 @@ class CostBudget(models.Model):
     customer_id = models.CharField(max_length=200, blank=True)
     cap_usd = money_field()
     warning_threshold_pct = models.DecimalField(max_digits=5, decimal_places=2, default=80)
-    notify_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
-    notify_destination = models.CharField(max_length=500, blank=True)
-    signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
-                                      help_text="Signs WEBHOOK deliveries (X-Aforo-Signature).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -42,7 +40,9 @@ class CostBudget(models.Model):
         return self.name
 
 
-class AlertRule(models.Model):
+class AlertRule(Notifying):
+    """A metric or signal condition; notifies its destination (notifications.Destination)."""
+
     class Source(models.TextChoices):
         METRIC = "METRIC"  # the rule measures its metric over its window
         SIGNAL = "SIGNAL"  # the rule fires on intelligence signals of a kind and severity
@@ -80,12 +80,8 @@ class AlertRule(models.Model):
     window = models.CharField(max_length=3, choices=Window.choices, default=Window.DAY)
     product_id = models.CharField(max_length=200, blank=True)
     customer_id = models.CharField(max_length=200, blank=True)
-    channel = models.CharField(max_length=10, choices=Channel.choices)
-    destination = models.CharField(max_length=500)
     enabled = models.BooleanField(default=True)
     auto_resolve = models.BooleanField(default=False)
-    signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
-                                      help_text="Signs WEBHOOK deliveries (X-Aforo-Signature).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -93,6 +89,11 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    # The rule's one destination under the API's names (read-only: set it through
+    # budgets.services.alert_rule_create/update).
+    channel = Notifying.notify_channel
+    destination = Notifying.notify_destination
 
 
 class Alert(models.Model):

@@ -16,7 +16,6 @@ from cogs.expected import scope_margin
 from cogs.margins import HUNDRED
 from notifications import services as notifications
 from notifications.destinations import check_destination
-from notifications.services import Target
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def _updated(obj, check, checked_fields: tuple[str, ...], changes: dict):
     reads; then save."""
     check(obj.tenant, {**{f: getattr(obj, f) for f in checked_fields}, **changes})
     for name, value in changes.items():
-        setattr(obj, name, value)
+        setattr(obj, name, value)  # a destination field too: saved with obj (Notifying)
     obj.save()
     return obj
 
@@ -180,10 +179,11 @@ def rule_value(rule: AlertRule, *, now: datetime) -> tuple[Decimal | None, datet
 
 def _fire(*, tenant: Tenant, open_key: str, title: str, metric: str, value: Decimal | None,
           threshold: Decimal, start: datetime, end: datetime, now: datetime,
-          destinations: list[tuple[str, str, str]], rule: AlertRule | None = None,
+          owner: CostBudget | AlertRule, rule: AlertRule | None = None,
           budget: CostBudget | None = None, product_id: str = "",
           customer_id: str = "") -> Alert | None:
-    """Create the alert and its deliveries, unless one is open for the key already.
+    """Create the alert and its deliveries (one per destination of `owner`), unless one is open
+    for the key already.
 
     The partial unique index on (tenant, open_key) for open states makes this safe with two
     evaluators at once: the second insert fails and fires nothing.
@@ -198,10 +198,7 @@ def _fire(*, tenant: Tenant, open_key: str, title: str, metric: str, value: Deci
                 metric=metric, value=value, threshold=threshold, window_start=start,
                 window_end=end, product_id=product_id, customer_id=customer_id,
                 fired_at=now)
-            notifications.deliveries_queue(
-                tenant=tenant, subject=alert, now=now,
-                targets=[Target(channel, destination, secret)
-                         for channel, destination, secret in destinations])
+            notifications.notify(tenant=tenant, owner=owner, subject=alert, now=now)
     except IntegrityError:
         return None
     return alert
@@ -220,8 +217,8 @@ def rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
     if breached:
         return _fire(tenant=rule.tenant, open_key=key, title=rule.name, metric=rule.metric,
                      value=value, threshold=rule.threshold, start=start, end=end, now=now,
-                     destinations=[(rule.channel, rule.destination, rule.signing_secret)],
-                     rule=rule, product_id=rule.product_id, customer_id=rule.customer_id)
+                     owner=rule, rule=rule, product_id=rule.product_id,
+                     customer_id=rule.customer_id)
     if rule.auto_resolve:
         _auto_resolve(rule.tenant, key, now)
     return None
@@ -236,13 +233,10 @@ def budget_evaluate(budget: CostBudget, *, now: datetime) -> list[Alert]:
         if state.utilization_pct < pct:
             continue
         key = f"budget:{budget.pk}:{level}:{state.period_start:%Y%m%d}"
-        destinations = ([(budget.notify_channel, budget.notify_destination,
-                          budget.signing_secret)]
-                        if budget.notify_channel else [])
         title = f"Budget {budget.name}: {level.replace('_', ' ').lower()}"
         alert = _fire(tenant=budget.tenant, open_key=key, title=title, metric="BUDGET",
                       value=state.spent_usd, threshold=budget.cap_usd * pct / HUNDRED,
-                      start=state.period_start, end=now, now=now, destinations=destinations,
+                      start=state.period_start, end=now, now=now, owner=budget,
                       budget=budget, product_id=budget.product_id,
                       customer_id=budget.customer_id)
         if alert:
@@ -252,9 +246,9 @@ def budget_evaluate(budget: CostBudget, *, now: datetime) -> list[Alert]:
 
 def alerts_evaluate(*, now: datetime, tenant: Tenant | None = None) -> list[Alert]:
     """Evaluate every enabled rule and every budget (of one tenant, or all); send what is due."""
-    rules = AlertRule.objects.select_related("tenant").filter(
+    rules = AlertRule.objects.select_related("tenant").prefetch_related("destinations").filter(
         enabled=True, source=AlertRule.Source.METRIC)
-    budgets = CostBudget.objects.select_related("tenant")
+    budgets = CostBudget.objects.select_related("tenant").prefetch_related("destinations")
     if tenant is not None:
         rules, budgets = rules.filter(tenant=tenant), budgets.filter(tenant=tenant)
     fired: list[Alert] = []
@@ -284,8 +278,8 @@ def signal_alerts_fire(*, tenant: Tenant, signal_id: int, kind: str, severity: s
     every other alert by the evaluation job, through the rule's channel."""
     rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
     fired = []
-    rules = AlertRule.objects.filter(tenant=tenant, enabled=True,
-                                     source=AlertRule.Source.SIGNAL)
+    rules = AlertRule.objects.prefetch_related("destinations").filter(
+        tenant=tenant, enabled=True, source=AlertRule.Source.SIGNAL)
     for rule in rules:
         if rule.signal_kind and rule.signal_kind != kind:
             continue
@@ -297,8 +291,7 @@ def signal_alerts_fire(*, tenant: Tenant, signal_id: int, kind: str, severity: s
         alert = _fire(tenant=tenant, open_key=f"signal:{signal_id}:rule:{rule.pk}",
                       title=f"{rule.name}: {title}"[:300], metric=kind, value=value,
                       threshold=threshold, start=start, end=end, now=now,
-                      destinations=[(rule.channel, rule.destination, rule.signing_secret)],
-                      rule=rule, product_id=product_id, customer_id=customer_id)
+                      owner=rule, rule=rule, product_id=product_id, customer_id=customer_id)
         if alert:
             fired.append(alert)
     return fired

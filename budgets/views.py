@@ -5,6 +5,7 @@ call the same services and come back to the tab, keeping the period in the URL.
 """
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -35,7 +36,7 @@ HISTORY_SHOWN = 50
 def budgets_tab_context(request: HttpRequest, tenant: Tenant, can_manage: bool) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     cards = []
-    for budget in CostBudget.objects.filter(tenant=tenant):
+    for budget in CostBudget.objects.filter(tenant=tenant).prefetch_related("destinations"):
         state = services.budget_status(budget, now=now)
         cards.append({"budget": budget, "state": state,
                       "bar_pct": float(min(state.utilization_pct, Decimal(100))),
@@ -51,7 +52,8 @@ def budgets_tab_context(request: HttpRequest, tenant: Tenant, can_manage: bool) 
         "rules": [(rule, SYMBOL.get(rule.comparison, ""),
                    rule.destination if can_manage else destination_masked(
                        rule.destination))
-                  for rule in AlertRule.objects.filter(tenant=tenant)],
+                  for rule in AlertRule.objects.filter(tenant=tenant)
+                  .prefetch_related("destinations")],
         "alerts": alerts,
         "editing": editing,
         "can_manage": can_manage,
@@ -89,25 +91,37 @@ def _decimal(request: HttpRequest, name: str, label: str) -> Decimal:
         raise ApiError(f"{label} must be a number.", field=name) from None
 
 
-@login_required
-@require_POST
-def budget_save(request: HttpRequest) -> HttpResponse:
-    tenant = _manager(request)
-    if tenant is None:
-        return _back(request)
-    try:
-        budget = services.budget_create(
-            tenant=tenant, name=request.POST.get("name", "").strip() or "Budget",
-            period=request.POST.get("period", "MONTHLY"),
-            cap_usd=_decimal(request, "cap_usd", "Cap"),
-            warning_threshold_pct=_decimal(request, "warning_threshold_pct",
-                                           "Warning threshold"),
-            product_id=request.POST.get("product_id", ""),
-            customer_id=request.POST.get("customer_id", ""))
-        messages.success(request, f"Budget “{budget.name}” created.")
-    except DomainError as exc:
-        messages.error(request, f"Budget not saved: {exc.message}")
-    return _back(request)
+def _saving(what: str):
+    """A console form post that creates or changes a budget or a rule: `save(request, tenant)`
+    returns what to tell the person; only managers; a refusal (DomainError) shows as
+    “<what> not saved: …”; back to the tab either way."""
+    def wrap(save):
+        @login_required
+        @require_POST
+        @functools.wraps(save)
+        def view(request: HttpRequest) -> HttpResponse:
+            tenant = _manager(request)
+            if tenant is not None:
+                try:
+                    messages.success(request, save(request, tenant))
+                except DomainError as exc:
+                    messages.error(request, f"{what} not saved: {exc.message}")
+            return _back(request)
+        return view
+    return wrap
+
+
+@_saving("Budget")
+def budget_save(request: HttpRequest, tenant: Tenant) -> str:
+    budget = services.budget_create(
+        tenant=tenant, name=request.POST.get("name", "").strip() or "Budget",
+        period=request.POST.get("period", "MONTHLY"),
+        cap_usd=_decimal(request, "cap_usd", "Cap"),
+        warning_threshold_pct=_decimal(request, "warning_threshold_pct",
+                                       "Warning threshold"),
+        product_id=request.POST.get("product_id", ""),
+        customer_id=request.POST.get("customer_id", ""))
+    return f"Budget “{budget.name}” created."
 
 
 def _delete(request: HttpRequest, model, pk: int, what: str) -> HttpResponse:
@@ -124,12 +138,8 @@ def budget_delete(request: HttpRequest, budget_id: int) -> HttpResponse:
     return _delete(request, CostBudget, budget_id, "Budget")
 
 
-@login_required
-@require_POST
-def rule_save(request: HttpRequest) -> HttpResponse:
-    tenant = _manager(request)
-    if tenant is None:
-        return _back(request)
+@_saving("Rule")
+def rule_save(request: HttpRequest, tenant: Tenant) -> str:
     values = {
         "name": request.POST.get("name", "").strip() or "Alert rule",
         "metric": request.POST.get("metric", ""),
@@ -142,25 +152,20 @@ def rule_save(request: HttpRequest) -> HttpResponse:
         "enabled": request.POST.get("enabled") == "on",
         "auto_resolve": request.POST.get("auto_resolve") == "on",
     }
-    try:
-        values["threshold"] = _decimal(request, "threshold", "Threshold")
-        for field, choices in (("metric", AlertRule.Metric), ("comparison", AlertRule.Comparison),
-                               ("window", AlertRule.Window), ("channel", Channel)):
-            if values[field] not in choices.values:
-                raise ApiError(f"Choose a {field}.", field=field)
-        rule_id = request.POST.get("rule_id", "")
-        if rule_id and not rule_id.isdigit():
-            raise ApiError("That rule does not exist.", field="rule_id")
-        if rule_id:
-            rule = get_object_or_404(AlertRule, tenant=tenant, pk=rule_id)
-            services.alert_rule_update(rule=rule, **values)
-            messages.success(request, f"Rule “{rule.name}” saved.")
-        else:
-            rule = services.alert_rule_create(tenant=tenant, **values)
-            messages.success(request, f"Rule “{rule.name}” created.")
-    except DomainError as exc:
-        messages.error(request, f"Rule not saved: {exc.message}")
-    return _back(request)
+    values["threshold"] = _decimal(request, "threshold", "Threshold")
+    for field, choices in (("metric", AlertRule.Metric), ("comparison", AlertRule.Comparison),
+                           ("window", AlertRule.Window), ("channel", Channel)):
+        if values[field] not in choices.values:
+            raise ApiError(f"Choose a {field}.", field=field)
+    rule_id = request.POST.get("rule_id", "")
+    if rule_id and not rule_id.isdigit():
+        raise ApiError("That rule does not exist.", field="rule_id")
+    if rule_id:
+        rule = get_object_or_404(AlertRule, tenant=tenant, pk=rule_id)
+        services.alert_rule_update(rule=rule, **values)
+        return f"Rule “{rule.name}” saved."
+    rule = services.alert_rule_create(tenant=tenant, **values)
+    return f"Rule “{rule.name}” created."
 
 
 @login_required

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.money import CENT, MICRO, MoneyField, PctField, pct, rate, usd
-from aforo.pagination import envelope, page_request
+from aforo.pagination import envelope, int_param, page_request
 from aforo.periods import Period, PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
@@ -101,16 +101,7 @@ def customer_rows(rows: list[queries.CustomerRow]) -> list[dict]:
 
 def limit_param(request) -> int | None:
     """Optional `limit`: only the first N rows of a ranked list (all when absent)."""
-    raw = request.query_params.get("limit", "")
-    if raw == "":
-        return None
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError("limit must be an integer.", field="limit") from None
-    if not 1 <= value <= MAX_LIMIT:
-        raise ApiError(f"limit must be between 1 and {MAX_LIMIT}.", field="limit")
-    return value
+    return int_param(request.query_params, "limit", default=None, low=1, high=MAX_LIMIT)
 
 
 def transaction_row(event: Transaction) -> dict:

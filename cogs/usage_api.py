@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.money import pct
+from aforo.pagination import int_param
 from aforo.periods import Period, PeriodError, period_parse
 from aforo.permissions import CanRead
 from aforo.renderers import ExactJSONRenderer
@@ -35,16 +36,7 @@ def period_of(request) -> Period:
 
 
 def _top(request) -> int:
-    raw = request.query_params.get("top", "")
-    if raw == "":
-        return 5
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError("top must be an integer.", field="top") from None
-    if not 1 <= value <= MAX_TOP:
-        raise ApiError(f"top must be between 1 and {MAX_TOP}.", field="top")
-    return value
+    return int_param(request.query_params, "top", default=5, low=1, high=MAX_TOP)
 
 
 def _units(row: GroupUsage) -> dict:

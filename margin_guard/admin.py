@@ -11,9 +11,18 @@ class GuardPolicyForm(forms.ModelForm):
     """The admin's form checks a policy with the same rules as the API and the console
     (guard_policy_build); operators may set PLATFORM policies."""
 
+    notifications = forms.JSONField(
+        required=False, initial=list,
+        help_text='Every channel, e.g. [{"channel": "SLACK", "destination": "https://..."}].')
+
     class Meta:
         model = GuardPolicy
         fields = ["tenant", *POLICY_FIELDS]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:  # its destinations (notifications.Destination), as a list
+            self.fields["notifications"].initial = self.instance.notifications
 
     def clean(self):
         cleaned = super().clean()

@@ -54,7 +54,7 @@ from margin_guard.services import (
 )
 from margin_guard.slack import guard_slack_interaction
 from notifications.destinations import destination_masked
-from notifications.models import Channel
+from notifications.models import Channel, destinations_load
 from notifications.services import signing_secret_rotate
 from notifications.slack import slack_request_verify
 
@@ -186,7 +186,8 @@ class PolicyList(APIView):
     @extend_schema(**paged(PolicySerializer), operation_id="guard_policies_list")
     def get(self, request):
         rows = GuardPolicy.objects.filter(Q(tenant=request.tenant) | Q(tenant__isnull=True))
-        return paged_response(request, rows, PolicySerializer, _mask(request))
+        return paged_response(request, rows, PolicySerializer, _mask(request),
+                              load=destinations_load)
 
     @extend_schema(request=PolicySerializer, responses={201: PolicyCreated})
     def post(self, request):

@@ -1,13 +1,12 @@
 """Guard policies, the guard's current level per scope, and the audit of every change."""
 from __future__ import annotations
 
-import secrets
-
 from django.contrib.contenttypes.fields import GenericRelation
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from aforo.models import Tenant
+from notifications.models import Notifying
 
 MONEY = {"max_digits": 38, "decimal_places": 9}
 
@@ -19,7 +18,7 @@ class Level(models.IntegerChoices):
     BLOCK = 3, "BLOCK"        # L3: suspend premium features and models
 
 
-class GuardPolicy(models.Model):
+class GuardPolicy(Notifying):
     class Scope(models.TextChoices):
         PLATFORM = "PLATFORM"
         TENANT = "TENANT"
@@ -71,15 +70,6 @@ class GuardPolicy(models.Model):
     throttle_rate_per_minute = models.PositiveIntegerField(null=True, blank=True)
     override_minutes = models.PositiveIntegerField(
         default=60, help_text="How long an override from Slack allows access.")
-    # The first channel (kept for the API's notifyChannel/notifyDestination); `notifications`
-    # holds every channel when the policy has several.
-    notify_channel = models.CharField(max_length=10, blank=True)
-    notify_destination = models.CharField(max_length=500, blank=True)
-    notifications = models.JSONField(
-        default=list, blank=True,
-        help_text='Every channel, e.g. [{"channel": "SLACK", "destination": "https://..."}].')
-    signing_secret = models.CharField(max_length=64, default=secrets.token_hex,
-                                      help_text="Signs WEBHOOK notifications.")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -89,10 +79,20 @@ class GuardPolicy(models.Model):
         return f"{self.name} ({self.scope}, {self.mode})"
 
     def notify_targets(self) -> list[tuple[str, str]]:
-        """(channel, destination) of every channel this policy notifies."""
-        if self.notifications:
-            return [(t["channel"], t["destination"]) for t in self.notifications]
-        return [(self.notify_channel, self.notify_destination)] if self.notify_channel else []
+        """(channel, destination) of every channel this policy notifies (its destinations,
+        notifications.Destination; the first is the API's notifyChannel/notifyDestination)."""
+        return self.destination_pairs()
+
+    @property
+    def notifications(self) -> list[dict[str, str]]:
+        """Every channel as the API's `notifications` list; assigning one is saved with the
+        policy."""
+        return [{"channel": c, "destination": d} for c, d in self.destination_pairs()]
+
+    @notifications.setter
+    def notifications(self, value) -> None:
+        self.destinations_assign((t["channel"], t["destination"]) if isinstance(t, dict)
+                                 else t for t in value or [])
 
 
 class GuardState(models.Model):

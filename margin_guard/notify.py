@@ -14,7 +14,7 @@ from margin_guard.models import GuardAction, GuardPolicy, Level
 from margin_guard.recommendations import recommendation_out
 from notifications import services as notifications
 from notifications.models import Delivery
-from notifications.services import Content, Target
+from notifications.services import Content
 
 ACTIONS = {Level.NONE: "Restored full access", Level.ALERT: "Alert sent",
            Level.THROTTLE: "Throttling to cheaper models", Level.BLOCK: "Premium features locked"}
@@ -116,10 +116,8 @@ def action_notify(*, action: GuardAction, policy: GuardPolicy) -> list[Delivery]
     """Queue one delivery per channel of the policy and try each once now; the evaluation job
     retries failures."""
     now = datetime.now(timezone.utc)
-    deliveries = notifications.deliveries_queue(
-        tenant=action.tenant, subject=action, now=now,
-        targets=[Target(channel, destination, policy.signing_secret)
-                 for channel, destination in policy.notify_targets()])
+    deliveries = notifications.notify(tenant=action.tenant, owner=policy, subject=action,
+                                      now=now)
     for delivery in deliveries:
         notifications.delivery_attempt(delivery=delivery, now=now)
     return deliveries

@@ -448,10 +448,7 @@ def _count(value: Any, field: str, label: str, *, low: int, high: int) -> int:
 
 def _apply(policy: GuardPolicy, values: dict[str, Any]) -> GuardPolicy:
     for key in POLICY_FIELDS:
-        setattr(policy, key, values[key])
-    first = values["notifications"][0] if values["notifications"] else None
-    policy.notify_channel = first["channel"] if first else ""
-    policy.notify_destination = first["destination"] if first else ""
+        setattr(policy, key, values[key])  # notifications: saved with the policy (Notifying)
     return policy
 
 

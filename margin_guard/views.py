@@ -62,7 +62,8 @@ def guard_page(request: HttpRequest) -> HttpResponse:
     tenant = membership.tenant
     states = GuardState.objects.filter(tenant=tenant).order_by("-level", "customer_id")
     context.update(
-        policies=GuardPolicy.objects.filter(Q(tenant=tenant) | Q(tenant__isnull=True)),
+        policies=GuardPolicy.objects.filter(Q(tenant=tenant) | Q(tenant__isnull=True))
+        .prefetch_related("destinations"),
         states=[(s, Level(s.level).label, LEVEL_CLASS[s.level], source_mix(s)) for s in states],
         actions=[(a, Level(a.from_level).label, Level(a.to_level).label,
                   LEVEL_CLASS[a.to_level])

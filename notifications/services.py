@@ -3,8 +3,10 @@ Events API v2, and webhooks signed with HMAC-SHA256 (docs/webhooks.md). Every HT
 through aforo.outbound (public addresses only, no redirects, bounded), and the history records
 only its status class.
 
-An app that notifies registers, per subject model, what a delivery says (`content_register`),
-and queues deliveries with `deliveries_queue`. A delivery is tried, and on failure retried
+An owner of destinations (a `notifications.models.Notifying` model: a budget, an alert rule, a
+guard policy) sets its list with `destinations_set`. An app that notifies registers, per subject
+model, what a delivery says (`content_register`), and queues one delivery per destination of
+the owner with `notify`. A delivery is tried, and on failure retried
 with exponential backoff (30 s, 1 min, 2 min, ...) by the evaluation job until MAX_ATTEMPTS,
 then marked FAILED; every attempt is logged, so a notification is never dropped silently.
 """
@@ -25,7 +27,7 @@ from django.db import models, transaction
 from aforo import outbound
 from aforo.models import Tenant
 from aforo.money import json_bytes
-from notifications.models import Channel, Delivery, DeliveryAttempt
+from notifications.models import Channel, Delivery, DeliveryAttempt, Notifying
 
 MAX_ATTEMPTS = 8
 BASE_BACKOFF = timedelta(seconds=30)
@@ -68,6 +70,25 @@ def deliveries_queue(*, tenant: Tenant, subject: models.Model, targets: Iterable
         tenant=tenant, subject_type=subject_type, subject_id=subject.pk, channel=t.channel,
         destination=t.destination, signing_secret=t.signing_secret, next_attempt_at=now)
         for t in targets]
+
+
+def destinations_set(owner: Notifying, pairs: Iterable[tuple[str, str]]) -> None:
+    """Make `pairs` (channel, destination), in order, a saved owner's destinations now."""
+    owner.destinations_assign(pairs)
+    with transaction.atomic():
+        owner._destinations_write()
+
+
+def targets_of(owner: Notifying) -> list[Target]:
+    """Every destination of an owner, its webhooks signed with the owner's secret."""
+    return [Target(c, d, owner.signing_secret) for c, d in owner.destination_pairs()]
+
+
+def notify(*, tenant: Tenant, owner: Notifying, subject: models.Model,
+           now: datetime) -> list[Delivery]:
+    """One pending delivery of `subject` to each destination of `owner`, due now: the one way
+    budgets, alert rules and guard policies notify."""
+    return deliveries_queue(tenant=tenant, subject=subject, targets=targets_of(owner), now=now)
 
 
 def signing_secret_rotate(*, owner: models.Model, subjects: models.QuerySet) -> str:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from aforo.ledger.query import ORIGINAL_COST, LedgerQuery, tenant_sql
 from aforo.models import Tenant
 from aforo.periods import Period
-from cogs.margins import ZERO, ExpectedMargin, margin_pct
+from cogs.margins import ZERO, ExpectedMargin, Margin
 
 ACTIVE_WITHIN = timedelta(minutes=15)  # a session whose last event is this recent is active
 GROUP_MEASURES = ("events", "tokens_in", "tokens_out", "tool_calls_n", "reasoning_steps_n",
@@ -24,7 +24,7 @@ GROUP_MEASURES = ("events", "tokens_in", "tokens_out", "tool_calls_n", "reasonin
 
 
 @dataclass(frozen=True)
-class AgentFigures(ExpectedMargin):
+class AgentFigures(Margin, ExpectedMargin):
     """Usage, cost and revenue of one tool, session or agent."""
 
     key: str
@@ -36,14 +36,6 @@ class AgentFigures(ExpectedMargin):
     cogs_usd: Decimal
     revenue_usd: Decimal  # attributed
     settling_revenue_usd: Decimal  # provisional (carried + rated) of events not attributed yet
-
-    @property
-    def margin_usd(self) -> Decimal:
-        return self.revenue_usd - self.cogs_usd
-
-    @property
-    def margin_pct(self) -> Decimal | None:
-        return margin_pct(self.revenue_usd, self.cogs_usd)
 
 
 def _figures(row: dict, key: str) -> AgentFigures:

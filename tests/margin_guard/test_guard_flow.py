@@ -16,6 +16,7 @@ from ingestion.services import events_ingest_dicts
 from margin_guard import decision
 from margin_guard.models import GuardAction, GuardPolicy
 from margin_guard.services import guard_evaluate
+from notifications.services import destinations_set
 from tests.conftest import api_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -223,8 +224,8 @@ def test_notifications_are_signed_retried_and_logged(store, tenant, priced_custo
     assert signed["json"]["estimatedSavingsUsdPerHour"] == 0.42  # (20 - 10) / 24 h
 
     # PagerDuty: an Events API v2 trigger with the routing key
-    GuardPolicy.objects.filter(tenant=tenant).update(notify_channel="PAGERDUTY",
-                                                     notify_destination="R0UT1NGKEY0123456")
+    for found in GuardPolicy.objects.filter(tenant=tenant):
+        destinations_set(found, [("PAGERDUTY", "R0UT1NGKEY0123456")])
     send(tenant, "0.01", 200)  # recovery -> a NONE action, notified to PagerDuty
     deadline = time.monotonic() + 2
     while not any(r["path"] == "/hook/pagerduty" for r in http_sink.requests) \
