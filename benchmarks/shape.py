@@ -176,7 +176,8 @@ def main() -> None:
              f"{args.rounds} rounds per tree, {args.requests} requests a cell, embedded "
              f"(chdb + SQLite), {CUSTOMERS} customers, {EVENTS:,} events, {OWNERS} budgets, "
              "rules and policies each. Median over rounds of each round's p50; the ratio is to "
-             "the raw query of the same round (a SQL SELECT of the tenant's 300 customers, or the raw ledger "
+             "the raw query of the same round (a SQL SELECT of the tenant's 300 customers, or "
+             "the raw ledger "
              "GROUP BY product over 7 days). The machine is shared with other engineers' test "
              "runs and loaded (load average well above its 2 cores): compare ratios, not "
              "milliseconds.", "",

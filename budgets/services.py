@@ -304,15 +304,15 @@ def source_alerts_fire(*, tenant: Tenant, source: str, key: str, title: str, val
     the customer and product; `key` makes it once per firing (entitlements: per level and
     period). Delivered with every other alert by the evaluation job."""
     fired = []
-    for rule in AlertRule.objects.filter(tenant=tenant, enabled=True, source=source):
+    for rule in AlertRule.objects.prefetch_related("destinations").filter(
+            tenant=tenant, enabled=True, source=source):
         if (rule.customer_id and rule.customer_id != customer_id) or (
                 rule.product_id and product_id and rule.product_id != product_id):
             continue
         alert = _fire(tenant=tenant, open_key=f"{key}:rule:{rule.pk}"[:100],
                       title=f"{rule.name}: {title}"[:300], metric=source, value=value,
                       threshold=threshold, start=start, end=end, now=now,
-                      destinations=[(rule.channel, rule.destination, rule.signing_secret)],
-                      rule=rule, product_id=product_id, customer_id=customer_id)
+                      owner=rule, rule=rule, product_id=product_id, customer_id=customer_id)
         if alert:
             fired.append(alert)
     return fired

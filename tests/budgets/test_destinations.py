@@ -14,9 +14,9 @@ from margin_guard.models import GuardPolicy
 from margin_guard.services import guard_policy_create
 from notifications.models import Destination
 
-BEFORE = [("budgets", "0005_alert_rule_signal_source"), ("margin_guard", "0007_decision_counts"),
+BEFORE = [("budgets", "0006_alter_alertrule_source"), ("margin_guard", "0007_decision_counts"),
           ("notifications", "0003_slack_user_links")]
-AFTER = [("budgets", "0006_destinations"), ("margin_guard", "0008_destinations"),
+AFTER = [("budgets", "0007_destinations"), ("margin_guard", "0008_destinations"),
          ("notifications", "0004_destinations")]
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXX"
 

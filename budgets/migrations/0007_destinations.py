@@ -43,7 +43,7 @@ def backward(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('budgets', '0005_alert_rule_signal_source'),
+        ('budgets', '0006_alter_alertrule_source'),
         ('notifications', '0004_destinations'),
         ('contenttypes', '0002_remove_content_type_name'),
     ]
