@@ -31,16 +31,9 @@ def parse_args() -> argparse.Namespace:
 
 
 ARGS = parse_args()
-os.environ["AFORO_VAR_DIR"] = ARGS.var_dir
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
-for name in ("CLICKHOUSE_URL", "DATABASE_URL", "REDIS_URL"):
-    os.environ.pop(name, None)
-if ARGS.clickhouse_url:
-    os.environ["CLICKHOUSE_URL"] = ARGS.clickhouse_url
+from benchmarks.common import django_setup  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+django_setup(ARGS.var_dir, ARGS.clickhouse_url)
 
 from django.core.management import call_command  # noqa: E402
 

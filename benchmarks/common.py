@@ -1,10 +1,13 @@
 """Shared benchmark plumbing: the machine line, RESULTS.md, and a server-mode environment."""
 from __future__ import annotations
 
+import http.client
 import os
 import platform
 import socket
 import subprocess
+import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -79,3 +82,24 @@ class ClickHouseServer:
 
     def url(self, database: str) -> str:
         return f"clickhouse://default@127.0.0.1:{self.port}/{database}"
+
+
+def uvicorn_serve(env: dict, port: int, workers: int,
+                  app: str = "aforo.asgi:application") -> subprocess.Popen:
+    """uvicorn serving `app` on a loopback port, returned once `/healthz` answers 200: the one
+    command for Aforo and for the no-op reference, so both are served the same way."""
+    cmd = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers",
+           str(workers), "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+    for _ in range(300):
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return proc
+        except OSError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not start: " + proc.stderr.read().decode()[-2000:])

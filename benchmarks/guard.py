@@ -23,8 +23,13 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ClickHouseServer, free_port, record  # noqa: E402
-from benchmarks.ingest import _manage, _serve  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    ClickHouseServer,
+    free_port,
+    record,
+    uvicorn_serve,  # noqa: E402
+)
+from benchmarks.ingest import _manage  # noqa: E402
 
 SETUP = """
 from aforo.tenancy import tenant_create
@@ -141,7 +146,7 @@ def _row(label: str, results, elapsed: float) -> str:
 
 def over_http(env: dict, args) -> list[str]:
     port = free_port()
-    proc = _serve(env, port, args.workers)
+    proc = uvicorn_serve(env, port, args.workers)
     token = _manage(env, "create_api_token", "--tenant", "bench", "--role", "DEVELOPER").strip()
     name = f"HTTP `POST /api/v1/margin-guard/decide`, {args.workers} uvicorn workers, Redis"
     rows = []
@@ -157,25 +162,6 @@ def over_http(env: dict, args) -> list[str]:
         proc.terminate()
         proc.wait(timeout=30)
     return rows
-
-
-def _serve_app(env: dict, port: int, workers: int, app: str) -> subprocess.Popen:
-    """uvicorn serving `app`, the same command for Aforo and the no-op reference."""
-    cmd = [sys.executable, "-m", "uvicorn", app, "--port", str(port), "--workers",
-           str(workers), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=Path(__file__).resolve().parent.parent, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    for _ in range(300):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start: " + proc.stderr.read().decode()[-2000:])
 
 
 HEY_CONNECTIONS = 10
@@ -211,7 +197,7 @@ def against_noop(env: dict, args) -> list[str]:
     for label, app in (("no-op ASGI app", "benchmarks.noop_asgi:application"),
                        ("decision", "aforo.asgi:application")):
         port = free_port()
-        proc = _serve_app(env, port, args.workers, app)
+        proc = uvicorn_serve(env, port, args.workers, app)
         try:
             _hey(port, token, 2, args.rate)  # warm every worker up
             measured[label] = _hey(port, token, args.seconds, args.rate)

@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import ROOT, ClickHouseServer, free_port, record  # noqa: E402
+from benchmarks.common import ROOT, ClickHouseServer, free_port, record, uvicorn_serve  # noqa: E402
 
 PY = sys.executable
 
@@ -87,24 +87,6 @@ def _send_all(port: int, token: str, tenant: str, bodies: list[bytes], clients: 
 def _manage(env: dict, *args: str) -> str:
     return subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=env, check=True,
                           capture_output=True, text=True).stdout
-
-
-def _serve(env: dict, port: int, workers: int) -> subprocess.Popen:
-    cmd = [PY, "-m", "uvicorn", "aforo.asgi:application", "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    for _ in range(200):
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not start: " + proc.stderr.read().decode()[-2000:])
 
 
 def _raw_server(server: ClickHouseServer, database: str) -> tuple[int, float]:
@@ -174,7 +156,7 @@ def run_mode(mode: str, args, workdir: Path) -> tuple[list[str], list[str]]:
                         "DEVELOPER").strip()
         port = free_port()
         workers = args.workers if mode == "server" else 1  # embedded: one process owns chdb
-        proc = _serve(env, port, workers)
+        proc = uvicorn_serve(env, port, workers)
         measured = []
         try:
             for batch in (int(b) for b in args.batches.split(",")):

@@ -33,16 +33,9 @@ parser.add_argument("--no-write", action="store_true")
 ARGS = parser.parse_args()
 if not ARGS.clickhouse_url:
     shutil.rmtree(ARGS.var_dir, ignore_errors=True)
-os.environ["AFORO_VAR_DIR"] = ARGS.var_dir
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
-for name in ("CLICKHOUSE_URL", "DATABASE_URL", "REDIS_URL"):
-    os.environ.pop(name, None)
-if ARGS.clickhouse_url:
-    os.environ["CLICKHOUSE_URL"] = ARGS.clickhouse_url
+from benchmarks.common import django_setup  # noqa: E402
 
-import django  # noqa: E402
-
-django.setup()
+django_setup(ARGS.var_dir, ARGS.clickhouse_url)
 
 from aforo import eventstore  # noqa: E402
 from aforo.eventstore.migrate import migrate_eventstore  # noqa: E402
