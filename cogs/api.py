@@ -198,8 +198,6 @@ class CostCompositionSchema(serializers.Serializer):
     feeCogsUsd = _money_field()
     unclassifiedUsd = _money_field()
     totalCogsUsd = _money_field()
-    allocatedCogsUsd = _money_field(help_text="The part of totalCogsUsd (in whichever bucket) "
-                                    "that allocations spread onto the events")
 
 
 class _ExpectedSchema(serializers.Serializer):
@@ -388,7 +386,6 @@ class CostComposition(_DashboardView):
             "feeCogsUsd": money(totals.fee_cogs_usd),
             "unclassifiedUsd": money(totals.unclassified_cogs_usd),
             "totalCogsUsd": money(totals.cogs_usd),
-            "allocatedCogsUsd": money(queries.allocated_cogs(request.tenant, period)),
         })
 
 
