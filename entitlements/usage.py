@@ -9,6 +9,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from aforo.ledger.query import LedgerQuery
+from aforo.money import ledger
 from aforo.periods import period_bounds
 from cogs.expected import scope_margin
 from entitlements.config import EntitlementRule
@@ -111,7 +112,7 @@ def usages(tenant_slug: str, tz: str, rules: list[EntitlementRule],
                      if row["customer_id"] == rule.customer_id and _matches(rule, row)
                      for m in FEATURE_MEASURES[rule.feature]), ZERO))
             elapsed = (min(now, end) - start).total_seconds()
-            projected = usage if period == "NONE" or elapsed <= 0 else (
+            projected = usage if period == "NONE" or elapsed <= 0 else ledger(
                 usage * Decimal((end - start).total_seconds()) / Decimal(elapsed))
             out.append(EntitlementUsage(rule, usage, start, end, projected))
     return out

@@ -71,6 +71,10 @@ def test_allow_overage_counts_the_overage(store, tenant):
     assert decide(tenant.slug, customer_id="cust_acme").decision == "ALLOW"
     body = api_client(tenant).get(f"/api/v1/entitlements/{e.pk}").json()
     assert (body["usage"], body["overageUsage"], body["status"]) == (5, 2, "EXCEEDED")
+    # projected to the period's end at the ledger's quantum, not 28 digits of a division
+    raw = api_client(tenant).get(f"/api/v1/entitlements/{e.pk}").content.decode()
+    projected = raw.split('"projectedUsage":', 1)[1].split(",", 1)[0]
+    assert len(projected.partition(".")[2]) <= 9 and Decimal(projected) >= 5
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
