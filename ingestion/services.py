@@ -88,7 +88,8 @@ def _event_cost(pricer: BatchPricer, event: Event) -> CostSplit:
 
 # A COST entry's columns in ledger order with their defaults: the hot loop copies this and sets
 # what the event carries (what ledger_entry does, without its per-row checks).
-_COST_TEMPLATE = ledger_entry(tenant_id="", entry_id="", entry_type="COST", event_id="",
+_COST_TEMPLATE = ledger_entry(**dict.fromkeys(("tenant_id", "entry_id", "event_id"), ""),
+                              entry_type="COST",
                               occurred_at=datetime(2000, 1, 1, tzinfo=timezone.utc),
                               recorded_at=datetime(2000, 1, 1, tzinfo=timezone.utc),
                               event_count=1)

@@ -57,7 +57,7 @@ def test_budget_and_margin_floor_from_the_console_to_slack_and_email(
     rule.get_by_role("button", name="Create rule").click()
     page.wait_for_url("**period=7d")
     # a second, email rule on the same floor, made through the edit form of the first
-    page.get_by_role("link", name="Edit").click()
+    page.get_by_role("link", name="Edit", exact=True).click()
     edit = page.get_by_role("form", name="Edit alert rule")
     assert edit.get_by_label("Threshold").input_value() == "60"
     page.goto("/console/cogs/budgets/?period=7d")

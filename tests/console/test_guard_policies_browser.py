@@ -124,7 +124,7 @@ def test_admin_makes_a_tier_policy_and_enforces_it(free_tier, page, browser):
     assert tab.locator('[data-policy-name="Free tier floor"]').is_visible()
     assert tab.get_by_role("link", name="New policy").count() == 0
     assert tab.get_by_role("button", name="Set mode").count() == 0
-    assert tab.get_by_role("link", name="Edit").count() == 0
+    assert tab.get_by_role("link", name="Edit", exact=True).count() == 0
     token = next(c["value"] for c in viewer.cookies() if c["name"] == "csrftoken")
     for url in (f"/console/margin-guard/policies/{policy.pk}/mode",
                 f"/console/margin-guard/policies/{policy.pk}/delete",
