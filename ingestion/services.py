@@ -58,22 +58,9 @@ def retention() -> timedelta:
     return timedelta(days=settings.AFORO_RETENTION_DAYS)
 
 
-def event_cost(card: RateCard, event: Event) -> CostSplit:
-    if any(getattr(event, n) is not None
-           for n in ("cogs_usd", "ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd")):
-        return carried_split(event.cogs_usd, event.ai_cogs_usd, event.infra_cogs_usd,
-                             event.fee_cogs_usd)
-    return priced_split(card, Usage(
-        provider=event.provider or "", model=event.model or "", product_id=event.product_id or "",
-        source_type=event.source_type or "", occurred_at=event.occurred_at,
-        input_tokens=event.input_tokens, output_tokens=event.output_tokens,
-        cached_input_tokens=event.cached_input_tokens, reasoning_tokens=event.reasoning_tokens,
-        cache_write_input_tokens=event.cache_write_input_tokens,
-    ))
-
-
 def _event_cost(pricer: BatchPricer, event: Event) -> CostSplit:
-    """event_cost, with the batch's rate-card lookups shared."""
+    """What an event costs: what it carried, else priced at the rate card (the batch's
+    lookups shared through `pricer`)."""
     if (event.cogs_usd is not None or event.ai_cogs_usd is not None
             or event.infra_cogs_usd is not None or event.fee_cogs_usd is not None):
         return carried_split(event.cogs_usd, event.ai_cogs_usd, event.infra_cogs_usd,
@@ -97,7 +84,8 @@ ONE = Decimal(1)
 
 
 def _cost_row(tenant_id: str, event: Event, cost: CostSplit, now: datetime) -> dict[str, Any]:
-    """cost_entry's row, built from a template (same keys, same order, same values)."""
+    """The original COST entry of an event, built from a template (what `ledger_entry` makes,
+    without its per-row checks; tests/ingestion/test_hot_path.py holds the two equal)."""
     row = _COST_TEMPLATE.copy()
     event_id = event.event_id
     row["tenant_id"] = tenant_id
@@ -133,32 +121,6 @@ def _cost_row(tenant_id: str, event: Event, cost: CostSplit, now: datetime) -> d
         row["carried_revenue_usd"] = event.revenue_usd
         row["revenue_source"] = "CARRIED"
     return row
-
-
-def cost_entry(tenant: Tenant, event: Event, cost: CostSplit, now: datetime) -> dict[str, Any]:
-    """The original COST entry of an event."""
-    return ledger_entry(
-        tenant_id=tenant.slug, entry_id=event.event_id, entry_type="COST",
-        event_id=event.event_id, occurred_at=event.occurred_at, recorded_at=now,
-        customer_id=event.customer_id or "", product_id=event.product_id or "",
-        product_type=event.product_type or "", provider=event.provider or "",
-        model=event.model or "", requested_model=event.requested_model or "",
-        tool_name=event.tool_name or "", source_type=event.source_type or "",
-        session_id=event.session_id or "", agent=event.agent or "",
-        latency_ms=event.latency_ms or 0, event_count=1,
-        input_tokens=event.input_tokens, output_tokens=event.output_tokens,
-        cached_input_tokens=event.cached_input_tokens,
-        cache_write_input_tokens=event.cache_write_input_tokens,
-        reasoning_tokens=event.reasoning_tokens,
-        reasoning_steps=event.reasoning_steps, tool_calls=event.tool_calls,
-        quantity=event.quantity if event.quantity is not None else Decimal(1),
-        ai_cogs_usd=cost.ai, infra_cogs_usd=cost.infra, fee_cogs_usd=cost.fee,
-        unclassified_cogs_usd=cost.unclassified,
-        cost_source="CARRIED" if cost.carried else "RATE_CARD",
-        unpriced=0 if cost.priced else 1,
-        **({"carried_revenue_usd": event.revenue_usd, "revenue_source": "CARRIED"}
-           if event.revenue_usd is not None else {}),
-    )
 
 
 def _rate(tenant: Tenant, rows: list[dict[str, Any]]) -> None:

@@ -1,6 +1,7 @@
 """The ingest hot path computes exactly what the reference functions compute: the batch pricer
-is priced_split, the template-built row is cost_entry (same keys in the same order, same
-values), for any rate card and event (Hypothesis)."""
+is priced_split (or carried_split), the template-built row is the checked `ledger_entry` of the
+same fields (same keys in the same order, same values), for any rate card and event
+(Hypothesis)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -9,11 +10,12 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from aforo.ledger import ledger_entry
 from aforo.models import Tenant
-from ingestion.costing import BatchPricer, Usage, priced_split
+from ingestion.costing import BatchPricer, Usage, carried_split, priced_split
 from ingestion.rate_cards import FeeRule, InfraRule, Price, RateCard, model_key
 from ingestion.schema import Event
-from ingestion.services import _cost_row, _event_cost, cost_entry, event_cost
+from ingestion.services import _cost_row, _event_cost
 
 BASE = datetime(2026, 1, 1, tzinfo=timezone.utc)
 PROVIDERS = ["OpenAI", "openai", "Google", "gemini", "Anthropic", "AWS", "bedrock", ""]
@@ -64,6 +66,46 @@ def events(draw, n: int) -> Event:
         quantity=draw(st.none() | money),
         cogs_usd=draw(money) if carried else None,
         revenue_usd=draw(st.none() | money),
+    )
+
+
+def event_cost(card, event):
+    """The reference: a carried cost as it came, else the rate card's price of the usage."""
+    if any(getattr(event, n) is not None
+           for n in ("cogs_usd", "ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd")):
+        return carried_split(event.cogs_usd, event.ai_cogs_usd, event.infra_cogs_usd,
+                             event.fee_cogs_usd)
+    return priced_split(card, Usage(
+        provider=event.provider or "", model=event.model or "", product_id=event.product_id or "",
+        source_type=event.source_type or "", occurred_at=event.occurred_at,
+        input_tokens=event.input_tokens, output_tokens=event.output_tokens,
+        cached_input_tokens=event.cached_input_tokens, reasoning_tokens=event.reasoning_tokens,
+        cache_write_input_tokens=event.cache_write_input_tokens))
+
+
+def cost_entry(tenant, event, cost, now):
+    """The reference: an event's original COST entry through the checked constructor."""
+    return ledger_entry(
+        tenant_id=tenant.slug, entry_id=event.event_id, entry_type="COST",
+        event_id=event.event_id, occurred_at=event.occurred_at, recorded_at=now,
+        customer_id=event.customer_id or "", product_id=event.product_id or "",
+        product_type=event.product_type or "", provider=event.provider or "",
+        model=event.model or "", requested_model=event.requested_model or "",
+        tool_name=event.tool_name or "", source_type=event.source_type or "",
+        session_id=event.session_id or "", agent=event.agent or "",
+        latency_ms=event.latency_ms or 0, event_count=1,
+        input_tokens=event.input_tokens, output_tokens=event.output_tokens,
+        cached_input_tokens=event.cached_input_tokens,
+        cache_write_input_tokens=event.cache_write_input_tokens,
+        reasoning_tokens=event.reasoning_tokens,
+        reasoning_steps=event.reasoning_steps, tool_calls=event.tool_calls,
+        quantity=event.quantity if event.quantity is not None else Decimal(1),
+        ai_cogs_usd=cost.ai, infra_cogs_usd=cost.infra, fee_cogs_usd=cost.fee,
+        unclassified_cogs_usd=cost.unclassified,
+        cost_source="CARRIED" if cost.carried else "RATE_CARD",
+        unpriced=0 if cost.priced else 1,
+        **({"carried_revenue_usd": event.revenue_usd, "revenue_source": "CARRIED"}
+           if event.revenue_usd is not None else {}),
     )
 
 
