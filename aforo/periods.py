@@ -17,6 +17,7 @@ DEFAULT_DAYS = 30
 MAX_PERIOD_DAYS = 731
 PRESETS = {"7d": 7, "30d": 30, "90d": 90}
 MONTHS = {"MONTHLY": 1, "QUARTERLY": 3, "ANNUAL": 12}
+DAYS = {"DAILY": 1, "WEEKLY": 7}
 WINDOWS = {"1h": timedelta(hours=1), "24h": timedelta(hours=24), "7d": timedelta(days=7),
            "30d": timedelta(days=30)}
 
@@ -123,14 +124,19 @@ def _add_months(moment: datetime, months: int) -> datetime:
 
 
 def period_bounds(period: str, now: datetime, tz: str = "UTC") -> tuple[datetime, datetime]:
-    """The calendar month, quarter or year holding `now` in `tz`, as UTC [start, end)."""
-    local = now.astimezone(ZoneInfo(tz))
-    months = MONTHS[period]
-    first_month = (local.month - 1) // months * months + 1
-    start = local.replace(month=first_month, day=1, hour=0, minute=0, second=0, microsecond=0)
-    end = _add_months(start, months)
-    # :TRICKY: replace() keeps the UTC offset of `local`; re-attach the zone so a period that
-    # spans a DST change gets the right offset at each end.
+    """The calendar day, week (Monday first), month, quarter or year holding `now` in `tz`, as
+    UTC [start, end)."""
+    local = now.astimezone(ZoneInfo(tz)).replace(hour=0, minute=0, second=0, microsecond=0)
+    if period in DAYS:
+        start = local - timedelta(days=local.weekday() if period == "WEEKLY" else 0)
+        end = start.replace(tzinfo=None) + timedelta(days=DAYS[period])
+    else:
+        months = MONTHS[period]
+        first_month = (local.month - 1) // months * months + 1
+        start = local.replace(month=first_month, day=1)
+        end = _add_months(start, months)
+    # :TRICKY: replace() and timedelta keep the UTC offset of `local`; re-attach the zone so a
+    # period that spans a DST change gets the right offset at each end.
     zone = ZoneInfo(tz)
     start = start.replace(tzinfo=None).replace(tzinfo=zone)
     end = end.replace(tzinfo=None).replace(tzinfo=zone)

@@ -15,7 +15,6 @@ from decimal import Decimal
 from typing import Any
 
 from aforo.models import Tenant
-from aforo.money import from_nanos
 from aforo.shared_cache import shared_cache
 from entitlements.balances import Balance, balance_at, boundaries_of
 from entitlements.config import CreditConfig, WalletRule, credit_config
@@ -181,6 +180,3 @@ def credits_after_ingest(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
     services.credit_alerts_fire(tenant=tenant, config=config, before=before, states=states,
                                 now=now)
 
-
-def balance_credits(balance_nano: int) -> Decimal:
-    return from_nanos(balance_nano)

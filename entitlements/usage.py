@@ -4,9 +4,8 @@ status, whether it is enforced)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from aforo.ledger.query import LedgerQuery
 from aforo.money import ledger
@@ -29,20 +28,9 @@ MEASURE_NAMES = ("events", "tokens_in", "tokens_out", "tool_calls_n", "reasoning
 
 def entitlement_period(period: str, now: datetime, tz: str) -> tuple[datetime, datetime]:
     """[start, end) in UTC of the DAILY, WEEKLY (Monday first), MONTHLY or NONE period."""
-    if period == "MONTHLY":
-        return period_bounds("MONTHLY", now, tz)
     if period == "NONE":
         return BEGINNING, FOREVER
-    zone = ZoneInfo(tz)
-    local = now.astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    if period == "WEEKLY":
-        local -= timedelta(days=local.weekday())
-    days = 7 if period == "WEEKLY" else 1
-    start = local.replace(tzinfo=None)
-    end = start + timedelta(days=days)
-    # :TRICKY: re-attach the zone so a period across a DST change has each end's own offset
-    return (start.replace(tzinfo=zone).astimezone(timezone.utc),
-            end.replace(tzinfo=zone).astimezone(timezone.utc))
+    return period_bounds(period, now, tz)
 
 
 @dataclass(frozen=True)
