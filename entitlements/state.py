@@ -179,4 +179,3 @@ def credits_after_ingest(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
         states = credits_publish(tenant, customers, now=now)
     services.credit_alerts_fire(tenant=tenant, config=config, before=before, states=states,
                                 now=now)
-
