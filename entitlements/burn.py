@@ -23,6 +23,7 @@ from aforo.models import Tenant
 from aforo.money import to_nanos
 from entitlements.config import WalletRule, credit_config
 from entitlements.state import credits_publish, published_states
+from entitlements.usage import FEATURE_COLUMNS
 
 ZERO = Decimal(0)
 IN_FLIGHT_TTL = 30.0  # seconds: a batch whose insert failed stops counting as in flight
@@ -32,24 +33,7 @@ _in_flight: dict[tuple[str, str], tuple[float, list[tuple[str, int]]]] = {}
 
 
 def feature_units(row: dict[str, Any], feature: str) -> Decimal:
-    if feature == "EVENTS":
-        return Decimal(row["event_count"])
-    if feature == "INPUT_TOKENS":
-        return Decimal(row["input_tokens"])
-    if feature == "OUTPUT_TOKENS":
-        return Decimal(row["output_tokens"])
-    if feature == "TOKENS":
-        return Decimal(row["input_tokens"] + row["output_tokens"])
-    if feature == "TOOL_CALLS":
-        return Decimal(row["tool_calls"])
-    if feature == "REASONING_STEPS":
-        return Decimal(row["reasoning_steps"])
-    if feature == "COGS_USD":
-        return (row["ai_cogs_usd"] + row["infra_cogs_usd"] + row["fee_cogs_usd"]
-                + row["unclassified_cogs_usd"])
-    if feature == "REVENUE_USD":
-        return row["carried_revenue_usd"] + row["rated_revenue_usd"]
-    return ZERO
+    return Decimal(sum(row[column] for column in FEATURE_COLUMNS.get(feature, ())))
 
 
 def event_burn(wallet: WalletRule, row: dict[str, Any]) -> Decimal:

@@ -23,7 +23,15 @@ FEATURE_MEASURES = {
     "TOKENS": ("tokens_in", "tokens_out"), "TOOL_CALLS": ("tool_calls_n",),
     "REASONING_STEPS": ("reasoning_steps_n",), "COGS_USD": ("cogs",),
 }
-MEASURE_NAMES = ("events", "tokens_in", "tokens_out", "tool_calls_n", "reasoning_steps_n", "cogs")
+MEASURE_NAMES = tuple(dict.fromkeys(m for ms in FEATURE_MEASURES.values() for m in ms))
+# The same features over one COST entry's columns (what an event burns, entitlements.burn).
+FEATURE_COLUMNS = {
+    "EVENTS": ("event_count",), "INPUT_TOKENS": ("input_tokens",),
+    "OUTPUT_TOKENS": ("output_tokens",), "TOKENS": ("input_tokens", "output_tokens"),
+    "TOOL_CALLS": ("tool_calls",), "REASONING_STEPS": ("reasoning_steps",),
+    "COGS_USD": ("ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd", "unclassified_cogs_usd"),
+    "REVENUE_USD": ("carried_revenue_usd", "rated_revenue_usd"),
+}
 
 
 def entitlement_period(period: str, now: datetime, tz: str) -> tuple[datetime, datetime]:
