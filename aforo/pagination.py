@@ -102,6 +102,15 @@ class PageEnvelopePagination(pagination.BasePagination):
         ]
 
 
+def page_rendered(request, queryset, render) -> Response:
+    """One page of a queryset in the page envelope, its rows rendered together by `render` (a
+    list of rows to a list of JSON objects): for answers a query module builds, not a
+    serializer."""
+    page = page_request(request.query_params)
+    rows = list(queryset[page.offset:page.offset + page.size])
+    return Response(envelope(render(rows), page, queryset.count()))
+
+
 def paged_response(request, queryset, serializer_class, context: dict | None = None, *,
                    load=None) -> Response:
     """One page of a queryset in the page envelope, each row through the serializer; `load`

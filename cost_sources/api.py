@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.money import MoneyField, PctField, pct, usd
-from aforo.pagination import envelope, page_request
+from aforo.pagination import page_rendered
 from aforo.periods import PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
@@ -125,11 +125,9 @@ class CostSourceListCreate(APIView):
                    operation_id="cost_sources_list", parameters=[
         OpenApiParameter("page", int), OpenApiParameter("size", int)])
     def get(self, request):
-        page = page_request(request.query_params)
-        found = CostSource.objects.filter(tenant=request.tenant).order_by("id")
-        total = found.count()
-        rows = found[page.offset:page.offset + page.size]
-        return Response(envelope([source_json(s, _last_import(s)) for s in rows], page, total))
+        return page_rendered(
+            request, CostSource.objects.filter(tenant=request.tenant).order_by("id"),
+            lambda rows: [source_json(s, _last_import(s)) for s in rows])
 
     @extend_schema(request=CostSourceIn, responses={201: SourceSchema, 400: None, 409: None},
                    operation_id="cost_sources_create")
@@ -200,11 +198,8 @@ class CostImportListCreate(APIView):
                    parameters=[OpenApiParameter("page", int), OpenApiParameter("size", int)])
     def get(self, request, source_id: int):
         source = services.cost_source_get(tenant=request.tenant, source_id=source_id)
-        page = page_request(request.query_params)
-        found = source.imports.order_by("-id")
-        total = found.count()
-        rows = found[page.offset:page.offset + page.size]
-        return Response(envelope([import_json(r) for r in rows], page, total))
+        return page_rendered(request, source.imports.order_by("-id"),
+                             lambda rows: [import_json(r) for r in rows])
 
     @extend_schema(
         request={"multipart/form-data": {"type": "object", "properties": {
@@ -317,11 +312,9 @@ class AllocationListCreate(APIView):
                    operation_id="cost_allocations_list",
                    parameters=[OpenApiParameter("page", int), OpenApiParameter("size", int)])
     def get(self, request):
-        page = page_request(request.query_params)
-        found = Allocation.objects.filter(tenant=request.tenant).order_by("-id")
-        total = found.count()
-        rows = found[page.offset:page.offset + page.size]
-        return Response(envelope([allocation_json(a) for a in rows], page, total))
+        return page_rendered(request,
+                             Allocation.objects.filter(tenant=request.tenant).order_by("-id"),
+                             lambda rows: [allocation_json(a) for a in rows])
 
     @extend_schema(request=AllocationIn,
                    responses={201: AllocationSchema, 400: None, 404: None},

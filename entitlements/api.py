@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.money import MoneyField, PctField
-from aforo.pagination import PAGE_PARAMETERS, envelope, page_of, page_request, paged
+from aforo.pagination import PAGE_PARAMETERS, envelope, page_of, page_rendered, page_request, paged
 from aforo.permissions import MANAGE_BUDGET_ROLES, ReadOrWrite
 from entitlements import queries, services
 from entitlements.models import FEATURES, Entitlement, Wallet
@@ -27,6 +27,13 @@ class CreditsPermission(ReadOrWrite):
 def CreditsField(**kwargs):  # noqa: N802 (a field factory, read as a field class)
     kwargs.setdefault("max_digits", 38)
     return MoneyField(places_out=9, **kwargs)
+
+
+def _of_customer(request, model):
+    """The tenant's rows of `model`, of one customer when `customerId` asks for it."""
+    rows = model.objects.filter(tenant=request.tenant)
+    customer = request.query_params.get("customerId")
+    return rows.filter(customer_id=customer) if customer else rows
 
 
 def _blank(values: dict) -> dict:
@@ -78,15 +85,8 @@ class EntitlementList(APIView):
 
     @extend_schema(**paged(EntitlementOut), operation_id="entitlements_list")
     def get(self, request):
-        page = page_request(request.query_params)
-        rows = Entitlement.objects.filter(tenant=request.tenant)
-        customer = request.query_params.get("customerId")
-        if customer:
-            rows = rows.filter(customer_id=customer)
-        total = rows.count()
-        chunk = list(rows[page.offset:page.offset + page.size])
-        return Response(envelope(queries.entitlements_json(request.tenant, chunk, _now()),
-                                 page, total))
+        return page_rendered(request, _of_customer(request, Entitlement), lambda rows: (
+            queries.entitlements_json(request.tenant, rows, _now())))
 
     @extend_schema(request=EntitlementIn, responses={201: EntitlementOut}, examples=[
         OpenApiExample("Monthly tokens", request_only=True, value={
@@ -196,15 +196,8 @@ class WalletList(APIView):
 
     @extend_schema(**paged(WalletOut), operation_id="wallets_list")
     def get(self, request):
-        page = page_request(request.query_params)
-        rows = Wallet.objects.filter(tenant=request.tenant)
-        customer = request.query_params.get("customerId")
-        if customer:
-            rows = rows.filter(customer_id=customer)
-        total = rows.count()
-        chunk = list(rows[page.offset:page.offset + page.size])
-        return Response(envelope(queries.wallets_json(request.tenant, chunk, _now()), page,
-                                 total))
+        return page_rendered(request, _of_customer(request, Wallet), lambda rows: (
+            queries.wallets_json(request.tenant, rows, _now())))
 
     @extend_schema(request=WalletIn, responses={201: WalletOut}, examples=[OpenApiExample(
         "Prepaid credits", request_only=True, value={

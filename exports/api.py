@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.errors import ApiError
-from aforo.pagination import envelope, page_request, paged
+from aforo.pagination import page_rendered, paged
 from aforo.periods import Period, PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite, _RoleSet, sees_destinations
 from aforo.renderers import ExactJSONRenderer
@@ -280,11 +280,8 @@ class ScheduleRuns(APIView):
     @extend_schema(**paged(RunSchema), operation_id="exports_schedule_runs_list")
     def get(self, request, schedule_id: int):
         schedule = services.export_schedule_get(tenant=request.tenant, schedule_id=schedule_id)
-        page = page_request(request.query_params)
-        runs = schedule.runs.all()
-        return Response(envelope([run_json(r) for r in runs[page.offset:page.offset
-                                                             + page.size]],
-                                 page, runs.count()))
+        return page_rendered(request, schedule.runs.all(),
+                             lambda rows: [run_json(r) for r in rows])
 
     @extend_schema(request=None, responses={202: RunSchema})
     def post(self, request, schedule_id: int):

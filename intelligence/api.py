@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.models import Role
-from aforo.pagination import envelope, page_request
+from aforo.pagination import page_rendered
 from aforo.periods import PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite, _RoleSet
 from aforo.renderers import ExactJSONRenderer
@@ -145,11 +145,8 @@ class SignalList(APIView):
                        OpenApiParameter("page", OpenApiTypes.INT),
                        OpenApiParameter("size", OpenApiTypes.INT)])
     def get(self, request):
-        page = page_request(request.query_params)
-        found = signals_filtered(request.tenant, request.query_params)
-        total = found.count()
-        rows = found[page.offset:page.offset + page.size]
-        return Response(envelope([signal_json(s) for s in rows], page, total))
+        return page_rendered(request, signals_filtered(request.tenant, request.query_params),
+                             lambda rows: [signal_json(s) for s in rows])
 
 
 def _signal(request, signal_id: int) -> Signal:
