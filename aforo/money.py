@@ -75,6 +75,12 @@ def money_field(**kwargs: Any) -> models.DecimalField:
     return models.DecimalField(max_digits=24, decimal_places=LEDGER_PLACES, **kwargs)
 
 
+def quantity_field(**kwargs: Any) -> models.DecimalField:
+    """A usage or credit quantity column (a quota's limit, a balance): nine decimals, up to
+    10^29, the ledger's sums."""
+    return models.DecimalField(max_digits=38, decimal_places=LEDGER_PLACES, **kwargs)
+
+
 def price_field(**kwargs: Any) -> models.DecimalField:
     """A unit price column (per 1M tokens, per unit): twelve decimals, for sub-nano unit prices."""
     return models.DecimalField(max_digits=24, decimal_places=12, **kwargs)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db import models
 
 from aforo.models import Tenant
-from aforo.money import pct_field
+from aforo.money import money_field, pct_field, quantity_field
 
 FEATURES = ("EVENTS", "INPUT_TOKENS", "OUTPUT_TOKENS", "TOKENS", "TOOL_CALLS",
             "REASONING_STEPS", "COGS_USD", "REVENUE_USD")
@@ -40,7 +40,7 @@ class Entitlement(models.Model):
     product_id = models.CharField(max_length=200, blank=True)
     model = models.CharField(max_length=200, blank=True)
     period = models.CharField(max_length=8, choices=Period.choices, default=Period.MONTHLY)
-    limit = models.DecimalField(max_digits=38, decimal_places=9)
+    limit = quantity_field()
     warn_at_pct = pct_field(default=80)
     overage = models.CharField(max_length=8, choices=Overage.choices, default=Overage.BLOCK)
     grace_pct = pct_field(default=0)
@@ -59,14 +59,14 @@ class Wallet(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     customer_id = models.CharField(max_length=200)
     name = models.CharField(max_length=200)
-    credit_value_usd = models.DecimalField(max_digits=20, decimal_places=9)
+    credit_value_usd = money_field()
     priority = models.PositiveIntegerField(default=1)
     # [{feature, productId?, model?, creditsPerUnit}] (creditsPerUnit a decimal string)
     burn_rates = models.JSONField(default=list, blank=True)
     # [{trigger INTERVAL|THRESHOLD, interval?, thresholdCredits?, method FIXED|TARGET, credits}]
     recurring_top_ups = models.JSONField(default=list, blank=True)
-    low_balance_credits = models.DecimalField(max_digits=38, decimal_places=9, null=True,
-                                              blank=True, help_text="Alert under this balance.")
+    low_balance_credits = quantity_field(null=True, blank=True,
+                                         help_text="Alert under this balance.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -91,8 +91,8 @@ class TopUp(models.Model):
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="top_ups")
-    paid_credits = models.DecimalField(max_digits=38, decimal_places=9, default=0)
-    granted_credits = models.DecimalField(max_digits=38, decimal_places=9, default=0)
+    paid_credits = quantity_field(default=0)
+    granted_credits = quantity_field(default=0)
     expires_at = models.DateTimeField(null=True, blank=True)
     idempotency_key = models.CharField(max_length=200)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
