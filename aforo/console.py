@@ -2,21 +2,28 @@
 apps register their tabs in."""
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ValidationError
 
+from aforo.errors import DomainError
 from aforo.eventstore import EventStoreError, EventStoreUnavailable
 from aforo.models import Membership, Tenant
+from aforo.money import MoneyField
 from aforo.periods import PRESETS, Period, PeriodError, period_parse, period_preset, today_in
 
 log = logging.getLogger(__name__)
@@ -100,6 +107,44 @@ def overview_panels(request: HttpRequest, tenant: Tenant, chosen: ConsolePeriod)
     for panel in _overview_panels:
         context.update(panel(request, tenant, chosen))
     return context
+
+
+def console_form(refused: str, *, tenant_of: Callable[[HttpRequest], Tenant | None],
+                 back: Callable[[HttpRequest], HttpResponse]) -> Callable:
+    """A console form post: `act(request, tenant, *args)` makes the change and returns what to
+    tell the person (None when it said so itself); only for whom `tenant_of` gives a tenant
+    (it says why not); a refusal (DomainError) shows as “<refused>: …”; back to the page
+    either way."""
+    def wrap(act: Callable[..., str | None]) -> Callable:
+        @login_required
+        @require_POST
+        @functools.wraps(act)
+        def view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            tenant = tenant_of(request)
+            if tenant is not None:
+                try:
+                    said = act(request, tenant, *args, **kwargs)
+                    if said:
+                        messages.success(request, said)
+                except DomainError as exc:
+                    messages.error(request, f"{refused}: {exc.message}")
+            return back(request)
+        return view
+    return wrap
+
+
+def posted_decimal(request: HttpRequest, name: str, label: str, default: str | None = None,
+                   *, optional: bool = False, max_digits: int = 20) -> Decimal | None:
+    """A form's number (thousands commas allowed), else `default`, else None when `optional`:
+    finite and within `max_digits` (empty, NaN, Infinity and 1e400 are refused with the
+    label)."""
+    raw = request.POST.get(name, "").strip().replace(",", "") or default
+    if raw is None and optional:
+        return None
+    try:
+        return MoneyField(max_digits=max_digits).run_validation(raw or "")
+    except ValidationError:
+        raise DomainError(f"{label} must be a number.", field=name) from None
 
 
 class PageError(Exception):

@@ -5,7 +5,6 @@ call the same services and come back to the tab, keeping the period in the URL.
 """
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -16,12 +15,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import ValidationError
 
-from aforo.console import current_membership, tab_page
+from aforo.console import console_form, current_membership, posted_decimal, tab_page
 from aforo.errors import ApiError, DomainError
 from aforo.models import Customer, Product, Role, Tenant
-from aforo.money import MoneyField
 from aforo.permissions import MANAGE_BUDGET_ROLES
 from budgets import services
 from budgets.models import Alert, AlertRule, Channel, CostBudget
@@ -82,33 +79,10 @@ def _back(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("console-cogs-budgets") + (f"?{query}" if query else ""))
 
 
-def _decimal(request: HttpRequest, name: str, label: str) -> Decimal:
-    """A finite number within the column's digits: NaN, Infinity and 1e400 are refused."""
-    raw = request.POST.get(name, "").strip()
-    try:
-        return MoneyField(max_digits=20).run_validation(raw)
-    except ValidationError:
-        raise ApiError(f"{label} must be a number.", field=name) from None
-
-
 def _saving(what: str):
-    """A console form post that creates or changes a budget or a rule: `save(request, tenant)`
-    returns what to tell the person; only managers; a refusal (DomainError) shows as
-    “<what> not saved: …”; back to the tab either way."""
-    def wrap(save):
-        @login_required
-        @require_POST
-        @functools.wraps(save)
-        def view(request: HttpRequest) -> HttpResponse:
-            tenant = _manager(request)
-            if tenant is not None:
-                try:
-                    messages.success(request, save(request, tenant))
-                except DomainError as exc:
-                    messages.error(request, f"{what} not saved: {exc.message}")
-            return _back(request)
-        return view
-    return wrap
+    """A console form post that creates or changes a budget or a rule (aforo.console's
+    console_form): only managers; a refusal shows as “<what> not saved: …”."""
+    return console_form(f"{what} not saved", tenant_of=_manager, back=_back)
 
 
 @_saving("Budget")
@@ -116,8 +90,8 @@ def budget_save(request: HttpRequest, tenant: Tenant) -> str:
     budget = services.budget_create(
         tenant=tenant, name=request.POST.get("name", "").strip() or "Budget",
         period=request.POST.get("period", "MONTHLY"),
-        cap_usd=_decimal(request, "cap_usd", "Cap"),
-        warning_threshold_pct=_decimal(request, "warning_threshold_pct",
+        cap_usd=posted_decimal(request, "cap_usd", "Cap"),
+        warning_threshold_pct=posted_decimal(request, "warning_threshold_pct",
                                        "Warning threshold"),
         product_id=request.POST.get("product_id", ""),
         customer_id=request.POST.get("customer_id", ""))
@@ -152,7 +126,7 @@ def rule_save(request: HttpRequest, tenant: Tenant) -> str:
         "enabled": request.POST.get("enabled") == "on",
         "auto_resolve": request.POST.get("auto_resolve") == "on",
     }
-    values["threshold"] = _decimal(request, "threshold", "Threshold")
+    values["threshold"] = posted_decimal(request, "threshold", "Threshold")
     for field, choices in (("metric", AlertRule.Metric), ("comparison", AlertRule.Comparison),
                            ("window", AlertRule.Window), ("channel", Channel)):
         if values[field] not in choices.values:

@@ -3,18 +3,15 @@ status), a file upload per source, and the reconciliation of billed with metered
 period with its chart."""
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.views.decorators.http import require_POST
 
-from aforo.console import current_membership, tab_page
+from aforo.console import console_form, current_membership, posted_decimal, tab_page
 from aforo.errors import DomainError
 from aforo.models import Role, Tenant
 from aforo.periods import PeriodError, period_parse
@@ -77,103 +74,64 @@ def _manager(request: HttpRequest) -> Tenant | None:
     return current_membership(request).tenant
 
 
-@login_required
-@require_POST
-def source_new(request: HttpRequest) -> HttpResponse:
-    tenant = _manager(request)
-    if tenant is None:
-        return _back(request)
-    try:
-        source = services.cost_source_create(
-            tenant=tenant, name=request.POST.get("name", ""), kind=request.POST.get("kind", ""),
-            mode=request.POST.get("mode", "UPLOAD"),
-            base_url=request.POST.get("base_url", "").strip(),
-            schedule=request.POST.get("schedule", ""),
-            credentials=request.POST.get("credentials", "").strip())
-        messages.success(request, f"Cost source “{source.name}” created.")
-    except DomainError as exc:
-        messages.error(request, f"Cost source not saved: {exc.message}")
-    return _back(request)
+@console_form("Cost source not saved", tenant_of=_manager, back=_back)
+def source_new(request: HttpRequest, tenant: Tenant) -> str:
+    source = services.cost_source_create(
+        tenant=tenant, name=request.POST.get("name", ""), kind=request.POST.get("kind", ""),
+        mode=request.POST.get("mode", "UPLOAD"),
+        base_url=request.POST.get("base_url", "").strip(),
+        schedule=request.POST.get("schedule", ""),
+        credentials=request.POST.get("credentials", "").strip())
+    return f"Cost source “{source.name}” created."
 
 
-@login_required
-@require_POST
-def source_import(request: HttpRequest, source_id: int) -> HttpResponse:
-    tenant = _manager(request)
-    if tenant is None:
-        return _back(request)
+@console_form("Import failed", tenant_of=_manager, back=_back)
+def source_import(request: HttpRequest, tenant: Tenant, source_id: int) -> str:
     uploaded = request.FILES.get("file")
-    try:
-        source = services.cost_source_get(tenant=tenant, source_id=source_id)
-        if uploaded is None and source.mode == Mode.POLL:
-            run = cost_source_poll(source=source)
-            messages.success(request, f"Polled “{source.name}”: {run.rows_imported} rows, "
-                                      f"{run.lines_changed} lines changed.")
-            return _back(request)
-        if uploaded is None:
-            raise DomainError("Choose a file to import.", field="file")
-        if uploaded.size > settings.AFORO_COST_BACKGROUND_BYTES:
-            services.cost_import_queue(source=source, stream=uploaded.file,
-                                       file_name=uploaded.name or "")
-            messages.success(request, f"Importing {uploaded.name} into “{source.name}” in the "
-                                      "background; its row shows the rows read so far.")
-            return _back(request)
-        run = services.cost_import_file(source=source, stream=uploaded.file,
-                                        file_name=uploaded.name or "")
-        skipped = f", {run.rows_skipped} skipped" if run.rows_skipped else ""
-        messages.success(request, f"Imported {run.rows_imported} rows into “{source.name}”"
-                                  f"{skipped}; {run.lines_changed} lines changed.")
-    except DomainError as exc:
-        messages.error(request, f"Import failed: {exc.message}")
-    return _back(request)
+    source = services.cost_source_get(tenant=tenant, source_id=source_id)
+    if uploaded is None and source.mode == Mode.POLL:
+        run = cost_source_poll(source=source)
+        return (f"Polled “{source.name}”: {run.rows_imported} rows, "
+                f"{run.lines_changed} lines changed.")
+    if uploaded is None:
+        raise DomainError("Choose a file to import.", field="file")
+    if uploaded.size > settings.AFORO_COST_BACKGROUND_BYTES:
+        services.cost_import_queue(source=source, stream=uploaded.file,
+                                   file_name=uploaded.name or "")
+        return (f"Importing {uploaded.name} into “{source.name}” in the background; its row "
+                "shows the rows read so far.")
+    run = services.cost_import_file(source=source, stream=uploaded.file,
+                                    file_name=uploaded.name or "")
+    skipped = f", {run.rows_skipped} skipped" if run.rows_skipped else ""
+    return (f"Imported {run.rows_imported} rows into “{source.name}”{skipped}; "
+            f"{run.lines_changed} lines changed.")
 
 
-@login_required
-@require_POST
-def allocation_new(request: HttpRequest) -> HttpResponse:
+@console_form("Allocation not made", tenant_of=_manager, back=_back)
+def allocation_new(request: HttpRequest, tenant: Tenant) -> str:
     """Spread a source's cost onto the period's events (the form beside the allocations)."""
-    tenant = _manager(request)
-    if tenant is None:
-        return _back(request)
     post = request.POST
+    source_id = post.get("source_id", "")
+    if not source_id.isdigit():
+        raise DomainError("Choose a cost source.", field="source_id")
+    source = services.cost_source_get(tenant=tenant, source_id=int(source_id))
     try:
-        source = services.cost_source_get(tenant=tenant,
-                                          source_id=int(post.get("source_id") or 0))
-        try:
-            period = period_parse(post.get("from"), post.get("to"), time_zone="UTC")
-        except PeriodError as exc:
-            raise DomainError(exc.message, field=exc.field) from None
-        raw_amount = post.get("amount_usd", "").strip().replace(",", "")
-        try:
-            amount = Decimal(raw_amount) if raw_amount else None
-        except InvalidOperation:
-            raise DomainError("The amount is a number of dollars, like 1000.00.",
-                              field="amount_usd") from None
-        products = [p.strip() for p in post.get("product_ids", "").split(",") if p.strip()]
-        allocation = allocations.allocation_create(
-            tenant=tenant, source=source, first=period.first, last=period.last,
-            by=post.get("by", ""), bucket=post.get("bucket", ""), amount=amount,
-            product_ids=products, description=post.get("description", ""))
-        messages.success(request, f"Allocated ${allocation.amount_usd:,.2f} of "
-                                  f"“{source.name}” onto {allocation.events:,} events.")
-    except (DomainError, ValueError) as exc:
-        message = exc.message if isinstance(exc, DomainError) else "Choose a cost source."
-        messages.error(request, f"Allocation not made: {message}")
-    return _back(request)
+        period = period_parse(post.get("from"), post.get("to"), time_zone="UTC")
+    except PeriodError as exc:
+        raise DomainError(exc.message, field=exc.field) from None
+    products = [p.strip() for p in post.get("product_ids", "").split(",") if p.strip()]
+    allocation = allocations.allocation_create(
+        tenant=tenant, source=source, first=period.first, last=period.last,
+        by=post.get("by", ""), bucket=post.get("bucket", ""),
+        amount=posted_decimal(request, "amount_usd", "The amount", optional=True),
+        product_ids=products, description=post.get("description", ""))
+    return (f"Allocated ${allocation.amount_usd:,.2f} of “{source.name}” onto "
+            f"{allocation.events:,} events.")
 
 
-@login_required
-@require_POST
-def allocation_reverse(request: HttpRequest, allocation_id: int) -> HttpResponse:
-    tenant = _manager(request)
-    if tenant is None:
-        return _back(request)
-    try:
-        allocation = allocations.allocation_reverse(allocation=allocations.allocation_get(
-            tenant=tenant, allocation_id=allocation_id))
-        messages.success(request, f"Allocation {allocation.pk} reversed: "
-                                  f"${allocation.amount_usd:,.2f} taken back off "
-                                  f"{allocation.events:,} events.")
-    except DomainError as exc:
-        messages.error(request, f"Not reversed: {exc.message}")
-    return _back(request)
+@console_form("Not reversed", tenant_of=_manager, back=_back)
+def allocation_reverse(request: HttpRequest, tenant: Tenant, allocation_id: int) -> str:
+    allocation = allocations.allocation_reverse(allocation=allocations.allocation_get(
+        tenant=tenant, allocation_id=allocation_id))
+    return (f"Allocation {allocation.pk} reversed: ${allocation.amount_usd:,.2f} taken back "
+            f"off {allocation.events:,} events.")

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
-from django.views.decorators.http import require_POST
 
-from aforo.console import current_membership, tab_page
+from aforo.console import console_form, current_membership, posted_decimal, tab_page
 from aforo.errors import DomainError
 from aforo.models import Role, Tenant
 from aforo.permissions import MANAGE_BUDGET_ROLES
@@ -56,7 +54,7 @@ def _entitlements(request: HttpRequest, tenant: Tenant, chosen) -> dict[str, Any
 entitlements = tab_page("entitlements", _entitlements)
 
 
-def _back() -> HttpResponse:
+def _back(request: HttpRequest) -> HttpResponse:
     return redirect(reverse("console-entitlements"))
 
 
@@ -68,91 +66,59 @@ def _manager(request: HttpRequest) -> Tenant | None:
     return current_membership(request).tenant
 
 
-def _decimal(request: HttpRequest, name: str, field: str, default: str | None = None):
-    raw = request.POST.get(name, "").strip() or default
-    if raw is None:
-        return None
-    try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise DomainError(f"{field} must be a number.", field=field) from None
-    if not value.is_finite():
-        raise DomainError(f"{field} must be a number.", field=field)
-    return value
+@console_form("Entitlement not saved", tenant_of=_manager, back=_back)
+def entitlement_save(request: HttpRequest, tenant: Tenant) -> str:
+    services.entitlement_create(
+        tenant=tenant, customer_id=request.POST.get("customer_id", "").strip(),
+        feature=request.POST.get("feature", ""),
+        limit=posted_decimal(request, "limit", "The limit", max_digits=38),
+        period=request.POST.get("period", "MONTHLY"),
+        product_id=request.POST.get("product_id", "").strip(),
+        model=request.POST.get("model", "").strip(),
+        warn_at_pct=posted_decimal(request, "warn_at_pct", "The warning percentage", "80"),
+        overage=request.POST.get("overage", "BLOCK"),
+        grace_pct=posted_decimal(request, "grace_pct", "The grace percentage", "0"),
+        downgrade_model=request.POST.get("downgrade_model", "").strip())
+    return "Entitlement saved."
 
 
-@login_required
-@require_POST
-def entitlement_save(request: HttpRequest) -> HttpResponse:
-    tenant = _manager(request)
-    if tenant is None:
-        return _back()
-    try:
-        services.entitlement_create(
-            tenant=tenant, customer_id=request.POST.get("customer_id", "").strip(),
-            feature=request.POST.get("feature", ""),
-            limit=_decimal(request, "limit", "limit"),
-            period=request.POST.get("period", "MONTHLY"),
-            product_id=request.POST.get("product_id", "").strip(),
-            model=request.POST.get("model", "").strip(),
-            warn_at_pct=_decimal(request, "warn_at_pct", "warnAtPct", "80"),
-            overage=request.POST.get("overage", "BLOCK"),
-            grace_pct=_decimal(request, "grace_pct", "gracePct", "0"),
-            downgrade_model=request.POST.get("downgrade_model", "").strip())
-        messages.success(request, "Entitlement saved.")
-    except DomainError as exc:
-        messages.error(request, f"Entitlement not saved ({exc.field}): {exc.message}")
-    return _back()
+@console_form("Wallet not saved", tenant_of=_manager, back=_back)
+def wallet_save(request: HttpRequest, tenant: Tenant) -> str:
+    rate = posted_decimal(request, "credits_per_unit", "Credits per unit", optional=True)
+    burn_rates = [{"feature": request.POST.get("burn_feature", "TOKENS"),
+                   "creditsPerUnit": str(rate)}] if rate is not None else []
+    priority = posted_decimal(request, "priority", "The priority", "1")
+    if priority != priority.to_integral_value():
+        raise DomainError("The priority must be a whole number.", field="priority")
+    wallet, warnings = services.wallet_create(
+        tenant=tenant, customer_id=request.POST.get("customer_id", "").strip(),
+        name=request.POST.get("name", "").strip() or "Prepaid",
+        credit_value_usd=posted_decimal(request, "credit_value_usd", "The credit value"),
+        priority=int(priority), burn_rates=burn_rates,
+        low_balance_credits=posted_decimal(request, "low_balance_credits", "The low balance",
+                                           optional=True, max_digits=38))
+    for warning in warnings:
+        messages.warning(request, warning["message"])
+    return f"Wallet “{wallet.name}” saved."
 
 
-@login_required
-@require_POST
-def wallet_save(request: HttpRequest) -> HttpResponse:
-    tenant = _manager(request)
-    if tenant is None:
-        return _back()
-    try:
-        rate = _decimal(request, "credits_per_unit", "creditsPerUnit")
-        burn_rates = [{"feature": request.POST.get("burn_feature", "TOKENS"),
-                       "creditsPerUnit": str(rate)}] if rate is not None else []
-        wallet, warnings = services.wallet_create(
-            tenant=tenant, customer_id=request.POST.get("customer_id", "").strip(),
-            name=request.POST.get("name", "").strip() or "Prepaid",
-            credit_value_usd=_decimal(request, "credit_value_usd", "creditValueUsd"),
-            priority=int(request.POST.get("priority") or 1), burn_rates=burn_rates,
-            low_balance_credits=_decimal(request, "low_balance_credits", "lowBalanceCredits"))
-        messages.success(request, f"Wallet “{wallet.name}” saved.")
-        for warning in warnings:
-            messages.warning(request, warning["message"])
-    except (DomainError, ValueError) as exc:
-        messages.error(request, f"Wallet not saved: {getattr(exc, 'message', exc)}")
-    return _back()
-
-
-@login_required
-@require_POST
-def top_up_save(request: HttpRequest, wallet_id: int) -> HttpResponse:
-    tenant = _manager(request)
-    if tenant is None:
-        return _back()
+@console_form("Top-up not added", tenant_of=_manager, back=_back)
+def top_up_save(request: HttpRequest, tenant: Tenant, wallet_id: int) -> str:
     wallet = Wallet.objects.filter(tenant=tenant, pk=wallet_id).first()
     if wallet is None:
-        messages.error(request, "No such wallet.")
-        return _back()
-    try:
-        raw_expiry = request.POST.get("expires_at", "").strip()
-        expires_at = parse_datetime(raw_expiry) if raw_expiry else None
-        if raw_expiry and expires_at is None:
-            raise DomainError("expiresAt is not a date and time.", field="expires_at")
-        if expires_at is not None and expires_at.tzinfo is None:
-            expires_at = expires_at.replace(tzinfo=timezone.utc)
-        _top_up, created = services.top_up_create(
-            wallet=wallet, paid_credits=_decimal(request, "paid_credits", "paidCredits", "0"),
-            granted_credits=_decimal(request, "granted_credits", "grantedCredits", "0"),
-            expires_at=expires_at,
-            idempotency_key=request.POST.get("idempotency_key", "") or uuid.uuid4().hex)
-        messages.success(request, "Top-up added." if created else
-                         "That top-up was already added; nothing changed.")
-    except DomainError as exc:
-        messages.error(request, f"Top-up not added ({exc.field}): {exc.message}")
-    return _back()
+        raise DomainError("No such wallet.", field="wallet")
+    raw_expiry = request.POST.get("expires_at", "").strip()
+    expires_at = parse_datetime(raw_expiry) if raw_expiry else None
+    if raw_expiry and expires_at is None:
+        raise DomainError("The expiry is not a date and time.", field="expires_at")
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=timezone.utc)
+    _top_up, created = services.top_up_create(
+        wallet=wallet,
+        paid_credits=posted_decimal(request, "paid_credits", "Paid credits", "0",
+                                    max_digits=38),
+        granted_credits=posted_decimal(request, "granted_credits", "Granted credits", "0",
+                                       max_digits=38),
+        expires_at=expires_at,
+        idempotency_key=request.POST.get("idempotency_key", "") or uuid.uuid4().hex)
+    return "Top-up added." if created else "That top-up was already added; nothing changed."
