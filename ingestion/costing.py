@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from aforo.money import ledger as money
-from ingestion.rate_cards import FeeRule, InfraRule, Price, RateCard
+from ingestion.rate_cards import FeeRule, InfraRule, Price, RateCard, first_at
 
 ZERO = Decimal(0)
 MILLION = Decimal(1_000_000)
@@ -122,14 +122,6 @@ class BatchPricer:
         self._infra: dict[str, list] = {}
         self._fees: dict[str, list] = {}
 
-    @staticmethod
-    def _first(timelines: list, at: datetime):
-        for timeline in timelines:
-            found = timeline.at(at)
-            if found is not None:
-                return found
-        return None
-
     def split(self, *, provider: str, model: str, product_id: str, source_type: str,
               occurred_at: datetime, input_tokens: int = 0, output_tokens: int = 0,
               cached_input_tokens: int = 0, reasoning_tokens: int = 0,
@@ -140,13 +132,13 @@ class BatchPricer:
             timelines = self._models.get(key)
             if timelines is None:
                 timelines = self._models[key] = self.card.model_timelines(provider, model)
-            price = self._first(timelines, occurred_at)
+            price = first_at(timelines, occurred_at)
         infra = self._infra.get(product_id)
         if infra is None:
             infra = self._infra[product_id] = self.card.infra_timelines(product_id)
         fees = self._fees.get(source_type)
         if fees is None:
             fees = self._fees[source_type] = self.card.fee_timelines(source_type)
-        return _split(price, self._first(infra, occurred_at), self._first(fees, occurred_at),
+        return _split(price, first_at(infra, occurred_at), first_at(fees, occurred_at),
                       bool(model), input_tokens, output_tokens, cached_input_tokens,
                       reasoning_tokens, cache_write_input_tokens)

@@ -108,7 +108,7 @@ class RateCard:
                 if (timeline := table.get((candidate, model)))]
 
     def model_price(self, provider: str, model: str, at: datetime) -> Price | None:
-        return _first_at(self.model_timelines(provider, model), at)
+        return first_at(self.model_timelines(provider, model), at)
 
     def infra_timelines(self, product_id: str) -> list[_Timeline]:
         return _specific_then_default(self.infra, product_id)
@@ -117,17 +117,18 @@ class RateCard:
         return _specific_then_default(self.fees, source_type)
 
     def infra_rule(self, product_id: str, at: datetime) -> InfraRule | None:
-        return _first_at(self.infra_timelines(product_id), at)
+        return first_at(self.infra_timelines(product_id), at)
 
     def fee_rule(self, source_type: str, at: datetime) -> FeeRule | None:
-        return _first_at(self.fee_timelines(source_type), at)
+        return first_at(self.fee_timelines(source_type), at)
 
 
 def _specific_then_default(table: dict[str, _Timeline], key: str) -> list[_Timeline]:
     return [timeline for candidate in (key, "") if (timeline := table.get(candidate))]
 
 
-def _first_at(timelines: list[_Timeline], at: datetime):
+def first_at(timelines: list[_Timeline], at: datetime):
+    """The value in force at `at` in the first timeline that has one (first match wins)."""
     for timeline in timelines:
         found = timeline.at(at)
         if found is not None:
