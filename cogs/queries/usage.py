@@ -13,6 +13,7 @@ them). Product types come from the daily rollup's product rows (a product carrie
 from __future__ import annotations
 
 import enum
+import heapq
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
@@ -103,12 +104,15 @@ def usage_by_billable_unit(tenant: Tenant, period: Period, *, top: int = 5,
         _hourly(tenant, period, _hours(use_rollups)).dimensions("day").measures(*_MEASURES)
         .group_by("day").fetch())}
     out = []
+    customers = [row["customer_id"] for row in per_customer]
     for unit, measure in UNIT_MEASURES.items():
-        ranked = sorted(((row["customer_id"], int(row[measure])) for row in per_customer
-                         if int(row[measure])), key=lambda pair: (-pair[1], pair[0]))
+        quantities = [int(row[measure]) for row in per_customer]
+        # the biggest first, ties by customer id (a heap of `top`, not a sort of them all)
+        ranked = heapq.nsmallest(top, ((-quantity, customer) for customer, quantity
+                                       in zip(customers, quantities, strict=True) if quantity))
         out.append(UnitUsage(
-            unit=unit, total=sum(quantity for _c, quantity in ranked),
-            top_customers=ranked[:top],
+            unit=unit, total=sum(quantities),
+            top_customers=[(customer, -negated) for negated, customer in ranked],
             daily=[(day, per_day.get(day, {}).get(unit, 0)) for day in period.days]))
     return out
 
