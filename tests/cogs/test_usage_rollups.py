@@ -234,3 +234,52 @@ def test_a_long_session_straddling_both_bounds_is_the_period_s_part(store):
         ("short", 2, 7200), ("long", 1, 0)]
     assert (rows, total) == agents.sessions_page(tenant, period, now=start, offset=0,
                                                  limit=10, use_rollups=False)
+
+
+def _contents(tenant, table: str) -> list[tuple]:
+    """A 0014 table's rows of the tenant, merged by key (sums, or the sessions' states)."""
+    money = ("cogs", "revenue", "revenue_carried", "revenue_rated")
+    if table.startswith("agent_sessions"):
+        return _rows(tenant, (
+            "SELECT session_id, minIfMerge(started), maxIfMerge(ended), "
+            + ", ".join(f"sumIfMerge({m})" for m in (*UNITS, *money))
+            + f" FROM {table} WHERE tenant_id = %(tenant_id)s GROUP BY session_id"))
+    keys = ("day, customer_id" if table.startswith("usage_daily_customers")
+            else "hour, product_id, tool_name, agent")
+    measures = (*UNITS, *(money if "hourly" in table else ()))
+    return _rows(tenant, (
+        f"SELECT {keys}, " + ", ".join(f"sum({m})" for m in measures)
+        + f" FROM {table} WHERE tenant_id = %(tenant_id)s GROUP BY {keys}"))
+
+
+def test_the_migration_s_copy_holds_what_the_views_fed(store):
+    """0014 copies what the ledger holds with the SELECT its views run: the copy of a ledger
+    the views fed equals what they wrote."""
+    from importlib import import_module
+
+    from aforo.eventstore.migrate import topology_for
+
+    tenant = tenant_create(slug=f"ur-{uuid.uuid4().hex[:12]}", name="Usage rollups")
+    at = datetime(2026, 4, 2, 12, tzinfo=timezone.utc)
+    events = [{"eventId": f"c{n}", "occurredAt": at + timedelta(minutes=17 * n),
+               "customerId": f"cust_{n % 3}", "productId": "p", "sessionId": f"s{n % 4}",
+               "agent": ("planner", "")[n % 2], "toolName": "search" if n % 3 else None,
+               "toolCalls": n % 2, "reasoningSteps": n % 3, "inputTokens": 10 * n,
+               "cogsUsd": "0.01", **({"revenueUsd": "0.02"} if n % 5 == 0 else {})}
+              for n in range(20)]
+    send_batch(tenant, events, [cost_correction_entry(tenant, events[1],
+                                                      unclassified_cogs_usd=Decimal("0.5"))],
+               [(events[2], Decimal("0.3"))])
+    statements = import_module("aforo.eventstore.migrations.0014_usage_rollups").statements(
+        topology_for(eventstore.get_store()))
+    for table in ("usage_daily_customers", "usage_hourly_agents", "agent_sessions"):
+        copy = next(s for s in statements if s.startswith(f"INSERT INTO {table} "))
+        eventstore.command(f"DROP TABLE IF EXISTS {table}_copy")
+        eventstore.command(f"CREATE TABLE {table}_copy AS {table}")
+        try:
+            eventstore.command(copy.replace(f"INSERT INTO {table} ",
+                                            f"INSERT INTO {table}_copy ", 1))
+            assert _contents(tenant, f"{table}_copy") == _contents(tenant, table)
+            assert _contents(tenant, table)
+        finally:
+            eventstore.command(f"DROP TABLE IF EXISTS {table}_copy")
