@@ -9,6 +9,7 @@ latency says whether the embedded store stays answerable. Figures are appended t
 benchmarks/RESULTS.md.
 
     .venv/bin/python benchmarks/export.py --events 10000000
+    .venv/bin/python benchmarks/export.py --events 10000000 --generate-only  # data only
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ parser.add_argument("--events", type=int, default=10_000_000)
 parser.add_argument("--chunk-rows", type=int, default=50_000)
 parser.add_argument("--var-dir", default=str(ROOT / "var" / "bench-export"))
 parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
+parser.add_argument("--generate-only", action="store_true",
+                    help="generate the data (for benchmarks/analytics.py) and stop")
 ARGS = parser.parse_args()
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
@@ -142,6 +145,8 @@ def main() -> None:
 
     migrate_eventstore(eventstore.get_store())
     generate(ARGS.events)
+    if ARGS.generate_only:
+        return
     # A first export warms the engine's caches and the allocators' arenas (RSS rises once, by
     # ~200 MB embedded, then stays); what is measured after is the growth per export.
     from aforo.models import Tenant

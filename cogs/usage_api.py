@@ -39,8 +39,11 @@ def _top(request) -> int:
     return int_param(request.query_params, "top", default=5, low=1, high=MAX_TOP)
 
 
+_UNITS = tuple((unit, unit.value) for unit in Unit)
+
+
 def _units(row: GroupUsage) -> dict:
-    return {unit.value: row.quantities[unit] for unit in Unit}
+    return {name: row.quantities[unit] for unit, name in _UNITS}
 
 
 class _Read(APIView):

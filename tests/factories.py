@@ -216,6 +216,7 @@ def _dimensions(event: dict[str, Any]) -> dict[str, Any]:
         "product_type": event.get("productType", ""), "provider": event.get("provider", ""),
         "model": event.get("model", ""), "tool_name": event.get("toolName") or "",
         "source_type": event.get("sourceType", ""), "session_id": event.get("sessionId", ""),
+        "agent": event.get("agent") or "",
     }
 
 
@@ -237,6 +238,18 @@ def attribute(tenant: Tenant, event: dict[str, Any], amount: Decimal | str) -> N
     ledger_append([revenue_entry(tenant, event, amount)])
     settlements_reconcile_events(tenant_slug=tenant.slug, events=[(event["eventId"], _at(event))],
                                  run_id=f"test-{uuid.uuid4().hex}")
+
+
+def send_batch(tenant: Tenant, events: list[dict[str, Any]], corrections: list[dict],
+               attributed: list[tuple[dict[str, Any], Decimal]]) -> None:
+    """One producer batch and what follows it: the events ingested, then their cost
+    corrections appended, then each attributed (REVENUE and SETTLE entries)."""
+    if events:
+        ingest(tenant, events)
+    if corrections:
+        ledger_append(corrections)
+    for event, amount in attributed:
+        attribute(tenant, event, amount)
 
 
 def cost_correction_entry(tenant: Tenant, event: dict[str, Any], **amounts: Decimal) -> dict:

@@ -7,6 +7,7 @@ _REPLICATED = {
     "MergeTree": "ReplicatedMergeTree",
     "SummingMergeTree": "ReplicatedSummingMergeTree",
     "ReplacingMergeTree": "ReplicatedReplacingMergeTree",
+    "AggregatingMergeTree": "ReplicatedAggregatingMergeTree",
 }
 
 

@@ -47,18 +47,23 @@ class Table(enum.Enum):
     COST_LINES = "provider_cost_lines"          # providers' billed lines (cost sources)
     COST_IMPORT_LINES = "provider_cost_import_lines"  # each import's own lines
     CREDITS = "credit_ledger"                   # wallets' TOPUP, GRANT, DEBIT, EXPIRY (0011)
+    USAGE_CUSTOMERS = "usage_daily_customers"   # units by UTC day, customer (0014)
+    USAGE_HOURLY = "usage_hourly_agents"        # by UTC hour, product, tool, agent (0014)
+    SESSIONS = "agent_sessions"                 # one row per session, aggregate states (0014)
 
     @property
     def by_day(self) -> bool:
         return self in (Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED, Table.COST_LINES,
-                        Table.COST_IMPORT_LINES)
+                        Table.COST_IMPORT_LINES, Table.USAGE_CUSTOMERS)
 
     @property
     def time_column(self) -> str:
         """The column a window of instants filters on."""
         if self is Table.CREDITS:
             return "recorded_at"  # a wallet's entries count from when they were written
-        return "hour" if self is Table.HOURLY else "occurred_at"
+        if self is Table.SESSIONS:
+            raise ValueError("agent_sessions has no time column: filter its sessions' bounds")
+        return "hour" if self in (Table.HOURLY, Table.USAGE_HOURLY) else "occurred_at"
 
 
 # --- entry kinds ----------------------------------------------------------------------------
@@ -87,6 +92,18 @@ def _rollup(expression: str, tables: Sequence[Table] = _DAILY) -> dict[Table, st
 
 
 _ALL_ROLLUPS = (*_DAILY, Table.HOURLY)
+# The usage and agent rollups (0014): summed, and the sessions' aggregate states merged.
+_USAGE = (Table.USAGE_CUSTOMERS, Table.USAGE_HOURLY)
+
+
+def _summed(column: str, tables: Sequence[Table] = (*_USAGE, Table.SESSIONS), *,
+            count: bool = True) -> dict[Table, str]:
+    """The expression of a 0014 measure over its tables (the sum of its column, or the merge of
+    its sumIf state on agent_sessions)."""
+    def over(table: Table) -> str:
+        inner = f"sumIfMerge({column})" if table is Table.SESSIONS else f"sum({column})"
+        return f"toInt64({inner})" if count else inner
+    return {table: over(table) for table in tables}
 
 
 @dataclass(frozen=True)
@@ -104,23 +121,30 @@ class Measure:
         return self.read_models[table]
 
 
+_MONEY_ROLLUPS = (Table.USAGE_HOURLY, Table.SESSIONS)  # cost and revenue (0014)
+
+
 # :TRICKY: a measure's name never equals a ledger column it sums: ClickHouse substitutes an
 # alias into the WHERE clause and the other aggregates of its SELECT (and 18.16 fails).
 MEASURES: dict[str, Measure] = {
     "events": Measure(f"toInt64(sumIf(event_count, {COST}))",
-                      {**_rollup("toInt64(sum(events))", _ALL_ROLLUPS),
+                      {**_rollup("toInt64(sum(events))", _ALL_ROLLUPS), **_summed("events"),
                        # one row per event, a copy possible until merged (0010)
                        Table.CUSTOMER_EVENTS: "toInt64(uniqExact(event_id))"}),
     "tokens_in": Measure(f"toInt64(sumIf(input_tokens, {COST}))",
-                         _rollup("toInt64(sum(tokens_in))", _ALL_ROLLUPS)),
+                         {**_rollup("toInt64(sum(tokens_in))", _ALL_ROLLUPS),
+                          **_summed("tokens_in")}),
     "tokens_out": Measure(f"toInt64(sumIf(output_tokens, {COST}))",
-                          _rollup("toInt64(sum(tokens_out))", _ALL_ROLLUPS)),
+                          {**_rollup("toInt64(sum(tokens_out))", _ALL_ROLLUPS),
+                           **_summed("tokens_out")}),
     "tokens_cached": Measure(f"toInt64(sumIf(cached_input_tokens, {COST}))"),
     "tokens_reasoning": Measure(f"toInt64(sumIf(reasoning_tokens, {COST}))"),
     "tool_calls_n": Measure(f"toInt64(sumIf(tool_calls, {COST}))",
-                            {Table.HOURLY: "toInt64(sum(tool_calls_n))"}),
+                            {Table.HOURLY: "toInt64(sum(tool_calls_n))",
+                             **_summed("tool_calls_n")}),
     "reasoning_steps_n": Measure(f"toInt64(sumIf(reasoning_steps, {COST}))",
-                                 {Table.HOURLY: "toInt64(sum(reasoning_steps_n))"}),
+                                 {Table.HOURLY: "toInt64(sum(reasoning_steps_n))",
+                                  **_summed("reasoning_steps_n")}),
     "cogs_ai": Measure(f"sumIf(ai_cogs_usd, {COST})", _rollup("sum(cogs_ai)")),
     "cogs_infra": Measure(f"sumIf(infra_cogs_usd, {COST})", _rollup("sum(cogs_infra)")),
     "cogs_fee": Measure(f"sumIf(fee_cogs_usd, {COST})", _rollup("sum(cogs_fee)")),
@@ -128,16 +152,21 @@ MEASURES: dict[str, Measure] = {
                                  _rollup("sum(cogs_unclassified)")),
     "cogs": Measure(f"sumIf({COGS_SUM}, {COST})",
                     {**_rollup("sum(cogs_ai + cogs_infra + cogs_fee + cogs_unclassified)"),
-                     Table.HOURLY: "sum(cogs)"}),
-    "revenue": Measure(f"sumIf(revenue_usd, {REVENUE})", _rollup("sum(revenue)")),
+                     Table.HOURLY: "sum(cogs)",
+                     **_summed("cogs", _MONEY_ROLLUPS, count=False)}),
+    "revenue": Measure(f"sumIf(revenue_usd, {REVENUE})",
+                       {**_rollup("sum(revenue)"),
+                        **_summed("revenue", _MONEY_ROLLUPS, count=False)}),
     # The part of the COGS allocations spread onto the events (migration 0013).
     "cogs_allocated": Measure(f"sumIf({COGS_SUM}, {COST} AND {ALLOCATED})",
                               _rollup("sum(cogs_allocated)")),
     # Provisional revenue still settling (cogs.expected).
     "revenue_carried": Measure(f"sumIf(carried_revenue_usd, {SETTLING})",
-                               _rollup("sum(revenue_carried)")),
+                               {**_rollup("sum(revenue_carried)"),
+                                **_summed("revenue_carried", _MONEY_ROLLUPS, count=False)}),
     "revenue_rated": Measure(f"sumIf(rated_revenue_usd, {SETTLING})",
-                             _rollup("sum(revenue_rated)")),
+                             {**_rollup("sum(revenue_rated)"),
+                              **_summed("revenue_rated", _MONEY_ROLLUPS, count=False)}),
     "unpriced_events": Measure("sum(unpriced)"),
     "events_unsourced": Measure(f"toInt64(sumIf(event_count, {UNSOURCED}))",
                                 _rollup("toInt64(sum(events_unsourced))")),
@@ -181,16 +210,21 @@ DIMENSIONS: dict[str, frozenset[Table]] = {
         *EVENT_DIMENSIONS, "entry_type", "entry_kind", "invoice_id", "invoice_line_id",
         "attribution_run_id", "cost_source", "revenue_source", "allocation_id")},
     "customer_id": frozenset({Table.LEDGER, Table.DAILY_CUSTOMERS, Table.UNSOURCED, Table.CREDITS,
-                              Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS}),
+                              Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS,
+                              Table.USAGE_CUSTOMERS}),
     "product_id": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
-                             Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS}),
+                             Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS,
+                             Table.USAGE_HOURLY}),
+    "tool_name": frozenset({Table.LEDGER, Table.USAGE_HOURLY}),
+    "agent": frozenset({Table.LEDGER, Table.USAGE_HOURLY}),
+    "session_id": frozenset({Table.LEDGER, Table.SESSIONS}),
     "product_type": frozenset({Table.LEDGER, Table.DAILY}),
     "provider": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
                            Table.CUSTOMER_EVENTS, *_LINES}),
     "model": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS, *_LINES}),
     "day": frozenset({Table.LEDGER, Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
-                      Table.HOURLY, Table.CUSTOMER_EVENTS, *_LINES}),
-    "hour": frozenset({Table.HOURLY}),
+                      Table.HOURLY, Table.CUSTOMER_EVENTS, *_LINES, *_USAGE}),
+    "hour": frozenset({Table.HOURLY, Table.USAGE_HOURLY}),
     "event_id": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS,
                            Table.CUSTOMER_EVENTS, Table.CREDITS}),
     "occurred_at": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS,
@@ -259,7 +293,7 @@ class LedgerQuery:
             _check_column(self.table, column)
             if column == "day" and self.table in (Table.LEDGER, Table.CUSTOMER_EVENTS):
                 selected.append(f"{RAW_DAY} AS day")
-            elif column == "day" and self.table is Table.HOURLY:
+            elif column == "day" and self.table in (Table.HOURLY, Table.USAGE_HOURLY):
                 selected.append(f"{HOURLY_DAY} AS day")
             else:
                 selected.append(column)

@@ -1,11 +1,18 @@
 """Agent analytics: per tool, per session and per agent (invocations, usage, cost, revenue and
 margin), and one session's trace, its events in time order.
 
-Tools, sessions and agents are only on the raw ledger (no rollup holds them), so these readers
-scan the period's entries of the tenant. REVENUE entries carry their event's tool and session,
-so those group directly. The per-agent figures first sum each event's entries and take its
-agent from its original COST entry: REVENUE entries written before attribution copied `agent`
-carry none, and their revenue still lands on the event's agent.
+Tools and agents read `usage_hourly_agents` (0014: per UTC hour, product, tool and agent, the
+units, COGS and revenue of every entry), sessions `agent_sessions` (0014: one row per session,
+its first and last occurredAt and its sums as aggregate states). Every entry of an event (COST,
+corrections, REVENUE, SETTLE) carries the event's occurred_at, tool, session and agent, so each
+entry's own columns group it with its event, and a session whose first and last event lie in the
+period has all its entries there.
+
+With `use_rollups=False` (and for a period whose bounds are not whole UTC hours: a half-hour time
+zone) the same figures are read from the raw ledger: the per-agent ones sum each event's entries
+and take its agent from its original COST entry (REVENUE entries written before attribution
+copied `agent` carry none; the rollup, fed entry by entry, puts those on agent ''). Tests
+compare the two.
 """
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from aforo.ledger.query import ORIGINAL_COST, LedgerQuery, tenant_sql
+from aforo.ledger.query import ORIGINAL_COST, LedgerQuery, Table, tenant_sql
 from aforo.models import Tenant
 from aforo.periods import Period
 from cogs.margins import ZERO, ExpectedMargin, Margin
@@ -51,15 +58,35 @@ def _ranked(rows: list[AgentFigures]) -> list[AgentFigures]:
     return sorted(rows, key=lambda r: (-r.cogs_usd, -r.events, r.key))
 
 
-def tools_breakdown(tenant: Tenant, period: Period) -> list[AgentFigures]:
+def _whole_hours(period: Period) -> bool:
+    """Whether the period's instants are UTC hours, which the hourly rollup can answer."""
+    return all(moment.minute == 0 and moment.second == 0 and moment.microsecond == 0
+               for moment in (period.start_at, period.end_at))
+
+
+def _hourly(tenant: Tenant, period: Period, use_rollups: bool) -> LedgerQuery | None:
+    if use_rollups and _whole_hours(period):
+        return LedgerQuery(tenant.slug, Table.USAGE_HOURLY).period(period)
+    return None
+
+
+def tools_breakdown(tenant: Tenant, period: Period, *,
+                    use_rollups: bool = True) -> list[AgentFigures]:
     """Per tool (events naming a tool), highest COGS first; `events` is its invocations."""
-    rows = (LedgerQuery(tenant.slug).period(period).where_sql("tool_name != ''")
-            .dimensions("tool_name").measures(*GROUP_MEASURES).group_by("tool_name").fetch())
+    query = _hourly(tenant, period, use_rollups) or LedgerQuery(tenant.slug).period(period)
+    rows = (query.where_sql("tool_name != ''").dimensions("tool_name")
+            .measures(*GROUP_MEASURES).group_by("tool_name").fetch())
     return _ranked([_figures(row, "tool_name") for row in rows if int(row["events"])])
 
 
-def agents_breakdown(tenant: Tenant, period: Period) -> list[AgentFigures]:
+def agents_breakdown(tenant: Tenant, period: Period, *,
+                     use_rollups: bool = True) -> list[AgentFigures]:
     """Per agent (the event's `agent`; '' for events that name none), highest COGS first."""
+    hourly = _hourly(tenant, period, use_rollups)
+    if hourly is not None:
+        rows = (hourly.dimensions("agent").measures(*GROUP_MEASURES).group_by("agent")
+                .fetch())
+        return _ranked([_figures(row, "agent") for row in rows if int(row["events"])])
     per_event = (LedgerQuery(tenant.slug).period(period).dimensions("event_id")
                  .expressions(f"anyIf(agent, {ORIGINAL_COST}) AS agent_of")
                  .measures(*GROUP_MEASURES).group_by("event_id"))
@@ -101,18 +128,82 @@ def _sessions(tenant: Tenant, period: Period, active_since: datetime | None) -> 
     return query
 
 
+def _session(row: dict, since: datetime, started: str = "started",
+             ended: str = "ended") -> SessionFigures:
+    return SessionFigures(figures=_figures(row, "session_id"), started_at=row[started],
+                          ended_at=row[ended], active=row[ended] >= since)
+
+
+# A session's first and last ORIGINAL COST occurred_at, merged from agent_sessions' states.
+_ROLLUP_BOUNDS = ("minIfMerge(started) AS first_at", "maxIfMerge(ended) AS last_at")
+_INSIDE = "first_at >= %(s_start)s AND last_at < %(s_end)s"
+
+
+def _session_rollup(tenant: Tenant) -> LedgerQuery:
+    return (LedgerQuery(tenant.slug, Table.SESSIONS).dimensions("session_id")
+            .expressions(*_ROLLUP_BOUNDS).group_by("session_id"))
+
+
 def sessions_page(tenant: Tenant, period: Period, *, now: datetime, offset: int, limit: int,
-                  active_only: bool = False) -> tuple[list[SessionFigures], int]:
+                  active_only: bool = False,
+                  use_rollups: bool = True) -> tuple[list[SessionFigures], int]:
     """Sessions (events with a sessionId), the most recent last event first, one page; and
-    how many there are. `active_only`: those with an event in the last 15 minutes."""
+    how many there are. `active_only`: those with an event in the last 15 minutes.
+
+    From agent_sessions: the sessions whose first and last events lie in the period are read
+    there; those that straddle a bound (their figures are only the period's part) are summed
+    from the ledger, over the period's stretch their events can be in, and merged in."""
     since = now - ACTIVE_WITHIN
-    query = _sessions(tenant, period, since if active_only else None)
-    inner, params = query.sql()
-    total = int(tenant_sql(tenant.slug, f"SELECT count() AS n FROM ({inner})", params)[0]["n"])
-    rows = query.order_by("ended DESC", "session_id").limit(limit, offset).fetch()
-    return [SessionFigures(figures=_figures(row, "session_id"), started_at=row["started"],
-                           ended_at=row["ended"], active=row["ended"] >= since)
-            for row in rows], total
+    if not use_rollups:
+        query = _sessions(tenant, period, since if active_only else None)
+        inner, params = query.sql()
+        total = int(tenant_sql(tenant.slug, f"SELECT count() AS n FROM ({inner})",
+                               params)[0]["n"])
+        rows = query.order_by("ended DESC", "session_id").limit(limit, offset).fetch()
+        return [_session(row, since) for row in rows], total
+    bounds = _session_rollup(tenant).having(
+        "last_at >= %(s_start)s AND first_at < %(s_end)s",
+        s_start=period.start_at, s_end=period.end_at)
+    if active_only:  # an in-period last event is never later than the session's last
+        bounds = bounds.having("last_at >= %(active_since)s", active_since=since)
+    inner, params = bounds.sql()
+    # One read: the inside sessions counted under '' (no session has that id), each
+    # straddling one with its bounds.
+    classes = tenant_sql(tenant.slug, (
+        f"SELECT if({_INSIDE}, '', session_id) AS straddling, min(first_at) AS lo, "
+        f"max(last_at) AS hi, count() AS n FROM ({inner}) GROUP BY straddling"), params)
+    inside = sum(int(row["n"]) for row in classes if not row["straddling"])
+    straddling = [row for row in classes if row["straddling"]]
+    # The page is among the first offset + limit inside sessions and the straddling ones:
+    # their bounds decide it, then only its inside sessions' figures are merged.
+    edges = _straddling(tenant, period, straddling, since, active_only) if straddling else []
+    firsts = (bounds.having(_INSIDE).order_by("last_at DESC", "session_id")
+              .limit(offset + limit).fetch()) if inside else []
+    ranked = sorted([*((s.ended_at, s.session_id, s) for s in edges),
+                     *((row["last_at"], row["session_id"], None) for row in firsts)],
+                    key=lambda r: (-r[0].timestamp(), r[1]))[offset:offset + limit]
+    wanted = [session_id for _at, session_id, edge in ranked if edge is None]
+    figures = {row["session_id"]: _session(row, since, "first_at", "last_at") for row in (
+        _session_rollup(tenant).where_in("session_id", wanted).measures(*GROUP_MEASURES)
+        .fetch())} if wanted else {}
+    return ([edge or figures[session_id] for _at, session_id, edge in ranked],
+            inside + len(edges))
+
+
+def _straddling(tenant: Tenant, period: Period, straddling: list[dict], since: datetime,
+                active_only: bool) -> list[SessionFigures]:
+    """The period's part of sessions that straddle its start or end, from the ledger: a
+    session starting before the period has its events there up to its last, one ending after
+    from its first on."""
+    start, end = period.start_at, period.end_at
+    left_to = max((row["hi"] for row in straddling if row["lo"] < start),
+                  default=start - timedelta(seconds=1))
+    right_from = min((row["lo"] for row in straddling if row["hi"] >= end), default=end)
+    rows = (_sessions(tenant, period, since if active_only else None)
+            .where_in("session_id", [row["straddling"] for row in straddling])
+            .where_sql("(occurred_at <= %(left_to)s OR occurred_at >= %(right_from)s)",
+                       left_to=left_to, right_from=right_from).fetch())
+    return [_session(row, since) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -148,11 +239,19 @@ _TRACE_DIMENSIONS = ("agent", "tool_name", "provider", "model")
 MAX_TRACE = 1000
 
 
-def session_trace(tenant: Tenant, period: Period, session_id: str) -> list[TraceStep]:
+def session_trace(tenant: Tenant, period: Period, session_id: str, *,
+                  use_rollups: bool = True) -> list[TraceStep]:
     """The session's events in time order (ties by event id), each its entries summed; at
-    most MAX_TRACE."""
-    rows = (LedgerQuery(tenant.slug).period(period).where(session_id=session_id)
-            .dimensions("event_id")
+    most MAX_TRACE. agent_sessions gives the session's first and last occurredAt, so the
+    ledger is read over that stretch only (its order key starts with occurred_at)."""
+    query = LedgerQuery(tenant.slug).period(period).where(session_id=session_id)
+    if use_rollups:
+        bounds = _session_rollup(tenant).where(session_id=session_id).fetch()
+        if not bounds:
+            return []
+        query = query.between(bounds[0]["first_at"],
+                              bounds[0]["last_at"] + timedelta(seconds=1))
+    rows = (query.dimensions("event_id")
             .expressions(f"minIf(occurred_at, {ORIGINAL_COST}) AS at",
                          *(f"anyIf({d}, {ORIGINAL_COST}) AS {d}_of" for d in _TRACE_DIMENSIONS),
                          f"toInt64(maxIf(latency_ms, {ORIGINAL_COST})) AS latency",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
@@ -135,10 +135,33 @@ def test_rollups_merge_across_shards_to_the_ledgers_totals(cluster, tenant):
     assert sum(e for e, _c in raw.values()) == 900
     assert by_product("ledger_daily", "events", "cogs_unclassified") == raw
     assert by_product("ledger_hourly", "events", "cogs") == raw
+    assert by_product("usage_hourly_agents", "events", "cogs") == raw
+    assert eventstore.tenant_query(
+        tenant.slug, "SELECT toInt64(sum(events)) AS n FROM usage_daily_customers "
+        "WHERE tenant_id = %(tenant_id)s", {})[0]["n"] == 900
     # Each shard's rollup holds its own part of every product; the Distributed read adds them.
     per_node = _per_node(cluster, "SELECT toInt64(sum(events)) AS n FROM ledger_daily_local "
                                   "WHERE tenant_id = %(tenant_id)s", tenant.slug)
     assert per_node[1] > 0 and per_node[3] > 0 and per_node[1] + per_node[3] == 900
+
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_on_both_shards_is_one_row_of_agent_sessions(cluster, tenant):
+    """0014's per-session states live on whichever shard each event landed; the Distributed
+    read merges them into the session's bounds and sums."""
+    from cogs.queries import Period, agents
+
+    events_ingest_dicts(tenant=tenant, events=[
+        {**event, "sessionId": f"s{i % 2}",
+         "occurredAt": (NOW - timedelta(seconds=i)).isoformat()}
+        for i, event in enumerate(_events(range(200)))], now=NOW)
+    period = Period(first=NOW.date() - timedelta(days=1), last=NOW.date())
+    rows, total = agents.sessions_page(tenant, period, now=NOW, offset=0, limit=10)
+    assert total == 2
+    assert (rows, total) == agents.sessions_page(tenant, period, now=NOW, offset=0, limit=10,
+                                                 use_rollups=False)
+    assert [s.figures.events for s in rows] == [100, 100]
 
 
 def _send_until_accepted(client, batch, outcomes):

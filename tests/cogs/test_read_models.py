@@ -13,10 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aforo import eventstore
-from aforo.ledger import ledger_append
 from aforo.tenancy import tenant_create
 from cogs import queries
-from tests.factories import attribute, cost_correction_entry, ingest
+from tests.factories import cost_correction_entry, ingest, send_batch
 
 pytestmark = pytest.mark.django_db
 FIRST, LAST = date(2026, 4, 1), date(2026, 4, 3)
@@ -86,12 +85,7 @@ def test_customer_events_equal_the_ledger_and_serve_the_same_pages(store, genera
                     tenant, event, unclassified_cogs_usd=spec["correction"]))
             if spec["attributed"] is not None:
                 attributed.append((event, spec["attributed"]))
-        if events:
-            ingest(tenant, events)
-        if corrections:
-            ledger_append(corrections)
-        for event, amount in attributed:
-            attribute(tenant, event, amount)
+        send_batch(tenant, events, corrections, attributed)
 
     assert _customer_events(tenant) == _ledger_events(tenant)
 
