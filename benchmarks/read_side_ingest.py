@@ -1,12 +1,15 @@
-"""What the read side's views (event-store migration 0010) cost ingest: the ledger insert with
-and without them, each as a ratio to the engine's raw insert of the same rows, in one run.
+"""What a migration's views cost ingest (the read side's 0010 by default, or --migration 0015,
+the impact report's): the ledger insert with and without them, each as a ratio to the engine's
+raw insert of the same rows, in one run.
 
 A fresh embedded store (or --clickhouse-url), migrated; batches of ledger rows (COST entries as
-ingest writes them, through `ledger_append`) inserted into the ledger with every view, into the
-ledger with 0010's view dropped, and into `bench_raw_ledger` (the ledger's columns, no view:
-the engine's raw insert), interleaved batch by batch so a change of load hits all three alike.
+ingest writes them, through `ledger_append`; one in 50 a downgraded call) inserted into the
+ledger with every view, into the ledger with the migration's views dropped, and into
+`bench_raw_ledger` (the ledger's columns, no view: the engine's raw insert), interleaved batch
+by batch so a change of load hits all three alike.
 
     .venv/bin/python benchmarks/read_side_ingest.py [--batches 60] [--batch 1000]
+    .venv/bin/python benchmarks/read_side_ingest.py --migration 0015_guard_impact
 """
 from __future__ import annotations
 
@@ -30,6 +33,8 @@ parser.add_argument("--batch", type=int, default=1000)
 parser.add_argument("--clickhouse-url", default="")
 parser.add_argument("--var-dir", default=str(ROOT / "var" / "bench-read-side-ingest"))
 parser.add_argument("--no-write", action="store_true")
+parser.add_argument("--migration", default="0010_read_side",
+                    help="the event-store migration whose views are measured")
 ARGS = parser.parse_args()
 if not ARGS.clickhouse_url:
     shutil.rmtree(ARGS.var_dir, ignore_errors=True)
@@ -41,8 +46,9 @@ from aforo import eventstore  # noqa: E402
 from aforo.eventstore.migrate import migrate_eventstore  # noqa: E402
 from aforo.ledger import ledger_append, ledger_entry  # noqa: E402
 
-READ_SIDE = __import__("aforo.eventstore.migrations.0010_read_side",
+MIGRATION = __import__(f"aforo.eventstore.migrations.{ARGS.migration}",
                        fromlist=["statements"])
+NUMBER = ARGS.migration[:4]
 
 
 def batch(n: int, now: datetime) -> list[dict]:
@@ -54,6 +60,8 @@ def batch(n: int, now: datetime) -> list[dict]:
             event_id=f"evt_{k}", occurred_at=now - timedelta(seconds=k % 86_400),
             customer_id=f"cust_{k % 10_000}", product_id=f"prod_{k % 20}",
             product_type="API_WITH_AI", provider="OpenAI", model=f"model_{k % 16}",
+            requested_model="model_big" if k % 50 == 0 else "",
+            tool_name="batch" if k % 7 == 0 else "",
             source_type="GATEWAY", event_count=1, input_tokens=100 + k % 4000,
             output_tokens=20 + k % 1000, ai_cogs_usd=Decimal("0.001234567"),
             infra_cogs_usd=Decimal("0.000400000"), fee_cogs_usd=Decimal("0.000100000"),
@@ -71,8 +79,9 @@ def main() -> None:
     migrate_eventstore(store)
     eventstore.command("DROP TABLE IF EXISTS bench_raw_ledger")
     eventstore.command("CREATE TABLE bench_raw_ledger AS ledger")
-    view_sql = [s for s in READ_SIDE.statements(topology_for(store))
+    view_sql = [s for s in MIGRATION.statements(topology_for(store))
                 if s.startswith("CREATE MATERIALIZED VIEW")]
+    views = [sql.split()[6] for sql in view_sql]  # CREATE MATERIALIZED VIEW IF NOT EXISTS name
     now = datetime.now(timezone.utc).replace(microsecond=0)
     times: dict[str, list[float]] = {"raw": [], "with": [], "without": []}
     have_view = True
@@ -87,7 +96,8 @@ def main() -> None:
                     eventstore.command(sql)
                 have_view = True
             if kind == "without" and have_view:
-                eventstore.command("DROP TABLE IF EXISTS ledger_customer_events_mv")
+                for view in views:
+                    eventstore.command(f"DROP TABLE IF EXISTS {view}")
                 have_view = False
             copy = [{**row, "event_id": f"{row['event_id']}_{kind}"} for row in rows]
             began = time.perf_counter()
@@ -98,29 +108,30 @@ def main() -> None:
             times[kind].append((time.perf_counter() - began) * 1000)
     med = {kind: statistics.median(values[3:]) for kind, values in times.items()}
     load = os.getloadavg()[0]
-    print(f"raw {med['raw']:.1f} ms, ledger with 0010 {med['with']:.1f} ms, without "
+    print(f"raw {med['raw']:.1f} ms, ledger with {NUMBER} {med['with']:.1f} ms, without "
           f"{med['without']:.1f} ms per {ARGS.batch}-row batch; load {load:.1f}")
     with_ratio, without_ratio = med["with"] / med["raw"], med["without"] / med["raw"]
     loss = 1 - without_ratio / with_ratio
     print(f"ratio to raw: with {with_ratio:.2f}, without {without_ratio:.2f}; "
-          f"throughput lost to 0010: {loss:.1%}")
+          f"throughput lost to {NUMBER}: {loss:.1%}")
     if not ARGS.no_write:
         from benchmarks.common import record
 
-        record(f"Read side (0010): what its view costs ingest, {store.name} mode", [
+        record(f"{ARGS.migration} ({', '.join(views)}): what its views cost ingest, "
+               f"{store.name} mode", [
             f"{ARGS.batches} batches of {ARGS.batch:,} COST entries through `ledger_append` "
             "into a fresh store, interleaved with the same rows into `bench_raw_ledger` (the "
             "ledger's columns, no view: the engine's raw insert) and into the ledger with "
-            "0010's view dropped; medians after 3 warm-up batches. Load average "
+            f"{NUMBER}'s views dropped; medians after 3 warm-up batches. Load average "
             f"{load:.1f} at the end (2 shared cores).",
             "",
             "| insert | median ms per batch | ÷ raw insert |",
             "| --- | ---: | ---: |",
             f"| raw insert (no views) | {med['raw']:.1f} | 1.00 |",
-            f"| ledger, every view but 0010's | {med['without']:.1f} | {without_ratio:.2f} |",
-            f"| ledger, every view and 0010's | {med['with']:.1f} | {with_ratio:.2f} |",
+            f"| ledger, every view but {NUMBER}'s | {med['without']:.1f} | {without_ratio:.2f} |",
+            f"| ledger, every view and {NUMBER}'s | {med['with']:.1f} | {with_ratio:.2f} |",
             "",
-            f"Ingest throughput lost to 0010's view: {loss:.1%} (target ≤ 10%).",
+            f"Ingest throughput lost to {NUMBER}'s views: {loss:.1%}.",
         ])
 
 
