@@ -5,9 +5,11 @@ import http.client
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import time
+from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -103,3 +105,111 @@ def uvicorn_serve(env: dict, port: int, workers: int,
         time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start: " + proc.stderr.read().decode()[-2000:])
+
+
+# --- the probes: where a request's time goes (benchmarks/read_profile.py, impact.py) --------
+
+CLOCK: dict[str, float] = defaultdict(float)
+QUERIES: list[tuple[float, str]] = []
+
+
+def probe_store() -> None:
+    """Wrap the store's engine call, its rows(), the API's JSON renderer and Django's database
+    cursor so that each adds its time to CLOCK ("engine", "decode", "render", "db") and each
+    event-store query its own (seconds, SQL) to QUERIES. Engine: time inside the store's query
+    call (chdb runs the SQL and writes JSONCompact; on the server, the driver's round trip
+    including its own decoding); decode: msgspec turning chdb's JSONCompact into typed tuples
+    (chdb only); what a request spends outside them is Python."""
+    from django.db import connections
+
+    from aforo import eventstore, renderers
+    from aforo.eventstore import backends
+
+    store = eventstore.get_store()
+    if isinstance(store, backends.ChdbStore):
+        run = backends.ChdbStore._run
+
+        def timed_run(self, sql, fmt="CSV"):
+            began = time.perf_counter()
+            try:
+                return run(self, sql, fmt)
+            finally:
+                spent = time.perf_counter() - began
+                CLOCK["engine"] += spent
+                QUERIES.append((spent, sql))
+
+        backends.ChdbStore._run = timed_run
+    rows = type(store).rows
+
+    def timed_rows(self, sql, params=None):
+        began = time.perf_counter()
+        engine_before = CLOCK["engine"]
+        try:
+            return rows(self, sql, params)
+        finally:
+            spent = time.perf_counter() - began
+            if isinstance(store, backends.ChdbStore):
+                CLOCK["decode"] += spent - (CLOCK["engine"] - engine_before)
+            else:
+                CLOCK["engine"] += spent
+                QUERIES.append((spent, sql))
+
+    type(store).rows = timed_rows
+    render = renderers.ExactJSONRenderer.render
+
+    def timed_render(self, data, accepted_media_type=None, renderer_context=None):
+        began = time.perf_counter()
+        try:
+            return render(self, data, accepted_media_type, renderer_context)
+        finally:
+            CLOCK["render"] += time.perf_counter() - began
+
+    renderers.ExactJSONRenderer.render = timed_render
+
+    def timed_db(execute, sql, params, many, context):
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            CLOCK["db"] += time.perf_counter() - began
+
+    from django.core.signals import request_started
+
+    def wrap(**_kwargs):
+        for connection in connections.all():
+            if timed_db not in connection.execute_wrappers:
+                connection.execute_wrappers.append(timed_db)
+
+    request_started.connect(wrap, weak=False)
+    wrap()
+
+
+PARTS = ("engine", "decode", "db", "render")
+
+
+def profile_requests(client, path: str, params: dict, *, warmup: int, requests: int,
+                     ) -> tuple[dict[str, float], int, dict[str, list[float]]]:
+    """GET `path` warmup + requests times through a Django test client, with probe_store()'s
+    probes on: the medians of each part (ms; "python" is the rest of the wall time, "queries"
+    their number), the response's size, and each event-store query's times (ms, by its SQL's
+    first 90 characters)."""
+    samples: dict[str, list[float]] = defaultdict(list)
+    slowest: dict[str, list[float]] = defaultdict(list)
+    for i in range(warmup + requests):
+        CLOCK.clear()
+        QUERIES.clear()
+        began = time.perf_counter()
+        response = client.get(path, params)
+        total = time.perf_counter() - began
+        assert response.status_code == 200, response.content[:300]
+        if i < warmup:
+            continue
+        samples["total"].append(total * 1000)
+        for part in PARTS:
+            samples[part].append(CLOCK[part] * 1000)
+        samples["python"].append((total - sum(CLOCK[part] for part in PARTS)) * 1000)
+        samples["queries"].append(len(QUERIES))
+        for spent, sql in QUERIES:
+            slowest[" ".join(sql.split())[:90]].append(spent * 1000)
+    med = {part: statistics.median(values) for part, values in samples.items()}
+    return med, len(response.content), slowest

@@ -1,13 +1,19 @@
 """Margin Guard impact benchmark: `GET /api/v1/margin-guard/impact` for a 30-day window over N
 events (default 10M) of 10,000 customers, embedded (chdb) by default. Target: p95 ≤ 100 ms.
 
-Generates N COST entries over 30 days straight into the ledger with INSERT ... SELECT, one in
-50 a call the guard downgraded (`requested_model` set), 200 customers' blocked and rate-limited
+Generates N COST entries over 30 days straight into the ledger with INSERT ... SELECT (feeding
+its views, among them migration 0015's read models the report reads), one in 50 a call the
+guard downgraded (`requested_model` set), 200 customers' blocked and rate-limited
 decisions counted per hour, and 20 enforced throttles (the at-risk accounts), then times the
 endpoint through Django's test client (routing, auth, DRF, JSON) for 30 days and the last hour.
 
     .venv/bin/python benchmarks/impact.py                      # 10M events, embedded
     .venv/bin/python benchmarks/impact.py --events 1000000 --no-write
+    .venv/bin/python benchmarks/impact.py --profile     # where a request's time goes
+
+`--profile` splits each request's wall time into the engine (inside the store's query call),
+chdb's decoding, Django's own database queries, the JSON renderer and the rest (Python), with
+each event-store query's engine time (benchmarks.common.probe_store).
 """
 from __future__ import annotations
 
@@ -34,6 +40,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--clickhouse-url", default="")
     parser.add_argument("--var-dir", default=str(ROOT / "var" / "bench-impact"))
     parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument("--profile", action="store_true",
+                        help="where each request's time goes instead of its percentiles")
+    parser.add_argument("--label", default="", help="a note for the section title")
     return parser.parse_args()
 
 
@@ -74,6 +83,9 @@ FROM numbers(%(offset)s, %(count)s)
 """
 
 
+READ_MODELS = ("guard_downgraded", "guard_customer_calls")  # event-store migration 0015
+
+
 def ensure_data(now: datetime) -> Tenant:
     from decimal import Decimal
 
@@ -99,6 +111,13 @@ def ensure_data(now: datetime) -> Tenant:
                             "offset": offset, "count": count})
         print(f"  {offset + count:,} / {ARGS.events:,} events", flush=True)
     print(f"Generated in {time.perf_counter() - began:.0f} s")
+    # Each 1M-row insert leaves a part of the read models spanning every customer, so a
+    # customer's rows would sit in ten parts; background merges fold them in a store fed by
+    # ingest, here they are folded at once (the ledger is left as generated).
+    for table in READ_MODELS:
+        began = time.perf_counter()
+        eventstore.command(f"OPTIMIZE TABLE {table} FINAL")
+        print(f"  {table} merged in {time.perf_counter() - began:.0f} s")
     for model, price_in, price_out in (("gpt-4o", "2.5", "10"), ("gpt-4o-mini", "0.15", "0.6")):
         model_price_create(tenant=tenant, provider="OpenAI", model=model,
                            effective_from=now - timedelta(days=DAYS + 1),
@@ -137,6 +156,46 @@ def timed_ms(fn) -> float:
     return (time.perf_counter() - began) * 1000
 
 
+WINDOWS = (("30 days", {}), ("last hour", {"lastHours": 1}))
+
+
+def profile(client, raw_ms: list[float], load_before) -> None:
+    """Each window's request split into engine, decode, database, render and Python."""
+    from benchmarks.common import probe_store, profile_requests, record
+
+    probe_store()
+    results = [(label, *profile_requests(client, "/api/v1/margin-guard/impact", params,
+                                         warmup=2, requests=ARGS.requests))
+               for label, params in WINDOWS]
+    raw = statistics.median(raw_ms)
+    lines = [
+        f"{ARGS.events:,} events (benchmarks/impact.py's set), "
+        f"{'server' if ARGS.clickhouse_url else 'embedded'}; Django test client end to end, "
+        f"medians of {ARGS.requests} requests after 2 warm-up; load average "
+        f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after (2 shared cores). "
+        f"Reference: one raw read of the 30 days (count and AI cost), {raw:.0f} ms median.",
+        "",
+        "| window | total ms | ÷ raw | engine | decode | Python | database | render | queries |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *(f"| {label} | {med['total']:.1f} | {med['total'] / raw:.2f} | {med['engine']:.1f} | "
+          f"{med['decode']:.1f} | {med['python']:.1f} | {med['db']:.1f} | {med['render']:.1f} "
+          f"| {med['queries']:.0f} |" for label, med, _size, _slowest in results),
+        "",
+        "Engine time per event-store query (ms per request, median):",
+        "",
+    ]
+    for label, _med, _size, slowest in results:
+        lines.append(f"- {label}: " + "; ".join(
+            f"{statistics.median(t):.1f} ms `{sql[:80]}…`"
+            for sql, t in sorted(slowest.items(), key=lambda kv: -sum(kv[1]))))
+    title = f"Margin Guard impact profile, {ARGS.events:,} events" + (
+        f": {ARGS.label}" if ARGS.label else "")
+    if ARGS.no_write:
+        print("\n".join(lines))
+    else:
+        record(title, lines)
+
+
 def main() -> None:
     call_command("migrate", verbosity=0)
     migrate_eventstore(eventstore.get_store())
@@ -153,6 +212,9 @@ def main() -> None:
     raw_ms = [timed_ms(lambda: eventstore.tenant_query(TENANT, RAW_WINDOW,
                                                        {"start": start, "end": end}))
               for _ in range(ARGS.requests)]
+    if ARGS.profile:
+        profile(client, raw_ms, load_before)
+        return
     parts = {
         "model switch read": lambda: impact._model_switch(
             tenant, impact.ImpactReport(start=start, end=end)),
@@ -163,7 +225,7 @@ def main() -> None:
     part_ms = {label: statistics.median(timed_ms(fn) for _ in range(5))
                for label, fn in parts.items()}
     cells = {}
-    for label, params in (("30 days", {}), ("last hour", {"lastHours": 1})):
+    for label, params in WINDOWS:
         answer = client.get("/api/v1/margin-guard/impact", params)
         assert answer.status_code == 200, answer.content[:300]
         cells[label] = [timed_ms(lambda params=params: client.get(

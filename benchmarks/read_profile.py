@@ -8,6 +8,7 @@ dashboard benchmark does, and splits every request's wall time into
   server, the driver's round trip including its own decoding),
 - decode: msgspec turning chdb's JSONCompact into typed tuples (chdb only),
 - render: the API's JSON renderer (`ExactJSONRenderer.render`),
+- database: Django's own queries (auth, settings),
 - Python: the rest (routing, auth, DRF, the query layer building SQL and rows, the view's
   dicts),
 
@@ -23,7 +24,6 @@ import os
 import statistics
 import sys
 import time
-from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
 
@@ -59,63 +59,15 @@ django_setup(ARGS.var_dir, ARGS.clickhouse_url)
 
 from django.test import Client  # noqa: E402
 
-from aforo import eventstore, renderers  # noqa: E402
-from aforo.eventstore import backends  # noqa: E402
+from aforo import eventstore  # noqa: E402
 from aforo.models import Role, Tenant  # noqa: E402
 from aforo.runtime import freeze_startup_heap  # noqa: E402
 from aforo.tenancy import api_token_create  # noqa: E402
-
-# --- the probes: wrap the store's engine call, its rows() and the renderer ----------------
-
-CLOCK: dict[str, float] = defaultdict(float)
-QUERIES: list[tuple[float, str]] = []
-
-
-def _wrap_engine():
-    store = eventstore.get_store()
-    if isinstance(store, backends.ChdbStore):
-        run = backends.ChdbStore._run
-
-        def timed_run(self, sql, fmt="CSV"):
-            began = time.perf_counter()
-            try:
-                return run(self, sql, fmt)
-            finally:
-                spent = time.perf_counter() - began
-                CLOCK["engine"] += spent
-                QUERIES.append((spent, sql))
-
-        backends.ChdbStore._run = timed_run
-    rows = type(store).rows
-
-    def timed_rows(self, sql, params=None):
-        began = time.perf_counter()
-        engine_before = CLOCK["engine"]
-        try:
-            return rows(self, sql, params)
-        finally:
-            spent = time.perf_counter() - began
-            if isinstance(store, backends.ChdbStore):
-                CLOCK["decode"] += spent - (CLOCK["engine"] - engine_before)
-            else:
-                CLOCK["engine"] += spent
-                QUERIES.append((spent, sql))
-
-    type(store).rows = timed_rows
-    render = renderers.ExactJSONRenderer.render
-
-    def timed_render(self, data, accepted_media_type=None, renderer_context=None):
-        began = time.perf_counter()
-        try:
-            return render(self, data, accepted_media_type, renderer_context)
-        finally:
-            CLOCK["render"] += time.perf_counter() - began
-
-    renderers.ExactJSONRenderer.render = timed_render
+from benchmarks.common import probe_store, profile_requests  # noqa: E402
 
 
 def main() -> None:
-    _wrap_engine()
+    probe_store()
     tenant = Tenant.objects.get(slug=TENANT)
     token = api_token_create(tenant=tenant, role=Role.VIEWER, name="profile")
     freeze_startup_heap()
@@ -145,31 +97,13 @@ def main() -> None:
 
     raw_before = raw_reference()
     for name, (path, params) in PATHS.items():
-        samples: dict[str, list[float]] = defaultdict(list)
-        slowest: dict[str, list[float]] = defaultdict(list)
-        for i in range(ARGS.warmup + ARGS.requests):
-            CLOCK.clear()
-            QUERIES.clear()
-            began = time.perf_counter()
-            response = client.get(base + path, {**period, **params})
-            total = time.perf_counter() - began
-            assert response.status_code == 200, response.content[:300]
-            if i < ARGS.warmup:
-                continue
-            samples["total"].append(total * 1000)
-            for part in ("engine", "decode", "render"):
-                samples[part].append(CLOCK[part] * 1000)
-            samples["python"].append((total - CLOCK["engine"] - CLOCK["decode"]
-                                      - CLOCK["render"]) * 1000)
-            samples["queries"].append(len(QUERIES))
-            for spent, sql in QUERIES:
-                slowest[" ".join(sql.split())[:90]].append(spent * 1000)
-        med = {part: statistics.median(values) for part, values in samples.items()}
-        results.append((name, med, len(response.content), slowest))
+        med, size, slowest = profile_requests(client, base + path, {**period, **params},
+                                              warmup=ARGS.warmup, requests=ARGS.requests)
+        results.append((name, med, size, slowest))
         print(f"{name:<40} total {med['total']:7.1f}  engine {med['engine']:6.1f}  "
               f"decode {med['decode']:5.1f}  python {med['python']:6.1f}  "
-              f"render {med['render']:5.1f} ms  ({med['queries']:.0f} queries, "
-              f"{len(response.content):,} bytes)", flush=True)
+              f"db {med['db']:5.1f}  render {med['render']:5.1f} ms  ({med['queries']:.0f} "
+              f"queries, {size:,} bytes)", flush=True)
         for sql, times in sorted(slowest.items(), key=lambda kv: -sum(kv[1]))[:4]:
             print(f"      {sum(times) / ARGS.requests:6.1f} ms/request  {sql}")
     raw_after = raw_reference()
@@ -194,14 +128,15 @@ def write(results, raw, raw_before, raw_after, load_before, first, last) -> None
         f"Reference: the raw ledger GROUP BY product of the same period, "
         f"{raw_before:.0f} ms before and {raw_after:.0f} ms after the paths.",
         "",
-        "| path | total ms | ÷ raw | engine | decode | Python | render | queries | bytes |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| path | total ms | ÷ raw | engine | decode | Python | database | render | queries "
+        "| bytes |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, med, size, _slowest in results:
         lines.append(
             f"| `{name}` | {med['total']:.1f} | {med['total'] / raw:.2f} | "
             f"{med['engine']:.1f} | {med['decode']:.1f} | {med['python']:.1f} | "
-            f"{med['render']:.1f} | {med['queries']:.0f} | {size:,} |")
+            f"{med['db']:.1f} | {med['render']:.1f} | {med['queries']:.0f} | {size:,} |")
     lines += ["", "Engine time per query (ms per request, the costliest of each path):", ""]
     for name, _med, _size, slowest in results:
         top = sorted(slowest.items(), key=lambda kv: -sum(kv[1]))[:3]

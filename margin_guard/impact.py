@@ -4,7 +4,8 @@ its first intervention against the margin since.
 
 - Model switch: events that report `requestedModel` different from the model used. The saving
   is what the requested model would have cost for the same tokens (the rate card price in force
-  on that day) minus the AI cost actually incurred.
+  on that day) minus the AI cost actually incurred (metered: an allocation's share of cost is
+  not the call's).
 - Rate limit and block: the decisions counted per hour (`GuardDecisionCount`, durable), each
   valued at the customer's average cost per call of that feature (or model) in the window, else
   in the 30 days before its end. Nobody knows what a refused call would have cost, so these are
@@ -12,7 +13,10 @@ its first intervention against the margin since.
 - ROI: recovered ÷ what Aforo costs the tenant over the same window (its monthly cost
   prorated by hours; `GuardSettings`), null without that setting.
 
-The levers sum to the total by construction.
+The levers sum to the total by construction. Every read is of migration 0015's read models
+(`guard_downgraded`, `guard_customer_calls`, kept per second so any window is exact), except
+`scope_margin`'s for product accounts or a tenant with estimate rates; `read_models=False`
+reads the raw ledger instead, with the same figures.
 """
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ from decimal import Decimal
 from django.db import DatabaseError
 from django.db.models import Sum
 
-from aforo.ledger.query import COST, DOWNGRADED, LedgerQuery
+from aforo.ledger.query import COST, DOWNGRADED, METERED, LedgerQuery, Table
 from aforo.models import Tenant
 from aforo.money import pct, usd
 from billing.estimates import has_rates
@@ -39,6 +43,22 @@ ZERO = Decimal(0)
 HOURS_PER_MONTH = Decimal(730)  # 365 × 24 / 12
 AVERAGE_FALLBACK = timedelta(days=30)
 ACCOUNTS_SHOWN = 20
+
+
+def _downgraded(tenant: Tenant, read_models: bool) -> LedgerQuery:
+    """The downgraded calls' metered COST entries: their read model (0015), or the ledger."""
+    if read_models:
+        return LedgerQuery(tenant.slug, Table.GUARD_DOWNGRADED)
+    return LedgerQuery(tenant.slug).where_sql(f"{COST} AND {METERED}").where_sql(DOWNGRADED)
+
+
+def _by_customer(tenant: Tenant, read_models: bool, *, costs: bool) -> LedgerQuery:
+    """Entries by customer (0015's read model ordered by customer, or the ledger); `costs`: the
+    COST entries only (the read model's cost measures count nothing else)."""
+    if read_models:
+        return LedgerQuery(tenant.slug, Table.GUARD_CUSTOMERS)
+    query = LedgerQuery(tenant.slug)
+    return query.where_sql(COST) if costs else query
 
 
 @dataclass(frozen=True)
@@ -172,29 +192,29 @@ def day_window(first, last) -> tuple[datetime, datetime]:
             datetime.combine(last + timedelta(days=1), time.min, tzinfo=timezone.utc))
 
 
-def impact_report(*, tenant: Tenant, start: datetime, end: datetime,
-                  accounts: bool = True) -> ImpactReport:
-    """The report for [start, end)."""
+def impact_report(*, tenant: Tenant, start: datetime, end: datetime, accounts: bool = True,
+                  read_models: bool = True) -> ImpactReport:
+    """The report for [start, end), from the read models of migration 0015 (`read_models`
+    False: from the raw ledger, the same figures; their test compares the two)."""
     try:
         decision_counts_flush()  # this process's latest counts, at least
     except DatabaseError:
         log.warning("guard decision counts not written yet", exc_info=True)
     report = ImpactReport(start=start, end=end)
-    _model_switch(tenant, report)
-    _refused(tenant, report)
+    _model_switch(tenant, report, read_models)
+    _refused(tenant, report, read_models)
     cost = (GuardSettings.objects.filter(tenant=tenant)
             .values_list("product_cost_usd_per_month", flat=True).first())
     if cost is not None:
         report.product_cost_usd = cost * report.hours / HOURS_PER_MONTH
     if accounts:
-        report.accounts = _accounts(tenant, start, end)
+        report.accounts = _accounts(tenant, start, end, read_models)
     return report
 
 
-def _model_switch(tenant: Tenant, report: ImpactReport) -> None:
+def _model_switch(tenant: Tenant, report: ImpactReport, read_models: bool = True) -> None:
     card = rate_card_for(tenant)
-    rows = (LedgerQuery(tenant.slug).between(report.start, report.end).where_sql(COST)
-            .where_sql(DOWNGRADED)
+    rows = (_downgraded(tenant, read_models).between(report.start, report.end)
             .dimensions("day", "provider", "requested_model")
             .measures("events", "tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning",
                       "cogs_ai")
@@ -220,13 +240,13 @@ def _model_switch(tenant: Tenant, report: ImpactReport) -> None:
 Costs = dict[tuple[str, str], tuple[Decimal, int]]
 
 
-def _call_costs(tenant: Tenant, customers: set[str], start: datetime, end: datetime, *,
-                split_at: datetime | None = None) -> tuple[Costs, Costs]:
+def _call_costs(tenant: Tenant, customers: set[str], start: datetime, end: datetime,
+                read_models: bool, *, split_at: datetime | None = None) -> tuple[Costs, Costs]:
     """COGS and calls per (customer, feature: a tool or a model) of the given customers in
     [start, end), and (with `split_at`) in [split_at, end) from the same read."""
     if not customers:
         return {}, {}
-    query = (LedgerQuery(tenant.slug).between(start, end).where_sql(COST)
+    query = (_by_customer(tenant, read_models, costs=True).between(start, end)
              .where_in("customer_id", sorted(customers))
              .dimensions("customer_id", "tool_name", "model").measures("cogs", "events")
              .group_by("customer_id", "tool_name", "model"))
@@ -251,7 +271,7 @@ def _average(costs: Costs, customer_id: str, feature: str) -> Decimal | None:
     return cogs / calls if calls else None
 
 
-def _refused(tenant: Tenant, report: ImpactReport) -> None:
+def _refused(tenant: Tenant, report: ImpactReport, read_models: bool = True) -> None:
     # :TRICKY: counts are per hour, so a window counts the hours that overlap it.
     first_hour = report.start.replace(minute=0, second=0, microsecond=0)
     rows = list(GuardDecisionCount.objects.filter(
@@ -263,14 +283,15 @@ def _refused(tenant: Tenant, report: ImpactReport) -> None:
     fallback: Costs | None = None
     if report.start <= fallback_start:  # the window holds the fallback's 30 days: one read
         in_window, fallback = _call_costs(tenant, customers, report.start, report.end,
-                                          split_at=fallback_start)
+                                          read_models, split_at=fallback_start)
     else:
-        in_window, _ = _call_costs(tenant, customers, report.start, report.end)
+        in_window, _ = _call_costs(tenant, customers, report.start, report.end, read_models)
     for row in rows:
         average = _average(in_window, row["customer_id"], row["feature"])
         if average is None:  # no such call in the window: the 30 days before its end
             if fallback is None:
-                fallback, _ = _call_costs(tenant, customers, fallback_start, report.end)
+                fallback, _ = _call_costs(tenant, customers, fallback_start, report.end,
+                                          read_models)
             average = _average(fallback, row["customer_id"], row["feature"])
         value = money(average * row["calls"]) if average is not None else ZERO
         if row["kind"] == GuardDecisionCount.Kind.BLOCKED:
@@ -281,7 +302,8 @@ def _refused(tenant: Tenant, report: ImpactReport) -> None:
             report.rate_limited_estimate_usd += value
 
 
-def _accounts(tenant: Tenant, start: datetime, end: datetime) -> list[AccountImpact]:
+def _accounts(tenant: Tenant, start: datetime, end: datetime,
+              read_models: bool = True) -> list[AccountImpact]:
     """Accounts throttled or blocked (enforced) in the window: margin over the same length of
     time before the first intervention, against the margin since."""
     first: dict[tuple[str, str], GuardAction] = {}
@@ -291,7 +313,7 @@ def _accounts(tenant: Tenant, start: datetime, end: datetime) -> list[AccountImp
         first.setdefault((action.customer_id, action.product_id), action)
     chosen = list(first.items())[:ACCOUNTS_SHOWN]
     if chosen and not has_rates(tenant.slug) and all(not p for (_c, p), _a in chosen):
-        return _accounts_grouped(tenant, chosen, end)
+        return _accounts_grouped(tenant, chosen, end, read_models)
     shown = []
     for (customer_id, product_id), action in chosen:
         since = end - action.at
@@ -309,14 +331,15 @@ _SCOPE_MEASURES = ("cogs", "events", "revenue", "revenue_carried", "revenue_rate
                    "events_unsourced", "b_cogs")
 
 
-def _accounts_grouped(tenant: Tenant, chosen: list, end: datetime) -> list[AccountImpact]:
+def _accounts_grouped(tenant: Tenant, chosen: list, end: datetime,
+                      read_models: bool) -> list[AccountImpact]:
     """The same figures as scope_margin for customer-wide accounts of a tenant without
     estimate rates (every unsourced event unknown), in one grouped read instead of two per
     account: each customer's entries from its own before-window's start, split at its own
     first intervention."""
     at = {customer: action.at for (customer, _p), action in chosen}
     lows = {c: at[c] - (end - at[c]) for c in at}
-    rows = (LedgerQuery(tenant.slug).between(min(lows.values()), end)
+    rows = (_by_customer(tenant, read_models, costs=False).between(min(lows.values()), end)
             .where_in("customer_id", sorted(at)).since_each("customer_id", lows)
             .dimensions("customer_id").flag_since_each("after", "customer_id", at)
             .measures(*_SCOPE_MEASURES).group_by("customer_id", "after").fetch())

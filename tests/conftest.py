@@ -25,6 +25,7 @@ CLUSTER_MODULES = frozenset({
     "tests/cogs/test_reconciliation.py",
     "tests/cost_sources/test_reconciliation.py",
     "tests/aforo/test_cluster.py",
+    "tests/margin_guard/test_impact_read_models.py",
 })
 
 

@@ -43,16 +43,18 @@ def create_table(
     engine: str = "MergeTree",
     engine_args: str = "",
     sharding_key: str = "sipHash64(tenant_id)",
+    settings: str = "",
 ) -> list[str]:
     """CREATE statements for a table: MergeTree on one node, Replicated* + Distributed on a cluster.
 
     On a cluster, `name` is the Distributed table every query uses and `name_local` holds the data
-    on each shard, so queries never need to know which topology they run on.
+    on each shard, so queries never need to know which topology they run on. `settings` are the
+    MergeTree table's own (`index_granularity = 1024`).
     """
     if engine not in _REPLICATED:
         raise ValueError(f"unsupported engine {engine!r}")
     partition = f" PARTITION BY {partition_by}" if partition_by else ""
-    tail = f"{partition} ORDER BY {order_by}"
+    tail = f"{partition} ORDER BY {order_by}" + (f" SETTINGS {settings}" if settings else "")
     if not topology.cluster:
         return [
             f"CREATE TABLE IF NOT EXISTS {name} ({columns}) "

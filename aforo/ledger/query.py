@@ -50,6 +50,10 @@ class Table(enum.Enum):
     USAGE_CUSTOMERS = "usage_daily_customers"   # units by UTC day, customer (0014)
     USAGE_HOURLY = "usage_hourly_agents"        # by UTC hour, product, tool, agent (0014)
     SESSIONS = "agent_sessions"                 # one row per session, aggregate states (0014)
+    # Margin Guard's impact report (0015), both by occurred_at second: the downgraded calls,
+    # and each customer's calls by tool and model with the figures of its margin.
+    GUARD_DOWNGRADED = "guard_downgraded"
+    GUARD_CUSTOMERS = "guard_customer_calls"
 
     @property
     def by_day(self) -> bool:
@@ -104,6 +108,7 @@ def _summed(column: str, tables: Sequence[Table] = (*_USAGE, Table.SESSIONS), *,
         inner = f"sumIfMerge({column})" if table is Table.SESSIONS else f"sum({column})"
         return f"toInt64({inner})" if count else inner
     return {table: over(table) for table in tables}
+_GUARD = (Table.GUARD_DOWNGRADED, Table.GUARD_CUSTOMERS)
 
 
 @dataclass(frozen=True)
@@ -128,48 +133,52 @@ _MONEY_ROLLUPS = (Table.USAGE_HOURLY, Table.SESSIONS)  # cost and revenue (0014)
 # alias into the WHERE clause and the other aggregates of its SELECT (and 18.16 fails).
 MEASURES: dict[str, Measure] = {
     "events": Measure(f"toInt64(sumIf(event_count, {COST}))",
-                      {**_rollup("toInt64(sum(events))", _ALL_ROLLUPS), **_summed("events"),
+                      {**_rollup("toInt64(sum(events))", (*_ALL_ROLLUPS, *_GUARD)),
+                       **_summed("events"),
                        # one row per event, a copy possible until merged (0010)
                        Table.CUSTOMER_EVENTS: "toInt64(uniqExact(event_id))"}),
-    "tokens_in": Measure(f"toInt64(sumIf(input_tokens, {COST}))",
-                         {**_rollup("toInt64(sum(tokens_in))", _ALL_ROLLUPS),
-                          **_summed("tokens_in")}),
-    "tokens_out": Measure(f"toInt64(sumIf(output_tokens, {COST}))",
-                          {**_rollup("toInt64(sum(tokens_out))", _ALL_ROLLUPS),
-                           **_summed("tokens_out")}),
-    "tokens_cached": Measure(f"toInt64(sumIf(cached_input_tokens, {COST}))"),
-    "tokens_reasoning": Measure(f"toInt64(sumIf(reasoning_tokens, {COST}))"),
+    "tokens_in": Measure(f"toInt64(sumIf(input_tokens, {COST}))", {
+        **_rollup("toInt64(sum(tokens_in))", (*_ALL_ROLLUPS, Table.GUARD_DOWNGRADED)),
+        **_summed("tokens_in")}),
+    "tokens_out": Measure(f"toInt64(sumIf(output_tokens, {COST}))", {
+        **_rollup("toInt64(sum(tokens_out))", (*_ALL_ROLLUPS, Table.GUARD_DOWNGRADED)),
+        **_summed("tokens_out")}),
+    "tokens_cached": Measure(f"toInt64(sumIf(cached_input_tokens, {COST}))",
+                             {Table.GUARD_DOWNGRADED: "toInt64(sum(tokens_cached))"}),
+    "tokens_reasoning": Measure(f"toInt64(sumIf(reasoning_tokens, {COST}))",
+                                {Table.GUARD_DOWNGRADED: "toInt64(sum(tokens_reasoning))"}),
     "tool_calls_n": Measure(f"toInt64(sumIf(tool_calls, {COST}))",
                             {Table.HOURLY: "toInt64(sum(tool_calls_n))",
                              **_summed("tool_calls_n")}),
     "reasoning_steps_n": Measure(f"toInt64(sumIf(reasoning_steps, {COST}))",
                                  {Table.HOURLY: "toInt64(sum(reasoning_steps_n))",
                                   **_summed("reasoning_steps_n")}),
-    "cogs_ai": Measure(f"sumIf(ai_cogs_usd, {COST})", _rollup("sum(cogs_ai)")),
+    "cogs_ai": Measure(f"sumIf(ai_cogs_usd, {COST})",
+                       _rollup("sum(cogs_ai)", (*_DAILY, Table.GUARD_DOWNGRADED))),
     "cogs_infra": Measure(f"sumIf(infra_cogs_usd, {COST})", _rollup("sum(cogs_infra)")),
     "cogs_fee": Measure(f"sumIf(fee_cogs_usd, {COST})", _rollup("sum(cogs_fee)")),
     "cogs_unclassified": Measure(f"sumIf(unclassified_cogs_usd, {COST})",
                                  _rollup("sum(cogs_unclassified)")),
     "cogs": Measure(f"sumIf({COGS_SUM}, {COST})",
                     {**_rollup("sum(cogs_ai + cogs_infra + cogs_fee + cogs_unclassified)"),
-                     Table.HOURLY: "sum(cogs)",
+                     Table.HOURLY: "sum(cogs)", Table.GUARD_CUSTOMERS: "sum(cogs)",
                      **_summed("cogs", _MONEY_ROLLUPS, count=False)}),
     "revenue": Measure(f"sumIf(revenue_usd, {REVENUE})",
-                       {**_rollup("sum(revenue)"),
+                       {**_rollup("sum(revenue)", (*_DAILY, Table.GUARD_CUSTOMERS)),
                         **_summed("revenue", _MONEY_ROLLUPS, count=False)}),
     # The part of the COGS allocations spread onto the events (migration 0013).
     "cogs_allocated": Measure(f"sumIf({COGS_SUM}, {COST} AND {ALLOCATED})",
                               _rollup("sum(cogs_allocated)")),
     # Provisional revenue still settling (cogs.expected).
     "revenue_carried": Measure(f"sumIf(carried_revenue_usd, {SETTLING})",
-                               {**_rollup("sum(revenue_carried)"),
+                               {**_rollup("sum(revenue_carried)", (*_DAILY, Table.GUARD_CUSTOMERS)),
                                 **_summed("revenue_carried", _MONEY_ROLLUPS, count=False)}),
     "revenue_rated": Measure(f"sumIf(rated_revenue_usd, {SETTLING})",
-                             {**_rollup("sum(revenue_rated)"),
+                             {**_rollup("sum(revenue_rated)", (*_DAILY, Table.GUARD_CUSTOMERS)),
                               **_summed("revenue_rated", _MONEY_ROLLUPS, count=False)}),
     "unpriced_events": Measure("sum(unpriced)"),
-    "events_unsourced": Measure(f"toInt64(sumIf(event_count, {UNSOURCED}))",
-                                _rollup("toInt64(sum(events_unsourced))")),
+    "events_unsourced": Measure(f"toInt64(sumIf(event_count, {UNSOURCED}))", _rollup(
+        "toInt64(sum(events_unsourced))", (*_DAILY, Table.GUARD_CUSTOMERS))),
     # The estimation basis: unsettled usage of events without provisional revenue.
     "b_events": Measure(f"toInt64(sumIf(event_count, {UNSOURCED}))",
                         {Table.UNSOURCED: "toInt64(sum(events))"}),
@@ -181,7 +190,8 @@ MEASURES: dict[str, Measure] = {
                        {Table.UNSOURCED: "toInt64(sum(tool_calls_n))"}),
     "b_steps": Measure(f"toInt64(sumIf(reasoning_steps, {UNSOURCED}))",
                        {Table.UNSOURCED: "toInt64(sum(reasoning_steps_n))"}),
-    "b_cogs": Measure(f"sumIf({COGS_SUM}, {UNSOURCED})", {Table.UNSOURCED: "sum(cogs)"}),
+    "b_cogs": Measure(f"sumIf({COGS_SUM}, {UNSOURCED})",
+                      {Table.UNSOURCED: "sum(cogs)", Table.GUARD_CUSTOMERS: "sum(b_cogs)"}),
 }
 # Providers' billed cost (no ledger entry holds it: the raw ledger has no such measure).
 _LINES = (Table.COST_LINES, Table.COST_IMPORT_LINES)
@@ -211,24 +221,26 @@ DIMENSIONS: dict[str, frozenset[Table]] = {
         "attribution_run_id", "cost_source", "revenue_source", "allocation_id")},
     "customer_id": frozenset({Table.LEDGER, Table.DAILY_CUSTOMERS, Table.UNSOURCED, Table.CREDITS,
                               Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS,
-                              Table.USAGE_CUSTOMERS}),
+                              Table.USAGE_CUSTOMERS, Table.GUARD_CUSTOMERS}),
     "product_id": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
                              Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS,
                              Table.USAGE_HOURLY}),
-    "tool_name": frozenset({Table.LEDGER, Table.USAGE_HOURLY}),
+    "tool_name": frozenset({Table.LEDGER, Table.USAGE_HOURLY, Table.GUARD_CUSTOMERS}),
     "agent": frozenset({Table.LEDGER, Table.USAGE_HOURLY}),
     "session_id": frozenset({Table.LEDGER, Table.SESSIONS}),
     "product_type": frozenset({Table.LEDGER, Table.DAILY}),
     "provider": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
-                           Table.CUSTOMER_EVENTS, *_LINES}),
-    "model": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS, *_LINES}),
+                           Table.CUSTOMER_EVENTS, Table.GUARD_DOWNGRADED, *_LINES}),
+    "model": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS, *_GUARD,
+                        *_LINES}),
+    "requested_model": frozenset({Table.LEDGER, Table.GUARD_DOWNGRADED}),
     "day": frozenset({Table.LEDGER, Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
-                      Table.HOURLY, Table.CUSTOMER_EVENTS, *_LINES, *_USAGE}),
+                      Table.HOURLY, Table.CUSTOMER_EVENTS, *_GUARD, *_LINES, *_USAGE}),
     "hour": frozenset({Table.HOURLY, Table.USAGE_HOURLY}),
     "event_id": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS,
                            Table.CUSTOMER_EVENTS, Table.CREDITS}),
     "occurred_at": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS,
-                              Table.CUSTOMER_EVENTS, Table.CREDITS}),
+                              Table.CUSTOMER_EVENTS, Table.CREDITS, *_GUARD}),
     "entry_id": frozenset({Table.LEDGER, Table.CREDITS}),
     "recorded_at": frozenset({Table.LEDGER, Table.CREDITS, *_LINES}),
     "entry_type": frozenset({Table.LEDGER, Table.CREDITS}),
@@ -291,7 +303,7 @@ class LedgerQuery:
         selected = []
         for column in columns:
             _check_column(self.table, column)
-            if column == "day" and self.table in (Table.LEDGER, Table.CUSTOMER_EVENTS):
+            if column == "day" and self.table in (Table.LEDGER, Table.CUSTOMER_EVENTS, *_GUARD):
                 selected.append(f"{RAW_DAY} AS day")
             elif column == "day" and self.table in (Table.HOURLY, Table.USAGE_HOURLY):
                 selected.append(f"{HOURLY_DAY} AS day")
