@@ -2,11 +2,12 @@
 each in chunks, so no single query holds the embedded store for long and memory holds one
 chunk at a time.
 
-Entries are cut into chunks in key order, (occurred_at, event_id, entry_id) for a period (the
-ledger's own sort order, so each chunk reads a few granules) and (recorded_at, entry_id) for
-incremental exports: a chunk is the key range after the previous chunk's last key up to its
-own, so none is read twice and none is skipped. Chunks follow each other in key order; the
-rows of a period chunk come in the order the engine reads them.
+A period's entries are cut by a plan (`encoded_chunks`): one read counts them per time bucket
+of occurred_at, and consecutive buckets make a chunk of at most chunk_rows entries, read as a
+range of occurred_at, the ledger's sort key, so none is read twice and none is skipped; a
+bucket holding more than a chunk is cut inside by keys, (occurred_at, event_id, entry_id).
+Incremental exports read after a (recorded_at, entry_id) watermark. Chunks follow each other in
+key order; the rows of a period chunk come in the order the engine reads them.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from aforo import eventstore
 from aforo.errors import DomainError
-from aforo.ledger.query import LedgerQuery, Table
+from aforo.ledger.query import LedgerQuery, Table, tenant_sql
 from aforo.periods import Period, day_start
 from exports.formats import Column, Encoder
 
@@ -72,11 +73,21 @@ BY_RECORDING = Order(("recorded_at", "entry_id"))
 
 
 def _select(query: LedgerQuery, columns: Sequence[Column], native: str) -> LedgerQuery:
-    expressions = [c.name for c in columns]
-    if native == "ArrowStream":
-        # The Arrow output writes an Enum8 as its code; its text rides along.
-        expressions += [f"toString({c.name}) AS {c.name}__text"
-                        for c in columns if c.kind == "enum"]
+    if native != "ArrowStream":
+        return query.expressions(*(c.name for c in columns))
+    # The engine writes the Parquet schema's own Arrow types, so pyarrow casts nothing: a
+    # DateTime (uint32 seconds in Arrow) as DateTime64(3) (timestamp[ms, UTC]), an Enum8 (its
+    # code) as its text; Decimal64(9) is decimal128(18, 9) already. The aliases differ from
+    # the columns' names (an alias named like a column would stand for it in WHERE); the encoder
+    # names the columns by position.
+    expressions = []
+    for c in columns:
+        if c.kind == "datetime":
+            expressions.append(f"toDateTime64({c.name}, 3, 'UTC') AS {c.name}__ms")
+        elif c.kind == "enum":
+            expressions.append(f"toString({c.name}) AS {c.name}__text")
+        else:
+            expressions.append(c.name)
     return query.expressions(*expressions)
 
 
@@ -90,38 +101,102 @@ def _boundary(base: LedgerQuery, order: Order, after: Sequence[Any] | None,
 
 @dataclass(frozen=True)
 class Chunk:
-    """One chunk's bytes as the encoder wrote them, its row count and its last key."""
+    """One chunk's bytes as the encoder wrote them, and its row count."""
 
     data: bytes
     rows: int
-    last_key: tuple | None
 
 
-def encoded_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
-                   encoder: Encoder, *, chunk_rows: int = CHUNK_ROWS,
-                   after: Sequence[Any] | None = None) -> Iterator[Chunk]:
-    """Every entry of `base` after `after`, in `order`, encoded chunk by chunk. Each chunk is
-    two short queries: where it ends (keys only), then its rows up to there."""
-    native = encoder.native_format if encoder.native_format in eventstore.native_formats() \
-        else ""
+def _encoded(query: LedgerQuery, columns: Sequence[Column], encoder: Encoder,
+             native: str) -> Chunk:
+    query = _select(query, columns, native)
+    if native:
+        data = encoder.native(query.formatted(native))
+        return Chunk(data, encoder.last_rows)
+    _names, rows = query.rows()
+    return Chunk(encoder.rows(rows), len(rows))
+
+
+def _keyset_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
+                   encoder: Encoder, native: str, chunk_rows: int) -> Iterator[Chunk]:
+    """`base` cut by keys: where the next chunk ends (keys only, sorted), then its rows."""
+    after = None
     while True:
         boundary = _boundary(base, order, after, chunk_rows)
-        query = _select(order.after(base, after), columns, native)
+        query = order.after(base, after)
         if boundary is not None:
             # The chunk is the key range up to its boundary; within it rows come as the engine
             # reads them (sorting them again would halve the export's speed).
             query = order.up_to(query, boundary)
         else:  # the rest: fewer than a chunk when asked
             query = query.order_by(*order.columns).limit(chunk_rows)
-        if native:
-            data = encoder.native(query.formatted(native))
-            yield Chunk(data, encoder.last_rows, boundary)
-        else:
-            _names, rows = query.rows()
-            yield Chunk(encoder.rows(rows), len(rows), boundary)
+        yield _encoded(query, columns, encoder, native)
         if boundary is None:
             return
         after = boundary
+
+
+PLAN_BUCKETS = 20_000  # at most this many time buckets in an export's plan
+
+
+def _time_buckets(base: LedgerQuery, column: str) -> list[tuple[datetime, datetime, int]]:
+    """The entries of `base` counted per time bucket of `column`: (start, end, entries) in
+    time order, empty buckets left out; at most PLAN_BUCKETS of them. Two reads of the one
+    column, which the ledger's sort key holds."""
+    span = base.expressions(f"min({column}) AS first", f"max({column}) AS last",
+                            "count() AS n").one()
+    if not int(span["n"]):
+        return []
+    seconds = int((span["last"] - span["first"]).total_seconds()) + 1
+    width = max(1, -(-seconds // PLAN_BUCKETS))
+    sql, params = base.expressions(
+        f"toDateTime(intDiv(toUInt32({column}), {width}) * {width}, 'UTC') AS bucket").sql()
+    rows = tenant_sql(base.tenant, f"SELECT bucket, count() AS n FROM ({sql}) "
+                      "GROUP BY bucket ORDER BY bucket", params)
+    step = timedelta(seconds=width)
+    return [(r["bucket"], r["bucket"] + step, int(r["n"])) for r in rows]
+
+
+def _planned_ranges(buckets: Sequence[tuple[datetime, datetime, int]], chunk_rows: int,
+                    ) -> Iterator[tuple[datetime, datetime, bool]]:
+    """Consecutive buckets grouped into ranges of at most chunk_rows entries: (start, end,
+    too_big), too_big when one bucket alone holds more (it is then cut by keys)."""
+    start = end = None
+    rows = 0
+    for first, last, n in buckets:
+        if start is not None and (rows + n > chunk_rows or n > chunk_rows):
+            yield start, end, False
+            start = None
+        if n > chunk_rows:
+            yield first, last, True
+            continue
+        if start is None:
+            start, rows = first, 0
+        end, rows = last, rows + n
+    if start is not None:
+        yield start, end, False
+
+
+def encoded_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
+                   encoder: Encoder, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+    """Every entry of `base`, chunk by chunk, the chunks in `order` (the first column a time).
+
+    A plan cuts the entries by time: one read counts them per time bucket, and consecutive
+    buckets make a chunk of at most chunk_rows entries, read by a range of the first column
+    (the ledger's sort key: the engine reads only that range's granules, and nothing is read
+    twice). A bucket holding more than a chunk is cut by keys inside it (`_keyset_chunks`).
+    Entries written during the export into a range not read yet are in it; entries after the
+    plan's last bucket are not."""
+    native = encoder.native_format if encoder.native_format in eventstore.native_formats() \
+        else ""
+    column = order.columns[0]
+    for start, end, too_big in _planned_ranges(_time_buckets(base, column), chunk_rows):
+        query = base.where_sql(f"{column} >= %(r_start)s AND {column} < %(r_end)s",
+                               r_start=start, r_end=end)
+        if too_big:
+            yield from _keyset_chunks(query, order, columns, encoder, native, chunk_rows)
+        else:
+            yield _encoded(query, columns, encoder, native)
 
 
 def ledger_period_query(tenant: str, period: Period) -> LedgerQuery:

@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
@@ -61,7 +62,9 @@ def _bytes(export) -> bytes:
     return b"".join(export.content)
 
 
-@pytest.mark.parametrize("chunk_rows", [7, 1000])
+# 2: every time bucket of the plan holds more (three events share each instant), so chunks are
+# cut by keys inside it; 7: buckets grouped into ranges; 1000: one chunk.
+@pytest.mark.parametrize("chunk_rows", [2, 7, 1000])
 def test_csv_holds_every_entry_of_the_period_once_and_sums_to_the_dashboard(ledger_of_60,
                                                                               chunk_rows):
     tenant = ledger_of_60
@@ -75,12 +78,15 @@ def test_csv_holds_every_entry_of_the_period_once_and_sums_to_the_dashboard(ledg
     assert len([r for r in rows if r["entry_type"] == "REVENUE"]) > 0
     assert "late" not in ids and not any(i.startswith("ev-") and r["customer_id"] == ""
                                          for i, r in zip(ids, rows, strict=True))
-    # chunks come in the ledger's order: every key of a chunk is past the one before
+    # chunks (cut where the progress calls say) hold at most chunk_rows entries and come in
+    # the ledger's order: every key of a chunk is past the one before
     keys = [(r["occurred_at"], r["event_id"], r["entry_id"]) for r in rows]
-    if chunk_rows < len(rows):
-        chunks = [keys[n:n + chunk_rows] for n in range(0, len(keys), chunk_rows)]
-        assert all(max(a) < min(b) for a, b in zip(chunks, chunks[1:], strict=False))
     assert progress[-1] == len(rows)
+    ends = [0, *progress]
+    chunks = [keys[a:b] for a, b in zip(ends, ends[1:], strict=False) if b > a]
+    assert all(len(c) <= chunk_rows for c in chunks)
+    assert len(chunks) >= len(rows) // chunk_rows
+    assert all(max(a) < min(b) for a, b in zip(chunks, chunks[1:], strict=False))
     totals = cogs_queries.overview(tenant, PERIOD, use_rollups=False).totals
     cost = [r for r in rows if r["entry_type"] == "COST"]
     assert sum(Decimal(r["ai_cogs_usd"]) for r in cost) == totals.ai_cogs_usd
@@ -121,6 +127,36 @@ def test_parquet_reads_back_with_decimal128_money_and_the_dashboards_sums(ledger
     assert sum(r["infra_cogs_usd"] + r["ai_cogs_usd"] + r["fee_cogs_usd"]
                + r["unclassified_cogs_usd"] for r in cost) == totals.cogs_usd
     assert sum(r["revenue_usd"] for r in rows) == totals.revenue_usd
+
+
+def test_parquet_row_groups_are_the_chunks_and_money_is_a_scaled_integer(ledger_of_60):
+    tenant = ledger_of_60
+    progress = []
+    data = _bytes(ledger_file(tenant=tenant, period=PERIOD, fmt=ExportFormat.PARQUET,
+                              chunk_rows=7, progress=progress.append))
+    parquet = pq.ParquetFile(io.BytesIO(data))
+    sizes = [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)]
+    # one row group per non-empty chunk, each at most a chunk, the file one valid whole
+    ends = [0, *progress]
+    assert sizes == [b - a for a, b in zip(ends, ends[1:], strict=False) if b > a]
+    assert max(sizes) <= 7 and sum(sizes) == parquet.metadata.num_rows == len(_ledger_ids(
+        tenant))
+    names = parquet.schema_arrow.names
+    group = parquet.metadata.row_group(0)
+    money = parquet.schema.column(names.index("ai_cogs_usd"))
+    assert money.physical_type == "INT64"  # the decimal's digits, exact
+    assert money.logical_type.type == "DECIMAL"
+    assert (money.precision, money.scale) == (18, 9)
+    # ids unique per row are written plain; repeating text through a dictionary
+    assert not group.column(names.index("entry_id")).has_dictionary_page
+    assert group.column(names.index("entry_id")).statistics is None
+    assert group.column(names.index("customer_id")).has_dictionary_page
+    table = parquet.read()
+    assert table.schema.field("revenue_usd").type == pa.decimal128(18, 9)
+    totals = cogs_queries.overview(tenant, PERIOD, use_rollups=False).totals
+    cost = table.filter(pc.equal(table["entry_type"], "COST"))
+    assert pc.sum(cost["ai_cogs_usd"]).as_py() == totals.ai_cogs_usd
+    assert pc.sum(table["revenue_usd"]).as_py() == totals.revenue_usd
 
 
 def test_gzip_on_request_decompresses_to_the_same_file(ledger_of_60):
@@ -222,7 +258,7 @@ def test_ledger_endpoint_gzip_and_bad_input(ledger_of_60):
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "grain"
 
 
-def test_export_ledger_command_writes_the_file_with_progress(ledger_of_60, tmp_path):
+def test_export_ledger_command_writes_the_file_with_progress(ledger_of_60, tmp_path, capsys):
     from django.core.management import call_command
 
     target = tmp_path / "ledger.parquet"
@@ -233,6 +269,9 @@ def test_export_ledger_command_writes_the_file_with_progress(ledger_of_60, tmp_p
     table = pq.read_table(target)
     assert sorted(table.column("entry_id").to_pylist()) == _ledger_ids(ledger_of_60)
     assert f"Exported {table.num_rows} entries" in err.getvalue()
+    # the progress bar on stderr reached the total the command counted first
+    assert f"{table.num_rows}/{table.num_rows}" in capsys.readouterr().err
+    assert pq.ParquetFile(target).num_row_groups >= table.num_rows // 10
 
 
 @pytest.mark.django_db(transaction=True)
