@@ -8,6 +8,7 @@ the field's camelCase API name (`capUsd`), and the console shows the message bes
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.http import JsonResponse
@@ -16,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework.views import set_rollback
 
-from aforo.eventstore import EventStoreUnavailable
+from aforo.eventstore import EventStoreUnavailable, InsertNotConfirmed
 
 # The parts a request may find down, named as /healthz names them.
 EVENT_STORE, REDIS, DATABASE = "eventStore", "redis", "database"
@@ -92,37 +93,50 @@ def _first_error(detail: Any, path: tuple[str, ...] = ()) -> tuple[str | None, s
     return (".".join(path) or None), str(detail), str(getattr(detail, "code", None) or "invalid")
 
 
-def unavailable_part(exc: BaseException) -> str | None:
-    """The part an exception says is down (EVENT_STORE, REDIS, DATABASE), or None when it is
-    not a dependency failure. Looks through the exceptions it was raised from, as a failure
-    re-raised by another layer still names the part that failed."""
-    import redis
-    from django.db import InterfaceError, OperationalError
-
+def _causes(exc: BaseException | None) -> Iterator[BaseException]:
+    """An exception and the ones it was raised from, as a failure re-raised by another layer
+    still names the part that failed."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, EventStoreUnavailable):
-            return EVENT_STORE
-        if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
-            return REDIS
-        if isinstance(exc, (OperationalError, InterfaceError)):
-            return DATABASE
+        yield exc
         exc = exc.__cause__ or exc.__context__
+
+
+def unavailable_part(exc: BaseException) -> str | None:
+    """The part an exception says is down (EVENT_STORE, REDIS, DATABASE), or None when it is
+    not a dependency failure."""
+    import redis
+    from django.db import InterfaceError, OperationalError
+
+    for cause in _causes(exc):
+        if isinstance(cause, EventStoreUnavailable):
+            return EVENT_STORE
+        if isinstance(cause, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+            return REDIS
+        if isinstance(cause, (OperationalError, InterfaceError)):
+            return DATABASE
     return None
 
 
-def unavailable_body(part: str) -> dict[str, Any]:
-    """A 503's body: the part that is down in `error.part` and its own code."""
+def unavailable_body(part: str, exc: BaseException | None = None) -> dict[str, Any]:
+    """A 503's body: the part that is down in `error.part` and its own code, and what became
+    of the request: nothing was written, unless `exc` says a cluster could not tell."""
     code, what = _UNAVAILABLE[part]
-    body = error_body(code, f"{what}; nothing was written. Retry in {RETRY_AFTER_S} s.")
+    if any(isinstance(e, InsertNotConfirmed) for e in _causes(exc)):
+        message = (f"{what}: it could not confirm this write (a shard or replica failed "
+                   "during it), so some of these events may be stored. Retry with the same "
+                   f"event ids in {RETRY_AFTER_S} s: each event lands exactly once.")
+    else:
+        message = f"{what}; nothing was written. Retry in {RETRY_AFTER_S} s."
+    body = error_body(code, message)
     body["error"]["part"] = part
     return body
 
 
-def unavailable_response(part: str) -> JsonResponse:
+def unavailable_response(part: str, exc: BaseException | None = None) -> JsonResponse:
     """503 with Retry-After, for plain Django views."""
-    response = JsonResponse(unavailable_body(part), status=503)
+    response = JsonResponse(unavailable_body(part, exc), status=503)
     response["Retry-After"] = str(RETRY_AFTER_S)
     return response
 
@@ -134,7 +148,7 @@ def exception_handler(exc, context):
                         status=exc.status)
     part = unavailable_part(exc)
     if part is not None:
-        response = Response(unavailable_body(part), status=503)
+        response = Response(unavailable_body(part, exc), status=503)
         response["Retry-After"] = str(RETRY_AFTER_S)
         return response
     response = drf_exception_handler(exc, context)

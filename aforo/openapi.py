@@ -103,7 +103,8 @@ ERROR_STATUSES = {
     "413": "The body is over the cap",
     "415": "The body is not JSON (or not the content type declared)",
     "503": ("A part (the event store, Redis, the database) is unavailable; `part` names "
-            "it; nothing was written, retry (Retry-After)"),
+            "it. Nothing was written, except where `message` says a cluster could not confirm "
+            "an event write; retry (Retry-After)"),
 }
 
 

@@ -90,7 +90,7 @@ def _dependencies_as_503(view):
             return await view(request)
         except ClaimsHeldElsewhere as exc:
             response = json_error(503, "in_flight", str(exc))
-            response["Retry-After"] = "1"
+            response["Retry-After"] = str(exc.retry_after)
             return response
         except Exception as exc:
             part = unavailable_part(exc)
@@ -101,7 +101,7 @@ def _dependencies_as_503(view):
                 # the first request after the database is back finds it (Django's own
                 # request-start cleanup does not run under every server or test client).
                 await sync_to_async(close_old_connections)()
-            return unavailable_response(part)
+            return unavailable_response(part, exc)
 
     return guarded
 

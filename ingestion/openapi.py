@@ -38,6 +38,13 @@ _ERROR = {"type": "object", "properties": {"error": {"type": "object", "properti
     "field": {"type": "string", "nullable": True}}}}}
 
 
+# What a 503 from an intake endpoint means and how to retry it (docs/eventstore.md, "Writes
+# whose outcome is unknown").
+UNAVAILABLE_503 = (
+    "The event store, Redis or the database is unavailable (`error.part` names it), or "
+    "(`error.code` in_flight) some events belong to an earlier write not settled yet. Nothing "
+    "was written unless `error.message` says a cluster could not confirm the write; either "
+    "way, retry the batch with the same event ids (Retry-After): each event lands once")
 _REJECTED = {"allOf": [_ERROR, _REPLY]}
 _PROBLEM = {"type": "object", "required": ["type", "title", "status", "detail", "error"],
             "properties": {
@@ -91,8 +98,7 @@ def events_path() -> dict:
                for code, text in (("401", "No or bad token"),
                                   ("403", "No tenant or no ingest role"),
                                   ("413", "Body over 5 MB"), ("415", "Body is not JSON"),
-                                  ("503", "The event store, Redis or the database is unavailable "
-                                          "(`error.part` names it); retry (Retry-After)"))},
+                                  ("503", UNAVAILABLE_503))},
         },
     }}
 
@@ -131,8 +137,7 @@ def traces_path() -> dict:
                                   ("403", "No tenant or no ingest role"),
                                   ("413", "Body over 5 MB"),
                                   ("415", "Neither protobuf nor JSON"),
-                                  ("503", "The event store, Redis or the database is unavailable "
-                                          "(`error.part` names it); retry (Retry-After)"))},
+                                  ("503", UNAVAILABLE_503))},
         },
     }}
 

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from aforo.catalog import catalog_register
 from aforo.errors import unavailable_part
+from aforo.eventstore import InsertOutcomeUnknown
 from aforo.ledger import EVENT_DIMENSIONS, LEDGER_DEFAULTS, ledger_entry
 from aforo.models import Tenant
 from aforo.money import LEDGER_MAX, fits_ledger
@@ -141,7 +142,8 @@ def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
 
     Accepted means written to the event store. If the write fails, the error propagates
     (EventStoreUnavailable: the API answers 503) and nothing of this call is counted, so a
-    retry lands exactly once.
+    retry lands exactly once; on a cluster that holds too when the write's outcome is unknown
+    (InsertOutcomeUnknown): its claims are kept, and a retry settles them (ingestion.dedupe).
     """
     now = (now or datetime.now(timezone.utc)).replace(microsecond=0)
     keep = retention()
@@ -171,9 +173,12 @@ def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
     # so a batch costs two Redis round trips: the claim, and its confirmation after the insert.
     version_reads = redis_version_reads(tenant, claims.url) if claims.url else None
     card = None
+    unsettled: list[str] = []  # of earlier writes whose outcome is not known yet
     for _round in range(3):
         reads = version_reads[0] if version_reads and card is None else []
         claimed = claims.try_claim(tenant.slug, remaining, token, reads)
+        if claimed.unknown or claimed.unsettled:
+            _settle_unknown(tenant, claimed, slots, claims, token, unsettled)
         if card is None:
             with versions_prefetched(version_reads[1](claimed.read) if reads else None):
                 try:
@@ -205,7 +210,23 @@ def events_ingest(*, tenant: Tenant, raws: list[msgspec.Raw],
             _after_commit(tenant, report.rows)
             raise dedupe.ClaimsHeldElsewhere(len(remaining) - len(in_ledger))
     _after_commit(tenant, report.rows)
+    if unsettled:
+        raise dedupe.OutcomeUnknown(len(unsettled))
     return report
+
+
+def _settle_unknown(tenant: Tenant, claimed: dedupe.ClaimResult, slots: dict[str, EventResult],
+                    claims, token: bytes, unsettled: list[str]) -> None:
+    """Ids of an earlier write whose outcome was unknown: those this request took over are
+    duplicates if the ledger holds them, else ours to write; the others wait (503 in_flight)."""
+    unsettled.extend(claimed.unsettled)
+    if claimed.unknown:
+        done, absent, undecided = dedupe.unknown_resolve(claims, tenant.slug, claimed.unknown,
+                                                         token)
+        for event_id in done:
+            slots[event_id].status = DUPLICATE
+        claimed.claimed.extend(absent)
+        unsettled.extend(undecided)
 
 
 def _after_commit(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
@@ -221,6 +242,7 @@ def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
     if not claimed:
         return []
     ok = False
+    rows: list[dict[str, Any]] = []
     try:
         in_ledger = dedupe.already_in_ledger(tenant.slug, claimed)
         for event_id in in_ledger:
@@ -240,6 +262,12 @@ def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
             pre_insert_run(tenant, rows)  # credit debits ride in the events' own insert
             committer.insert(rows)
         ok = True
+    except InsertOutcomeUnknown:
+        # Some rows may be in a shard's ledger: their claims stay until a retry settles them.
+        ok = True  # settled here, not released below
+        dedupe.unknown_keep(claims, tenant.slug, claimed, [row["event_id"] for row in rows],
+                            token)
+        raise
     finally:
         if not ok:
             # A failed write releases its claims so a retry can land (if Redis is down too,

@@ -53,11 +53,11 @@ class TestCluster:
     def url(self, node: int = 1) -> str:
         return f"clickhouse://default@127.0.0.1:{self.ports[node]}/{DATABASE}"
 
-    def store(self) -> ServerStore:
-        """The app's view: the cluster's Distributed tables through node 1 (others as
-        alternatives when node 1 is down)."""
-        alt = ",".join(f"127.0.0.1:{self.ports[n]}" for n in (2, 3, 4))
-        return ServerStore(self.url(1), cluster=NAME, alt_hosts=alt)
+    def store(self, node: int = 1) -> ServerStore:
+        """The app's view: the cluster's Distributed tables through `node` (the others as
+        alternatives when it is down)."""
+        alt = ",".join(f"127.0.0.1:{self.ports[n]}" for n in (1, 2, 3, 4) if n != node)
+        return ServerStore(self.url(node), cluster=NAME, alt_hosts=alt)
 
     def node_store(self, node: int) -> ServerStore:
         """One node by itself (no cluster settings): to look at what that replica holds."""

@@ -16,12 +16,15 @@ from aforo.eventstore.errors import (
     EmbeddedStoreLocked,
     EventStoreError,
     EventStoreUnavailable,
+    InsertNotConfirmed,
+    InsertOutcomeUnknown,
 )
 
 __all__ = [
     "ChdbStore", "EmbeddedStoreLocked", "EventStore", "EventStoreError",
-    "EventStoreUnavailable", "ServerStore", "command", "get_store", "insert", "query",
-    "insert_rows", "native_formats", "tenant_formatted", "tenant_query", "tenant_rows", "use",
+    "EventStoreUnavailable", "InsertNotConfirmed", "InsertOutcomeUnknown", "ServerStore",
+    "command", "get_store", "insert", "query", "insert_rows", "native_formats",
+    "tenant_formatted", "tenant_query", "tenant_rows", "use",
 ]
 
 _default: EventStore | None = None

@@ -18,7 +18,13 @@ from urllib.parse import unquote, urlparse
 
 import msgspec
 
-from aforo.eventstore.errors import EmbeddedStoreLocked, EventStoreError, EventStoreUnavailable
+from aforo.eventstore.errors import (
+    EmbeddedStoreLocked,
+    EventStoreError,
+    EventStoreUnavailable,
+    InsertNotConfirmed,
+    InsertOutcomeUnknown,
+)
 from aforo.eventstore.escaping import render
 
 Row = dict[str, Any]
@@ -364,6 +370,12 @@ CLUSTER_SETTINGS: dict[str, Any] = {
 # the node we talk to was writing to it; POCO_EXCEPTION: connection refused or reset). They
 # answer 503 like an unreachable server.
 UNAVAILABLE_CODES = frozenset({285, 286, 319, 279, 234, 289, 369, 159, 210, 209, 32, 1000})
+# Of those, the ones an INSERT gets when the refusing shard wrote nothing (its replicas were
+# checked before the write, or none could be reached): TOO_FEW_LIVE_REPLICAS,
+# UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE, ALL_CONNECTION_TRIES_FAILED. Any other failure of a
+# cluster insert leaves its outcome unknown (docs/eventstore.md, "Writes whose outcome is
+# unknown").
+REFUSED_BEFORE_WRITING = frozenset({285, 286, 279})
 
 
 class ServerStore(EventStore):
@@ -470,26 +482,41 @@ class ServerStore(EventStore):
         # Columnar: the driver serializes each column in one pass (half the time of rows).
         data = [_server_column(column, uniform=uniform) for column in cells]
         sql = f"INSERT INTO {_identifier(table)} ({', '.join(map(_identifier, columns))}) VALUES"
-        self._execute(sql, data, columnar=True)
+        try:
+            self._execute(sql, data, columnar=True)
+        except EventStoreUnavailable as exc:
+            if not self.cluster:
+                raise
+            if getattr(exc.__cause__, "code", None) in REFUSED_BEFORE_WRITING:
+                raise InsertNotConfirmed(str(exc)) from exc
+            raise InsertOutcomeUnknown(f"{exc} (this insert's outcome is unknown)") from exc
         return len(cells[0])
 
-    def command(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self._execute(render(sql, params))
+    def command(self, sql: str, params: Mapping[str, Any] | None = None, *,
+                settings: Mapping[str, Any] | None = None) -> None:
+        """`settings`: this statement's own, over the session's."""
+        self._execute(render(sql, params), **({"settings": dict(settings)} if settings else {}))
 
     def shard_nodes(self) -> list[ServerStore]:
         """A store on the first replica of each shard of the cluster (plain, no cluster
         settings), as system.clusters names them."""
+        return [store for _shard, replica, store in self.replica_nodes() if replica == 1]
+
+    def replica_nodes(self) -> list[tuple[int, int, ServerStore]]:
+        """(shard number, replica number, a plain store on that node) for every node of the
+        cluster, as system.clusters names them."""
         rows = self.query(
-            "SELECT host_address, port FROM system.clusters WHERE cluster = %(c)s "
-            "AND replica_num = 1 ORDER BY shard_num", {"c": self.cluster})
+            "SELECT shard_num, replica_num, host_address, port FROM system.clusters "
+            "WHERE cluster = %(c)s ORDER BY shard_num, replica_num", {"c": self.cluster})
         scheme = "clickhouses" if self.secure else "clickhouse"
         from urllib.parse import quote
 
         credentials = quote(self.user, safe="")
         if self.password:
             credentials += ":" + quote(self.password, safe="")
-        return [ServerStore(f"{scheme}://{credentials}@{r['host_address']}:{r['port']}/"
-                            f"{self.database}") for r in rows]
+        return [(r["shard_num"], r["replica_num"],
+                 ServerStore(f"{scheme}://{credentials}@{r['host_address']}:{r['port']}/"
+                             f"{self.database}")) for r in rows]
 
     def close(self) -> None:
         for client in self._local.__dict__.get("clients", {}).values():

@@ -9,6 +9,17 @@ class EventStoreUnavailable(EventStoreError):
     """The event store cannot be reached right now; the caller may retry later."""
 
 
+class InsertNotConfirmed(EventStoreUnavailable):
+    """A cluster insert failed: a Distributed insert is not atomic across shards, so the
+    shards that took their rows hold them (complete, and found by dedupe)."""
+
+
+class InsertOutcomeUnknown(InsertNotConfirmed):
+    """A cluster insert failed in a way that does not say whether a shard wrote its rows (a
+    replica died during it, or its quorum timed out): they may be in that shard's ledger,
+    unconfirmed, without their read models (aforo.eventstore.unknown_writes)."""
+
+
 class EmbeddedStoreLocked(EventStoreUnavailable):
     """Another process holds the embedded (chdb) store's directory."""
 

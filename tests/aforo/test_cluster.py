@@ -37,16 +37,17 @@ def _events(ids, **extra):
              "productId": f"p{i % 3}", "cogsUsd": "0.001", **extra} for i in ids]
 
 
+def _per_node_on(test_cluster, node: int, sql: str, tenant: str) -> int:
+    """`sql` (a count over a _local table) on one node by itself."""
+    store = test_cluster.node_store(node)
+    try:
+        return store.query(sql, {"tenant_id": tenant})[0]["n"]
+    finally:
+        store.close()
+
+
 def _per_node(test_cluster, sql: str, tenant: str) -> dict[int, int]:
-    """`sql` (a count over a _local table) on each node by itself."""
-    out = {}
-    for node in (1, 2, 3, 4):
-        store = test_cluster.node_store(node)
-        try:
-            out[node] = store.query(sql, {"tenant_id": tenant})[0]["n"]
-        finally:
-            store.close()
-    return out
+    return {node: _per_node_on(test_cluster, node, sql, tenant) for node in (1, 2, 3, 4)}
 
 
 def _sync_replicas(test_cluster, *tables: str) -> None:
@@ -145,7 +146,6 @@ def test_rollups_merge_across_shards_to_the_ledgers_totals(cluster, tenant):
     assert per_node[1] > 0 and per_node[3] > 0 and per_node[1] + per_node[3] == 900
 
 
-
 @pytest.mark.django_db(transaction=True)
 def test_a_session_on_both_shards_is_one_row_of_agent_sessions(cluster, tenant):
     """0014's per-session states live on whichever shard each event landed; the Distributed
@@ -164,24 +164,46 @@ def test_a_session_on_both_shards_is_one_row_of_agent_sessions(cluster, tenant):
     assert [s.figures.events for s in rows] == [100, 100]
 
 
-def _send_until_accepted(client, batch, outcomes):
-    """A producer: resend the batch on every 503, as the SDK does, until it is answered."""
-    for _ in range(200):
+def _send_until_accepted(client, batch, outcomes, *, within_s: float = 150):
+    """A producer: resend the batch on every 503, as the SDK does, until it is answered. A
+    write whose outcome was unknown is settled SETTLE_AFTER_S after it failed (503 in_flight
+    until then)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
         response = client.post("/api/v1/events", {"events": batch}, format="json")
         outcomes.append(response.status_code)
         if response.status_code == 200:
             return response.json()
         assert response.status_code == 503, response.content
+        outcomes.append(response.json()["error"]["code"])
         time.sleep(0.2)
     raise AssertionError("the batch never landed")
+
+
+def _read_models_match_the_ledger(tenant_slug, n):
+    """Every event once in the ledger and once in each read model the ingest feeds."""
+    counts = _ledger_counts(tenant_slug)
+    assert counts["entries"] == counts["ids"] == counts["events"] == n
+    for table, measure in (("ledger_event_ids", "uniqExact(event_id)"),
+                           ("ledger_event_ids", "count()"),
+                           ("ledger_daily", "sum(events)"), ("ledger_hourly", "sum(events)"),
+                           ("ledger_daily_customers", "sum(events)"),
+                           ("ledger_customer_events", "uniqExact(event_id)"),
+                           ("usage_daily_customers", "sum(events)"),
+                           ("guard_customer_calls", "sum(events)")):
+        got = eventstore.tenant_query(
+            tenant_slug, f"SELECT toInt64({measure}) AS n FROM {table} "
+                         "WHERE tenant_id = %(tenant_id)s")[0]["n"]
+        assert got == n, (table, measure, got)
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_replica_killed_mid_ingest_loses_and_doubles_nothing(cluster, tenant):
     """Node 3 (shard 2's first replica) dies while four producers send; reads keep answering
     from node 4; writes to shard 2 wait for the quorum or answer 503 until node 3 is back,
-    producers retry, nothing is lost and both replicas agree. Counted exactly once, except in
-    the known gap (a write node 3 committed as it died), which xfails."""
+    producers retry, nothing is lost and both replicas agree. Counted exactly once, also the
+    writes node 3 committed as it died (their outcome unknown: settled by the retry), and
+    every read model holds each event once."""
     batches = [_events(range(k * 100, k * 100 + 150)) for k in range(16)]  # overlapping
     outcomes: list[int] = []
     answers = []
@@ -207,7 +229,7 @@ def test_a_replica_killed_mid_ingest_loses_and_doubles_nothing(cluster, tenant):
     time.sleep(2)
     cluster.start_node(3)
     for t in threads:
-        t.join(timeout=120)
+        t.join(timeout=400)
     assert not errors
     assert len(answers) == len(batches)
     sent = {e["eventId"] for batch in batches for e in batch}
@@ -219,13 +241,11 @@ def test_a_replica_killed_mid_ingest_loses_and_doubles_nothing(cluster, tenant):
     per_node = _per_node(cluster, "SELECT count() AS n FROM ledger_local "
                                   "WHERE tenant_id = %(tenant_id)s", tenant.slug)
     assert per_node[3] == per_node[4] and per_node[1] == per_node[2]  # replicas agree
-    if counts["entries"] != len(sent):
-        # A write that node 3 committed as it died answered 503 and the retry went to node 4
-        # before it had fetched that part (docs/eventstore.md, "Known gap"); not every run.
-        pytest.xfail(f"known gap: {counts['entries'] - len(sent)} events doubled by a retry "
-                     "of a write whose status was unknown")
-    assert counts["entries"] == counts["events"] == len(sent)
     assert per_node[1] + per_node[3] == len(sent)
+    _sync_replicas(cluster, "ledger_event_ids_local", "ledger_daily_local",
+                   "ledger_hourly_local", "ledger_daily_customers_local",
+                   "ledger_customer_events_local")
+    _read_models_match_the_ledger(tenant.slug, len(sent))
 
 
 @pytest.mark.django_db(transaction=True)
@@ -238,6 +258,7 @@ def test_a_whole_shard_down_answers_503_and_the_retry_lands_once(cluster, tenant
     down = client.post("/api/v1/events", {"events": _events(range(50, 250))}, format="json")
     assert down.status_code == 503
     assert down.json()["error"]["code"] == "event_store_unavailable"
+    assert "nothing was written" in down.json()["error"]["message"]  # dedupe's read failed
     with pytest.raises(EventStoreUnavailable):
         _ledger_counts(tenant.slug)  # a read needs every shard
     cluster.start_node(3)
@@ -276,24 +297,41 @@ def test_reads_fail_over_to_another_node_when_the_one_we_talk_to_dies(cluster, t
     assert counts["entries"] == counts["events"] == 120
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known gap: a write that times out waiting for its quorum (code 319, unknown status) is on "
-    "the surviving replica but invisible to dedupe until the other returns; the client's retry "
-    "counts it again (docs/eventstore.md, 'Known gap')"))
 @pytest.mark.django_db(transaction=True)
 def test_a_write_whose_quorum_times_out_is_counted_once_after_the_retry(cluster, tenant):
-    """Node 1 dies and stays down past insert_quorum_timeout while a batch is written: shard 1's
-    rows are committed on node 2 but unconfirmed (the API answers 503); node 1 comes back and
-    the producer's retry must not count them twice."""
-    assert events_ingest_dicts(tenant=tenant, events=_events(range(120)),
-                               now=NOW).count("accepted") == 120
+    """Node 1 dies and stays down past insert_quorum_timeout while a batch is written through
+    node 2: shard 1's rows are committed on node 2 but unconfirmed, and 18.16 skips the
+    ledger's materialized views for them (so `ledger_event_ids`, which dedupe reads, never
+    learns of them). The API answers 503 saying the write may be stored; its claims are kept,
+    a retry before the outcome is settled answers 503 in_flight, and the retry after it counts
+    every event once and fills the skipped read models."""
+    # Through node 2, so the write starts at once, while ZooKeeper still counts node 1 alive
+    # (its session outlives it by seconds): the write waits for its quorum and times out.
+    via_node_2 = cluster.store(2)
+    eventstore.set_default(via_node_2)
+    client = api_client(tenant, "DEVELOPER")
+    first = client.post("/api/v1/events", {"events": _events(range(120))}, format="json")
+    assert first.json()["accepted"] == 120
     cluster.kill_node(1)
-    _read_with_failover(tenant.slug)
-    with pytest.raises(EventStoreUnavailable):
-        events_ingest_dicts(tenant=tenant, events=_events(range(120, 240)), now=NOW)
+    down = client.post("/api/v1/events", {"events": _events(range(120, 240))}, format="json")
+    assert down.status_code == 503 and down["Retry-After"]
+    assert down.json()["error"]["code"] == "event_store_unavailable"
+    assert "could not confirm this write" in down.json()["error"]["message"]
+    # What the gap was: node 2's ledger holds events its event-id table lacks.
+    in_ledger = _per_node_on(cluster, 2, "SELECT count() AS n FROM ledger_local "
+                                         "WHERE tenant_id = %(tenant_id)s", tenant.slug)
+    in_ids = _per_node_on(cluster, 2, "SELECT count() AS n FROM ledger_event_ids_local "
+                                      "WHERE tenant_id = %(tenant_id)s", tenant.slug)
+    assert in_ledger > in_ids
+    early = client.post("/api/v1/events", {"events": _events(range(120, 240))}, format="json")
+    assert early.status_code == 503 and early.json()["error"]["code"] == "in_flight"
+    assert early["Retry-After"]
     cluster.start_node(1)
-    again = _send_until_accepted(api_client(tenant, "DEVELOPER"), _events(range(120, 240)), [])
+    again = _send_until_accepted(client, _events(range(120, 240)), [])
     assert again["accepted"] + again["duplicates"] == 120
-    _sync_replicas(cluster, "ledger_local")
-    counts = _ledger_counts(tenant.slug)
-    assert counts["entries"] == counts["ids"] == counts["events"] == 240
+    assert again["duplicates"] >= in_ledger - in_ids  # the unconfirmed write's, not doubled
+    _sync_replicas(cluster, "ledger_local", "ledger_event_ids_local", "ledger_daily_local",
+                   "ledger_hourly_local", "ledger_daily_customers_local",
+                   "ledger_customer_events_local")
+    _read_models_match_the_ledger(tenant.slug, 240)
+    via_node_2.close()

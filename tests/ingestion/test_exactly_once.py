@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -12,6 +13,7 @@ from rest_framework.test import APIClient
 from aforo import eventstore
 from aforo.eventstore import ServerStore
 from aforo.eventstore.migrate import migrate_eventstore
+from ingestion import dedupe
 from ingestion.services import events_ingest_dicts
 from tests.conftest import api_client
 
@@ -136,3 +138,30 @@ def test_unauthenticated_ingest_writes_nothing(store, tenant):
     response = APIClient().post("/api/v1/events", _events([1])[0], format="json",
                                 HTTP_X_TENANT_ID=tenant.slug)
     assert response.status_code == 401
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_the_claims_of_a_write_whose_outcome_is_unknown_are_kept_until_a_retry_settles_them(
+        kind, settings, monkeypatch):
+    """An insert that cannot tell whether it wrote (a cluster's, InsertOutcomeUnknown) keeps
+    its claims: a retry soon after finds them unsettled (503 in_flight), not free; a later one
+    takes them over, once, and settles them (tests/aforo/test_cluster.py does it end to end)."""
+    if kind == "redis" and not settings.REDIS_URL:
+        pytest.skip("no Redis")
+    claims = dedupe.LocalClaims() if kind == "local" else dedupe.RedisClaims(settings.REDIS_URL)
+    tenant = f"t-unknown-{time.time_ns()}"
+    token = dedupe.new_claim_token()
+    assert claims.try_claim(tenant, ["a", "b"], token).claimed == ["a", "b"]
+    dedupe.unknown_keep(claims, tenant, ["a", "b"], ["a"], token)  # "a" was in the insert
+    soon = claims.try_claim(tenant, ["a", "b"], dedupe.new_claim_token())
+    assert (soon.unsettled, soon.claimed, soon.pending) == (["a"], ["b"], [])
+    started = time.monotonic()
+    claims.wait(tenant, ["a"], timeout=5)  # not in flight: nothing to wait for
+    assert time.monotonic() - started < 5
+    monkeypatch.setattr(dedupe, "SETTLE_AFTER_S", 0)
+    later_token = dedupe.new_claim_token()
+    later = claims.try_claim(tenant, ["a"], later_token)
+    assert later.unknown == ["a"]
+    assert claims.try_claim(tenant, ["a"], dedupe.new_claim_token()).pending == ["a"]
+    claims.finish(tenant, ["a"], later_token, ok=True)
+    assert claims.try_claim(tenant, ["a"], dedupe.new_claim_token()).duplicates == ["a"]
