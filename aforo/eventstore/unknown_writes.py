@@ -18,7 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from aforo.eventstore.backends import CLUSTER_SETTINGS, ServerStore
+from aforo.eventstore.backends import CLUSTER_SETTINGS, UNAVAILABLE_CODES, ServerStore
+from aforo.eventstore.errors import EventStoreError, EventStoreUnavailable
 
 # A write that failed may still be finishing on a shard's replica (waiting for its quorum, then
 # feeding its views) until its quorum wait runs out: its outcome is settled only after that.
@@ -95,5 +96,13 @@ def _views_feed(node: ServerStore, tenant_id: str, event_ids: list[str]) -> None
             "SELECT name FROM system.columns WHERE database = currentDatabase() "
             "AND table = %(view)s", {"view": view["name"]})]
         names = ", ".join(columns)
-        node.command(f"INSERT INTO {target} ({names}) SELECT * FROM (SELECT {select}) "
-                     f"ORDER BY {names}", params, settings=_QUORUM)
+        try:
+            node.command(f"INSERT INTO {target} ({names}) SELECT * FROM (SELECT {select}) "
+                         f"ORDER BY {names}", params, settings=_QUORUM)
+        except EventStoreError as exc:
+            # A replica's own connection is not the cluster's: its refusals (another quorum
+            # insert still waiting, 286) come as plain errors. They mean "later", not "never":
+            # the retry is answered 503 and feeds the views again (the same sorted blocks).
+            if getattr(exc.__cause__, "code", None) in UNAVAILABLE_CODES:
+                raise EventStoreUnavailable(f"{node.host}:{node.port}: {exc}") from exc
+            raise
