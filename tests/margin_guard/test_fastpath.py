@@ -71,3 +71,40 @@ async def _scenario(throttled):
     assert status == 415
     status, _h, content = await _post(app, "/api/v1/events", body, headers)
     assert (status, content) == (299, b"django")
+
+
+def test_uvicorn_serves_the_decision_through_the_fast_path(throttled, other_tenant,
+                                                           live_api_url, monkeypatch):
+    """The production server (uvicorn on aforo.asgi) answers decide through its own door, with
+    the Django view's body, and a token decides only for its own tenant."""
+    import requests
+
+    from aforo.tenancy import api_token_create
+    from margin_guard import fastpath
+
+    served = []
+    door = fastpath._decide
+
+    def counted(meta, body):
+        served.append(meta.get("HTTP_X_TENANT_ID"))
+        return door(meta, body)
+
+    monkeypatch.setattr(fastpath, "_decide", counted)
+    issued = api_token_create(tenant=throttled, role="DEVELOPER")
+    headers = {"Authorization": f"Bearer {issued.raw}", "X-Tenant-Id": throttled.slug}
+    body = {"customerId": "c1", "productId": "p1", "model": "gpt-4o"}
+    reply = requests.post(f"{live_api_url}{DECIDE_PATH}", json=body, headers=headers,
+                          timeout=30)
+    assert reply.status_code == 200
+    assert reply.headers["Content-Type"] == "application/json"
+    assert reply.headers["X-Aforo-Model-Downgrade"] == "gpt-4o-mini"
+    view = api_client(throttled, "DEVELOPER").post(DECIDE_PATH, body, format="json")
+    assert reply.json() == view.json()
+    assert served == [throttled.slug]
+
+    # the same token naming another tenant is refused, whichever door answers
+    foreign = requests.post(f"{live_api_url}{DECIDE_PATH}", json=body, timeout=30,
+                            headers={**headers, "X-Tenant-Id": other_tenant.slug})
+    assert foreign.status_code == 403
+    assert requests.post(f"{live_api_url}{DECIDE_PATH}", json=body, timeout=30,
+                         headers={"X-Tenant-Id": throttled.slug}).status_code == 401
