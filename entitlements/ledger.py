@@ -41,6 +41,7 @@ class WalletSums:
     debit: int = 0
     expiry: int = 0
     last_debit_at: datetime | None = None
+    entries: int = 0
 
     @property
     def net(self) -> int:
@@ -50,15 +51,35 @@ class WalletSums:
 def wallet_sums(tenant_slug: str, wallet_ids: list[str]) -> dict[str, WalletSums]:
     if not wallet_ids:
         return {}
-    rows = (LedgerQuery(tenant_slug, Table.CREDITS).where_in("wallet_id", wallet_ids)
-            .dimensions("wallet_id")
-            .measures("credits_topup", "credits_grant", "credits_debit", "credits_expiry")
+    return _sums(LedgerQuery(tenant_slug, Table.CREDITS).where_in("wallet_id", wallet_ids),
+                 "wallet_id")[0]
+
+
+def customers_wallet_sums(tenant_slug: str, customer_ids: list[str],
+                          ) -> tuple[dict[str, WalletSums], dict[str, int]]:
+    """Every wallet's sums of the customers (deleted wallets' too), and how many entries each
+    customer's wallets hold: a count that only grows (the ledger is append-only), so of two
+    reads the later has the larger or the same entries (`entitlements.state` publishes by it)."""
+    if not customer_ids:
+        return {}, {}
+    return _sums(LedgerQuery(tenant_slug, Table.CREDITS).where_in("customer_id", customer_ids),
+                 "customer_id", "wallet_id")
+
+
+def _sums(query: LedgerQuery, *keys: str) -> tuple[dict[str, WalletSums], dict[str, int]]:
+    rows = (query.dimensions(*keys)
+            .measures("credits_topup", "credits_grant", "credits_debit", "credits_expiry",
+                      "credit_entries")
             .expressions("maxIf(recorded_at, entry_type = 'DEBIT') AS last_debit_at",
                          "toInt64(countIf(entry_type = 'DEBIT')) AS debits")
-            .group_by("wallet_id").fetch())
+            .group_by(*keys).fetch())
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r[keys[0]]] = counts.get(r[keys[0]], 0) + int(r["credit_entries"])
     return {r["wallet_id"]: WalletSums(
         int(r["credits_topup"]), int(r["credits_grant"]), int(r["credits_debit"]),
-        int(r["credits_expiry"]), r["last_debit_at"] if r["debits"] else None) for r in rows}
+        int(r["credits_expiry"]), r["last_debit_at"] if r["debits"] else None,
+        int(r["credit_entries"])) for r in rows}, counts
 
 
 def debits_before(tenant_slug: str, wallet_ids: list[str],

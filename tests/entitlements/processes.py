@@ -1,0 +1,62 @@
+"""Ingesting from OS processes of their own (multiprocessing's spawn context): each child sets
+Django up afresh against the test run's PostgreSQL database, Redis and ClickHouse server, so
+the processes share nothing but those services, as two web workers do."""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+
+
+def child_env() -> dict[str, str]:
+    """What a child needs to reach the parent's services: the test database's own name."""
+    db = connection.settings_dict
+    return {"DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "CLICKHOUSE_URL": settings.CLICKHOUSE_URL,
+            "DJANGO_SETTINGS_MODULE": "aforo.settings"}
+
+
+def _ingest_batches(env: dict[str, str], tenant_slug: str, batches: list[list[dict[str, Any]]],
+                    go, done) -> None:
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from aforo import eventstore
+    from aforo.eventstore import ServerStore
+    from aforo.models import Tenant
+    from tests.factories import ingest
+
+    store = ServerStore(os.environ["CLICKHOUSE_URL"])
+    eventstore.set_default(store)
+    tenant = Tenant.objects.get(slug=tenant_slug)
+    try:
+        go.wait(120)  # every child set up: they ingest together
+        for batch in batches:
+            ingest(tenant, batch)
+        done.put(("ok", len(batches)))
+    except BaseException as exc:  # the parent fails the test with it
+        done.put(("error", repr(exc)))
+    finally:
+        store.close()
+
+
+def ingest_from_processes(tenant_slug: str, per_process: list[list[list[dict[str, Any]]]],
+                          ) -> list[tuple[str, Any]]:
+    """Start one spawned process per entry of `per_process` (its batches, ingested in order),
+    they start ingesting together once all are set up, and wait for all; returns what each reported."""
+    context = multiprocessing.get_context("spawn")
+    go, done = context.Barrier(len(per_process)), context.Queue()
+    env = child_env()
+    children = [context.Process(target=_ingest_batches, args=(env, tenant_slug, batches, go,
+                                                              done))
+                for batches in per_process]
+    for child in children:
+        child.start()
+    results = [done.get(timeout=300) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+    return results
