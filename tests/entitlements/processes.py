@@ -46,8 +46,8 @@ def _ingest_batches(env: dict[str, str], tenant_slug: str, batches: list[list[di
 
 def ingest_from_processes(tenant_slug: str, per_process: list[list[list[dict[str, Any]]]],
                           ) -> list[tuple[str, Any]]:
-    """Start one spawned process per entry of `per_process` (its batches, ingested in order),
-    they start ingesting together once all are set up, and wait for all; returns what each reported."""
+    """One spawned process per entry of `per_process` (its batches, ingested in order); they
+    start ingesting together once all are set up. Returns what each reported."""
     context = multiprocessing.get_context("spawn")
     go, done = context.Barrier(len(per_process)), context.Queue()
     env = child_env()
