@@ -22,7 +22,7 @@ from aforo.shared_cache import shared_cache
 from entitlements.balances import Balance, balance_at, boundaries_of
 from entitlements.config import CreditConfig, WalletRule, credit_config
 from entitlements.ledger import WalletSums, customers_wallet_sums, debits_before, wallet_sums
-from entitlements.usage import EntitlementUsage, usages
+from entitlements.usage import HUNDRED, EntitlementUsage, usages
 
 log = logging.getLogger(__name__)
 STATE_TTL = 7 * 24 * 3600
@@ -94,14 +94,19 @@ def customer_states(tenant: Tenant, config: CreditConfig, customer_ids: set[str]
         states[r.customer_id]["e"].append((
             r.id, r.product_id, r.model, r.overage, u.enforced, r.downgrade_model,
             u.period_end.timestamp(), _ent_json(u)))
+        # each level reached, with the usage at which it was reached (what names the batch's
+        # crossing event, services.credit_alerts_fire)
         levels = []
         if u.used_pct is not None and u.used_pct >= r.warn_at_pct:
-            levels.append("WARNING")
+            levels.append(("WARNING", r.limit * r.warn_at_pct / HUNDRED))
         if u.usage >= r.limit:
-            levels.append("EXCEEDED")
+            levels.append(("EXCEEDED", r.limit))
         if r.limit and u.projected >= r.limit * Decimal("1.2"):
-            levels.append("PROJECTED_120")
-        states[r.customer_id]["lv"] += [(r.id, lv, u.period_start.timestamp()) for lv in levels]
+            # projected = usage x period / elapsed: reached at usage 1.2 x limit x elapsed/period
+            levels.append(("PROJECTED_120", u.usage * r.limit * Decimal("1.2") / u.projected))
+        states[r.customer_id]["lv"] += [
+            (r.id, lv, u.period_start.timestamp(), at_usage, u.period_end.timestamp())
+            for lv, at_usage in levels]
     for w in wallets:
         b = balances[w.ledger_id]
         states[w.customer_id]["w"][w.ledger_id] = b.balance
@@ -240,4 +245,4 @@ def credits_after_ingest(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
     if services.thresholds_top_up(tenant=tenant, config=config, states=states, now=now):
         states = credits_publish(tenant, customers, now=now)
     services.credit_alerts_fire(tenant=tenant, config=config, before=before, states=states,
-                                now=now)
+                                now=now, rows=rows)
