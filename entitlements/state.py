@@ -80,8 +80,10 @@ def customer_states(tenant: Tenant, config: CreditConfig, customer_ids: set[str]
     used = usages(tenant.slug, tenant.time_zone, rules, now) if rules else []
     balances, entries = {}, {}
     if wallets:
-        sums, entries = customers_wallet_sums(
-            tenant.slug, sorted({w.customer_id for w in wallets}))
+        by_customer: dict[str, list[str]] = {}
+        for w in wallets:
+            by_customer.setdefault(w.customer_id, []).append(w.ledger_id)
+        sums, entries = customers_wallet_sums(tenant.slug, by_customer)
         balances = wallet_balances(tenant.slug, wallets, now, sums)
     # "n": the credit ledger entries the state was computed from (publishing keeps the newest;
     # -1 for a customer without wallets, whose state holds no balance to keep current)

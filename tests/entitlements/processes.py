@@ -60,3 +60,44 @@ def ingest_from_processes(tenant_slug: str, per_process: list[list[list[dict[str
     for child in children:
         child.join(timeout=60)
     return results
+
+
+def _decide_on_request(env: dict[str, str], tenant_slug: str, asks, answers) -> None:
+    """Answer ("decide", customer, product, model, wait seconds) with the decision made after
+    waiting; stop at None."""
+    os.environ.update(env)
+    import time
+
+    import django
+
+    django.setup()
+    from margin_guard.decision import decide
+
+    answers.put("ready")
+    while (ask := asks.get(timeout=300)) is not None:
+        _kind, customer, product, model, wait = ask
+        time.sleep(wait)
+        verdict = decide(tenant_slug, customer_id=customer, product_id=product, model=model)
+        answers.put((verdict.decision, verdict.reason_code, verdict.downgrade_to))
+
+
+class DecidingProcess:
+    """Another OS process's decision path (its own mirror, reading the shared Redis)."""
+
+    def __init__(self, tenant_slug: str) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.asks, self.answers = context.Queue(), context.Queue()
+        self.process = context.Process(target=_decide_on_request, args=(
+            child_env(), tenant_slug, self.asks, self.answers))
+        self.process.start()
+        assert self.answers.get(timeout=120) == "ready"
+
+    def decide(self, customer: str, *, product: str = "", model: str = "",
+               after_s: float = 0.0) -> tuple[str, str | None, str | None]:
+        """(decision, reasonCode, downgrade model) of a decision made `after_s` from now."""
+        self.asks.put(("decide", customer, product, model, after_s))
+        return self.answers.get(timeout=120)
+
+    def close(self) -> None:
+        self.asks.put(None)
+        self.process.join(timeout=60)
