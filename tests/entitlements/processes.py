@@ -101,3 +101,25 @@ class DecidingProcess:
     def close(self) -> None:
         self.asks.put(None)
         self.process.join(timeout=60)
+
+
+def threads_at_once(count: int, work) -> list:
+    """Run `work()` in `count` threads released together (each closes its own database
+    connection); what each returned."""
+    import threading
+
+    barrier, results = threading.Barrier(count), []
+
+    def run():
+        barrier.wait()
+        try:
+            results.append(work())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results

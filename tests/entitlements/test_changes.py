@@ -2,7 +2,6 @@
 with data through the real ingestion service on both backends."""
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -13,7 +12,7 @@ from entitlements.models import TopUp
 from entitlements.services import entitlement_create
 from margin_guard.decision import decide
 from tests.conftest import api_client
-from tests.entitlements.processes import DecidingProcess
+from tests.entitlements.processes import DecidingProcess, threads_at_once
 from tests.factories import ingest, prepaid_wallet
 from tests.factories import token_events as _tokens
 
@@ -46,19 +45,7 @@ def test_an_interval_top_up_fires_once_per_interval_fixed_and_target(store, tena
     ingest(tenant, _tokens("c", 1, 10_000, customer="cust_b"))  # 40 left
     # the next day: the daily rule again (the weekly one waits for its next week); eight
     # evaluators at once make it once
-    barrier, made = threading.Barrier(8), []
-
-    def evaluator():
-        from django.db import connection
-        barrier.wait()
-        made.append(services.intervals_top_up(now=T2))
-        connection.close()
-
-    threads = [threading.Thread(target=evaluator) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    made = threads_at_once(8, lambda: services.intervals_top_up(now=T2))
     assert sum(made) == 1
     assert TopUp.objects.filter(wallet=fixed, source="INTERVAL").count() == 2
     assert TopUp.objects.filter(wallet=target, source="INTERVAL").count() == 1

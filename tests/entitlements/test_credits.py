@@ -1,7 +1,6 @@
 """Entitlements and prepaid credits through the real ingestion service, on both backends."""
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -19,6 +18,7 @@ from entitlements.models import TopUp
 from entitlements.services import entitlement_create, top_up_create
 from margin_guard.decision import decide
 from tests.conftest import api_client
+from tests.entitlements.processes import threads_at_once
 from tests.factories import ingest, prepaid_wallet, token_events, usage_events
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -196,21 +196,8 @@ def test_a_threshold_top_up_fires_once_however_many_evaluators_race(store, tenan
     config = credit_config(tenant)
     states = customer_states(tenant, config, {"cust_pre"}, datetime.now(timezone.utc))
     assert states["cust_pre"]["w"][wallet.ledger_id] == 5 * 10**9
-    barrier = threading.Barrier(8)
-    made = []
-
-    def evaluator():
-        from django.db import connection
-        barrier.wait()
-        made.append(services.thresholds_top_up(tenant=tenant, config=config, states=states,
-                                               now=datetime.now(timezone.utc)))
-        connection.close()
-
-    threads = [threading.Thread(target=evaluator) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    made = threads_at_once(8, lambda: services.thresholds_top_up(
+        tenant=tenant, config=config, states=states, now=datetime.now(timezone.utc)))
     assert sum(made) == 1
     assert TopUp.objects.filter(wallet=wallet, source="THRESHOLD").count() == 2
 
