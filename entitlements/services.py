@@ -248,7 +248,7 @@ def thresholds_top_up(*, tenant: Tenant, config: CreditConfig, states: dict[str,
         for rule_wallet in config.wallets.get(customer, ()):
             balance = from_nanos(state["w"].get(rule_wallet.ledger_id, 0))
             wallet = None
-            for i, rule in enumerate(_wallet_rules(tenant, rule_wallet.id)):
+            for i, rule in enumerate(rule_wallet.recurring_top_ups):
                 if rule.get("trigger") != "THRESHOLD":
                     continue
                 if balance >= Decimal(rule["thresholdCredits"]):
@@ -257,11 +257,6 @@ def thresholds_top_up(*, tenant: Tenant, config: CreditConfig, states: dict[str,
                 last = max((int(lot.lot_id[1:-1]) for lot in rule_wallet.lots), default=0)
                 made += _threshold_fire(wallet, i, rule, balance, now, after=last)
     return made
-
-
-def _wallet_rules(tenant: Tenant, wallet_id: int) -> list[dict]:
-    return list(Wallet.objects.filter(tenant=tenant, pk=wallet_id)
-                .values_list("recurring_top_ups", flat=True).first() or [])
 
 
 def _threshold_fire(wallet: Wallet, index: int, rule: dict, balance: Decimal,
@@ -437,9 +432,8 @@ def credit_alerts_fire(*, tenant: Tenant, config: CreditConfig, before: dict[str
             if balance is None:
                 continue
             marks = [("ZERO", 0)]
-            low = _low_mark(tenant, wallet.id)
-            if low is not None:
-                marks.append(("LOW", to_nanos(low)))
+            if wallet.low_balance_credits is not None:
+                marks.append(("LOW", to_nanos(wallet.low_balance_credits)))
             for name, mark in marks:
                 was = old_w.get(wallet.ledger_id)
                 crossed = ((lambda b, m=mark: b <= m) if name == "ZERO"
@@ -458,11 +452,6 @@ def credit_alerts_fire(*, tenant: Tenant, config: CreditConfig, before: dict[str
                         end=now, customer_id=customer, product_id="", now=now,
                         source_event_ids=events))
     return fired
-
-
-def _low_mark(tenant: Tenant, wallet_id: int) -> Decimal | None:
-    return Wallet.objects.filter(tenant=tenant, pk=wallet_id).values_list(
-        "low_balance_credits", flat=True).first()
 
 
 def customer_credit_left(tenant: Tenant, customer_id: str) -> Decimal:
