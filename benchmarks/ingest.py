@@ -11,6 +11,14 @@ for the server, chdb for the embedded mode). The ratio is Aforo's events/s over 
 
     .venv/bin/python benchmarks/ingest.py [--events 200000] [--clients 4] [--workers 2]
         [--batches 1000,100] [--modes embedded,server]
+
+With `--credits` it measures what entitlements and wallets cost ingest instead: two tenants on
+the same server, one with nothing and one whose every customer has a TOKENS entitlement and a
+prepaid wallet (so each batch's debits are split before the insert and its customers' states
+recomputed and published after it, in the request), sent to in alternating rounds, each against
+the same engine reference.
+
+    .venv/bin/python benchmarks/ingest.py --credits --events 50000 --modes server
 """
 from __future__ import annotations
 
@@ -134,6 +142,45 @@ def _parts(server: ClickHouseServer, database: str) -> str:
     return ", ".join(f"{t} {n}" for t, n in (line.split("\t") for line in out.splitlines()))
 
 
+# The tenant with credits: each of the 500 customers the bodies name gets a monthly TOKENS
+# entitlement (never reached) and a prepaid wallet at 1 credit per 1,000 tokens (never empty).
+CREDITS_SETUP = """
+from decimal import Decimal
+from aforo.tenancy import tenant_create
+from entitlements.services import entitlement_create, top_up_create, wallet_create
+tenant = tenant_create(slug='benchc', name='Bench credits')
+for n in range(500):
+    entitlement_create(tenant=tenant, customer_id=f'cust_{n}', feature='TOKENS',
+                       limit=Decimal(10**12), overage='BLOCK')
+    wallet, _w = wallet_create(tenant=tenant, customer_id=f'cust_{n}', name='Prepaid',
+                               credit_value_usd=Decimal('0.01'), burn_rates=[
+                                   {'feature': 'TOKENS', 'creditsPerUnit': '0.001'}])
+    top_up_create(wallet=wallet, paid_credits=Decimal(10**9), idempotency_key='seed')
+"""
+
+
+def _alternating(port: int, tokens: dict[str, str], args, mode: str) -> list[tuple]:
+    """Rounds of the same bodies' shape to the tenant without credits, then to the one with
+    them (then the other way round), 1,000-event batches; (variant, events, seconds) summed."""
+    rounds = 4
+    per_round = args.events // (2 * rounds)
+    tenant_of = {"none": "bench", "credits": "benchc"}
+    totals = {"none": [0, 0.0], "credits": [0, 0.0]}
+    for variant in tokens:  # warm up each (a cold cache publishes once)
+        _send_all(port, tokens[variant], tenant_of[variant],
+                  _bodies(4000, 1000, f"{mode}-warm-{variant}-{uuid.uuid4().hex[:6]}"),
+                  args.clients)
+    for r in range(rounds):
+        order = ("none", "credits") if r % 2 == 0 else ("credits", "none")
+        for variant in order:
+            bodies = _bodies(per_round, 1000, f"{mode}-{variant}-{r}-{uuid.uuid4().hex[:6]}")
+            elapsed = _send_all(port, tokens[variant], tenant_of[variant], bodies,
+                                args.clients)
+            totals[variant][0] += per_round
+            totals[variant][1] += elapsed
+    return [(variant, sent, elapsed) for variant, (sent, elapsed) in totals.items()]
+
+
 def run_mode(mode: str, args, workdir: Path) -> tuple[list[str], list[str]]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "REDIS_URL", "CLICKHOUSE_URL")}
@@ -156,10 +203,16 @@ def run_mode(mode: str, args, workdir: Path) -> tuple[list[str], list[str]]:
                         "DEVELOPER").strip()
         port = free_port()
         workers = args.workers if mode == "server" else 1  # embedded: one process owns chdb
+        if args.credits:
+            _manage(env, "shell", "-v", "0", "-c", CREDITS_SETUP)
+            tokens = {"none": token, "credits": _manage(
+                env, "create_api_token", "--tenant", "benchc", "--role", "DEVELOPER").strip()}
         proc = uvicorn_serve(env, port, workers)
         measured = []
         try:
-            for batch in (int(b) for b in args.batches.split(",")):
+            if args.credits:
+                measured = _alternating(port, tokens, args, mode)
+            for batch in (int(b) for b in args.batches.split(",") if not args.credits):
                 total = args.events if batch == 1000 else args.events // 4
                 bodies = _bodies(total, batch, f"{mode}-{batch}-{uuid.uuid4().hex[:6]}")
                 _send_all(port, token, "bench", bodies[:4], args.clients)  # warm up
@@ -177,6 +230,10 @@ def run_mode(mode: str, args, workdir: Path) -> tuple[list[str], list[str]]:
         raw_rate = rows / raw_elapsed
         for batch, sent, elapsed in measured:
             rate = sent / elapsed
+            if args.credits:
+                lines.append(f"| {mode} | {batch} | {sent:,} | {elapsed:.2f} s | "
+                             f"**{rate:,.0f}** | {raw_rate:,.0f} | {rate / raw_rate:.3f} |")
+                continue
             lines.append(f"| {mode} | {workers} | {batch} | {args.clients} | {sent:,} | "
                          f"{elapsed:.2f} s | **{rate:,.0f}** | {raw_rate:,.0f} "
                          f"({rows:,} rows in {raw_elapsed:.2f} s) | {rate / raw_rate:.3f} |")
@@ -196,11 +253,20 @@ def main() -> None:
     parser.add_argument("--modes", default="embedded,server")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/14")
     parser.add_argument("--note", default="", help="a line about the machine's load")
+    parser.add_argument("--credits", action="store_true",
+                        help="entitlements and wallets in play against none, alternating")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="aforo-bench-"))
-    lines = ["| mode | web processes | batch | clients | events | time | Aforo events/s "
-             "| engine's raw insert, rows/s | ratio |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    if args.credits:
+        title = "What entitlements and wallets cost ingest (benchmarks/ingest.py --credits)"
+        lines = ["| mode | tenant's credits | events | time | Aforo events/s "
+                 "| engine's raw insert, rows/s | ratio |",
+                 "| --- | --- | --- | --- | --- | --- | --- |"]
+    else:
+        title = "Ingest throughput against the engine's raw insert (benchmarks/ingest.py)"
+        lines = ["| mode | web processes | batch | clients | events | time | Aforo events/s "
+                 "| engine's raw insert, rows/s | ratio |",
+                 "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     notes = []
     load_before = os.getloadavg()[0]
     try:
@@ -212,8 +278,7 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     notes.append(f"load average (1 min) before / after: {load_before:.1f} / "
                  f"{os.getloadavg()[0]:.1f}{' ' + args.note if args.note else ''}")
-    record("Ingest throughput against the engine's raw insert (benchmarks/ingest.py)",
-           lines + [""] + [f"- {n}" for n in notes])
+    record(title, lines + [""] + [f"- {n}" for n in notes])
 
 
 if __name__ == "__main__":

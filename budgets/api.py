@@ -313,6 +313,10 @@ class AlertOut(serializers.Serializer):
     windowEnd = serializers.DateTimeField(source="window_end")
     productId = serializers.CharField(source="product_id")
     customerId = serializers.CharField(source="customer_id")
+    sourceEventIds = serializers.ListField(
+        child=serializers.CharField(), source="source_event_ids",
+        help_text="ENTITLEMENT and WALLET alerts: the events of the batch that crossed the "
+                  "level, the crossing event first (at most 20); empty for other alerts.")
     state = serializers.CharField()
     firedAt = serializers.DateTimeField(source="fired_at")
     acknowledgedBy = serializers.CharField(source="acknowledged_by.username", allow_null=True,

@@ -120,6 +120,10 @@ class Alert(models.Model):
     window_end = models.DateTimeField()
     product_id = models.CharField(max_length=200, blank=True)
     customer_id = models.CharField(max_length=200, blank=True)
+    source_event_ids = models.JSONField(
+        default=list, blank=True,
+        help_text="The events that crossed the level (the crossing one first, capped); "
+                  "entitlement and wallet alerts.")
     state = models.CharField(max_length=12, choices=State.choices, default=State.FIRED)
     fired_at = models.DateTimeField()
     acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,

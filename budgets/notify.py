@@ -22,7 +22,8 @@ def alert_payload(alert: Alert) -> dict:
         "metric": alert.metric, "value": usd(alert.value), "threshold": usd(alert.threshold),
         "windowStart": alert.window_start.isoformat(),
         "windowEnd": alert.window_end.isoformat(), "productId": alert.product_id or None,
-        "customerId": alert.customer_id or None, "state": alert.state,
+        "customerId": alert.customer_id or None,
+        "sourceEventIds": list(alert.source_event_ids or []), "state": alert.state,
         "firedAt": alert.fired_at.isoformat(), "consoleUrl": console_url(alert),
     }
 
@@ -42,6 +43,8 @@ def slack_message(alert: Alert) -> dict:
         ("Product", alert.product_id or "all products"),
         ("Window", f"{alert.window_start:%Y-%m-%d %H:%M} – {alert.window_end:%Y-%m-%d %H:%M} UTC"),
     ]
+    if alert.source_event_ids:
+        fields.append(("Source events", ", ".join(alert.source_event_ids)))
     return {
         "text": f"Aforo alert: {alert.title}",
         "blocks": [

@@ -181,7 +181,7 @@ def _fire(*, tenant: Tenant, open_key: str, title: str, metric: str, value: Deci
           threshold: Decimal, start: datetime, end: datetime, now: datetime,
           owner: CostBudget | AlertRule, rule: AlertRule | None = None,
           budget: CostBudget | None = None, product_id: str = "",
-          customer_id: str = "") -> Alert | None:
+          customer_id: str = "", source_event_ids: list[str] | None = None) -> Alert | None:
     """Create the alert and its deliveries (one per destination of `owner`), unless one is open
     for the key already.
 
@@ -197,7 +197,7 @@ def _fire(*, tenant: Tenant, open_key: str, title: str, metric: str, value: Deci
                 tenant=tenant, rule=rule, budget=budget, open_key=open_key, title=title,
                 metric=metric, value=value, threshold=threshold, window_start=start,
                 window_end=end, product_id=product_id, customer_id=customer_id,
-                fired_at=now)
+                source_event_ids=list(source_event_ids or []), fired_at=now)
             notifications.notify(tenant=tenant, owner=owner, subject=alert, now=now)
     except IntegrityError:
         return None
@@ -299,10 +299,12 @@ def signal_alerts_fire(*, tenant: Tenant, signal_id: int, kind: str, severity: s
 
 def source_alerts_fire(*, tenant: Tenant, source: str, key: str, title: str, value: Decimal,
                        threshold: Decimal, start: datetime, end: datetime, customer_id: str,
-                       product_id: str, now: datetime) -> list[Alert]:
+                       product_id: str, now: datetime,
+                       source_event_ids: list[str] | None = None) -> list[Alert]:
     """An alert for every enabled rule of `source` (ENTITLEMENT or WALLET) whose scope covers
     the customer and product; `key` makes it once per firing (entitlements: per level and
-    period). Delivered with every other alert by the evaluation job."""
+    period); `source_event_ids` names the events that crossed (the crossing one first).
+    Delivered with every other alert by the evaluation job."""
     fired = []
     for rule in AlertRule.objects.prefetch_related("destinations").filter(
             tenant=tenant, enabled=True, source=source):
@@ -312,7 +314,8 @@ def source_alerts_fire(*, tenant: Tenant, source: str, key: str, title: str, val
         alert = _fire(tenant=tenant, open_key=f"{key}:rule:{rule.pk}"[:100],
                       title=f"{rule.name}: {title}"[:300], metric=source, value=value,
                       threshold=threshold, start=start, end=end, now=now,
-                      owner=rule, rule=rule, product_id=product_id, customer_id=customer_id)
+                      owner=rule, rule=rule, product_id=product_id, customer_id=customer_id,
+                      source_event_ids=source_event_ids)
         if alert:
             fired.append(alert)
     return fired

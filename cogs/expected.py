@@ -205,13 +205,14 @@ class ScopeMargin:
 
 
 def scope_margin(tenant_slug: str, *, start: datetime, end: datetime,
-                 product_id: str | None = None,
-                 customer_id: str | None = None) -> ScopeMargin:
+                 product_id: str | None = None, customer_id: str | None = None,
+                 model: str | None = None) -> ScopeMargin:
     """COGS and expected revenue of entries with occurred_at in [start, end), for the tenant or
-    a customer and/or product of it."""
+    a customer, product and/or model of it."""
     def scoped(query: LedgerQuery) -> LedgerQuery:
         return query.between(start, end).where(product_id=product_id or None,
-                                               customer_id=customer_id or None)
+                                               customer_id=customer_id or None,
+                                               model=model or None)
 
     row = scoped(LedgerQuery(tenant_slug).measures(
         "cogs", "events", "revenue", "revenue_carried", "revenue_rated", "events_unsourced",

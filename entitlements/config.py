@@ -60,6 +60,9 @@ class WalletRule:
     credit_value_usd: Decimal
     burn_rates: tuple[BurnRate, ...]
     lots: tuple[Lot, ...]
+    # what each batch's evaluation reads, here so it costs no database read per wallet
+    recurring_top_ups: tuple[dict, ...] = ()
+    low_balance_credits: Decimal | None = None
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ def config_build(tenant: Tenant) -> CreditConfig:
     for w in Wallet.objects.filter(tenant=tenant).order_by("priority", "id"):
         wallets.setdefault(w.customer_id, []).append(WalletRule(
             w.pk, w.ledger_id, w.customer_id, w.name, w.priority, w.credit_value_usd,
-            burn_rates_parse(w.burn_rates), tuple(lots.get(w.pk, ()))))
+            burn_rates_parse(w.burn_rates), tuple(lots.get(w.pk, ())),
+            tuple(w.recurring_top_ups or ()), w.low_balance_credits))
     return CreditConfig({k: tuple(v) for k, v in ents.items()},
                         {k: tuple(v) for k, v in wallets.items()})
 

@@ -41,6 +41,7 @@ class WalletSums:
     debit: int = 0
     expiry: int = 0
     last_debit_at: datetime | None = None
+    entries: int = 0
 
     @property
     def net(self) -> int:
@@ -50,15 +51,50 @@ class WalletSums:
 def wallet_sums(tenant_slug: str, wallet_ids: list[str]) -> dict[str, WalletSums]:
     if not wallet_ids:
         return {}
-    rows = (LedgerQuery(tenant_slug, Table.CREDITS).where_in("wallet_id", wallet_ids)
-            .dimensions("wallet_id")
-            .measures("credits_topup", "credits_grant", "credits_debit", "credits_expiry")
+    return _sums(_summed(LedgerQuery(tenant_slug, Table.CREDITS)
+                         .where_in("wallet_id", wallet_ids), "wallet_id"))
+
+
+def customers_wallet_sums(tenant_slug: str, wallets: dict[str, list[str]],
+                          ) -> tuple[dict[str, WalletSums], dict[str, int]]:
+    """The sums of each customer's wallets (`wallets`: customer → wallet ids), and how many
+    entries each customer has: those written for it (its deleted wallets' and its moved
+    wallets' included) and its wallets' own. The ledger is append-only, so of two reads the
+    later counts as many or more (`entitlements.state` publishes by it)."""
+    ids = sorted({w for ws in wallets.values() for w in ws})
+    if not wallets:
+        return {}, {}
+    rows = _summed(LedgerQuery(tenant_slug, Table.CREDITS).where_sql(
+        "(customer_id IN %(cws_customers)s OR wallet_id IN %(cws_wallets)s)",
+        cws_customers=tuple(wallets), cws_wallets=tuple(ids)),
+        "customer_id", "wallet_id")
+    counts = {c: sum(int(r["credit_entries"]) for r in rows
+                     if r["customer_id"] == c or r["wallet_id"] in ws)
+              for c, ws in wallets.items()}
+    return _sums(rows), counts
+
+
+def _summed(query: LedgerQuery, *keys: str) -> list[dict[str, Any]]:
+    return (query.dimensions(*keys)
+            .measures("credits_topup", "credits_grant", "credits_debit", "credits_expiry",
+                      "credit_entries")
             .expressions("maxIf(recorded_at, entry_type = 'DEBIT') AS last_debit_at",
                          "toInt64(countIf(entry_type = 'DEBIT')) AS debits")
-            .group_by("wallet_id").fetch())
-    return {r["wallet_id"]: WalletSums(
-        int(r["credits_topup"]), int(r["credits_grant"]), int(r["credits_debit"]),
-        int(r["credits_expiry"]), r["last_debit_at"] if r["debits"] else None) for r in rows}
+            .group_by(*keys).fetch())
+
+
+def _sums(rows: list[dict[str, Any]]) -> dict[str, WalletSums]:
+    """Per wallet, its rows summed (a wallet moved to another customer has a row for each)."""
+    out: dict[str, WalletSums] = {}
+    for r in rows:
+        held = out.get(r["wallet_id"], WalletSums())
+        last = r["last_debit_at"] if r["debits"] else None
+        out[r["wallet_id"]] = WalletSums(
+            held.topup + int(r["credits_topup"]), held.grant + int(r["credits_grant"]),
+            held.debit + int(r["credits_debit"]), held.expiry + int(r["credits_expiry"]),
+            max((t for t in (held.last_debit_at, last) if t is not None), default=None),
+            held.entries + int(r["credit_entries"]))
+    return out
 
 
 def debits_before(tenant_slug: str, wallet_ids: list[str],

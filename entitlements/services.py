@@ -14,7 +14,14 @@ from aforo.errors import DomainError
 from aforo.models import Tenant
 from aforo.money import from_nanos, to_nanos
 from budgets.services import source_alerts_fire
-from entitlements.config import CreditConfig, credit_config, credit_config_changed, lots_of
+from entitlements.burn import expected_at_ingest, feature_units
+from entitlements.config import (
+    CreditConfig,
+    EntitlementRule,
+    credit_config,
+    credit_config_changed,
+    lots_of,
+)
 from entitlements.ledger import credit_entries_append, credit_entry
 from entitlements.models import FEATURES, Entitlement, TopUp, Wallet
 from entitlements.state import credits_publish, wallet_balances, wallet_left
@@ -241,7 +248,7 @@ def thresholds_top_up(*, tenant: Tenant, config: CreditConfig, states: dict[str,
         for rule_wallet in config.wallets.get(customer, ()):
             balance = from_nanos(state["w"].get(rule_wallet.ledger_id, 0))
             wallet = None
-            for i, rule in enumerate(_wallet_rules(tenant, rule_wallet.id)):
+            for i, rule in enumerate(rule_wallet.recurring_top_ups):
                 if rule.get("trigger") != "THRESHOLD":
                     continue
                 if balance >= Decimal(rule["thresholdCredits"]):
@@ -250,11 +257,6 @@ def thresholds_top_up(*, tenant: Tenant, config: CreditConfig, states: dict[str,
                 last = max((int(lot.lot_id[1:-1]) for lot in rule_wallet.lots), default=0)
                 made += _threshold_fire(wallet, i, rule, balance, now, after=last)
     return made
-
-
-def _wallet_rules(tenant: Tenant, wallet_id: int) -> list[dict]:
-    return list(Wallet.objects.filter(tenant=tenant, pk=wallet_id)
-                .values_list("recurring_top_ups", flat=True).first() or [])
 
 
 def _threshold_fire(wallet: Wallet, index: int, rule: dict, balance: Decimal,
@@ -350,55 +352,106 @@ LEVEL_TITLES = {"WARNING": "at its warning level", "EXCEEDED": "at 100% of its l
                 "PROJECTED_120": "projected at 120% of its limit"}
 
 
+SOURCE_EVENTS_MAX = 20  # event ids an alert names: the crossing one first, then the batch's
+
+
+def _named(crossing: str | None, ids: list[str]) -> list[str]:
+    if crossing is None:
+        return ids[:SOURCE_EVENTS_MAX]
+    return [crossing, *[i for i in ids if i != crossing]][:SOURCE_EVENTS_MAX]
+
+
+def _entitlement_events(rule: EntitlementRule, rows: list[dict[str, Any]], usage: Decimal,
+                        at_usage: Decimal, start: float, end: float) -> list[str]:
+    """The batch's events that count toward the entitlement, the one at which its usage
+    reached `at_usage` first: the usage before the batch is `usage` less theirs, and the events
+    add up in the batch's order."""
+    counted = [r for r in rows if r["customer_id"] == rule.customer_id
+               and (not rule.product_id or r["product_id"] == rule.product_id)
+               and (not rule.model or r["model"] == rule.model)
+               and start <= r["occurred_at"].timestamp() < end]
+    units = [feature_units(r, rule.feature, expected_at_ingest(r, {})) for r in counted]
+    running, crossing = usage - sum(units, ZERO), None
+    for row, used in zip(counted, units, strict=True):
+        running += used
+        if running >= at_usage:
+            crossing = row["event_id"]
+            break
+    ids = [r["event_id"] for r in counted]
+    return _named(crossing or (ids[-1] if ids else None), ids)
+
+
+def _wallet_events(wallet_id: str, rows: list[dict[str, Any]], balance: int,
+                   crossed) -> list[str]:
+    """The batch's events that debited the wallet, the one whose debit crossed the mark first
+    (the balance before the batch is the balance after plus the batch's debits)."""
+    debits = [(r["event_id"], n) for r in rows
+              for w, n in zip(r.get("credit_wallet_ids") or (), r.get("credit_debits_nano") or (),
+                              strict=True) if w == wallet_id]
+    running, crossing = balance + sum(n for _e, n in debits), None
+    for event_id, nano in debits:
+        running -= nano
+        if crossed(running):
+            crossing = event_id
+            break
+    ids = [e for e, _n in debits]
+    return _named(crossing or (ids[-1] if ids else None), ids)
+
+
 def credit_alerts_fire(*, tenant: Tenant, config: CreditConfig, before: dict[str, dict],
-                       states: dict[str, dict], now: datetime) -> int:
+                       states: dict[str, dict], now: datetime,
+                       rows: list[dict[str, Any]] = ()) -> int:
     """Fire, through the ENTITLEMENT and WALLET alert rules, each level newly reached: once per
-    entitlement, level and period; a wallet under its low-balance mark or at zero."""
+    entitlement, level and period; a wallet under its low-balance mark or at zero. Each alert
+    names the events of the batch (`rows`) that crossed, the crossing one first."""
     fired = 0
     for customer, state in states.items():
-        seen = {tuple(x) for x in before.get(customer, {}).get("lv", [])}
+        seen = {tuple(x[:3]) for x in before.get(customer, {}).get("lv", [])}
         rules = {r.id: r for r in config.entitlements.get(customer, ())}
-        for ent_id, level, period_start in state["lv"]:
+        for ent_id, level, period_start, at_usage, period_end in state["lv"]:
             if (ent_id, level, period_start) in seen or ent_id not in rules:
                 continue
             rule = rules[ent_id]
             as_json = next(e[7] for e in state["e"] if e[0] == ent_id)
             start = datetime.fromtimestamp(period_start, timezone.utc)
+            usage = Decimal(str(as_json["usage"]))
+            events = _entitlement_events(rule, list(rows), usage, at_usage, period_start,
+                                         period_end)
             fired += len(source_alerts_fire(
                 tenant=tenant, source="ENTITLEMENT",
                 key=f"entitlement:{ent_id}:{level}:{start:%Y%m%d}",
                 title=f"{customer} {rule.feature} entitlement {LEVEL_TITLES[level]} "
-                      f"({as_json['usage']} of {as_json['limit']})",
-                value=Decimal(str(as_json["usage"])), threshold=rule.limit, start=start,
-                end=now, customer_id=customer, product_id=rule.product_id, now=now))
+                      f"({as_json['usage']} of {as_json['limit']})"
+                      + (f", crossed by event {events[0]}" if events else ""),
+                value=usage, threshold=rule.limit, start=start, end=now,
+                customer_id=customer, product_id=rule.product_id, now=now,
+                source_event_ids=events))
         old_w = before.get(customer, {}).get("w", {})
         for wallet in config.wallets.get(customer, ()):
             balance = state["w"].get(wallet.ledger_id)
             if balance is None:
                 continue
             marks = [("ZERO", 0)]
-            low = _low_mark(tenant, wallet.id)
-            if low is not None:
-                marks.append(("LOW", to_nanos(low)))
+            if wallet.low_balance_credits is not None:
+                marks.append(("LOW", to_nanos(wallet.low_balance_credits)))
             for name, mark in marks:
                 was = old_w.get(wallet.ledger_id)
-                crossed = balance <= mark if name == "ZERO" else balance < mark
-                was_over = was is None or (was > mark if name == "ZERO" else was >= mark)
-                if crossed and was_over:
+                crossed = ((lambda b, m=mark: b <= m) if name == "ZERO"
+                           else (lambda b, m=mark: b < m))
+                was_over = was is None or not crossed(was)
+                if crossed(balance) and was_over:
+                    events = _wallet_events(wallet.ledger_id, list(rows), balance, crossed)
                     fired += len(source_alerts_fire(
                         tenant=tenant, source="WALLET",
                         key=f"wallet:{wallet.id}:{name}:{int(now.timestamp())}",
                         title=f"{customer} wallet {wallet.name}: "
                               f"{'no credits left' if name == 'ZERO' else 'balance is low'} "
-                              f"({from_nanos(balance)} credits)",
+                              f"({from_nanos(balance)} credits)"
+                              + (f", crossed by event {events[0]}" if events else ""),
                         value=from_nanos(balance), threshold=from_nanos(mark), start=now,
-                        end=now, customer_id=customer, product_id="", now=now))
+                        end=now, customer_id=customer, product_id="", now=now,
+                        source_event_ids=events))
     return fired
-
-
-def _low_mark(tenant: Tenant, wallet_id: int) -> Decimal | None:
-    return Wallet.objects.filter(tenant=tenant, pk=wallet_id).values_list(
-        "low_balance_credits", flat=True).first()
 
 
 def customer_credit_left(tenant: Tenant, customer_id: str) -> Decimal:

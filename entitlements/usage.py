@@ -101,7 +101,8 @@ def usages(tenant_slug: str, tz: str, rules: list[EntitlementRule],
             if rule.feature == "REVENUE_USD":
                 usage = scope_margin(tenant_slug, start=start, end=end,
                                      customer_id=rule.customer_id,
-                                     product_id=rule.product_id or None).expected_revenue_usd
+                                     product_id=rule.product_id or None,
+                                     model=rule.model or None).expected_revenue_usd
             else:
                 usage = Decimal(sum(
                     (Decimal(row[m] or 0) for row in rows

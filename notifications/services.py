@@ -120,6 +120,8 @@ def _email_value(value: Any) -> Any:
     if isinstance(value, list) and value and all(isinstance(v, dict) and "text" in v
                                                  for v in value):
         return "; ".join(v["text"] for v in value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ", ".join(value)  # ids
     return value
 
 
@@ -128,7 +130,8 @@ def send(delivery: Delivery) -> str:
     content = content_of(delivery)
     title, payload = content.title, content.payload
     if delivery.channel == Channel.EMAIL:
-        lines = [f"{k}: {_email_value(v)}" for k, v in payload.items() if v is not None]
+        lines = [f"{k}: {_email_value(v)}" for k, v in payload.items()
+                 if v is not None and v != []]
         send_mail(subject=f"[Aforo] {title}", message="\n".join(lines),
                   from_email=None, recipient_list=[delivery.destination])
         return "sent"
