@@ -106,9 +106,11 @@ def _dependencies_as_503(view):
     return guarded
 
 
-@csrf_exempt
-@_dependencies_as_503
-async def events_endpoint(request: HttpRequest) -> JsonResponse:
+async def _door_opened(request: HttpRequest):
+    """The ingest doors' shared start: POST only, an ingest token, the body within its cap
+    (checked on the declared length before reading it). (access, body), or the error response.
+    Not a view itself: each door keeps its own csrf_exempt (a token, not a session, authorizes
+    it; without the mark a real server's CSRF middleware refuses every POST)."""
     if request.method != "POST":
         return json_error(405, "method_not_allowed", "Use POST.")
     try:
@@ -125,6 +127,16 @@ async def events_endpoint(request: HttpRequest) -> JsonResponse:
     body = request.body
     if len(body) > limit:
         return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
+    return access, body
+
+
+@csrf_exempt
+@_dependencies_as_503
+async def events_endpoint(request: HttpRequest) -> JsonResponse:
+    started = await _door_opened(request)
+    if isinstance(started, HttpResponse):
+        return started
+    access, body = started
     content_type = request.content_type or ""
     try:
         if content_type in JSON_TYPES:
@@ -181,16 +193,11 @@ def _traces_in_worker(tenant, spans):
 @_dependencies_as_503
 async def traces_endpoint(request: HttpRequest) -> HttpResponse:
     """POST /v1/traces: OTLP/HTTP (protobuf or JSON) spans with GenAI attributes as events."""
-    if request.method != "POST":
-        return json_error(405, "method_not_allowed", "Use POST.")
-    try:
-        access = await sync_to_async(authorize_token)(request, CanIngest)
-    except exceptions.APIException as exc:
-        return api_exception_response(exc)
+    started = await _door_opened(request)
+    if isinstance(started, HttpResponse):
+        return started
+    access, body = started
     limit = settings.AFORO_MAX_BODY_BYTES
-    body = request.body
-    if len(body) > limit:
-        return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
     content_type = request.content_type or ""
     if request.headers.get("Content-Encoding", "").lower() == "gzip":
         # Decompressed at most to the cap plus one byte: a small bomb never grows past it.
