@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.money import CENT, MICRO, MoneyField, PctField, pct, rate, usd
-from aforo.pagination import envelope, int_param, page_request
+from aforo.pagination import envelope, int_param, page_of, page_request
 from aforo.periods import Period, PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
@@ -171,15 +171,7 @@ class TransactionRowSchema(serializers.Serializer):
         help_text="Prepaid credits the event burnt; absent when it burnt none.")
 
 
-class _Envelope(serializers.Serializer):
-    page = serializers.IntegerField()
-    size = serializers.IntegerField()
-    totalElements = serializers.IntegerField()
-    totalPages = serializers.IntegerField()
-
-
-class TransactionPageSchema(_Envelope):
-    content = TransactionRowSchema(many=True)
+TransactionPageSchema = page_of(TransactionRowSchema)
 
 
 class AnomalyRowSchema(TransactionRowSchema):
@@ -188,8 +180,7 @@ class AnomalyRowSchema(TransactionRowSchema):
     groupEventCount = serializers.IntegerField()
 
 
-class AnomalyPageSchema(_Envelope):
-    content = AnomalyRowSchema(many=True)
+AnomalyPageSchema = page_of(AnomalyRowSchema)
 
 
 class CostCompositionSchema(serializers.Serializer):

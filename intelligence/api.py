@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.models import Role
-from aforo.pagination import page_rendered
+from aforo.pagination import page_of, page_rendered
 from aforo.periods import PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite, _RoleSet
 from aforo.renderers import ExactJSONRenderer
@@ -96,12 +96,7 @@ class SignalSchema(serializers.Serializer):
     resolvedAt = serializers.DateTimeField(allow_null=True)
 
 
-class SignalPageSchema(serializers.Serializer):
-    content = SignalSchema(many=True)
-    page = serializers.IntegerField()
-    size = serializers.IntegerField()
-    totalElements = serializers.IntegerField()
-    totalPages = serializers.IntegerField()
+SignalPageSchema = page_of(SignalSchema)
 
 
 SEVERITY_ORDER = Case(*(When(severity=s, then=Value(rank)) for rank, s in enumerate(
