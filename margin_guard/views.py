@@ -153,6 +153,14 @@ def _policy_of(request: HttpRequest, tenant, policy_id: int) -> GuardPolicy:
     return get_object_or_404(GuardPolicy, scope, pk=policy_id)
 
 
+def _managed_policy(request: HttpRequest, policy_id: int):
+    """(policy, refusal): the policy a form post is about, for a role that may manage it."""
+    membership, refusal = _guard_membership(request)
+    if refusal:
+        return None, refusal
+    return _policy_of(request, membership.tenant, policy_id), None
+
+
 def downgrades_parse(text: str) -> dict[str, str]:
     """`from → to` per line (`->` or `=` also do) as the downgrade map."""
     pairs = {}
@@ -284,10 +292,9 @@ def policy_form(request: HttpRequest, policy_id: int | None = None) -> HttpRespo
 @login_required
 @require_POST
 def policy_mode(request: HttpRequest, policy_id: int) -> HttpResponse:
-    membership, refusal = _guard_membership(request)
+    policy, refusal = _managed_policy(request, policy_id)
     if refusal:
         return refusal
-    policy = _policy_of(request, membership.tenant, policy_id)
     try:
         policy = guard_policy_update(policy=policy, operator=_operator(request),
                                      mode=request.POST.get("mode", ""))
@@ -301,10 +308,9 @@ def policy_mode(request: HttpRequest, policy_id: int) -> HttpResponse:
 @login_required
 @require_POST
 def policy_delete(request: HttpRequest, policy_id: int) -> HttpResponse:
-    membership, refusal = _guard_membership(request)
+    policy, refusal = _managed_policy(request, policy_id)
     if refusal:
         return refusal
-    policy = _policy_of(request, membership.tenant, policy_id)
     if policy.tenant_id is None and not _operator(request):
         raise Http404
     name = policy.name
