@@ -316,6 +316,11 @@ class _DashboardView(APIView):
         settings = services.cogs_settings_get(tenant=request.tenant)
         return settings, period_from_request(request, settings)
 
+    def period_totals(self, request) -> queries.Totals:
+        """The overview's totals over the requested period."""
+        _settings, period = self.settings_and_period(request)
+        return queries.overview(request.tenant, period).totals
+
 
 def _floors(settings: CogsSettings) -> queries.TagFloors:
     return queries.TagFloors(at_risk_pct=settings.at_risk_floor_pct,
@@ -369,8 +374,7 @@ class Trends(_DashboardView):
 class CostComposition(_DashboardView):
     @extend_schema(parameters=PERIOD_PARAMETERS, responses=CostCompositionSchema)
     def get(self, request):
-        _settings, period = self.settings_and_period(request)
-        totals = queries.overview(request.tenant, period).totals
+        totals = self.period_totals(request)
         return Response({
             "aiCogsUsd": money(totals.ai_cogs_usd),
             "infraCogsUsd": money(totals.infra_cogs_usd),
@@ -428,8 +432,7 @@ class ByModel(_DashboardView):
 class TokenAnalysis(_DashboardView):
     @extend_schema(parameters=PERIOD_PARAMETERS, responses=TokenAnalysisSchema)
     def get(self, request):
-        _settings, period = self.settings_and_period(request)
-        totals = queries.overview(request.tenant, period).totals
+        totals = self.period_totals(request)
         return Response({
             "totalTokens": totals.total_tokens,
             "inputTokens": totals.input_tokens,
