@@ -158,26 +158,25 @@ class SignalDetail(APIView):
         return Response(signal_json(_signal(request, signal_id)))
 
 
-class SignalAcknowledge(APIView):
+class _SignalTransition(APIView):
+    # A signal's move to another state: `transition` is the service that makes it.
     permission_classes = [CanAnswerSignals]
     renderer_classes = [ExactJSONRenderer]
+    transition = staticmethod(services.signal_acknowledge)
 
     @extend_schema(request=None, responses={200: SignalSchema, 404: None, 409: None})
     def post(self, request, signal_id: int):
-        signal = services.signal_acknowledge(signal=_signal(request, signal_id),
-                                             user=request.user, now=_now())
+        signal = self.transition(signal=_signal(request, signal_id), user=request.user,
+                                 now=_now())
         return Response(signal_json(signal))
 
 
-class SignalResolve(APIView):
-    permission_classes = [CanAnswerSignals]
-    renderer_classes = [ExactJSONRenderer]
+class SignalAcknowledge(_SignalTransition):
+    transition = staticmethod(services.signal_acknowledge)
 
-    @extend_schema(request=None, responses={200: SignalSchema, 404: None, 409: None})
-    def post(self, request, signal_id: int):
-        signal = services.signal_resolve(signal=_signal(request, signal_id),
-                                         user=request.user, now=_now())
-        return Response(signal_json(signal))
+
+class SignalResolve(_SignalTransition):
+    transition = staticmethod(services.signal_resolve)
 
 
 # --- settings --------------------------------------------------------------------------------
