@@ -1,9 +1,10 @@
 """Budgets, alert rules and alert history under /api/v1/cogs/."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from django.shortcuts import get_object_or_404
+from django.utils.timezone import now as _now  # aware, UTC
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -34,10 +35,6 @@ from budgets import services
 from budgets.models import Alert, AlertRule, Channel, CostBudget
 from notifications.destinations import destination_masked
 from notifications.models import destinations_load
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class BudgetPermission(ReadOrWrite):

@@ -2,11 +2,12 @@
 forecast and what-if under /api/v1/analytics/cogs/."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Case, IntegerField, Value, When
 from django.shortcuts import get_object_or_404
+from django.utils.timezone import now as _now  # aware, UTC
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -30,10 +31,6 @@ ACK_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING_ADMIN, Role.DEVELOPE
 
 class CanAnswerSignals(_RoleSet):
     roles = ACK_ROLES
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _iso(moment: datetime | None) -> str | None:
