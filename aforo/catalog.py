@@ -7,43 +7,46 @@ from aforo.models import Customer, CustomerTier, Product, ProductType, Tenant
 
 def customer_create(*, tenant: Tenant, external_id: str, name: str = "",
                     tier: CustomerTier | str = CustomerTier.FREE) -> Customer:
-    if Customer.objects.filter(tenant=tenant, external_id=external_id).exists():
-        raise Conflict(f"“{external_id}” exists already.", field="customer_id")
-    customer = Customer(tenant=tenant, external_id=external_id, name=name, tier=CustomerTier(tier))
-    customer.full_clean(exclude=["tenant"], validate_unique=False)
-    customer.save()
-    return customer
+    return _entry_created(Customer(tenant=tenant, external_id=external_id, name=name,
+                                   tier=CustomerTier(tier)), field="customer_id")
 
 
 def customer_update(*, customer: Customer, name: str | None = None,
                     tier: CustomerTier | str | None = None) -> Customer:
-    if name is not None:
-        customer.name = name
-    if tier is not None:
-        customer.tier = CustomerTier(tier)
-    customer.save(update_fields=["name", "tier"])
-    return customer
+    return _entry_updated(customer, name=name, kind_field="tier",
+                          kind=None if tier is None else CustomerTier(tier))
 
 
 def product_create(*, tenant: Tenant, external_id: str, name: str = "",
                    product_type: ProductType | str = ProductType.OTHER) -> Product:
-    if Product.objects.filter(tenant=tenant, external_id=external_id).exists():
-        raise Conflict(f"“{external_id}” exists already.", field="product_id")
-    product = Product(tenant=tenant, external_id=external_id, name=name,
-                      product_type=ProductType(product_type))
-    product.full_clean(exclude=["tenant"], validate_unique=False)
-    product.save()
-    return product
+    return _entry_created(Product(tenant=tenant, external_id=external_id, name=name,
+                                  product_type=ProductType(product_type)), field="product_id")
 
 
 def product_update(*, product: Product, name: str | None = None,
                    product_type: ProductType | str | None = None) -> Product:
+    return _entry_updated(product, name=name, kind_field="product_type",
+                          kind=None if product_type is None else ProductType(product_type))
+
+
+def _entry_created(entry, *, field: str):
+    """A new customer or product saved: its external id free in the tenant (Conflict naming
+    `field` otherwise), its values valid."""
+    if type(entry).objects.filter(tenant=entry.tenant, external_id=entry.external_id).exists():
+        raise Conflict(f"“{entry.external_id}” exists already.", field=field)
+    entry.full_clean(exclude=["tenant"], validate_unique=False)
+    entry.save()
+    return entry
+
+
+def _entry_updated(entry, *, name: str | None, kind_field: str, kind):
+    """A customer's or product's name and its tier or type, each where given."""
     if name is not None:
-        product.name = name
-    if product_type is not None:
-        product.product_type = ProductType(product_type)
-    product.save(update_fields=["name", "product_type"])
-    return product
+        entry.name = name
+    if kind is not None:
+        setattr(entry, kind_field, kind)
+    entry.save(update_fields=["name", kind_field])
+    return entry
 
 
 # (tenant pk, model, external id) this process has seen registered: ingest asks the database

@@ -103,7 +103,7 @@ def _customers(rng: random.Random, count: int) -> list[tuple[str, str, Decimal]]
 def demo_rate_card(tenant: Tenant, *, start: datetime) -> None:
     """Prices for the demo's models, an infrastructure rule per product and a gateway fee."""
     from ingestion import prices
-    from ingestion.models import InfraCostRule, ModelPrice
+    from ingestion.models import GatewayFeeRule, InfraCostRule, ModelPrice
 
     if ModelPrice.objects.filter(tenant=tenant).exists():
         return
@@ -114,11 +114,12 @@ def demo_rate_card(tenant: Tenant, *, start: datetime) -> None:
             cached_input_per_1m=Decimal(in_price) / 10)
     if not InfraCostRule.objects.filter(tenant=tenant).exists():
         for pid, *_rest in PRODUCTS:
-            prices.infra_rule_create(tenant=tenant, product_id=pid, effective_from=start,
-                                     per_event_usd=Decimal("0.0004"),
-                                     per_1k_tokens_usd=Decimal("0.0002"))
-        prices.fee_rule_create(tenant=tenant, source_type="GATEWAY", effective_from=start,
-                               per_call_usd=Decimal("0.0001"), pct_of_ai_cost=Decimal("3"))
+            prices.rule_create(kind=InfraCostRule, tenant=tenant, product_id=pid,
+                               effective_from=start, per_event_usd=Decimal("0.0004"),
+                               per_1k_tokens_usd=Decimal("0.0002"))
+        prices.rule_create(kind=GatewayFeeRule, tenant=tenant, source_type="GATEWAY",
+                           effective_from=start, per_call_usd=Decimal("0.0001"),
+                           pct_of_ai_cost=Decimal("3"))
 
 
 def demo_billing(tenant: Tenant, people, *, start: datetime) -> None:

@@ -89,19 +89,25 @@ class CustomerTier(models.TextChoices):
     ENTERPRISE = "ENTERPRISE"
 
 
-class Customer(TenantScoped):
+class CatalogEntry(TenantScoped):
+    """A customer or a product: the tenant's own id for it, unique in the tenant, and a name."""
+
     external_id = models.CharField(max_length=200)
     name = models.CharField(max_length=200, blank=True)
-    tier = models.CharField(max_length=20, choices=CustomerTier.choices, default=CustomerTier.FREE)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        abstract = True
         constraints = [models.UniqueConstraint(fields=["tenant", "external_id"],
-                                               name="customer_external_id_per_tenant")]
+                                               name="%(class)s_external_id_per_tenant")]
         ordering = ["external_id"]
 
     def __str__(self) -> str:
         return self.name or self.external_id
+
+
+class Customer(CatalogEntry):
+    tier = models.CharField(max_length=20, choices=CustomerTier.choices, default=CustomerTier.FREE)
 
 
 class ProductType(models.TextChoices):
@@ -113,17 +119,6 @@ class ProductType(models.TextChoices):
     OTHER = "OTHER"
 
 
-class Product(TenantScoped):
-    external_id = models.CharField(max_length=200)
-    name = models.CharField(max_length=200, blank=True)
+class Product(CatalogEntry):
     product_type = models.CharField(max_length=20, choices=ProductType.choices,
                                     default=ProductType.OTHER)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["tenant", "external_id"],
-                                               name="product_external_id_per_tenant")]
-        ordering = ["external_id"]
-
-    def __str__(self) -> str:
-        return self.name or self.external_id

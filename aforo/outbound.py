@@ -61,7 +61,7 @@ class DestinationRefused(OutboundError):
 class DeliveryFailed(OutboundError):
     """Sent (or tried) but not accepted: no response, a non-2xx status, a too-large answer."""
 
-    status: int | None = None  # the HTTP status, where there was one (get() sets it)
+    status: int | None = None  # the HTTP status, where there was one
 
 
 @dataclass(frozen=True)
@@ -271,30 +271,8 @@ def post(url: str, body: bytes, headers: Mapping[str, str] | None = None, *,
         sent[SIGNATURE_HEADER] = signature(signing_secret, int(time.time()), body)
     if delivery_id:
         sent[DELIVERY_HEADER] = delivery_id
-    kind = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
-    connection = kind(target, address)
-    deadline = time.monotonic() + TOTAL_TIMEOUT_S
-    try:
-        connection.putrequest("POST", target.path, skip_host=True, skip_accept_encoding=True)
-        connection.putheader("Host", target.host_header)
-        for name, value in sent.items():
-            connection.putheader(name, value)
-        connection.putheader("Content-Length", str(len(body)))
-        connection.endheaders(body)
-        response = connection.getresponse()
-        answer = Answer(status=response.status, body=_read_capped(response, deadline))
-    except OutboundError:
-        raise
-    except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-        log.warning("outbound POST to %s (%s) failed: %s", target.host, address, exc)
-        raise DeliveryFailed(f"No response from {target.host}: {type(exc).__name__}.",
-                             history="no response") from None
-    finally:
-        connection.close()
-    if not 200 <= answer.status < 300:
-        # Redirects are not followed: a 3xx is a failure like any other non-2xx.
-        raise DeliveryFailed(f"{target.host} answered {answer.status}.", history=answer.history)
-    return answer
+    return _exchange("POST", target, address, sent, body, timeout_s=TOTAL_TIMEOUT_S,
+                     max_bytes=MAX_RESPONSE_BYTES)
 
 
 FETCH_MAX_BYTES = 32 * 1024 * 1024  # a provider's page of cost buckets
@@ -309,23 +287,35 @@ def get(url: str, headers: Mapping[str, str] | None = None, *,
     and 5xx. Headers (credentials) are never logged."""
     target = target_of(url)
     address = pinned_address(target)
+    return _exchange("GET", target, address, {
+        "User-Agent": USER_AGENT, "Accept": "application/json", **dict(headers or {})}, None,
+        timeout_s=FETCH_TOTAL_TIMEOUT_S, max_bytes=max_bytes)
+
+
+def _exchange(method: str, target: Target, address: str, headers: Mapping[str, str],
+              body: bytes | None, *, timeout_s: float, max_bytes: int) -> Answer:
+    """One request over a connection pinned to `address`, within `timeout_s` in all: the answer
+    when 2xx, else DeliveryFailed with the HTTP status (None without a response). Redirects are
+    not followed: a 3xx is a failure like any other non-2xx. Only the error's type is logged,
+    never the headers (credentials)."""
     kind = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
     connection = kind(target, address)
-    deadline = time.monotonic() + FETCH_TOTAL_TIMEOUT_S
+    deadline = time.monotonic() + timeout_s
     try:
-        connection.putrequest("GET", target.path, skip_host=True, skip_accept_encoding=True)
+        connection.putrequest(method, target.path, skip_host=True, skip_accept_encoding=True)
         connection.putheader("Host", target.host_header)
-        for name, value in {"User-Agent": USER_AGENT, "Accept": "application/json",
-                            **dict(headers or {})}.items():
+        for name, value in headers.items():
             connection.putheader(name, value)
-        connection.endheaders()
+        if body is not None:
+            connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
         response = connection.getresponse()
         answer = Answer(status=response.status,
                         body=_read_capped(response, deadline, max_bytes))
     except OutboundError:
         raise
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-        log.warning("outbound GET to %s (%s) failed: %s", target.host, address,
+        log.warning("outbound %s to %s (%s) failed: %s", method, target.host, address,
                     type(exc).__name__)
         failed = DeliveryFailed(f"No response from {target.host}: {type(exc).__name__}.",
                                 history="no response")

@@ -173,22 +173,23 @@ class InvoiceDetail(APIView):
         return Response(InvoiceOut(_current(request.tenant, invoice_id)).data)
 
 
-class InvoiceFinalize(APIView):
+class _InvoiceTransition(APIView):
+    # An invoice's current version moved to another status by `transition`, a service.
     permission_classes = [BillingPermission]
+    transition = staticmethod(services.invoice_finalize)
 
     @extend_schema(request=None, responses=InvoiceOut)
     def post(self, request, invoice_id: str):
-        invoice = services.invoice_finalize(invoice=_current(request.tenant, invoice_id))
+        invoice = self.transition(invoice=_current(request.tenant, invoice_id))
         return Response(InvoiceOut(invoice).data)
 
 
-class InvoiceVoid(APIView):
-    permission_classes = [BillingPermission]
+class InvoiceFinalize(_InvoiceTransition):
+    transition = staticmethod(services.invoice_finalize)
 
-    @extend_schema(request=None, responses=InvoiceOut)
-    def post(self, request, invoice_id: str):
-        invoice = services.invoice_void(invoice=_current(request.tenant, invoice_id))
-        return Response(InvoiceOut(invoice).data)
+
+class InvoiceVoid(_InvoiceTransition):
+    transition = staticmethod(services.invoice_void)
 
 
 class AttributionRunListCreate(APIView):

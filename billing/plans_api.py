@@ -2,9 +2,9 @@
 update, list, end, change plan) under /api/v1/billing/."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from decimal import Decimal
 
+from django.utils.timezone import now as _now  # aware, UTC
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
@@ -24,10 +24,6 @@ from billing import queries, services
 from billing.api import BillingPermission, MomentField
 from billing.models import COMPONENT_UNIT, ComponentKind, RatePlan, Subscription
 from billing.queries import SubscriptionStatus
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _rate(value: Decimal) -> Decimal:

@@ -1,9 +1,10 @@
 """Budgets, alert rules and alert history under /api/v1/cogs/."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from django.shortcuts import get_object_or_404
+from django.utils.timezone import now as _now  # aware, UTC
 from drf_spectacular.utils import (
     OpenApiExample,
     OpenApiParameter,
@@ -34,10 +35,6 @@ from budgets import services
 from budgets.models import Alert, AlertRule, Channel, CostBudget
 from notifications.destinations import destination_masked
 from notifications.models import destinations_load
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class BudgetPermission(ReadOrWrite):
@@ -163,14 +160,21 @@ class BudgetDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class BudgetSecretRotate(APIView):
+class _SecretRotate(APIView):
+    # A new signing secret for a budget or a rule (`owner_model`).
     permission_classes = [CanManageBudgets]
+    owner_model: type[CostBudget] | type[AlertRule] = CostBudget
 
+    def rotated(self, request, owner_id: int) -> Response:
+        owner = get_object_or_404(self.owner_model, pk=owner_id, tenant=request.tenant)
+        secret = services.signing_secret_rotate(owner=owner)
+        return Response({"signingSecret": secret}, status=status.HTTP_201_CREATED)
+
+
+class BudgetSecretRotate(_SecretRotate):
     @extend_schema(request=None, responses={201: SigningSecretOut})
     def post(self, request, budget_id: int):
-        budget = get_object_or_404(CostBudget, pk=budget_id, tenant=request.tenant)
-        secret = services.signing_secret_rotate(owner=budget)
-        return Response({"signingSecret": secret}, status=status.HTTP_201_CREATED)
+        return self.rotated(request, budget_id)
 
 
 class AlertRuleSerializer(serializers.Serializer):
@@ -259,14 +263,12 @@ class AlertRuleDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class AlertRuleSecretRotate(APIView):
-    permission_classes = [CanManageBudgets]
+class AlertRuleSecretRotate(_SecretRotate):
+    owner_model = AlertRule
 
     @extend_schema(request=None, responses={201: SigningSecretOut})
     def post(self, request, rule_id: int):
-        rule = get_object_or_404(AlertRule, pk=rule_id, tenant=request.tenant)
-        secret = services.signing_secret_rotate(owner=rule)
-        return Response({"signingSecret": secret}, status=status.HTTP_201_CREATED)
+        return self.rotated(request, rule_id)
 
 
 def _mask(request) -> dict:
@@ -353,21 +355,21 @@ class AlertDetail(APIView):
                                  context=_mask(request)).data)
 
 
-class AlertAcknowledge(APIView):
+class _AlertTransition(APIView):
+    # An alert's move to another state: `transition` is the service that makes it.
     permission_classes = [CanManageBudgets]
+    transition = staticmethod(services.alert_acknowledge)
 
     @extend_schema(request=None, responses={200: AlertOut, 409: ERROR})
     def post(self, request, alert_id: int):
         alert = get_object_or_404(_alerts(request), pk=alert_id)
-        services.alert_acknowledge(alert=alert, user=request.user, now=_now())
+        self.transition(alert=alert, user=request.user, now=_now())
         return Response(AlertOut(alert, context=_mask(request)).data)
 
 
-class AlertResolve(APIView):
-    permission_classes = [CanManageBudgets]
+class AlertAcknowledge(_AlertTransition):
+    transition = staticmethod(services.alert_acknowledge)
 
-    @extend_schema(request=None, responses={200: AlertOut, 409: ERROR})
-    def post(self, request, alert_id: int):
-        alert = get_object_or_404(_alerts(request), pk=alert_id)
-        services.alert_resolve(alert=alert, user=request.user, now=_now())
-        return Response(AlertOut(alert, context=_mask(request)).data)
+
+class AlertResolve(_AlertTransition):
+    transition = staticmethod(services.alert_resolve)

@@ -277,24 +277,17 @@ def signal_alerts_fire(*, tenant: Tenant, signal_id: int, kind: str, severity: s
     kind), a severity at least the rule's minimum, and a scope the rule covers. Delivered with
     every other alert by the evaluation job, through the rule's channel."""
     rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
-    fired = []
-    rules = AlertRule.objects.prefetch_related("destinations").filter(
-        tenant=tenant, enabled=True, source=AlertRule.Source.SIGNAL)
-    for rule in rules:
-        if rule.signal_kind and rule.signal_kind != kind:
-            continue
-        if rule.min_severity and SEVERITIES.index(rule.min_severity) > rank:
-            continue
-        if (rule.customer_id and rule.customer_id != customer_id) or (
-                rule.product_id and rule.product_id != product_id):
-            continue
-        alert = _fire(tenant=tenant, open_key=f"signal:{signal_id}:rule:{rule.pk}",
-                      title=f"{rule.name}: {title}"[:300], metric=kind, value=value,
-                      threshold=threshold, start=start, end=end, now=now,
-                      owner=rule, rule=rule, product_id=product_id, customer_id=customer_id)
-        if alert:
-            fired.append(alert)
-    return fired
+
+    def asks(rule: AlertRule) -> bool:
+        return not ((rule.signal_kind and rule.signal_kind != kind)
+                    or (rule.min_severity and SEVERITIES.index(rule.min_severity) > rank)
+                    or (rule.customer_id and rule.customer_id != customer_id)
+                    or (rule.product_id and rule.product_id != product_id))
+
+    return _rules_fire(tenant=tenant, source=AlertRule.Source.SIGNAL, asks=asks,
+                       key=f"signal:{signal_id}", metric=kind, title=title, value=value,
+                       threshold=threshold, start=start, end=end, customer_id=customer_id,
+                       product_id=product_id, now=now)
 
 
 def source_alerts_fire(*, tenant: Tenant, source: str, key: str, title: str, value: Decimal,
@@ -305,14 +298,29 @@ def source_alerts_fire(*, tenant: Tenant, source: str, key: str, title: str, val
     the customer and product; `key` makes it once per firing (entitlements: per level and
     period); `source_event_ids` names the events that crossed (the crossing one first).
     Delivered with every other alert by the evaluation job."""
+
+    def asks(rule: AlertRule) -> bool:
+        return not ((rule.customer_id and rule.customer_id != customer_id)
+                    or (rule.product_id and product_id and rule.product_id != product_id))
+
+    return _rules_fire(tenant=tenant, source=source, asks=asks, key=key, metric=source,
+                       title=title, value=value, threshold=threshold, start=start, end=end,
+                       customer_id=customer_id, product_id=product_id, now=now,
+                       source_event_ids=source_event_ids)
+
+
+def _rules_fire(*, tenant: Tenant, source: str, asks, key: str, metric: str, title: str,
+                value: Decimal, threshold: Decimal, start: datetime, end: datetime,
+                customer_id: str, product_id: str, now: datetime,
+                source_event_ids: list[str] | None = None) -> list[Alert]:
+    """An alert (once per `key` and rule) for every enabled rule of `source` that `asks`."""
     fired = []
     for rule in AlertRule.objects.prefetch_related("destinations").filter(
             tenant=tenant, enabled=True, source=source):
-        if (rule.customer_id and rule.customer_id != customer_id) or (
-                rule.product_id and product_id and rule.product_id != product_id):
+        if not asks(rule):
             continue
         alert = _fire(tenant=tenant, open_key=f"{key}:rule:{rule.pk}"[:100],
-                      title=f"{rule.name}: {title}"[:300], metric=source, value=value,
+                      title=f"{rule.name}: {title}"[:300], metric=metric, value=value,
                       threshold=threshold, start=start, end=end, now=now,
                       owner=rule, rule=rule, product_id=product_id, customer_id=customer_id,
                       source_event_ids=source_event_ids)

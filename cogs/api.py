@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.money import CENT, MICRO, MoneyField, PctField, pct, rate, usd
-from aforo.pagination import envelope, int_param, page_request
+from aforo.pagination import envelope, int_param, page_of, page_request
 from aforo.periods import Period, PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
@@ -171,15 +171,7 @@ class TransactionRowSchema(serializers.Serializer):
         help_text="Prepaid credits the event burnt; absent when it burnt none.")
 
 
-class _Envelope(serializers.Serializer):
-    page = serializers.IntegerField()
-    size = serializers.IntegerField()
-    totalElements = serializers.IntegerField()
-    totalPages = serializers.IntegerField()
-
-
-class TransactionPageSchema(_Envelope):
-    content = TransactionRowSchema(many=True)
+TransactionPageSchema = page_of(TransactionRowSchema)
 
 
 class AnomalyRowSchema(TransactionRowSchema):
@@ -188,8 +180,7 @@ class AnomalyRowSchema(TransactionRowSchema):
     groupEventCount = serializers.IntegerField()
 
 
-class AnomalyPageSchema(_Envelope):
-    content = AnomalyRowSchema(many=True)
+AnomalyPageSchema = page_of(AnomalyRowSchema)
 
 
 class CostCompositionSchema(serializers.Serializer):
@@ -325,6 +316,11 @@ class _DashboardView(APIView):
         settings = services.cogs_settings_get(tenant=request.tenant)
         return settings, period_from_request(request, settings)
 
+    def period_totals(self, request) -> queries.Totals:
+        """The overview's totals over the requested period."""
+        _settings, period = self.settings_and_period(request)
+        return queries.overview(request.tenant, period).totals
+
 
 def _floors(settings: CogsSettings) -> queries.TagFloors:
     return queries.TagFloors(at_risk_pct=settings.at_risk_floor_pct,
@@ -378,8 +374,7 @@ class Trends(_DashboardView):
 class CostComposition(_DashboardView):
     @extend_schema(parameters=PERIOD_PARAMETERS, responses=CostCompositionSchema)
     def get(self, request):
-        _settings, period = self.settings_and_period(request)
-        totals = queries.overview(request.tenant, period).totals
+        totals = self.period_totals(request)
         return Response({
             "aiCogsUsd": money(totals.ai_cogs_usd),
             "infraCogsUsd": money(totals.infra_cogs_usd),
@@ -437,8 +432,7 @@ class ByModel(_DashboardView):
 class TokenAnalysis(_DashboardView):
     @extend_schema(parameters=PERIOD_PARAMETERS, responses=TokenAnalysisSchema)
     def get(self, request):
-        _settings, period = self.settings_and_period(request)
-        totals = queries.overview(request.tenant, period).totals
+        totals = self.period_totals(request)
         return Response({
             "totalTokens": totals.total_tokens,
             "inputTokens": totals.input_tokens,

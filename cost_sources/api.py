@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.money import MoneyField, PctField, pct, usd
-from aforo.pagination import page_rendered
+from aforo.pagination import page_of, page_rendered
 from aforo.periods import PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
@@ -93,16 +93,8 @@ class SourceSchema(serializers.Serializer):
     lastImport = ImportSchema(allow_null=True)
 
 
-class SourcePageSchema(serializers.Serializer):
-    content = SourceSchema(many=True)
-    page = serializers.IntegerField()
-    size = serializers.IntegerField()
-    totalElements = serializers.IntegerField()
-    totalPages = serializers.IntegerField()
-
-
-class ImportPageSchema(SourcePageSchema):
-    content = ImportSchema(many=True)
+SourcePageSchema = page_of(SourceSchema)
+ImportPageSchema = page_of(ImportSchema)
 
 
 class CostSourceListCreate(APIView):
@@ -279,8 +271,7 @@ class AllocationSchema(serializers.Serializer):
     reversedAt = serializers.DateTimeField(allow_null=True)
 
 
-class AllocationPageSchema(SourcePageSchema):
-    content = AllocationSchema(many=True)
+AllocationPageSchema = page_of(AllocationSchema)
 
 
 class AllocationListCreate(APIView):

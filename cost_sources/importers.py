@@ -422,36 +422,50 @@ def _json_pages(stream: IO[bytes]) -> list[dict]:
     return pages
 
 
-def _buckets(pages: list[dict]) -> Iterator[tuple[int, dict, int, Any]]:
-    """(row, bucket, result index, result) with rows numbered across the file from 1."""
+def _results(stream: IO[bytes], report: ParseReport,
+             period: Callable[[dict, int], tuple[datetime, datetime]],
+             ) -> Iterator[tuple[int, dict, datetime, datetime, dict]]:
+    """(row, bucket, start, end, result) of a costs API's pages, rows numbered across the file
+    from 1: each bucket's period (`period(bucket, row)`) covered in the report, each result
+    counted as read and checked to be an object."""
     row = 0
-    for page in pages:
+    for page in _json_pages(stream):
         for bucket in page["data"]:
             if not isinstance(bucket, dict):
                 raise MalformedCostFile("a bucket is an object.", row=row + 1, column="data")
-            results = bucket.get("results") or []
-            yield row, bucket, -1, None  # the bucket itself: its period is covered
-            for index, result in enumerate(results):
+            start, end = period(bucket, max(row, 1))
+            report.cover(start.date(), end.date())
+            for result in bucket.get("results") or []:
                 row += 1
-                yield row, bucket, index, result
+                report.read()
+                if not isinstance(result, dict):
+                    raise MalformedCostFile("a result is an object.", row=row,
+                                            column="results")
+                yield row, bucket, start, end, result
+
+
+def _unix_period(bucket: dict, row: int) -> tuple[datetime, datetime]:
+    try:
+        return (datetime.fromtimestamp(int(bucket["start_time"]), tz=timezone.utc),
+                datetime.fromtimestamp(int(bucket["end_time"]), tz=timezone.utc))
+    except (KeyError, TypeError, ValueError, OverflowError):
+        raise MalformedCostFile("a bucket needs start_time and end_time in Unix seconds.",
+                                row=row, column="start_time") from None
+
+
+def _iso_period(bucket: dict, row: int) -> tuple[datetime, datetime]:
+    try:
+        return (moment(_text(bucket.get("starting_at")), "starting_at"),
+                moment(_text(bucket.get("ending_at")), "ending_at"))
+    except SkipRow:
+        raise MalformedCostFile("a bucket needs starting_at and ending_at as ISO 8601.",
+                                row=row, column="starting_at") from None
 
 
 def read_openai_costs(stream: IO[bytes], report: ParseReport) -> Iterator[CostLine]:
     """`GET /v1/organization/costs` pages: daily buckets (Unix seconds, end exclusive) of
     results whose `amount.value` is in dollars."""
-    for row, bucket, index, result in _buckets(_json_pages(stream)):
-        try:
-            start = datetime.fromtimestamp(int(bucket["start_time"]), tz=timezone.utc)
-            end = datetime.fromtimestamp(int(bucket["end_time"]), tz=timezone.utc)
-        except (KeyError, TypeError, ValueError, OverflowError):
-            raise MalformedCostFile("a bucket needs start_time and end_time in Unix seconds.",
-                                    row=max(row, 1), column="start_time") from None
-        if index < 0:
-            report.cover(start.date(), end.date())
-            continue
-        report.read()
-        if not isinstance(result, dict):
-            raise MalformedCostFile("a result is an object.", row=row, column="results")
+    for row, bucket, start, end, result in _results(stream, report, _unix_period):
         amount = result.get("amount") or {}
         if not isinstance(amount, dict):
             raise MalformedCostFile("amount is an object {value, currency}.", row=row,
@@ -477,19 +491,7 @@ def read_openai_costs(stream: IO[bytes], report: ParseReport) -> Iterator[CostLi
 def read_anthropic_costs(stream: IO[bytes], report: ParseReport) -> Iterator[CostLine]:
     """`GET /v1/organizations/cost_report` pages: daily buckets of results whose `amount` is a
     decimal string in cents ("300.00" is $3.00)."""
-    for row, bucket, index, result in _buckets(_json_pages(stream)):
-        try:
-            start = moment(_text(bucket.get("starting_at")), "starting_at")
-            end = moment(_text(bucket.get("ending_at")), "ending_at")
-        except SkipRow:
-            raise MalformedCostFile("a bucket needs starting_at and ending_at as ISO 8601.",
-                                    row=max(row, 1), column="starting_at") from None
-        if index < 0:
-            report.cover(start.date(), end.date())
-            continue
-        report.read()
-        if not isinstance(result, dict):
-            raise MalformedCostFile("a result is an object.", row=row, column="results")
+    for row, bucket, start, end, result in _results(stream, report, _iso_period):
         currency = _text(result.get("currency")).upper()
         if currency and currency != "USD":
             report.skip(row, f"currency is {currency}; only USD is imported")

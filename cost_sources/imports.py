@@ -12,12 +12,13 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO
 
 from django.db import transaction
+from django.utils.timezone import now as _now  # aware, UTC
 
 from aforo import eventstore
 from aforo.errors import Conflict
@@ -59,10 +60,6 @@ FROM (
     HAVING c != 0 OR q != 0
 )
 """
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _import_id(run: CostImport) -> str:

@@ -106,25 +106,40 @@ def _dependencies_as_503(view):
     return guarded
 
 
+def _ingest_door(view):
+    """The ingest doors' shared start: POST only, an ingest token, the body within its cap
+    (checked on the declared length before reading it); the view then gets the token's access
+    and the body. Each door still carries its own csrf_exempt (outermost): a token, not a
+    session, authorizes it, and without the mark a real server's CSRF middleware refuses
+    every POST."""
+
+    @functools.wraps(view)
+    async def door(request: HttpRequest) -> HttpResponse:
+        if request.method != "POST":
+            return json_error(405, "method_not_allowed", "Use POST.")
+        try:
+            access = await sync_to_async(authorize_token)(request, CanIngest)
+        except exceptions.APIException as exc:
+            return api_exception_response(exc)
+        limit = settings.AFORO_MAX_BODY_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
+        body = request.body
+        if len(body) > limit:
+            return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
+        return await view(request, access, body)
+
+    return door
+
+
 @csrf_exempt
 @_dependencies_as_503
-async def events_endpoint(request: HttpRequest) -> JsonResponse:
-    if request.method != "POST":
-        return json_error(405, "method_not_allowed", "Use POST.")
-    try:
-        access = await sync_to_async(authorize_token)(request, CanIngest)
-    except exceptions.APIException as exc:
-        return api_exception_response(exc)
-    limit = settings.AFORO_MAX_BODY_BYTES
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
-    body = request.body
-    if len(body) > limit:
-        return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
+@_ingest_door
+async def events_endpoint(request: HttpRequest, access, body: bytes) -> HttpResponse:
     content_type = request.content_type or ""
     try:
         if content_type in JSON_TYPES:
@@ -179,18 +194,10 @@ def _traces_in_worker(tenant, spans):
 
 @csrf_exempt
 @_dependencies_as_503
-async def traces_endpoint(request: HttpRequest) -> HttpResponse:
+@_ingest_door
+async def traces_endpoint(request: HttpRequest, access, body: bytes) -> HttpResponse:
     """POST /v1/traces: OTLP/HTTP (protobuf or JSON) spans with GenAI attributes as events."""
-    if request.method != "POST":
-        return json_error(405, "method_not_allowed", "Use POST.")
-    try:
-        access = await sync_to_async(authorize_token)(request, CanIngest)
-    except exceptions.APIException as exc:
-        return api_exception_response(exc)
     limit = settings.AFORO_MAX_BODY_BYTES
-    body = request.body
-    if len(body) > limit:
-        return json_error(413, "payload_too_large", f"The body exceeds {limit} bytes.")
     content_type = request.content_type or ""
     if request.headers.get("Content-Encoding", "").lower() == "gzip":
         # Decompressed at most to the cap plus one byte: a small bomb never grows past it.

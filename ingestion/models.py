@@ -48,15 +48,23 @@ class ModelPrice(models.Model):
         return f"{self.provider}/{self.model} from {self.effective_from:%Y-%m-%d}"
 
 
-class InfraCostRule(models.Model):
-    """Infrastructure cost added to every event of a product (blank product: every product)."""
+class RateCardRule(models.Model):
+    """A tenant's rate-card rule from a moment on (its scope and amounts in the concrete rule)."""
 
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
-    product_id = models.CharField(max_length=200, blank=True)
     effective_from = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+
+
+class InfraCostRule(RateCardRule):
+    """Infrastructure cost added to every event of a product (blank product: every product)."""
+
+    product_id = models.CharField(max_length=200, blank=True)
     per_event_usd = models.DecimalField(**MONEY, default=0)
     per_1k_tokens_usd = models.DecimalField(**MONEY, default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["product_id", "-effective_from"]
@@ -65,15 +73,12 @@ class InfraCostRule(models.Model):
         return f"infra {self.product_id or '*'} from {self.effective_from:%Y-%m-%d}"
 
 
-class GatewayFeeRule(models.Model):
+class GatewayFeeRule(RateCardRule):
     """Gateway fees for events of a source type (blank: every source type)."""
 
-    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     source_type = models.CharField(max_length=100, blank=True)
-    effective_from = models.DateTimeField()
     per_call_usd = models.DecimalField(**MONEY, default=0)
     pct_of_ai_cost = models.DecimalField(max_digits=9, decimal_places=4, default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["source_type", "-effective_from"]

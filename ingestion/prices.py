@@ -48,24 +48,12 @@ def model_price_delete(*, price: ModelPrice) -> None:
     rate_card_changed(tenant)
 
 
-def infra_rule_create(*, tenant: Tenant, product_id: str, effective_from: datetime,
-                      per_event_usd: Decimal = Decimal(0),
-                      per_1k_tokens_usd: Decimal = Decimal(0)) -> InfraCostRule:
-    rule = InfraCostRule.objects.create(tenant=tenant, product_id=product_id,
-                                        effective_from=effective_from,
-                                        per_event_usd=per_event_usd,
-                                        per_1k_tokens_usd=per_1k_tokens_usd)
-    rate_card_changed(tenant)
-    return rule
-
-
-def fee_rule_create(*, tenant: Tenant, source_type: str, effective_from: datetime,
-                    per_call_usd: Decimal = Decimal(0),
-                    pct_of_ai_cost: Decimal = Decimal(0)) -> GatewayFeeRule:
-    rule = GatewayFeeRule.objects.create(tenant=tenant, source_type=source_type,
-                                         effective_from=effective_from,
-                                         per_call_usd=per_call_usd,
-                                         pct_of_ai_cost=pct_of_ai_cost)
+def rule_create(*, kind: type[InfraCostRule] | type[GatewayFeeRule], tenant: Tenant,
+                effective_from: datetime, **fields: Any) -> InfraCostRule | GatewayFeeRule:
+    """An infrastructure rule (product_id, per_event_usd, per_1k_tokens_usd) or a gateway-fee
+    rule (source_type, per_call_usd, pct_of_ai_cost) from `effective_from`, the amounts zero
+    unless given; the tenant's cached rate card is dropped, as by every rate-card write."""
+    rule = kind.objects.create(tenant=tenant, effective_from=effective_from, **fields)
     rate_card_changed(tenant)
     return rule
 

@@ -207,7 +207,7 @@ class FeeRuleSerializer(serializers.Serializer):
                                            default=0, coerce_to_string=False)
 
 
-def _rule_views(model, serializer, create):
+def _rule_views(model, serializer):
     class RuleList(APIView):
         permission_classes = [RateCardPermission]
 
@@ -220,7 +220,7 @@ def _rule_views(model, serializer, create):
         def post(self, request):
             data = serializer(data=request.data)
             data.is_valid(raise_exception=True)
-            rule = create(tenant=request.tenant, **data.validated_data)
+            rule = prices.rule_create(kind=model, tenant=request.tenant, **data.validated_data)
             return Response(serializer(rule).data, status=status.HTTP_201_CREATED)
 
     class RuleDetail(APIView):
@@ -236,10 +236,8 @@ def _rule_views(model, serializer, create):
     return RuleList, RuleDetail
 
 
-InfraRuleList, InfraRuleDetail = _rule_views(InfraCostRule, InfraRuleSerializer,
-                                             prices.infra_rule_create)
-FeeRuleList, FeeRuleDetail = _rule_views(GatewayFeeRule, FeeRuleSerializer,
-                                         prices.fee_rule_create)
+InfraRuleList, InfraRuleDetail = _rule_views(InfraCostRule, InfraRuleSerializer)
+FeeRuleList, FeeRuleDetail = _rule_views(GatewayFeeRule, FeeRuleSerializer)
 
 
 class UnpricedModels(APIView):

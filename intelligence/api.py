@@ -2,11 +2,12 @@
 forecast and what-if under /api/v1/analytics/cogs/."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 
 from django.db.models import Case, IntegerField, Value, When
 from django.shortcuts import get_object_or_404
+from django.utils.timezone import now as _now  # aware, UTC
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -15,7 +16,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.models import Role
-from aforo.pagination import page_rendered
+from aforo.pagination import page_of, page_rendered
 from aforo.periods import PeriodError, period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite, _RoleSet
 from aforo.renderers import ExactJSONRenderer
@@ -30,10 +31,6 @@ ACK_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.BILLING_ADMIN, Role.DEVELOPE
 
 class CanAnswerSignals(_RoleSet):
     roles = ACK_ROLES
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -96,12 +93,7 @@ class SignalSchema(serializers.Serializer):
     resolvedAt = serializers.DateTimeField(allow_null=True)
 
 
-class SignalPageSchema(serializers.Serializer):
-    content = SignalSchema(many=True)
-    page = serializers.IntegerField()
-    size = serializers.IntegerField()
-    totalElements = serializers.IntegerField()
-    totalPages = serializers.IntegerField()
+SignalPageSchema = page_of(SignalSchema)
 
 
 SEVERITY_ORDER = Case(*(When(severity=s, then=Value(rank)) for rank, s in enumerate(
@@ -163,26 +155,25 @@ class SignalDetail(APIView):
         return Response(signal_json(_signal(request, signal_id)))
 
 
-class SignalAcknowledge(APIView):
+class _SignalTransition(APIView):
+    # A signal's move to another state: `transition` is the service that makes it.
     permission_classes = [CanAnswerSignals]
     renderer_classes = [ExactJSONRenderer]
+    transition = staticmethod(services.signal_acknowledge)
 
     @extend_schema(request=None, responses={200: SignalSchema, 404: None, 409: None})
     def post(self, request, signal_id: int):
-        signal = services.signal_acknowledge(signal=_signal(request, signal_id),
-                                             user=request.user, now=_now())
+        signal = self.transition(signal=_signal(request, signal_id), user=request.user,
+                                 now=_now())
         return Response(signal_json(signal))
 
 
-class SignalResolve(APIView):
-    permission_classes = [CanAnswerSignals]
-    renderer_classes = [ExactJSONRenderer]
+class SignalAcknowledge(_SignalTransition):
+    transition = staticmethod(services.signal_acknowledge)
 
-    @extend_schema(request=None, responses={200: SignalSchema, 404: None, 409: None})
-    def post(self, request, signal_id: int):
-        signal = services.signal_resolve(signal=_signal(request, signal_id),
-                                         user=request.user, now=_now())
-        return Response(signal_json(signal))
+
+class SignalResolve(_SignalTransition):
+    transition = staticmethod(services.signal_resolve)
 
 
 # --- settings --------------------------------------------------------------------------------

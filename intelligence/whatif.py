@@ -20,7 +20,7 @@ from decimal import Decimal
 from aforo.errors import DomainError
 from aforo.ledger.query import COST, ORIGINAL_COST, SETTLING, LedgerQuery
 from aforo.models import Tenant
-from cogs.margins import ZERO, margin_pct
+from cogs.margins import ZERO, Margin
 from ingestion.costing import Usage, priced_split
 from ingestion.rate_cards import RateCard, model_key, provider_candidates, rate_card_for
 from intelligence.queries import margins_by
@@ -36,17 +36,11 @@ class ModelChange:
 
 
 @dataclass
-class Figures:
+class Figures(Margin):
+    """Cost and revenue summed over events; margin_usd and margin_pct as cogs.margins says."""
+
     cogs_usd: Decimal = ZERO
     revenue_usd: Decimal = ZERO
-
-    @property
-    def margin_usd(self) -> Decimal:
-        return self.revenue_usd - self.cogs_usd
-
-    @property
-    def margin_pct(self) -> Decimal | None:
-        return margin_pct(self.revenue_usd, self.cogs_usd)
 
     def add(self, cogs: Decimal, revenue: Decimal) -> None:
         self.cogs_usd += cogs

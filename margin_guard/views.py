@@ -1,6 +1,7 @@
 """Console page Margin Guard: policies, levels per customer, interventions and impact."""
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
@@ -153,6 +154,21 @@ def _policy_of(request: HttpRequest, tenant, policy_id: int) -> GuardPolicy:
     return get_object_or_404(GuardPolicy, scope, pk=policy_id)
 
 
+def _policy_post(act):
+    """A form post about one policy, `act(request, policy)`, for a role that may manage it."""
+
+    @login_required
+    @require_POST
+    @functools.wraps(act)
+    def view(request: HttpRequest, policy_id: int) -> HttpResponse:
+        membership, refusal = _guard_membership(request)
+        if refusal:
+            return refusal
+        return act(request, _policy_of(request, membership.tenant, policy_id))
+
+    return view
+
+
 def downgrades_parse(text: str) -> dict[str, str]:
     """`from → to` per line (`->` or `=` also do) as the downgrade map."""
     pairs = {}
@@ -281,13 +297,8 @@ def policy_form(request: HttpRequest, policy_id: int | None = None) -> HttpRespo
     return redirect("console-margin-guard")
 
 
-@login_required
-@require_POST
-def policy_mode(request: HttpRequest, policy_id: int) -> HttpResponse:
-    membership, refusal = _guard_membership(request)
-    if refusal:
-        return refusal
-    policy = _policy_of(request, membership.tenant, policy_id)
+@_policy_post
+def policy_mode(request: HttpRequest, policy: GuardPolicy) -> HttpResponse:
     try:
         policy = guard_policy_update(policy=policy, operator=_operator(request),
                                      mode=request.POST.get("mode", ""))
@@ -298,13 +309,8 @@ def policy_mode(request: HttpRequest, policy_id: int) -> HttpResponse:
     return redirect("console-margin-guard")
 
 
-@login_required
-@require_POST
-def policy_delete(request: HttpRequest, policy_id: int) -> HttpResponse:
-    membership, refusal = _guard_membership(request)
-    if refusal:
-        return refusal
-    policy = _policy_of(request, membership.tenant, policy_id)
+@_policy_post
+def policy_delete(request: HttpRequest, policy: GuardPolicy) -> HttpResponse:
     if policy.tenant_id is None and not _operator(request):
         raise Http404
     name = policy.name

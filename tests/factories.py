@@ -83,7 +83,8 @@ def seed_every_kind(tenant: Tenant, *, now: datetime) -> None:
 
     from billing.attribution import attribution_run
     from budgets import services as budgets
-    from ingestion.prices import fee_rule_create, infra_rule_create, model_price_create
+    from ingestion.models import GatewayFeeRule, InfraCostRule
+    from ingestion.prices import model_price_create, rule_create
     from margin_guard.models import GuardPolicy
     from margin_guard.services import guard_evaluate
 
@@ -91,10 +92,10 @@ def seed_every_kind(tenant: Tenant, *, now: datetime) -> None:
     model_price_create(tenant=tenant, provider="OpenAI", model="gpt-4o",
                        effective_from=now - 30 * day, input_per_1m=Decimal("2.5"),
                        output_per_1m=Decimal(10))
-    infra_rule_create(tenant=tenant, product_id="prod_chat", effective_from=now - 30 * day,
-                      per_event_usd=Decimal("0.0001"))
-    fee_rule_create(tenant=tenant, source_type="GATEWAY", effective_from=now - 30 * day,
-                    pct_of_ai_cost=Decimal("5"))
+    rule_create(kind=InfraCostRule, tenant=tenant, product_id="prod_chat",
+                effective_from=now - 30 * day, per_event_usd=Decimal("0.0001"))
+    rule_create(kind=GatewayFeeRule, tenant=tenant, source_type="GATEWAY",
+                effective_from=now - 30 * day, pct_of_ai_cost=Decimal("5"))
     events = []
     for n in range(30):
         events.append({"eventId": f"seed-{n}", "occurredAt": now - timedelta(hours=n * 7),

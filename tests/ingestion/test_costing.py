@@ -11,6 +11,7 @@ from django.core.management import call_command
 
 from aforo import eventstore
 from ingestion import prices
+from ingestion.models import GatewayFeeRule, InfraCostRule
 from ingestion.services import events_ingest_dicts
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "litellm"
@@ -86,10 +87,11 @@ def test_manual_prices_rules_and_effective_dates(store, tenant):
                               reasoning_per_1m=Decimal("6"), per_call=Decimal("0.001"))
     prices.model_price_create(tenant=tenant, provider="Acme", model="m1", effective_from=late,
                               input_per_1m=Decimal("2"), output_per_1m=Decimal("8"))
-    prices.infra_rule_create(tenant=tenant, product_id="p1", effective_from=early,
-                             per_event_usd=Decimal("0.0005"), per_1k_tokens_usd=Decimal("0.0001"))
-    prices.fee_rule_create(tenant=tenant, source_type="GATEWAY", effective_from=early,
-                           per_call_usd=Decimal("0.0002"), pct_of_ai_cost=Decimal("3"))
+    prices.rule_create(kind=InfraCostRule, tenant=tenant, product_id="p1", effective_from=early,
+                       per_event_usd=Decimal("0.0005"), per_1k_tokens_usd=Decimal("0.0001"))
+    prices.rule_create(kind=GatewayFeeRule, tenant=tenant, source_type="GATEWAY",
+                       effective_from=early, per_call_usd=Decimal("0.0002"),
+                       pct_of_ai_cost=Decimal("3"))
     report = events_ingest_dicts(tenant=tenant, now=NOW, events=[
         _usage_event("old", "acme", "m1", occurredAt=(early + timedelta(days=1)).isoformat(),
                      sourceType="GATEWAY"),

@@ -10,7 +10,8 @@ import pytest
 from aforo.ledger.query import LedgerQuery
 from aforo.periods import period_default
 from cogs.expected import scope_margin
-from ingestion.prices import fee_rule_create, model_price_create
+from ingestion.models import GatewayFeeRule
+from ingestion.prices import model_price_create, rule_create
 from intelligence.whatif import ModelChange, what_if
 from tests.factories import ingest, on_plan
 
@@ -28,8 +29,8 @@ def _prices(tenant):
     model_price_create(tenant=tenant, provider="anthropic", model="claude-haiku",
                        effective_from=start, input_per_1m=Decimal("0.80"),
                        output_per_1m=Decimal("4"), per_call=Decimal("0.0001"))
-    fee_rule_create(tenant=tenant, source_type="GATEWAY", effective_from=start,
-                    per_call_usd=Decimal("0.0002"), pct_of_ai_cost=Decimal("3"))
+    rule_create(kind=GatewayFeeRule, tenant=tenant, source_type="GATEWAY", effective_from=start,
+                per_call_usd=Decimal("0.0002"), pct_of_ai_cost=Decimal("3"))
 
 
 def _events(model: str, provider: str = "openai") -> list[dict]:

@@ -1,10 +1,9 @@
 """Import LiteLLM's model_prices_and_context_window.json as prices from a date."""
-from datetime import datetime, timezone
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from aforo.models import Tenant
+from aforo.commands import instant_option, tenant_option
 from ingestion.prices import litellm_import, litellm_parse
 
 
@@ -21,17 +20,9 @@ class Command(BaseCommand):
         path = Path(options["file"])
         if not path.is_file():
             raise CommandError(f"No such file: {path}")
-        try:
-            start = datetime.fromisoformat(options["effective_from"])
-        except ValueError:
-            raise CommandError("--effective-from must be a date like 2026-01-01") from None
-        if start.tzinfo is None:
-            start = start.replace(tzinfo=timezone.utc)
-        tenant = None
-        if options["tenant"]:
-            tenant = Tenant.objects.filter(slug=options["tenant"]).first()
-            if tenant is None:
-                raise CommandError(f"No tenant {options['tenant']!r}.")
+        start = instant_option(options["effective_from"],
+                               "--effective-from must be a date like 2026-01-01")
+        tenant = tenant_option(options["tenant"]) if options["tenant"] else None
         try:
             document = litellm_parse(path.read_bytes())
         except ValueError as exc:

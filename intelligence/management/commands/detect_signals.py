@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
+from aforo.commands import instant_option, tenant_option
 from aforo.models import Tenant
 from intelligence.detectors import DETECTORS, detectors_run
 
@@ -20,19 +21,10 @@ class Command(BaseCommand):
                             help="only these detectors (repeatable)")
 
     def handle(self, *args, **options) -> None:
-        now = datetime.now(timezone.utc)
-        if options["now"]:
-            try:
-                now = datetime.fromisoformat(options["now"])
-            except ValueError:
-                raise CommandError("--now must be an ISO-8601 instant.") from None
-            if now.tzinfo is None:
-                now = now.replace(tzinfo=timezone.utc)
-        tenants = Tenant.objects.all()
-        if options["tenant"]:
-            tenants = tenants.filter(slug=options["tenant"])
-            if not tenants.exists():
-                raise CommandError(f"No tenant {options['tenant']!r}.")
+        now = (instant_option(options["now"], "--now must be an ISO-8601 instant.")
+               if options["now"] else datetime.now(timezone.utc))
+        tenants = ([tenant_option(options["tenant"])] if options["tenant"]
+                   else Tenant.objects.all())
         kinds = tuple(options["kind"]) if options["kind"] else None
         new = 0
         for tenant in tenants:

@@ -256,32 +256,40 @@ def _scope_for_call(wrapped: Scope) -> Scope:
     return wrapped.merged(outer) if outer is not None else wrapped
 
 
-def _guard_model(scope: Scope, method: Method, kwargs: dict) -> str | None:
-    requested = kwargs.get(method.model_param)
+def _guard_asked(scope: Scope, method: Method, kwargs: dict):
+    """(client, customer, product, requested model) when the scope asks the guard, else None."""
     if not scope.guard:
         return None
     aforo = _client(scope)
     if aforo is None or scope.customer is None:
         return None
-    decided = aforo.guard(str(scope.customer), _str(scope.product), requested)
+    return aforo, str(scope.customer), _str(scope.product), kwargs.get(method.model_param)
+
+
+def _guard_applied(decided: str | None, requested: str | None, method: Method,
+                   kwargs: dict) -> str | None:
+    """The call switched to the guard's model; the model it asked for when it changed."""
     if decided and decided != requested:
         kwargs[method.model_param] = decided
         return requested
     return None
+
+
+def _guard_model(scope: Scope, method: Method, kwargs: dict) -> str | None:
+    asked = _guard_asked(scope, method, kwargs)
+    if asked is None:
+        return None
+    aforo, customer, product, requested = asked
+    return _guard_applied(aforo.guard(customer, product, requested), requested, method, kwargs)
 
 
 async def _guard_model_async(scope: Scope, method: Method, kwargs: dict) -> str | None:
-    requested = kwargs.get(method.model_param)
-    if not scope.guard:
+    asked = _guard_asked(scope, method, kwargs)
+    if asked is None:
         return None
-    aforo = _client(scope)
-    if aforo is None or scope.customer is None:
-        return None
-    decided = await aforo.guard_async(str(scope.customer), _str(scope.product), requested)
-    if decided and decided != requested:
-        kwargs[method.model_param] = decided
-        return requested
-    return None
+    aforo, customer, product, requested = asked
+    decided = await aforo.guard_async(customer, product, requested)
+    return _guard_applied(decided, requested, method, kwargs)
 
 
 def _str(value: Any) -> str | None:

@@ -92,14 +92,21 @@ def openai_responses(response: Any) -> Usage:
 
 # --- Anthropic ------------------------------------------------------------------------------
 
+def _cache_excluded(usage: Any, into: Usage, *, input: str, read: str, write: str,
+                    output: str) -> None:
+    """Usage whose input count excludes cache reads and writes (Anthropic, Bedrock's Converse):
+    Aforo's input_tokens adds them, and counts each on its own."""
+    cached, written = _int(field(usage, read)), _int(field(usage, write))
+    into.input_tokens = _int(field(usage, input)) + cached + written
+    into.cached_input_tokens = cached
+    into.cache_write_input_tokens = written
+    into.output_tokens = _int(field(usage, output))
+
+
 def anthropic_usage(usage: Any, into: Usage) -> None:
-    """Anthropic's input_tokens exclude cache reads and writes: Aforo's input adds them."""
-    read = _int(field(usage, "cache_read_input_tokens"))
-    write = _int(field(usage, "cache_creation_input_tokens"))
-    into.input_tokens = _int(field(usage, "input_tokens")) + read + write
-    into.cached_input_tokens = read
-    into.cache_write_input_tokens = write
-    into.output_tokens = _int(field(usage, "output_tokens"))  # thinking included, not split
+    """Anthropic's output_tokens include thinking, not split out."""
+    _cache_excluded(usage, into, input="input_tokens", read="cache_read_input_tokens",
+                    write="cache_creation_input_tokens", output="output_tokens")
 
 
 def anthropic_message(response: Any) -> Usage:
@@ -146,13 +153,9 @@ def mistral_chat(response: Any) -> Usage:
 # --- AWS Bedrock (Converse) -----------------------------------------------------------------
 
 def bedrock_usage(usage: Any, into: Usage) -> None:
-    """Converse's inputTokens exclude cache reads and writes (totalTokens adds them)."""
-    read = _int(field(usage, "cacheReadInputTokens"))
-    write = _int(field(usage, "cacheWriteInputTokens"))
-    into.input_tokens = _int(field(usage, "inputTokens")) + read + write
-    into.cached_input_tokens = read
-    into.cache_write_input_tokens = write
-    into.output_tokens = _int(field(usage, "outputTokens"))
+    """Converse's totalTokens adds the cache reads and writes its inputTokens exclude."""
+    _cache_excluded(usage, into, input="inputTokens", read="cacheReadInputTokens",
+                    write="cacheWriteInputTokens", output="outputTokens")
 
 
 def bedrock_converse(response: Any, model_id: str | None = None) -> Usage:
