@@ -356,8 +356,11 @@ SOURCE_EVENTS_MAX = 20  # event ids an alert names: the crossing one first, then
 
 
 def _named(crossing: str | None, ids: list[str]) -> list[str]:
+    """The ids an alert names: the crossing event first (the batch's last when none is known
+    to have crossed), then the others, capped."""
+    crossing = crossing or (ids[-1] if ids else None)
     if crossing is None:
-        return ids[:SOURCE_EVENTS_MAX]
+        return []
     return [crossing, *[i for i in ids if i != crossing]][:SOURCE_EVENTS_MAX]
 
 
@@ -377,8 +380,7 @@ def _entitlement_events(rule: EntitlementRule, rows: list[dict[str, Any]], usage
         if running >= at_usage:
             crossing = row["event_id"]
             break
-    ids = [r["event_id"] for r in counted]
-    return _named(crossing or (ids[-1] if ids else None), ids)
+    return _named(crossing, [r["event_id"] for r in counted])
 
 
 def _wallet_events(wallet_id: str, rows: list[dict[str, Any]], balance: int,
@@ -394,8 +396,7 @@ def _wallet_events(wallet_id: str, rows: list[dict[str, Any]], balance: int,
         if crossed(running):
             crossing = event_id
             break
-    ids = [e for e, _n in debits]
-    return _named(crossing or (ids[-1] if ids else None), ids)
+    return _named(crossing, [e for e, _n in debits])
 
 
 def credit_alerts_fire(*, tenant: Tenant, config: CreditConfig, before: dict[str, dict],
