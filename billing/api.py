@@ -2,6 +2,7 @@
 runs (trigger, list, detail)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from django.shortcuts import get_object_or_404
@@ -176,7 +177,7 @@ class InvoiceDetail(APIView):
 class _InvoiceTransition(APIView):
     # An invoice's current version moved to another status by `transition`, a service.
     permission_classes = [BillingPermission]
-    transition = staticmethod(services.invoice_finalize)
+    transition: Callable[..., Invoice]  # each subclass's service
 
     @extend_schema(request=None, responses=InvoiceOut)
     def post(self, request, invoice_id: str):

@@ -1,6 +1,7 @@
 """Budgets, alert rules and alert history under /api/v1/cogs/."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from django.shortcuts import get_object_or_404
@@ -163,7 +164,7 @@ class BudgetDetail(APIView):
 class _SecretRotate(APIView):
     # A new signing secret for a budget or a rule (`owner_model`).
     permission_classes = [CanManageBudgets]
-    owner_model: type[CostBudget] | type[AlertRule] = CostBudget
+    owner_model: type[CostBudget] | type[AlertRule]  # each subclass's
 
     def rotated(self, request, owner_id: int) -> Response:
         owner = get_object_or_404(self.owner_model, pk=owner_id, tenant=request.tenant)
@@ -172,6 +173,8 @@ class _SecretRotate(APIView):
 
 
 class BudgetSecretRotate(_SecretRotate):
+    owner_model = CostBudget
+
     @extend_schema(request=None, responses={201: SigningSecretOut})
     def post(self, request, budget_id: int):
         return self.rotated(request, budget_id)
@@ -358,7 +361,7 @@ class AlertDetail(APIView):
 class _AlertTransition(APIView):
     # An alert's move to another state: `transition` is the service that makes it.
     permission_classes = [CanManageBudgets]
-    transition = staticmethod(services.alert_acknowledge)
+    transition: Callable[..., Alert]  # each subclass's service
 
     @extend_schema(request=None, responses={200: AlertOut, 409: ERROR})
     def post(self, request, alert_id: int):

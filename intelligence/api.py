@@ -2,6 +2,7 @@
 forecast and what-if under /api/v1/analytics/cogs/."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 
@@ -159,7 +160,7 @@ class _SignalTransition(APIView):
     # A signal's move to another state: `transition` is the service that makes it.
     permission_classes = [CanAnswerSignals]
     renderer_classes = [ExactJSONRenderer]
-    transition = staticmethod(services.signal_acknowledge)
+    transition: Callable[..., Signal]  # each subclass's service
 
     @extend_schema(request=None, responses={200: SignalSchema, 404: None, 409: None})
     def post(self, request, signal_id: int):
