@@ -8,6 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from hypothesis import strategies as st
+
 from aforo import eventstore
 from aforo.catalog import customer_create
 from aforo.ledger import ledger_append, ledger_entry
@@ -26,6 +28,10 @@ PRODUCT_PAGE_EVENT = {
     "aiCogsUsd": "0.14", "infraCogsUsd": "0.03", "feeCogsUsd": "0.01",
     "inputTokens": 1000, "outputTokens": 200}
 
+
+# Amounts for property tests: up to 3 USD at the ledger's nanodollar quantum.
+ledger_amounts = st.decimals(min_value=0, max_value=Decimal("3"), places=9, allow_nan=False,
+                             allow_infinity=False)
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
@@ -242,11 +248,12 @@ def attribute(tenant: Tenant, event: dict[str, Any], amount: Decimal | str) -> N
 
 
 def send_batch(tenant: Tenant, events: list[dict[str, Any]], corrections: list[dict],
-               attributed: list[tuple[dict[str, Any], Decimal]]) -> None:
-    """One producer batch and what follows it: the events ingested, then their cost
+               attributed: list[tuple[dict[str, Any], Decimal]], *,
+               now: datetime | None = None) -> None:
+    """One producer batch and what follows it: the events ingested (at `now`), then their cost
     corrections appended, then each attributed (REVENUE and SETTLE entries)."""
     if events:
-        ingest(tenant, events)
+        ingest(tenant, events, now=now)
     if corrections:
         ledger_append(corrections)
     for event, amount in attributed:

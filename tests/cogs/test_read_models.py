@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,15 +14,14 @@ from hypothesis import strategies as st
 from aforo import eventstore
 from aforo.tenancy import tenant_create
 from cogs import queries
-from tests.factories import cost_correction_entry, ingest, send_batch
+from tests.factories import cost_correction_entry, ingest, ledger_amounts, send_batch
 
 pytestmark = pytest.mark.django_db
 FIRST, LAST = date(2026, 4, 1), date(2026, 4, 3)
 CUSTOMERS = ["cust_1", "cust_2", "cust_3", ""]
 PRODUCTS = ["prod_a", "prod_b"]
 PROVIDERS = ["Anthropic", "OpenAI", ""]
-money = st.decimals(min_value=0, max_value=Decimal("3"), places=9, allow_nan=False,
-                    allow_infinity=False)
+money = ledger_amounts
 
 batches = st.lists(st.lists(st.fixed_dictionaries({
     # Days just outside the period check its edges; a few shared seconds make ties.

@@ -14,7 +14,7 @@ from aforo.ledger import ledger_append
 from aforo.tenancy import tenant_create
 from cogs import queries
 from tests.conftest import api_client
-from tests.factories import cost_correction_entry, ingest, revenue_entry
+from tests.factories import cost_correction_entry, ingest, ledger_amounts, revenue_entry
 
 pytestmark = pytest.mark.django_db
 FIRST, LAST = date(2026, 4, 1), date(2026, 4, 3)
@@ -23,8 +23,7 @@ PRODUCTS = {"prod_a": "API_WITH_AI", "prod_b": "AI_AGENT", "prod_c": "SAAS"}
 MODELS = [("Anthropic", "claude-haiku-4-5"), ("OpenAI", "gpt-4o"), ("OpenAI", "o3"), ("", "")]
 BUCKETS = ("ai_cogs_usd", "infra_cogs_usd", "fee_cogs_usd", "unclassified_cogs_usd")
 
-money = st.decimals(min_value=0, max_value=Decimal("3"), places=9, allow_nan=False,
-                    allow_infinity=False)
+money = ledger_amounts
 signed_money = st.decimals(min_value=Decimal("-1"), max_value=Decimal("3"), places=9,
                            allow_nan=False, allow_infinity=False)
 event_strategy = st.fixed_dictionaries({

@@ -19,13 +19,12 @@ from aforo import eventstore
 from aforo.periods import Period
 from aforo.tenancy import tenant_create
 from cogs.queries import agents, usage
-from tests.factories import cost_correction_entry, ingest, send_batch
+from tests.factories import cost_correction_entry, ingest, ledger_amounts, send_batch
 
 pytestmark = pytest.mark.django_db
 FIRST, LAST = date(2026, 4, 1), date(2026, 4, 3)
 SESSIONS = [None, "s-1", "s-2", "s-3"]
-money = st.decimals(min_value=0, max_value=Decimal("3"), places=9, allow_nan=False,
-                    allow_infinity=False)
+money = ledger_amounts
 
 batches = st.lists(st.lists(st.fixed_dictionaries({
     # Days just outside the period check its edges (sessions straddle them); a few shared

@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from aforo import eventstore
-from aforo.ledger import ledger_append
 from aforo.ledger.query import MEASURES, Table
 from aforo.tenancy import tenant_create
 from cogs.expected import scope_margin
@@ -23,15 +22,21 @@ from ingestion.prices import model_price_create
 from margin_guard import impact
 from margin_guard.counters import decision_count, decision_counts_flush
 from margin_guard.models import GuardAction
-from tests.factories import attribute, cost_correction_entry, cost_source, ingest
+from tests.factories import (
+    attribute,
+    cost_correction_entry,
+    cost_source,
+    ingest,
+    ledger_amounts,
+    send_batch,
+)
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 4, 1, tzinfo=timezone.utc)
 HOURS = 6
 CUSTOMERS = ["cust_1", "cust_2", "cust_3", ""]
 MODELS = ["gpt-4o", "gpt-4o-mini", ""]
-money = st.decimals(min_value=0, max_value=Decimal("3"), places=9, allow_nan=False,
-                    allow_infinity=False)
+money = ledger_amounts
 instants = st.integers(min_value=0, max_value=HOURS * 3600).map(
     lambda s: T0 + timedelta(seconds=s))
 
@@ -122,12 +127,7 @@ def test_read_models_equal_the_ledger_and_give_its_report(store, generated, wind
                     "requested_model": spec["requested"]})
             if spec["attributed"] is not None:
                 attributed.append((event, spec["attributed"]))
-        if events:
-            ingest(tenant, events, now=T0 + timedelta(hours=HOURS + 1))
-        if corrections:
-            ledger_append(corrections)
-        for event, amount in attributed:
-            attribute(tenant, event, amount)
+        send_batch(tenant, events, corrections, attributed, now=T0 + timedelta(hours=HOURS + 1))
     if allocated and n:
         allocation_create(tenant=tenant, source=cost_source(tenant, "AWS_CUR"), first=T0.date(),
                           last=T0.date(), by="EVENTS", bucket="AI", amount=Decimal("1.000000001"))
