@@ -15,11 +15,11 @@ from __future__ import annotations
 import enum
 import heapq
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 from aforo.ledger.query import LedgerQuery, Table
 from aforo.models import Tenant
-from aforo.periods import Period
+from aforo.periods import Period, day_start
 
 
 class Unit(enum.StrEnum):
@@ -52,7 +52,7 @@ def _hourly(tenant: Tenant, period: Period, table: Table = Table.HOURLY) -> Ledg
 
 
 def _utc_midnight(moment: datetime, *, up: bool) -> datetime:
-    day = datetime.combine(moment.astimezone(timezone.utc).date(), time(), tzinfo=timezone.utc)
+    day = day_start(moment.astimezone(timezone.utc).date(), "UTC")
     return day + timedelta(days=1) if up and day < moment else day
 
 
