@@ -60,17 +60,8 @@ def feature_units(row: dict[str, Any], feature: str, expected: Decimal = ZERO) -
     return Decimal(sum(row[column] for column in FEATURE_COLUMNS.get(feature, ())))
 
 
-# A batch's matches, by (wallet, product, model): the most specific rate depends on nothing
-# else, so each event's wallets are matched once per batch, not once per question.
-RateMatches = dict[tuple[str, str, str], dict[str, BurnRate]]
-
-
-def matching_rates(wallet: WalletRule, row: dict[str, Any],
-                   memo: RateMatches | None = None) -> dict[str, BurnRate]:
+def matching_rates(wallet: WalletRule, row: dict[str, Any]) -> dict[str, BurnRate]:
     """Per feature, the most specific of the wallet's rates that matches the event."""
-    key = (wallet.ledger_id, row["product_id"], row["model"])
-    if memo is not None and key in memo:
-        return memo[key]
     best: dict[str, BurnRate] = {}
     for rate in wallet.burn_rates:
         if (rate.product_id and rate.product_id != row["product_id"]) or (
@@ -79,16 +70,13 @@ def matching_rates(wallet: WalletRule, row: dict[str, Any],
         held = best.get(rate.feature)
         if held is None or rate.specificity > held.specificity:
             best[rate.feature] = rate
-    if memo is not None:
-        memo[key] = best
     return best
 
 
-def event_burn(wallet: WalletRule, row: dict[str, Any], expected: Decimal = ZERO,
-               memo: RateMatches | None = None) -> Decimal:
+def event_burn(wallet: WalletRule, row: dict[str, Any], expected: Decimal = ZERO) -> Decimal:
     """The credits one whole event burns at `wallet`'s rates; `expected` is its expected
     revenue at ingest (`expected_at_ingest`)."""
-    best = matching_rates(wallet, row, memo)
+    best = matching_rates(wallet, row)
     if best:
         return sum((feature_units(row, f, expected) * r.credits_per_unit
                     for f, r in best.items()), ZERO)
@@ -96,8 +84,7 @@ def event_burn(wallet: WalletRule, row: dict[str, Any], expected: Decimal = ZERO
 
 
 def split_debits(wallets: tuple[WalletRule, ...], row: dict[str, Any], expected: Decimal,
-                 left: dict[str, int], memo: RateMatches | None = None,
-                 ) -> list[tuple[str, int]]:
+                 left: dict[str, int]) -> list[tuple[str, int]]:
     """[(wallet, nano-credits)] the event takes, in priority order; `left` (nano-credits each
     wallet has) is reduced by them. Each wallet charges, at its own rates, the part of the
     event the wallets before it did not pay for (exact: the fraction is kept as a ratio of
@@ -108,7 +95,7 @@ def split_debits(wallets: tuple[WalletRule, ...], row: dict[str, Any], expected:
         last = i == len(wallets) - 1
         if not last and left[wallet.ledger_id] <= 0:
             continue
-        owed = round(Fraction(event_burn(wallet, row, expected, memo)) * NANOS * unpaid)
+        owed = round(Fraction(event_burn(wallet, row, expected)) * NANOS * unpaid)
         if owed <= 0:
             break  # this wallet charges nothing for the rest: it is paid for
         take = owed if last else min(owed, left[wallet.ledger_id])
@@ -120,9 +107,8 @@ def split_debits(wallets: tuple[WalletRule, ...], row: dict[str, Any], expected:
     return out
 
 
-def _needs_expected(wallets: tuple[WalletRule, ...], row: dict[str, Any],
-                    memo: RateMatches) -> bool:
-    return any(not (m := matching_rates(w, row, memo)) or "REVENUE_USD" in m for w in wallets)
+def _needs_expected(wallets: tuple[WalletRule, ...], row: dict[str, Any]) -> bool:
+    return any(not (m := matching_rates(w, row)) or "REVENUE_USD" in m for w in wallets)
 
 
 def _in_flight_by_wallet(tenant_slug: str) -> dict[str, int]:
@@ -138,11 +124,11 @@ def _in_flight_by_wallet(tenant_slug: str) -> dict[str, int]:
     return out
 
 
-def _expected_revenues(tenant: Tenant, config: CreditConfig, rows: list[dict[str, Any]],
-                       memo: RateMatches) -> dict[str, Decimal]:
+def _expected_revenues(tenant: Tenant, config: CreditConfig,
+                       rows: list[dict[str, Any]]) -> dict[str, Decimal]:
     """Expected revenue at ingest of the rows some wallet prices by it (one read of the learnt
     rates, only when an event without provisional revenue needs them)."""
-    needing = [r for r in rows if _needs_expected(config.wallets[r["customer_id"]], r, memo)]
+    needing = [r for r in rows if _needs_expected(config.wallets[r["customer_id"]], r)]
     unsourced = {(r["customer_id"], r["product_id"]) for r in needing
                  if r["revenue_source"] not in ("CARRIED", "RATED")}
     rates = event_rates(tenant.slug, unsourced) if unsourced else {}
@@ -162,8 +148,7 @@ def debits_attach(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
     missing = {c for c in customers if c not in states}
     if missing:  # never published (a cold cache): the ledgers' sums, once
         states.update(credits_publish(tenant, missing, config=config))
-    memo: RateMatches = {}
-    expected = _expected_revenues(tenant, config, burning, memo)
+    expected = _expected_revenues(tenant, config, burning)
     with _lock:
         pending = _in_flight_by_wallet(tenant.slug)
         left: dict[str, int] = {}
@@ -175,7 +160,7 @@ def debits_attach(tenant: Tenant, rows: list[dict[str, Any]]) -> None:
         stamp = time.monotonic()
         for row in burning:
             debits = split_debits(config.wallets[row["customer_id"]], row,
-                                  expected.get(row["entry_id"], ZERO), left, memo)
+                                  expected.get(row["entry_id"], ZERO), left)
             if not debits:
                 continue
             row["credit_wallet_ids"] = [w for w, _n in debits]
