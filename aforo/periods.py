@@ -64,6 +64,12 @@ def day_start(day: date, time_zone: str) -> datetime:
     return local.astimezone(timezone.utc)
 
 
+def utc_midnight(moment: datetime, *, up: bool) -> datetime:
+    """The UTC midnight at or before `moment` (`up`: at or after it)."""
+    day = day_start(moment.astimezone(timezone.utc).date(), "UTC")
+    return day + timedelta(days=1) if up and day < moment else day
+
+
 def today_in(time_zone: str) -> date:
     return datetime.now(ZoneInfo(time_zone)).date()
 

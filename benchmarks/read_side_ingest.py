@@ -1,6 +1,6 @@
 """What a migration's views cost ingest (the read side's 0010 by default; --migration
-0014_usage_rollups or 0015_guard_impact): the ledger insert with and without them, each as a
-ratio to the engine's raw insert of the same rows, in one run.
+0014_usage_rollups, 0015_guard_impact or 0016_guard_impact_days): the ledger insert with and
+without them, each as a ratio to the engine's raw insert of the same rows, in one run.
 
 A fresh embedded store (or --clickhouse-url), migrated; batches of ledger rows (COST entries as
 ingest writes them, through `ledger_append`, with sessions of 8 events, a tool on every third
@@ -11,6 +11,7 @@ engine's raw insert), interleaved batch by batch so a change of load hits all th
     .venv/bin/python benchmarks/read_side_ingest.py [--batches 60] [--batch 1000]
     .venv/bin/python benchmarks/read_side_ingest.py --migration 0014_usage_rollups
     .venv/bin/python benchmarks/read_side_ingest.py --migration 0015_guard_impact
+    .venv/bin/python benchmarks/read_side_ingest.py --migration 0016_guard_impact_days
 """
 from __future__ import annotations
 

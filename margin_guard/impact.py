@@ -13,14 +13,20 @@ its first intervention against the margin since.
 - ROI: recovered ÷ what Aforo costs the tenant over the same window (its monthly cost
   prorated by hours; `GuardSettings`), null without that setting.
 
-The levers sum to the total by construction. Every read is of migration 0015's read models
-(`guard_downgraded`, `guard_customer_calls`, kept per second so any window is exact), except
-`scope_margin`'s for product accounts or a tenant with estimate rates; `read_models=False`
-reads the raw ledger instead, with the same figures.
+The levers sum to the total by construction. Every read is of the guard's read models, except
+`scope_margin`'s for product accounts or a tenant with estimate rates: the model switch reads a
+window's whole UTC days from migration 0016's `guard_downgraded_days` and its partial days from
+0015's `guard_downgraded` (per second, ordered by time); the refused calls' averages read
+`guard_customer_days` for a window of whole UTC days, else 0015's `guard_customer_calls` (per
+second, ordered by customer); the accounts read `guard_customer_calls`, so a window or an
+intervention at any second is exact. `read_models=False` reads the raw ledger instead, with the
+same figures.
 """
 from __future__ import annotations
 
+import itertools
 import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -31,6 +37,7 @@ from django.db.models import Sum
 from aforo.ledger.query import COST, DOWNGRADED, METERED, LedgerQuery, Table
 from aforo.models import Tenant
 from aforo.money import pct, usd
+from aforo.periods import utc_midnight
 from billing.estimates import has_rates
 from cogs.expected import ScopeMargin, scope_margin
 from ingestion.costing import Usage, ai_cost, money
@@ -45,20 +52,74 @@ AVERAGE_FALLBACK = timedelta(days=30)
 ACCOUNTS_SHOWN = 20
 
 
-def _downgraded(tenant: Tenant, read_models: bool) -> LedgerQuery:
-    """The downgraded calls' metered COST entries: their read model (0015), or the ledger."""
-    if read_models:
-        return LedgerQuery(tenant.slug, Table.GUARD_DOWNGRADED)
-    return LedgerQuery(tenant.slug).where_sql(f"{COST} AND {METERED}").where_sql(DOWNGRADED)
+Window = tuple[datetime, datetime]
+Shape = Callable[[LedgerQuery], LedgerQuery]  # what a read selects, filters and groups
 
 
-def _by_customer(tenant: Tenant, read_models: bool, *, costs: bool) -> LedgerQuery:
-    """Entries by customer (0015's read model ordered by customer, or the ledger); `costs`: the
-    COST entries only (the read model's cost measures count nothing else)."""
-    if read_models:
-        return LedgerQuery(tenant.slug, Table.GUARD_CUSTOMERS)
-    query = LedgerQuery(tenant.slug)
-    return query.where_sql(COST) if costs else query
+def _merged(windows: Iterable[Window]) -> list[Window]:
+    """Windows sorted, the empty dropped, those that touch joined."""
+    out: list[Window] = []
+    for start, end in sorted(w for w in windows if w[0] < w[1]):
+        if out and out[-1][1] >= start:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def day_split(start: datetime, end: datetime,
+              cuts: Iterable[datetime] = ()) -> tuple[list[Window], list[Window]]:
+    """[start, end) as whole UTC days (windows from midnight to midnight) and the seconds of
+    the partial days, with no whole day holding a cut (an instant a read splits at) inside:
+    a read flagging the entries since a cut then gets each day on its side."""
+    points = sorted({start, end, *(cut for cut in cuts if start < cut < end)})
+    days: list[Window] = []
+    seconds: list[Window] = []
+    for low, high in itertools.pairwise(points):
+        first, last = utc_midnight(low, up=True), utc_midnight(high, up=False)
+        if first < last:
+            days.append((first, last))
+            seconds += [(low, first), (last, high)]
+        else:
+            seconds.append((low, high))
+    return _merged(days), _merged(seconds)
+
+
+def _summed(rows: Iterable[dict], keys: Sequence[str]) -> list[dict]:
+    """Rows of one shape from several reads, summed per key."""
+    out: dict[tuple, dict] = {}
+    for row in rows:
+        key = tuple(row[k] for k in keys)
+        into = out.get(key)
+        if into is None:
+            out[key] = dict(row)
+        else:
+            for name, value in row.items():
+                if name not in keys:
+                    into[name] += value
+    return list(out.values())
+
+
+def _read(tenant: Tenant, read_models: bool, days: Table, seconds: Table, entries: str,
+          window: Window, shape: Shape, keys: Sequence[str], *, cuts: Iterable[datetime] = (),
+          split: bool = True) -> list[dict]:
+    """`shape`'s rows over [start, end), summed per key: the whole UTC days from the daily
+    read model `days` and the partial ones from the per-second one (`split` False: a window
+    with partial days all from the per-second one, in one read); or all of it from the raw
+    ledger's entries matching `entries`."""
+    if not read_models:
+        return shape(LedgerQuery(tenant.slug).between(*window).where_sql(entries)).fetch()
+    whole, partial = day_split(*window, cuts)
+    if partial and not split:
+        whole, partial = [], [window]
+    rows = [row for table, ranges in ((days, whole), (seconds, partial)) if ranges
+            for row in shape(LedgerQuery(tenant.slug, table).within(ranges)).fetch()]
+    return _summed(rows, keys)
+
+
+def _by_customer(tenant: Tenant, read_models: bool) -> LedgerQuery:
+    """Every entry by customer: 0015's read model ordered by customer, or the ledger."""
+    return LedgerQuery(tenant.slug, Table.GUARD_CUSTOMERS if read_models else Table.LEDGER)
 
 
 @dataclass(frozen=True)
@@ -214,11 +275,12 @@ def impact_report(*, tenant: Tenant, start: datetime, end: datetime, accounts: b
 
 def _model_switch(tenant: Tenant, report: ImpactReport, read_models: bool = True) -> None:
     card = rate_card_for(tenant)
-    rows = (_downgraded(tenant, read_models).between(report.start, report.end)
-            .dimensions("day", "provider", "requested_model")
-            .measures("events", "tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning",
-                      "cogs_ai")
-            .group_by("day", "provider", "requested_model").fetch())
+    keys = ("day", "provider", "requested_model")
+    rows = _read(tenant, read_models, Table.GUARD_DOWNGRADED_DAYS, Table.GUARD_DOWNGRADED,
+                 f"{COST} AND {METERED} AND {DOWNGRADED}",
+                 (report.start, report.end), lambda q: q.dimensions(*keys).measures(
+                     "events", "tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning",
+                     "cogs_ai").group_by(*keys), keys)
     for row in rows:
         noon = datetime.combine(row["day"], time(12), tzinfo=timezone.utc)
         requested, calls = row["requested_model"], row["events"]
@@ -246,15 +308,24 @@ def _call_costs(tenant: Tenant, customers: set[str], start: datetime, end: datet
     [start, end), and (with `split_at`) in [split_at, end) from the same read."""
     if not customers:
         return {}, {}
-    query = (_by_customer(tenant, read_models, costs=True).between(start, end)
-             .where_in("customer_id", sorted(customers))
-             .dimensions("customer_id", "tool_name", "model").measures("cogs", "events")
-             .group_by("customer_id", "tool_name", "model"))
-    if split_at is not None:
-        query = query.flag_since("after_split", split_at).group_by("after_split")
+    keys = ("customer_id", "tool_name", "model", *(("after_split",) if split_at else ()))
+
+    def shape(query: LedgerQuery) -> LedgerQuery:
+        query = (query.where_in("customer_id", sorted(customers))
+                 .dimensions("customer_id", "tool_name", "model").measures("cogs", "events"))
+        if split_at is not None:
+            query = query.flag_since("after_split", split_at)
+        return query.group_by(*keys)
+
     whole: Costs = {}
     since_split: Costs = {}
-    for row in query.fetch():
+    # :TRICKY: the per-second read model is ordered by customer, so a read of it costs each
+    # customer a few granules however short the time: partial days read there cost as much as
+    # the whole window (measured: benchmarks/RESULTS.md, 0016), so a window with any is read
+    # there whole, and only a window of whole UTC days from the daily read model.
+    for row in _read(tenant, read_models, Table.GUARD_CUSTOMER_DAYS, Table.GUARD_CUSTOMERS, COST,
+                     (start, end), shape, keys, cuts=[split_at] if split_at else [],
+                     split=False):
         for costs, inside in ((whole, True), (since_split, row.get("after_split", 0))):
             if not inside:
                 continue
@@ -339,7 +410,9 @@ def _accounts_grouped(tenant: Tenant, chosen: list, end: datetime,
     first intervention."""
     at = {customer: action.at for (customer, _p), action in chosen}
     lows = {c: at[c] - (end - at[c]) for c in at}
-    rows = (_by_customer(tenant, read_models, costs=False).between(min(lows.values()), end)
+    # One read of the per-second read model: a customer's month is a granule or two of it,
+    # and a daily split would read each customer twice.
+    rows = (_by_customer(tenant, read_models).between(min(lows.values()), end)
             .where_in("customer_id", sorted(at)).since_each("customer_id", lows)
             .dimensions("customer_id").flag_since_each("after", "customer_id", at)
             .measures(*_SCOPE_MEASURES).group_by("customer_id", "after").fetch())

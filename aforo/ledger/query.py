@@ -54,11 +54,16 @@ class Table(enum.Enum):
     # and each customer's calls by tool and model with the figures of its margin.
     GUARD_DOWNGRADED = "guard_downgraded"
     GUARD_CUSTOMERS = "guard_customer_calls"
+    # Both by UTC day (0016): the impact report reads whole days here, and partial ones from
+    # guard_downgraded and the (time-ordered) ledger.
+    GUARD_DOWNGRADED_DAYS = "guard_downgraded_days"
+    GUARD_CUSTOMER_DAYS = "guard_customer_days"
 
     @property
     def by_day(self) -> bool:
         return self in (Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED, Table.COST_LINES,
-                        Table.COST_IMPORT_LINES, Table.USAGE_CUSTOMERS)
+                        Table.COST_IMPORT_LINES, Table.USAGE_CUSTOMERS,
+                        Table.GUARD_DOWNGRADED_DAYS, Table.GUARD_CUSTOMER_DAYS)
 
     @property
     def time_column(self) -> str:
@@ -108,7 +113,11 @@ def _summed(column: str, tables: Sequence[Table] = (*_USAGE, Table.SESSIONS), *,
         inner = f"sumIfMerge({column})" if table is Table.SESSIONS else f"sum({column})"
         return f"toInt64({inner})" if count else inner
     return {table: over(table) for table in tables}
-_GUARD = (Table.GUARD_DOWNGRADED, Table.GUARD_CUSTOMERS)
+# Margin Guard's impact read models (0015 by second, 0016 by day): the downgraded calls, and
+# each customer's calls by tool and model.
+_DOWNGRADED = (Table.GUARD_DOWNGRADED, Table.GUARD_DOWNGRADED_DAYS)
+_CUSTOMER_CALLS = (Table.GUARD_CUSTOMERS, Table.GUARD_CUSTOMER_DAYS)
+_GUARD = (*_DOWNGRADED, *_CUSTOMER_CALLS)
 
 
 @dataclass(frozen=True)
@@ -138,15 +147,15 @@ MEASURES: dict[str, Measure] = {
                        # one row per event, a copy possible until merged (0010)
                        Table.CUSTOMER_EVENTS: "toInt64(uniqExact(event_id))"}),
     "tokens_in": Measure(f"toInt64(sumIf(input_tokens, {COST}))", {
-        **_rollup("toInt64(sum(tokens_in))", (*_ALL_ROLLUPS, Table.GUARD_DOWNGRADED)),
+        **_rollup("toInt64(sum(tokens_in))", (*_ALL_ROLLUPS, *_DOWNGRADED)),
         **_summed("tokens_in")}),
     "tokens_out": Measure(f"toInt64(sumIf(output_tokens, {COST}))", {
-        **_rollup("toInt64(sum(tokens_out))", (*_ALL_ROLLUPS, Table.GUARD_DOWNGRADED)),
+        **_rollup("toInt64(sum(tokens_out))", (*_ALL_ROLLUPS, *_DOWNGRADED)),
         **_summed("tokens_out")}),
     "tokens_cached": Measure(f"toInt64(sumIf(cached_input_tokens, {COST}))",
-                             {Table.GUARD_DOWNGRADED: "toInt64(sum(tokens_cached))"}),
+                             _rollup("toInt64(sum(tokens_cached))", _DOWNGRADED)),
     "tokens_reasoning": Measure(f"toInt64(sumIf(reasoning_tokens, {COST}))",
-                                {Table.GUARD_DOWNGRADED: "toInt64(sum(tokens_reasoning))"}),
+                                _rollup("toInt64(sum(tokens_reasoning))", _DOWNGRADED)),
     "tool_calls_n": Measure(f"toInt64(sumIf(tool_calls, {COST}))",
                             {Table.HOURLY: "toInt64(sum(tool_calls_n))",
                              **_summed("tool_calls_n")}),
@@ -154,14 +163,14 @@ MEASURES: dict[str, Measure] = {
                                  {Table.HOURLY: "toInt64(sum(reasoning_steps_n))",
                                   **_summed("reasoning_steps_n")}),
     "cogs_ai": Measure(f"sumIf(ai_cogs_usd, {COST})",
-                       _rollup("sum(cogs_ai)", (*_DAILY, Table.GUARD_DOWNGRADED))),
+                       _rollup("sum(cogs_ai)", (*_DAILY, *_DOWNGRADED))),
     "cogs_infra": Measure(f"sumIf(infra_cogs_usd, {COST})", _rollup("sum(cogs_infra)")),
     "cogs_fee": Measure(f"sumIf(fee_cogs_usd, {COST})", _rollup("sum(cogs_fee)")),
     "cogs_unclassified": Measure(f"sumIf(unclassified_cogs_usd, {COST})",
                                  _rollup("sum(cogs_unclassified)")),
     "cogs": Measure(f"sumIf({COGS_SUM}, {COST})",
                     {**_rollup("sum(cogs_ai + cogs_infra + cogs_fee + cogs_unclassified)"),
-                     Table.HOURLY: "sum(cogs)", Table.GUARD_CUSTOMERS: "sum(cogs)",
+                     Table.HOURLY: "sum(cogs)", **_rollup("sum(cogs)", _CUSTOMER_CALLS),
                      **_summed("cogs", _MONEY_ROLLUPS, count=False)}),
     "revenue": Measure(f"sumIf(revenue_usd, {REVENUE})",
                        {**_rollup("sum(revenue)", (*_DAILY, Table.GUARD_CUSTOMERS)),
@@ -221,26 +230,27 @@ DIMENSIONS: dict[str, frozenset[Table]] = {
         "attribution_run_id", "cost_source", "revenue_source", "allocation_id")},
     "customer_id": frozenset({Table.LEDGER, Table.DAILY_CUSTOMERS, Table.UNSOURCED, Table.CREDITS,
                               Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS,
-                              Table.USAGE_CUSTOMERS, Table.GUARD_CUSTOMERS}),
+                              Table.USAGE_CUSTOMERS, *_CUSTOMER_CALLS}),
     "product_id": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
                              Table.REVENUE_RATES, Table.HOURLY, Table.CUSTOMER_EVENTS,
                              Table.USAGE_HOURLY}),
-    "tool_name": frozenset({Table.LEDGER, Table.USAGE_HOURLY, Table.GUARD_CUSTOMERS}),
+    "tool_name": frozenset({Table.LEDGER, Table.USAGE_HOURLY, *_CUSTOMER_CALLS}),
     "agent": frozenset({Table.LEDGER, Table.USAGE_HOURLY}),
     "session_id": frozenset({Table.LEDGER, Table.SESSIONS}),
     "product_type": frozenset({Table.LEDGER, Table.DAILY}),
     "provider": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS,
-                           Table.CUSTOMER_EVENTS, Table.GUARD_DOWNGRADED, *_LINES}),
+                           Table.CUSTOMER_EVENTS, *_DOWNGRADED, *_LINES}),
     "model": frozenset({Table.LEDGER, Table.DAILY, Table.UNSOURCED, Table.EVENT_COSTS, *_GUARD,
                         *_LINES}),
-    "requested_model": frozenset({Table.LEDGER, Table.GUARD_DOWNGRADED}),
+    "requested_model": frozenset({Table.LEDGER, *_DOWNGRADED}),
     "day": frozenset({Table.LEDGER, Table.DAILY, Table.DAILY_CUSTOMERS, Table.UNSOURCED,
                       Table.HOURLY, Table.CUSTOMER_EVENTS, *_GUARD, *_LINES, *_USAGE}),
     "hour": frozenset({Table.HOURLY, Table.USAGE_HOURLY}),
     "event_id": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS,
                            Table.CUSTOMER_EVENTS, Table.CREDITS}),
     "occurred_at": frozenset({Table.LEDGER, Table.EVENT_COSTS, Table.EVENT_IDS,
-                              Table.CUSTOMER_EVENTS, Table.CREDITS, *_GUARD}),
+                              Table.CUSTOMER_EVENTS, Table.CREDITS, Table.GUARD_DOWNGRADED,
+                              Table.GUARD_CUSTOMERS}),
     "entry_id": frozenset({Table.LEDGER, Table.CREDITS}),
     "recorded_at": frozenset({Table.LEDGER, Table.CREDITS, *_LINES}),
     "entry_type": frozenset({Table.LEDGER, Table.CREDITS}),
@@ -267,6 +277,9 @@ class Period(Protocol):
 
     @property
     def end_at(self) -> datetime: ...
+
+
+_EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
 def _check_column(table: Table, column: str) -> str:
@@ -303,7 +316,8 @@ class LedgerQuery:
         selected = []
         for column in columns:
             _check_column(self.table, column)
-            if column == "day" and self.table in (Table.LEDGER, Table.CUSTOMER_EVENTS, *_GUARD):
+            if column == "day" and self.table in (Table.LEDGER, Table.CUSTOMER_EVENTS,
+                                                  Table.GUARD_DOWNGRADED, Table.GUARD_CUSTOMERS):
                 selected.append(f"{RAW_DAY} AS day")
             elif column == "day" and self.table in (Table.HOURLY, Table.USAGE_HOURLY):
                 selected.append(f"{HOURLY_DAY} AS day")
@@ -344,6 +358,21 @@ class LedgerQuery:
             f"{column} >= %(w_start)s AND {column} < %(w_end)s",),
             params={"w_start": start, "w_end": end, "time_zone": time_zone})
 
+    def within(self, ranges: Sequence[tuple[datetime, datetime]]) -> LedgerQuery:
+        """Entries in any of the windows [start, end); on a daily read model each window is
+        whole UTC days (its bounds midnights), and a day counts if it starts inside."""
+        # :TRICKY: the column itself against typed bounds, so the primary key prunes.
+        column = "day" if self.table.by_day else self.table.time_column
+        clauses, params = [], {}
+        for n, (start, end) in enumerate(ranges):
+            name = f"wi{len(self._where)}_{n}"  # unique to this condition
+            clauses.append(f"({column} >= %({name}_from)s AND {column} < %({name}_to)s)")
+            params.update({f"{name}_from": self._bound(start), f"{name}_to": self._bound(end)})
+        if not self.table.by_day:  # the `day` of these instants: UTC unless set
+            params["time_zone"] = self._params.get("time_zone", "UTC")
+        return self._with(_where=self._where + (
+            f"({' OR '.join(clauses)})" if clauses else "0",), params=params)
+
     def where(self, **equal: Any) -> LedgerQuery:
         """Whitelisted columns equal to values; None leaves a column unfiltered."""
         clauses, params = [], {}
@@ -378,28 +407,41 @@ class LedgerQuery:
         """Entries at or after each `column` value's own instant (other values: none); with
         `flag_since_each`, one read holds every value's window."""
         return self._with(_where=self._where + (
-            f"{self._epoch()} >= {self._instant_of(column, instants, 'se')}",),
-            params=self._instants_params(column, instants, "se"))
+            f"{self._epoch()} >= {self._instant_of(column, 'se')}",),
+            params=self._instants_params(instants, "se"))
 
     def flag_since(self, name: str, instant: datetime) -> LedgerQuery:
         """Select `name`: 1 for entries at or after `instant`, else 0, to group by (one read
-        serves windows that share their end)."""
+        serves windows that share their end; on a daily read model, days starting at or after
+        it)."""
         return self._with(_select=self._select + (
-            f"toUInt8({self.table.time_column} >= %(fl_{name})s) AS {name}",),
-            _flags=self._flags + (name,), params={f"fl_{name}": instant})
+            f"toUInt8({self._epoch()} >= %(fl_{name})s) AS {name}",),
+            _flags=self._flags + (name,), params={f"fl_{name}": int(instant.timestamp())})
 
     def flag_since_each(self, name: str, column: str,
                         instants: Mapping[str, datetime]) -> LedgerQuery:
         """Select `name`: 1 for entries at or after their `column` value's own instant."""
         return self._with(_select=self._select + (
-            f"toUInt8({self._epoch()} >= {self._instant_of(column, instants, name)}) "
-            f"AS {name}",), _flags=self._flags + (name,),
-            params=self._instants_params(column, instants, name))
+            f"toUInt8({self._epoch()} >= {self._instant_of(column, name)}) AS {name}",),
+            _flags=self._flags + (name,), params=self._instants_params(instants, name))
 
     def _epoch(self) -> str:
+        """The entry's instant in epoch seconds (a day's: its UTC midnight)."""
+        # :TRICKY: a Date converts to its day number, on 18.16 and the current engine alike.
+        if self.table.by_day:
+            return "toUInt32(day) * 86400"
         return f"toUInt32({self.table.time_column})"
 
-    def _instant_of(self, column: str, instants: Mapping[str, datetime], name: str) -> str:
+    def _bound(self, instant: datetime) -> datetime | date:
+        """A window's bound as the time column's type (a daily read model's: a UTC day)."""
+        if not self.table.by_day:
+            return instant
+        days, rest = divmod(int(instant.timestamp()), 86400)
+        if rest:
+            raise ValueError(f"{self.table.value} holds whole UTC days, not {instant}")
+        return date.fromordinal(_EPOCH_DAY + days)
+
+    def _instant_of(self, column: str, name: str) -> str:
         # :TRICKY: transform() maps each row's value to its own instant; epoch seconds as
         # UInt32 arrays keep the types equal on 18.16 and the current engine alike, and a value
         # not named maps past every instant.
@@ -408,8 +450,7 @@ class LedgerQuery:
                 f"toUInt32(4294967295))")
 
     @staticmethod
-    def _instants_params(column: str, instants: Mapping[str, datetime],
-                         name: str) -> dict[str, Any]:
+    def _instants_params(instants: Mapping[str, datetime], name: str) -> dict[str, Any]:
         keys = sorted(instants)
         return {f"ie_{name}_keys": keys,
                 f"ie_{name}_at": [int(instants[k].timestamp()) for k in keys]}

@@ -15,11 +15,11 @@ from __future__ import annotations
 import enum
 import heapq
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 from aforo.ledger.query import LedgerQuery, Table
 from aforo.models import Tenant
-from aforo.periods import Period, day_start
+from aforo.periods import Period, utc_midnight
 
 
 class Unit(enum.StrEnum):
@@ -51,10 +51,6 @@ def _hourly(tenant: Tenant, period: Period, table: Table = Table.HOURLY) -> Ledg
     return LedgerQuery(tenant.slug, table).period(period)
 
 
-def _utc_midnight(moment: datetime, *, up: bool) -> datetime:
-    day = day_start(moment.astimezone(timezone.utc).date(), "UTC")
-    return day + timedelta(days=1) if up and day < moment else day
-
 
 def _per_customer(tenant: Tenant, period: Period, use_rollups: bool) -> list[dict]:
     """Each customer's units over the period's hours: the whole UTC days from the daily
@@ -62,8 +58,8 @@ def _per_customer(tenant: Tenant, period: Period, use_rollups: bool) -> list[dic
     if not use_rollups:
         return (_hourly(tenant, period).dimensions("customer_id").measures(*_MEASURES)
                 .group_by("customer_id").fetch())
-    days_from = _utc_midnight(period.start_at, up=True)
-    days_to = max(days_from, _utc_midnight(period.end_at, up=False))
+    days_from = utc_midnight(period.start_at, up=True)
+    days_to = max(days_from, utc_midnight(period.end_at, up=False))
     parts = [LedgerQuery(tenant.slug, Table.USAGE_CUSTOMERS)
              .where_sql("day >= %(u_from)s AND day < %(u_to)s", u_from=days_from.date(),
                         u_to=days_to.date())] if days_from < days_to else []

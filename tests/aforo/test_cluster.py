@@ -182,7 +182,8 @@ def _send_until_accepted(client, batch, outcomes, *, within_s: float = 150):
 
 _READ_MODELS_LOCAL = ("ledger_event_ids_local", "ledger_daily_local", "ledger_hourly_local",
                       "ledger_daily_customers_local", "ledger_customer_events_local",
-                      "usage_daily_customers_local", "guard_customer_calls_local")
+                      "usage_daily_customers_local", "guard_customer_calls_local",
+                      "guard_customer_days_local")
 
 
 def _read_model_mismatches(tenant_slug, n):
@@ -197,7 +198,8 @@ def _read_model_mismatches(tenant_slug, n):
                            ("ledger_daily_customers", "sum(events)"),
                            ("ledger_customer_events", "uniqExact(event_id)"),
                            ("usage_daily_customers", "sum(events)"),
-                           ("guard_customer_calls", "sum(events)")):
+                           ("guard_customer_calls", "sum(events)"),
+                           ("guard_customer_days", "sum(events)")):
         got = eventstore.tenant_query(
             tenant_slug, f"SELECT toInt64({measure}) AS n FROM {table} "
                          "WHERE tenant_id = %(tenant_id)s")[0]["n"]

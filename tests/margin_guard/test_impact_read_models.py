@@ -1,8 +1,9 @@
-"""The impact report's read models (event-store migration 0015) are caches of the ledger: after
-any mix of ingests (downgraded calls, tools, models, provisional revenue or none), cost
-corrections, allocations and attributions (REVENUE and SETTLE entries), each holds exactly what
-the raw ledger says, and the report read from them gives the figures the raw ledger gives for
-windows and interventions at any second, on every event-store backend."""
+"""The impact report's read models (event-store migrations 0015 by second and 0016 by UTC day)
+are caches of the ledger: after any mix of ingests (downgraded calls, tools, models, provisional
+revenue or none), cost corrections, allocations and attributions (REVENUE and SETTLE entries),
+each holds exactly what the raw ledger says, and the report read from them (whole days from the
+daily tables, partial ones from the per-second tables) gives the figures the raw ledger gives
+for windows and interventions at any second over several days, on every event-store backend."""
 from __future__ import annotations
 
 import uuid
@@ -33,16 +34,16 @@ from tests.factories import (
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2026, 4, 1, tzinfo=timezone.utc)
-HOURS = 6
+SPAN = 3 * 86400  # three UTC days, so windows hold whole days and partial ones
+EDGES = [0, 1, 3599, 86399, 86400, 86401, 2 * 86400 - 1, 2 * 86400]  # around midnights
 CUSTOMERS = ["cust_1", "cust_2", "cust_3", ""]
 MODELS = ["gpt-4o", "gpt-4o-mini", ""]
 money = ledger_amounts
-instants = st.integers(min_value=0, max_value=HOURS * 3600).map(
+instants = st.one_of(st.sampled_from([*EDGES, SPAN]), st.integers(0, SPAN)).map(
     lambda s: T0 + timedelta(seconds=s))
 
 batches = st.lists(st.lists(st.fixed_dictionaries({
-    "second": st.one_of(st.sampled_from([0, 3599, 3600, 7200]),
-                        st.integers(0, HOURS * 3600 - 1)),
+    "second": st.one_of(st.sampled_from(EDGES), st.integers(0, SPAN - 1)),
     "customer": st.sampled_from(CUSTOMERS),
     "model": st.sampled_from(MODELS),
     "requested": st.sampled_from(["", "gpt-4o", "gpt-4o-mini"]),
@@ -59,36 +60,37 @@ def _rows(tenant, sql: str) -> list[tuple]:
     return sorted(tuple(r.values()) for r in eventstore.tenant_query(tenant.slug, sql, {}))
 
 
+_DOWNGRADED = ("guard_downgraded", "guard_downgraded_days")
+_CUSTOMER_CALLS = ("guard_customer_calls", "guard_customer_days")
+
+
 def _cache_equals_ledger(tenant) -> None:
-    """Each read model, summed per key, against the same sums over the raw ledger (rows whose
-    sums are all zero dropped on both sides: a summing table drops them when it merges)."""
-    cached = _rows(tenant, "SELECT occurred_at, provider, requested_model, model, "
-                           "toInt64(sum(events)) AS e, toInt64(sum(tokens_in)) AS i, "
-                           "toInt64(sum(tokens_out)) AS o, sum(cogs_ai) AS c FROM guard_downgraded "
-                           "WHERE tenant_id = %(tenant_id)s "
-                           "GROUP BY occurred_at, provider, requested_model, model "
-                           "HAVING e != 0 OR i != 0 OR o != 0 OR c != 0")
-    raw = _rows(tenant, "SELECT occurred_at, provider, requested_model, "
-                        "model, toInt64(sum(event_count)) AS e, toInt64(sum(input_tokens)) AS i, "
-                        "toInt64(sum(output_tokens)) AS o, sum(ai_cogs_usd) AS c FROM ledger "
-                        "WHERE tenant_id = %(tenant_id)s AND entry_type = 'COST' "
-                        "AND allocation_id = '' AND requested_model != '' "
-                        "AND requested_model != model "
-                        "GROUP BY occurred_at, provider, requested_model, model "
-                        "HAVING e != 0 OR i != 0 OR o != 0 OR c != 0")
-    assert cached == raw
-    measures = ("events", "cogs", "revenue", "revenue_carried", "revenue_rated",
+    """Each read model, summed per key (its second or its UTC day), against the same sums over
+    the raw ledger (rows whose sums are all zero dropped on both sides: a summing table drops
+    them when it merges)."""
+    for table, (raw_time, time) in zip((*_DOWNGRADED, *_CUSTOMER_CALLS), (
+            ("occurred_at", "occurred_at"), ("toDate(occurred_at)", "day")) * 2, strict=True):
+        if table in _DOWNGRADED:
+            keys, measures = "provider, requested_model, model", (
+                "events", "tokens_in", "tokens_out", "tokens_cached", "tokens_reasoning",
+                "cogs_ai")
+            where = ("AND entry_type = 'COST' AND allocation_id = '' AND requested_model != '' "
+                     "AND requested_model != model")
+        else:  # the daily table holds the COST entries' calls and cost only
+            keys, where = "customer_id, tool_name, model", ""
+            measures = ("events", "cogs") if table.endswith("_days") else (
+                "events", "cogs", "revenue", "revenue_carried", "revenue_rated",
                 "events_unsourced", "b_cogs")
-    nonzero = " OR ".join(f"{m} != 0" for m in measures)
-    cached = _rows(tenant, "SELECT occurred_at, customer_id, tool_name, model, " + ", ".join(
-        f"{MEASURES[m].read_models[Table.GUARD_CUSTOMERS]} AS {m}" for m in measures)
-        + " FROM guard_customer_calls WHERE tenant_id = %(tenant_id)s "
-          f"GROUP BY occurred_at, customer_id, tool_name, model HAVING {nonzero}")
-    raw = _rows(tenant, "SELECT occurred_at, customer_id, tool_name, "
-                        "model, " + ", ".join(f"{MEASURES[m].raw} AS {m}" for m in measures)
-                + " FROM ledger WHERE tenant_id = %(tenant_id)s "
-                  f"GROUP BY occurred_at, customer_id, tool_name, model HAVING {nonzero}")
-    assert cached == raw
+        nonzero = " OR ".join(f"{m} != 0" for m in measures)
+        cached = _rows(tenant, f"SELECT {time} AS t, {keys}, " + ", ".join(
+            f"{MEASURES[m].over(Table(table))} AS {m}" for m in measures)
+            + f" FROM {table} WHERE tenant_id = %(tenant_id)s "
+              f"GROUP BY t, {keys} HAVING {nonzero}")
+        raw = _rows(tenant, f"SELECT {raw_time} AS t, {keys}, " + ", ".join(
+            f"{MEASURES[m].raw} AS {m}" for m in measures)
+            + f" FROM ledger WHERE tenant_id = %(tenant_id)s {where} "
+              f"GROUP BY t, {keys} HAVING {nonzero}")
+        assert cached == raw, table
 
 
 @settings(max_examples=12, deadline=None,
@@ -127,7 +129,7 @@ def test_read_models_equal_the_ledger_and_give_its_report(store, generated, wind
                     "requested_model": spec["requested"]})
             if spec["attributed"] is not None:
                 attributed.append((event, spec["attributed"]))
-        send_batch(tenant, events, corrections, attributed, now=T0 + timedelta(hours=HOURS + 1))
+        send_batch(tenant, events, corrections, attributed, now=T0 + timedelta(seconds=SPAN + 3600))
     if allocated and n:
         allocation_create(tenant=tenant, source=cost_source(tenant, "AWS_CUR"), first=T0.date(),
                           last=T0.date(), by="EVENTS", bucket="AI", amount=Decimal("1.000000001"))
@@ -155,6 +157,47 @@ def test_read_models_equal_the_ledger_and_give_its_report(store, generated, wind
                                              end=end, customer_id=account.customer_id)
 
 
+@pytest.mark.parametrize("window", [
+    (T0, T0 + timedelta(days=2)),  # whole UTC days: the daily read models
+    (T0 + timedelta(days=1), T0 + timedelta(days=3)),
+    (T0 + timedelta(hours=5), T0 + timedelta(days=2, hours=7)),  # partial days at both ends
+    (T0 + timedelta(days=31), T0 + timedelta(days=62)),  # longer than the fallback's 30 days
+], ids=["days", "later-days", "partial", "fallback-split"])
+def test_windows_of_whole_and_partial_days_give_the_ledgers_report(store, tenant, window):
+    """Calls on both sides of midnights (downgraded ones, tools, a correction), refused calls
+    counted, an intervention mid-day: the report from the daily and per-second read models is
+    the raw ledger's, for windows of whole days, partial days and one holding the fallback's
+    30 days (a cut inside a day)."""
+    for model, price_in, price_out in (("gpt-4o", "2.5", "10"), ("gpt-4o-mini", "0.15", "0.6")):
+        model_price_create(tenant=tenant, provider="OpenAI", model=model,
+                           effective_from=T0 - timedelta(days=2),
+                           input_per_1m=Decimal(price_in), output_per_1m=Decimal(price_out))
+    start, end = window
+    span = (end - start).total_seconds()
+    events = [{"eventId": f"w{n}", "customerId": f"cust_{n % 3}", "productId": "prod_chat",
+               "occurredAt": start + timedelta(seconds=int(span * n / 40) - 1800),
+               "provider": "OpenAI", "model": "gpt-4o-mini" if n % 2 else "gpt-4o",
+               "cogsUsd": f"0.{n + 10}", "inputTokens": 1000 + n, "outputTokens": 100,
+               **({"requestedModel": "gpt-4o"} if n % 2 else {}),
+               **({"toolName": "batch"} if n % 3 == 1 else {}),
+               **({"revenueUsd": "0.50"} if n % 4 else {})} for n in range(45)]
+    send_batch(tenant, events, [cost_correction_entry(tenant, events[7], ai_cogs_usd="0.05")],
+               [(events[3], Decimal("1.25"))], now=start + 2 * (end - start))
+    at = start + timedelta(seconds=int(span / 2) + 777)
+    GuardAction.objects.create(
+        tenant=tenant, customer_id="cust_1", product_id="", from_level=0, to_level=2,
+        mode="ENFORCE", cost_usd=0, revenue_usd=0, events_evaluated=0, reason="test",
+        actor="test", at=at)
+    for customer in ("cust_0", "cust_1", "cust_9"):
+        decision_count(tenant.slug, customer, "prod_chat", "batch", "BLOCKED", at=at)
+        decision_count(tenant.slug, customer, "prod_chat", "gpt-4o", "RATE_LIMITED", at=at)
+    decision_counts_flush()
+    served = impact.impact_report(tenant=tenant, start=start, end=end)
+    assert served.throttled_calls and served.blocked_estimate_usd and served.accounts
+    assert served.as_json() == impact.impact_report(tenant=tenant, start=start, end=end,
+                                                    read_models=False).as_json()
+
+
 def test_calls_a_minute_either_side_of_an_intervention_count_on_their_side(store, tenant):
     """The read model keeps each second: events a minute before and after an intervention at
     10:30 count before and after it."""
@@ -176,9 +219,11 @@ def test_calls_a_minute_either_side_of_an_intervention_count_on_their_side(store
     assert (account.after.events, account.after.cogs_usd) == (1, Decimal("0.50"))
 
 
-def test_the_migration_copies_what_the_ledger_already_holds(store, tenant):
-    """0015's copy of the existing ledger (run here on this tenant's entries, which the views
-    already hold, so the tables then hold each figure twice) fills every column from its own."""
+@pytest.mark.parametrize("migration", ["0015_guard_impact", "0016_guard_impact_days"])
+def test_the_migration_copies_what_the_ledger_already_holds(store, tenant, migration):
+    """A migration's copy of the existing ledger (run here on this tenant's entries, which the
+    views already hold, so the tables then hold each figure twice) fills every column from its
+    own."""
     from importlib import import_module
 
     from aforo.eventstore.migrate import topology_for
@@ -192,29 +237,34 @@ def test_the_migration_copies_what_the_ledger_already_holds(store, tenant):
                **({"toolName": "batch"} if n % 3 else {})} for n in range(6)]
     ingest(tenant, events, now=at + timedelta(hours=1))
     attribute(tenant, events[0], "1.00")
-    once = {table: _sums(tenant, table) for table in SUMS}
-    migration = import_module("aforo.eventstore.migrations.0015_guard_impact")
-    copies = [sql for sql in migration.statements(topology_for(eventstore.get_store()))
+    module = import_module(f"aforo.eventstore.migrations.{migration}")
+    tables = list(module.TABLES)
+    once = {table: _sums(tenant, table) for table in tables}
+    copies = [sql for sql in module.statements(topology_for(eventstore.get_store()))
               if sql.startswith("INSERT")]
-    assert len(copies) == 2
+    assert [sql.split()[2] for sql in copies] == tables
     for sql in copies:  # the copy, of this tenant's entries only (the test store is shared)
         eventstore.command(sql.replace(
             " FROM ledger ", " FROM (SELECT * FROM ledger WHERE tenant_id = %(tenant)s) "),
             {"tenant": tenant.slug})
-    for table, (keys, _measures) in SUMS.items():
+    for table in tables:
+        keys = SUMS[table][0]
         assert once[table] and all(any(row[keys:]) for row in once[table])
         assert _sums(tenant, table) == [(*row[:keys], *(2 * v for v in row[keys:]))
                                         for row in once[table]]
 
 
+_DOWNGRADED_SUMS = "events tokens_in tokens_out tokens_cached tokens_reasoning cogs_ai"
 SUMS = {  # each table: how many key columns lead, and its measures
-    "guard_downgraded": (4, "events tokens_in tokens_out tokens_cached tokens_reasoning "
-                                   "cogs_ai"),
+    "guard_downgraded": (4, _DOWNGRADED_SUMS), "guard_downgraded_days": (4, _DOWNGRADED_SUMS),
     "guard_customer_calls": (4, "events cogs revenue revenue_carried revenue_rated "
-                                 "events_unsourced b_cogs"),
+                                "events_unsourced b_cogs"),
+    "guard_customer_days": (4, "events cogs"),
 }
 KEYS = {"guard_downgraded": "occurred_at, provider, requested_model, model",
-        "guard_customer_calls": "occurred_at, customer_id, tool_name, model"}
+        "guard_downgraded_days": "day, provider, requested_model, model",
+        "guard_customer_calls": "occurred_at, customer_id, tool_name, model",
+        "guard_customer_days": "day, customer_id, tool_name, model"}
 
 
 def _sums(tenant, table: str) -> list[tuple]:
