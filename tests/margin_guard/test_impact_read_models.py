@@ -132,7 +132,8 @@ def test_read_models_equal_the_ledger_and_give_its_report(store, generated, wind
         send_batch(tenant, events, corrections, attributed, now=T0 + timedelta(seconds=SPAN + 3600))
     if allocated and n:
         allocation_create(tenant=tenant, source=cost_source(tenant, "AWS_CUR"), first=T0.date(),
-                          last=T0.date(), by="EVENTS", bucket="AI", amount=Decimal("1.000000001"))
+                          last=(T0 + timedelta(seconds=SPAN - 1)).date(), by="EVENTS",
+                          bucket="AI", amount=Decimal("1.000000001"))
 
     _cache_equals_ledger(tenant)
 
