@@ -54,8 +54,8 @@ class Table(enum.Enum):
     # and each customer's calls by tool and model with the figures of its margin.
     GUARD_DOWNGRADED = "guard_downgraded"
     GUARD_CUSTOMERS = "guard_customer_calls"
-    # Both by UTC day (0016): the impact report reads whole days here, and partial ones from
-    # guard_downgraded and the (time-ordered) ledger.
+    # Both by UTC day (0016): the impact report reads a window of whole days here, and partial
+    # days from the two above.
     GUARD_DOWNGRADED_DAYS = "guard_downgraded_days"
     GUARD_CUSTOMER_DAYS = "guard_customer_days"
 

@@ -51,7 +51,6 @@ def _hourly(tenant: Tenant, period: Period, table: Table = Table.HOURLY) -> Ledg
     return LedgerQuery(tenant.slug, table).period(period)
 
 
-
 def _per_customer(tenant: Tenant, period: Period, use_rollups: bool) -> list[dict]:
     """Each customer's units over the period's hours: the whole UTC days from the daily
     rollup, the hours before the first and after the last from the hourly one."""

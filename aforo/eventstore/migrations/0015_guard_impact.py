@@ -79,14 +79,20 @@ TABLES = {
 
 
 def statements(topology: Topology) -> list[str]:
+    return summing_statements(topology, TABLES, "occurred_at")
+
+
+def summing_statements(topology: Topology, tables: dict, time_key: str) -> list[str]:
+    """Each SummingMergeTree read model of `tables` (partitioned by month of `time_key`, the
+    SELECT's time column), its copy of the ledger, then its view (0015, 0016)."""
     out: list[str] = []
-    for table, (columns, order_by, select, where, dimensions, settings) in TABLES.items():
+    for table, (columns, order_by, select, where, dimensions, settings) in tables.items():
         # :TRICKY: SummingMergeTree sums rows of one key only when parts merge (and drops a
         # row whose measures all sum to zero); reads sum() and GROUP BY.
         out += create_table(topology, table, columns, engine="SummingMergeTree",
-                            partition_by="toYYYYMM(occurred_at)", order_by=order_by,
+                            partition_by=f"toYYYYMM({time_key})", order_by=order_by,
                             settings=settings)
-        group = f"GROUP BY tenant_id, occurred_at, {dimensions}"
+        group = f"GROUP BY tenant_id, {time_key}, {dimensions}"
         out.append(f"INSERT INTO {table} {select} FROM ledger {where} {group}")
         out.append(
             f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_mv{topology.on_cluster} "

@@ -20,7 +20,7 @@ views would count them twice in a summing table). 15 s at 10M events embedded.
 """
 import importlib
 
-from aforo.eventstore.schema import Topology, create_table, view_source
+from aforo.eventstore.schema import Topology
 
 _0015 = importlib.import_module("aforo.eventstore.migrations.0015_guard_impact")
 
@@ -51,14 +51,4 @@ TABLES = {
 
 
 def statements(topology: Topology) -> list[str]:
-    out: list[str] = []
-    for table, (columns, order_by, select, where, dimensions, settings) in TABLES.items():
-        out += create_table(topology, table, columns, engine="SummingMergeTree",
-                            partition_by="toYYYYMM(day)", order_by=order_by, settings=settings)
-        group = f"GROUP BY tenant_id, day, {dimensions}"
-        out.append(f"INSERT INTO {table} {select} FROM ledger {where} {group}")
-        out.append(
-            f"CREATE MATERIALIZED VIEW IF NOT EXISTS {table}_mv{topology.on_cluster} "
-            f"TO {view_source(topology, table)} AS {select} "
-            f"FROM {view_source(topology, 'ledger')} {where} {group}")
-    return out
+    return _0015.summing_statements(topology, TABLES, "day")
