@@ -26,6 +26,7 @@ from django.conf import settings
 
 from aforo import eventstore
 from aforo.errors import unavailable_part
+from aforo.eventstore.errors import FeedStop
 from aforo.eventstore.unknown_writes import SETTLE_AFTER_S, unknown_writes_resolve
 from aforo.ledger.query import LedgerQuery, Table
 
@@ -35,12 +36,26 @@ CLAIM_TTL_MS = 60_000
 DONE_TTL_S = 300  # a fast path for quick retries; the ledger is the lasting truth
 WAIT_FOR_PENDING_S = 10.0
 DONE = b"done"
-UNKNOWN = b"unknown:"  # + the failure's time in ms: the claims of a write whose outcome is unknown
+# The claims of a write whose outcome is unknown: b"unknown:<the failure's time in ms>", then
+# "|" and its FeedStop when the error said where a shard stopped feeding the views.
+UNKNOWN = b"unknown:"
 UNKNOWN_TTL_S = 7 * 24 * 3600  # how long a retry of such a write is still settled exactly
 
 
 def _unknown_since_ms(state) -> int | None:
-    return int(state[len(UNKNOWN):]) if state is not None and state.startswith(UNKNOWN) else None
+    if state is None or not state.startswith(UNKNOWN):
+        return None
+    return int(state[len(UNKNOWN):].split(b"|", 1)[0])
+
+
+def unknown_state(since_ms: int, stop: FeedStop | None) -> bytes:
+    return UNKNOWN + str(since_ms).encode() + (b"|" + stop.encode().encode() if stop else b"")
+
+
+def unknown_stop(state: bytes) -> FeedStop | None:
+    """The FeedStop an unknown-outcome claim recorded, if any."""
+    _since, _bar, stop = state[len(UNKNOWN):].partition(b"|")
+    return FeedStop.decode(stop.decode()) if stop else None
 
 
 def _settle_cutoff_ms() -> int:
@@ -84,6 +99,7 @@ class ClaimResult:
     duplicates: list[str] = field(default_factory=list)
     pending: list[str] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)  # taken over from an unknown-outcome write
+    stops: dict[str, FeedStop] = field(default_factory=dict)  # of those, where feeding stopped
     unsettled: list[str] = field(default_factory=list)  # of such a write too recent to settle
     read: list = field(default_factory=list)  # the values of `reads`, in the same round trip
 
@@ -118,6 +134,8 @@ class LocalClaims:
                 elif since <= _settle_cutoff_ms():
                     self._state[(tenant, event_id)] = token
                     result.unknown.append(event_id)
+                    if (stop := unknown_stop(state)) is not None:
+                        result.stops[event_id] = stop
                 else:
                     result.unsettled.append(event_id)
         return result
@@ -136,8 +154,8 @@ class LocalClaims:
         self._settle(tenant, ids, token, DONE if ok else None)
 
     def keep_unknown(self, tenant: str, ids: Iterable[str], token: bytes, *,
-                     since_ms: int) -> None:
-        self._settle(tenant, ids, token, UNKNOWN + str(since_ms).encode())
+                     since_ms: int, stop: FeedStop | None = None) -> None:
+        self._settle(tenant, ids, token, unknown_state(since_ms, stop))
 
     def _settle(self, tenant: str, ids: Iterable[str], token: bytes, state: bytes | None) -> None:
         with self._cond:
@@ -161,8 +179,8 @@ class RedisClaims:
         self.redis = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
         # One round trip per batch: claim every free key, and say of the others whether they
         # are done (1 claimed, 2 done, 3 in flight elsewhere); the claims of a write whose
-        # outcome is unknown are taken over once ARGV[4] (ms) is past their time (4), else
-        # left (5).
+        # outcome is unknown are taken over once ARGV[4] (ms) is past their time (their
+        # state is returned, which may say where the write stopped), else left (5).
         # The first ARGV[3] keys are claimed; the rest are only read (GET, '' when absent),
         # so the caller's other reads (the rate card's and plans' versions) share the trip.
         self.url = url
@@ -174,8 +192,8 @@ class RedisClaims:
             "  else local v = redis.call('GET', key) "
             "    if v == 'done' then out[i] = 2 "
             "    elseif v and string.sub(v, 1, 8) == 'unknown:' then "
-            "      if tonumber(string.sub(v, 9)) <= tonumber(ARGV[4]) then "
-            "        redis.call('SET', key, ARGV[1], 'PX', ARGV[2]) out[i] = 4 "
+            "      if tonumber(string.match(v, '^unknown:(%d+)')) <= tonumber(ARGV[4]) then "
+            "        redis.call('SET', key, ARGV[1], 'PX', ARGV[2]) out[i] = v "
             "      else out[i] = 5 end "
             "    else out[i] = 3 end end "
             "end return out"
@@ -204,9 +222,14 @@ class RedisClaims:
         outcomes = self._claim(keys=[*(self._key(tenant, e) for e in ids), *reads],
                                args=[token, CLAIM_TTL_MS, len(ids), _settle_cutoff_ms()])
         buckets = {1: result.claimed, 2: result.duplicates, 3: result.pending,
-                   4: result.unknown, 5: result.unsettled}
+                   5: result.unsettled}
         for event_id, outcome in zip(ids, outcomes, strict=False):
-            buckets[outcome].append(event_id)
+            if isinstance(outcome, bytes):  # an unknown-outcome write's state: taken over
+                result.unknown.append(event_id)
+                if (stop := unknown_stop(outcome)) is not None:
+                    result.stops[event_id] = stop
+            else:
+                buckets[outcome].append(event_id)
         result.read = outcomes[len(ids):]
         return result
 
@@ -223,8 +246,8 @@ class RedisClaims:
         self._settle(tenant, ids, token, DONE if ok else b"", DONE_TTL_S)
 
     def keep_unknown(self, tenant: str, ids: Iterable[str], token: bytes, *,
-                     since_ms: int) -> None:
-        self._settle(tenant, ids, token, UNKNOWN + str(since_ms).encode(), UNKNOWN_TTL_S)
+                     since_ms: int, stop: FeedStop | None = None) -> None:
+        self._settle(tenant, ids, token, unknown_state(since_ms, stop), UNKNOWN_TTL_S)
 
     def _settle(self, tenant: str, ids: Iterable[str], token: bytes, state: bytes,
                 ttl_s: int) -> None:
@@ -252,11 +275,12 @@ def _in_flight(state) -> bool:
 
 
 def unknown_keep(claims, tenant: str, claimed: list[str], ids: list[str],
-                 token: bytes) -> None:
+                 token: bytes, stop: FeedStop | None = None) -> None:
     """Keep the claims of `ids`, whose write's outcome is unknown, until a retry settles
-    them; release the rest of `claimed` (they were not in the write)."""
+    them (with where a shard stopped feeding the views, if the error said); release the rest
+    of `claimed` (they were not in the write)."""
     try:
-        claims.keep_unknown(tenant, ids, token, since_ms=int(time.time() * 1000))
+        claims.keep_unknown(tenant, ids, token, since_ms=int(time.time() * 1000), stop=stop)
         claims.finish(tenant, claimed, token, ok=False)  # the kept ones are no longer ours
     except Exception as exc:
         if unavailable_part(exc) is None:
@@ -267,23 +291,31 @@ def unknown_keep(claims, tenant: str, claimed: list[str], ids: list[str],
 
 
 def unknown_resolve(claims, tenant: str, ids: list[str], token: bytes,
+                    stops: dict[str, FeedStop] | None = None,
                     ) -> tuple[list[str], list[str], list[str]]:
-    """Settle the claims this request took over from a write whose outcome was unknown:
-    (in the ledger: done; never written: still claimed by us, to write; undecided: kept
-    unknown, as a replica did not answer)."""
+    """Settle the claims this request took over from a write whose outcome was unknown
+    (`stops`: where feeding stopped, by event id): (in the ledger: done; never written: still
+    claimed by us, to write; undecided: kept unknown, as a replica did not answer)."""
     store = eventstore.get_store()
+    progress = dict(stops or {})  # a repair that fails midway says how far it fed
     try:
         if store.cluster:
-            found = unknown_writes_resolve(store, tenant_id=tenant, event_ids=ids)
+            found = unknown_writes_resolve(store, tenant_id=tenant, event_ids=ids,
+                                           stops=progress)
             written, absent = found.written, found.absent
             if found.repaired:
                 log.warning("fed the read models of %d events an unconfirmed write had "
-                            "skipped", len(found.repaired))
+                            "skipped: %s; summing views judged by the id-holding views "
+                            "for %d", len(found.repaired), found.fed, len(found.judged))
         else:
             written = already_in_ledger(tenant, ids)
             absent = set(ids) - written
     except Exception as exc:
-        claims.keep_unknown(tenant, ids, token, since_ms=0)  # settled by the next retry
+        by_stop: dict[FeedStop | None, list[str]] = {}
+        for event_id in ids:
+            by_stop.setdefault(progress.get(event_id), []).append(event_id)
+        for stop, some in by_stop.items():  # settled by the next retry
+            claims.keep_unknown(tenant, some, token, since_ms=0, stop=stop)
         if unavailable_part(exc) is None:
             raise
         return [], [], ids

@@ -222,7 +222,7 @@ def _settle_unknown(tenant: Tenant, claimed: dedupe.ClaimResult, slots: dict[str
     unsettled.extend(claimed.unsettled)
     if claimed.unknown:
         done, absent, undecided = dedupe.unknown_resolve(claims, tenant.slug, claimed.unknown,
-                                                         token)
+                                                         token, claimed.stops)
         for event_id in done:
             slots[event_id].status = DUPLICATE
         claimed.claimed.extend(absent)
@@ -262,11 +262,13 @@ def _write_claimed(tenant: Tenant, card: RateCard, decoded: dict[str, Event],
             pre_insert_run(tenant, rows)  # credit debits ride in the events' own insert
             committer.insert(rows)
         ok = True
-    except InsertOutcomeUnknown:
+    except InsertOutcomeUnknown as exc:
         # Some rows may be in a shard's ledger: their claims stay until a retry settles them.
         ok = True  # settled here, not released below
+        log.warning("a write of %d events has an unknown outcome (stopped at: %s): %s",
+                    len(rows), exc.stop, exc)
         dedupe.unknown_keep(claims, tenant.slug, claimed, [row["event_id"] for row in rows],
-                            token)
+                            token, exc.stop)
         raise
     finally:
         if not ok:

@@ -22,7 +22,7 @@ from aforo.eventstore.errors import (
     EmbeddedStoreLocked,
     EventStoreError,
     EventStoreUnavailable,
-    InsertNotConfirmed,
+    FeedStop,
     InsertOutcomeUnknown,
 )
 from aforo.eventstore.escaping import render
@@ -370,12 +370,15 @@ CLUSTER_SETTINGS: dict[str, Any] = {
 # the node we talk to was writing to it; POCO_EXCEPTION: connection refused or reset). They
 # answer 503 like an unreachable server.
 UNAVAILABLE_CODES = frozenset({285, 286, 319, 279, 234, 289, 369, 159, 210, 209, 32, 1000})
-# Of those, the ones an INSERT gets when the refusing shard wrote nothing (its replicas were
-# checked before the write, or none could be reached): TOO_FEW_LIVE_REPLICAS,
-# UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE, ALL_CONNECTION_TRIES_FAILED. Any other failure of a
-# cluster insert leaves its outcome unknown (docs/eventstore.md, "Writes whose outcome is
-# unknown").
-REFUSED_BEFORE_WRITING = frozenset({285, 286, 279})
+# A cluster INSERT that fails leaves its outcome unknown, whatever the code: a shard refuses a
+# write before it writes (TOO_FEW_LIVE_REPLICAS, UNSATISFIED_QUORUM_FOR_PREVIOUS_WRITE), but the
+# same codes come from the quorum write of a materialized view's target, after the ledger's block
+# is written (docs/eventstore.md, "Writes whose outcome is unknown"). The codes that a view's own
+# write raises before writing:
+REFUSED_BEFORE_WRITING = frozenset({285, 286})
+_PUSHING_TO = re.compile(r"while pushing to view [^.\s]+\.`?(\w+)`?")
+_RECEIVED_FROM = re.compile(r"Received from ([^\s]+?:\d+)\.")
+_CODE = re.compile(r"Code: (\d+)")
 
 
 class ServerStore(EventStore):
@@ -484,12 +487,13 @@ class ServerStore(EventStore):
         sql = f"INSERT INTO {_identifier(table)} ({', '.join(map(_identifier, columns))}) VALUES"
         try:
             self._execute(sql, data, columnar=True)
-        except EventStoreUnavailable as exc:
-            if not self.cluster:
+        except EventStoreError as exc:
+            if not self.cluster or not _from_server(exc):
                 raise
-            if getattr(exc.__cause__, "code", None) in REFUSED_BEFORE_WRITING:
-                raise InsertNotConfirmed(str(exc)) from exc
-            raise InsertOutcomeUnknown(f"{exc} (this insert's outcome is unknown)") from exc
+            connection = self._client().connection
+            here = f"{connection.host}:{connection.port}" if connection.host else ""
+            raise InsertOutcomeUnknown(f"{exc} (this insert's outcome is unknown)",
+                                       stop=feed_stop_parse(str(exc), here)) from exc
         return len(cells[0])
 
     def command(self, sql: str, params: Mapping[str, Any] | None = None, *,
@@ -522,6 +526,32 @@ class ServerStore(EventStore):
         for client in self._local.__dict__.get("clients", {}).values():
             client.disconnect()
         self._local = threading.local()
+
+
+def _from_server(exc: EventStoreError) -> bool:
+    """Whether the error came back from the server or the network (the insert was sent), not
+    from the driver refusing to serialize it (nothing sent)."""
+    from clickhouse_driver import errors as ch_errors
+
+    return isinstance(exc, EventStoreUnavailable) or isinstance(exc.__cause__,
+                                                                ch_errors.ServerException)
+
+
+def feed_stop_parse(message: str, here: str) -> FeedStop | None:
+    """Where a failed cluster insert stopped feeding the ledger's views, from its message
+    ("Received from <node>. ... while pushing to view <db>.<view>"); `here` is the node we
+    sent it to, which wrote its own shard's part. None when the message names no view."""
+    view = _PUSHING_TO.search(message)
+    if view is None:
+        return None
+    node = _RECEIVED_FROM.search(message)
+    return FeedStop(node=node.group(1) if node else here, view=view.group(1),
+                    wrote=not write_refused(message))
+
+
+def write_refused(message: str) -> bool:
+    """Whether a failed write's error says it was refused before anything was written."""
+    return bool({int(c) for c in _CODE.findall(message)} & REFUSED_BEFORE_WRITING)
 
 
 def _server_cell(value: Any) -> Any:

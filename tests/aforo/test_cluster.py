@@ -4,6 +4,7 @@ whole shard going down loses and doubles nothing.
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -180,10 +181,12 @@ def _send_until_accepted(client, batch, outcomes, *, within_s: float = 150):
     raise AssertionError("the batch never landed")
 
 
+_ID_MODELS = {"ledger_event_ids", "ledger_customer_events", "ledger_event_costs"}
 _READ_MODELS_LOCAL = ("ledger_event_ids_local", "ledger_daily_local", "ledger_hourly_local",
                       "ledger_daily_customers_local", "ledger_customer_events_local",
                       "usage_daily_customers_local", "guard_customer_calls_local",
-                      "guard_customer_days_local")
+                      "guard_customer_days_local", "ledger_event_costs_local",
+                      "usage_hourly_agents_local")
 
 
 def _read_model_mismatches(tenant_slug, n):
@@ -199,7 +202,9 @@ def _read_model_mismatches(tenant_slug, n):
                            ("ledger_customer_events", "uniqExact(event_id)"),
                            ("usage_daily_customers", "sum(events)"),
                            ("guard_customer_calls", "sum(events)"),
-                           ("guard_customer_days", "sum(events)")):
+                           ("guard_customer_days", "sum(events)"),
+                           ("ledger_event_costs", "count()"),
+                           ("usage_hourly_agents", "sum(events)")):
         got = eventstore.tenant_query(
             tenant_slug, f"SELECT toInt64({measure}) AS n FROM {table} "
                          "WHERE tenant_id = %(tenant_id)s")[0]["n"]
@@ -208,19 +213,16 @@ def _read_model_mismatches(tenant_slug, n):
     return found
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known gap: in full runs a replica killed mid-ingest still doubled some events, once in "
-    "ledger_daily only (1722 for 1650) and once in the ledger itself (1698 rows for 1650 "
-    "events); the quorum-timeout case (below) is settled exactly. Issue 22's note."))
 @pytest.mark.django_db(transaction=True)
-def test_a_replica_killed_mid_ingest_loses_and_doubles_nothing(cluster, tenant):
-    """Node 3 (shard 2's first replica) dies while four producers send; reads keep answering
-    from node 4; writes to shard 2 wait for the quorum or answer 503 until node 3 is back,
-    producers retry, nothing is lost and both replicas agree. Counted exactly once, also the
-    writes node 3 committed as it died (their outcome unknown: settled by the retry), and
-    every read model holds each event once."""
+def test_a_replica_killed_mid_ingest_loses_and_doubles_nothing(cluster, tenant, caplog):
+    """Node 3 (shard 2's first replica) dies while four producers send, after some batches
+    have landed, so writes are in flight as it dies; reads keep answering from node 4; writes
+    to shard 2 answer 503 until node 3 is back, producers retry, nothing is lost and both
+    replicas agree. Counted exactly once, also the writes node 3 committed or half fed as it
+    died (their outcome unknown: settled by the retry), and every read model holds each event
+    once."""
     batches = [_events(range(k * 100, k * 100 + 150)) for k in range(16)]  # overlapping
-    outcomes: list[int] = []
+    outcomes: list = []
     answers = []
     errors = []
 
@@ -237,7 +239,10 @@ def test_a_replica_killed_mid_ingest_loses_and_doubles_nothing(cluster, tenant):
     threads = [threading.Thread(target=producer, args=(batches[i::4],)) for i in range(4)]
     for t in threads:
         t.start()
-    time.sleep(0.5)
+    deadline = time.monotonic() + 60
+    while len(answers) < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(answers) >= 4, (answers, outcomes, errors)
     cluster.kill_node(3)
     # Reads answer while the replica is down (from node 4).
     read_while_down = _ledger_counts(tenant.slug)
@@ -252,17 +257,72 @@ def test_a_replica_killed_mid_ingest_loses_and_doubles_nothing(cluster, tenant):
     assert read_while_down["events"] <= len(sent)
     _sync_replicas(cluster, "ledger_local")
     counts = _ledger_counts(tenant.slug)
-    assert counts["ids"] == len(sent)  # nothing lost
+    assert counts["ids"] == len(sent), outcomes  # nothing lost
+    assert counts["entries"] == len(sent), outcomes  # nothing doubled
     per_node = _per_node(cluster, "SELECT count() AS n FROM ledger_local "
                                   "WHERE tenant_id = %(tenant_id)s", tenant.slug)
     assert per_node[3] == per_node[4] and per_node[1] == per_node[2]  # replicas agree
     assert per_node[1] + per_node[3] == len(sent)
     _sync_replicas(cluster, *_READ_MODELS_LOCAL)
     wrong = _read_model_mismatches(tenant.slug, len(sent))
+    # The read models that hold event ids are asked by the repair: exact, always.
+    assert [w for w in wrong if w[0] in _ID_MODELS] == [], (wrong, outcomes)
     if wrong:
-        # Seen once in a full run (a rollup fed by the crashing insert and again by the
-        # retry's repair): the ledger and dedupe stay exact, a read model is doubled.
-        pytest.xfail(f"known gap: read models doubled after a replica crash: {wrong}")
+        # A summing view cannot be asked. Where no error named the view the write stopped at
+        # (node 3 died mid-feed), the repair judges it by the id-holding views around it, and a
+        # view fed just before the death is fed again: never a loss, and at most once more
+        # for each event so judged (docs/eventstore.md, the case left open).
+        judged = sum(int(m) for m in re.findall(r"judged by the id-holding views for (\d+)",
+                                                caplog.text))
+        assert all(len(sent) < found <= len(sent) + judged for _t, _m, found in wrong), \
+            (wrong, judged)
+        pytest.xfail(f"known gap (docs/eventstore.md): node 3 died mid-feed; summing read "
+                     f"models fed again for events judged by their id views: {wrong}")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_write_failing_while_pushing_to_a_view_is_settled_once(cluster, tenant):
+    """Shard 2's block is written to the ledger and fed to the views up to `ledger_daily_mv`,
+    whose own write times out on its quorum (neither of the shard's replicas fetches it from
+    the other); 18.16 then skips every view after it. The retry feeds each view only what it
+    lacks: the views before the stop and the stop itself are not fed again, the ones after it
+    are, and shard 1 (which wrote everything) is left alone."""
+    client = api_client(tenant, "DEVELOPER")
+    # On both replicas: the Distributed table sends shard 2's block to node 3 or, after node 3
+    # was down in an earlier test, to node 4.
+    replicas = [cluster.node_store(3), cluster.node_store(4)]
+    for node in replicas:
+        node.command("SYSTEM STOP FETCHES ledger_daily_local")
+    try:
+        down = client.post("/api/v1/events", {"events": _events(range(200))}, format="json")
+    finally:
+        for node in replicas:
+            node.command("SYSTEM START FETCHES ledger_daily_local")
+            node.close()
+    assert down.status_code == 503
+    assert "could not confirm this write" in down.json()["error"]["message"]
+    # What the write left on shard 2: the views before the stop hold the block, the ones
+    # after it do not (on the replica that wrote it, the other one fetches the ledger's part).
+    on_shard_2 = {table: max(_per_node_on(cluster, node, f"SELECT toInt64({measure}) AS n "
+                                          f"FROM {table} WHERE tenant_id = %(tenant_id)s",
+                                          tenant.slug) for node in (3, 4))
+                  for table, measure in (("ledger_local", "count()"),
+                                         ("ledger_customer_events_local", "count()"),
+                                         ("ledger_daily_local", "sum(events)"),
+                                         ("ledger_event_ids_local", "count()"),
+                                         ("ledger_hourly_local", "sum(events)"))}
+    assert on_shard_2["ledger_local"] > 0
+    assert on_shard_2["ledger_customer_events_local"] == on_shard_2["ledger_local"]
+    assert on_shard_2["ledger_daily_local"] == on_shard_2["ledger_local"]
+    assert on_shard_2["ledger_event_ids_local"] == on_shard_2["ledger_hourly_local"] == 0
+    again = _send_until_accepted(client, _events(range(200)), [])
+    assert again["accepted"] + again["duplicates"] == 200
+    assert again["duplicates"] == 200  # every event was in the ledger
+    _sync_replicas(cluster, "ledger_local", *_READ_MODELS_LOCAL)
+    assert _read_model_mismatches(tenant.slug, 200) == []
+    per_node = _per_node(cluster, "SELECT toInt64(sum(events)) AS n FROM ledger_daily_local "
+                                  "WHERE tenant_id = %(tenant_id)s", tenant.slug)
+    assert per_node[3] == per_node[4] == on_shard_2["ledger_local"]  # replicas agree
 
 
 @pytest.mark.django_db(transaction=True)

@@ -217,3 +217,32 @@ def test_string_fast_path_renders_exactly_as_the_driver_escapes(text):
     from aforo.eventstore.escaping import _CONTEXT, render
 
     assert render("%(x)s", {"x": text}) == escape_param(text, _CONTEXT)
+
+
+# What a cluster insert raised when shard 2's quorum wait for `ledger_daily_local` timed out
+# (tests/aforo/test_cluster.py::test_a_write_failing_while_pushing_to_a_view_is_settled_once).
+_STOPPED_AT_A_VIEW = (
+    "ClickHouse cluster aforo_test: Code: 319.\nDB::Exception: Received from 127.0.0.1:56867. "
+    "DB::Exception: Unknown status, client must retry. Reason: Code: 159, e.displayText() = "
+    "DB::Exception: Timeout while waiting for quorum, e.what() = DB::Exception: while pushing "
+    "to view aforo_cluster.ledger_daily_mv.")
+
+
+def test_a_failed_cluster_insert_says_where_a_shard_stopped_feeding_the_views():
+    from aforo.eventstore.backends import feed_stop_parse
+    from aforo.eventstore.errors import FeedStop
+
+    stop = feed_stop_parse(_STOPPED_AT_A_VIEW, here="127.0.0.1:9000")
+    assert stop == FeedStop("127.0.0.1:56867", "ledger_daily_mv", wrote=True)
+    assert [stop.fed(v) for v in ("agent_sessions_mv", "ledger_daily_mv", "ledger_hourly_mv")] \
+        == [True, True, False]
+    assert FeedStop.decode(stop.encode()) == stop
+    # Refused before its own write (too few live replicas): the view itself lacks the block.
+    refused = feed_stop_parse("Code: 285. DB::Exception: Number of alive replicas (1) is less "
+                              "than requested quorum (2). while pushing to view "
+                              "db.`ledger_hourly_mv`", here="127.0.0.1:9000")
+    assert refused == FeedStop("127.0.0.1:9000", "ledger_hourly_mv", wrote=False)
+    assert not refused.fed("ledger_hourly_mv") and refused.fed("ledger_event_ids_mv")
+    assert feed_stop_parse("Code: 32. Attempt to read after eof", here="x:1") is None
+    complete = FeedStop("n:1", FeedStop.COMPLETE, wrote=True)
+    assert complete.fed("usage_hourly_agents_mv")

@@ -162,6 +162,29 @@ def test_the_claims_of_a_write_whose_outcome_is_unknown_are_kept_until_a_retry_s
     later_token = dedupe.new_claim_token()
     later = claims.try_claim(tenant, ["a"], later_token)
     assert later.unknown == ["a"]
+    assert later.stops == {}  # the error did not say where the write stopped
     assert claims.try_claim(tenant, ["a"], dedupe.new_claim_token()).pending == ["a"]
     claims.finish(tenant, ["a"], later_token, ok=True)
     assert claims.try_claim(tenant, ["a"], dedupe.new_claim_token()).duplicates == ["a"]
+
+
+@pytest.mark.parametrize("kind", ["local", "redis"])
+def test_an_unknown_outcome_keeps_where_the_write_stopped_feeding_the_views(
+        kind, settings, monkeypatch):
+    """The FeedStop an InsertOutcomeUnknown carried rides with the kept claims, and the retry
+    that takes them over gets it back (its repair feeds only the views after the stop)."""
+    from aforo.eventstore.errors import FeedStop
+
+    if kind == "redis" and not settings.REDIS_URL:
+        pytest.skip("no Redis")
+    claims = dedupe.LocalClaims() if kind == "local" else dedupe.RedisClaims(settings.REDIS_URL)
+    tenant = f"t-stop-{time.time_ns()}"
+    token = dedupe.new_claim_token()
+    stop = FeedStop("127.0.0.1:9003", "ledger_daily_mv", wrote=True)
+    assert claims.try_claim(tenant, ["a", "b", "c"], token).claimed == ["a", "b", "c"]
+    dedupe.unknown_keep(claims, tenant, ["a", "b", "c"], ["a", "b"], token, stop)
+    assert claims.try_claim(tenant, ["a"], dedupe.new_claim_token()).unsettled == ["a"]
+    monkeypatch.setattr(dedupe, "SETTLE_AFTER_S", 0)
+    later = claims.try_claim(tenant, ["a", "b", "c"], dedupe.new_claim_token())
+    assert (later.unknown, later.claimed) == (["a", "b"], ["c"])
+    assert later.stops == {"a": stop, "b": stop}
