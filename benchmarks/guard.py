@@ -240,13 +240,18 @@ def main() -> None:
                       "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{db}",
                       "REDIS_URL": "redis://127.0.0.1:6379/13", "CONN_MAX_AGE": "60",
                       "CLICKHOUSE_URL": clickhouse.url("aforo_guard")}
-            subprocess.run(["redis-cli", "-n", "13", "flushdb"], check=True,
-                           capture_output=True)
-            _manage(server, "migrate", "-v0")
-            _manage(server, "shell", "-v", "0", "-c", SETUP)
-            lines += in_process(server)
-            lines += over_http(server, args)
-            lines += against_noop(server, args)
+            try:
+                subprocess.run(["redis-cli", "-n", "13", "flushdb"], check=True,
+                               capture_output=True)
+                _manage(server, "migrate", "-v0")
+                _manage(server, "shell", "-v", "0", "-c", SETUP)
+                lines += in_process(server)
+                lines += over_http(server, args)
+                lines += against_noop(server, args)
+            finally:  # the run's own database goes with it
+                subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c",
+                                f"DROP DATABASE IF EXISTS {db} WITH (FORCE)"],
+                               capture_output=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     record("Margin Guard decision latency (benchmarks/guard.py)", lines)
