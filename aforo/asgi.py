@@ -10,6 +10,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from aforo.limits import BodyCeiling  # noqa: E402
 from aforo.routing import websocket_urlpatterns  # noqa: E402
 from aforo.runtime import freeze_startup_heap  # noqa: E402
 from aforo.schedule import start_in_process_schedule  # noqa: E402
@@ -18,7 +19,7 @@ from margin_guard.fastpath import DecideFastPath  # noqa: E402
 start_in_process_schedule()
 
 application = ProtocolTypeRouter({
-    "http": DecideFastPath(django_asgi_app),
+    "http": BodyCeiling(DecideFastPath(django_asgi_app)),
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })
 freeze_startup_heap()

@@ -58,6 +58,57 @@ class BodyLimitMiddleware:
         return None
 
 
+class BodyCeiling:
+    """ASGI: no request body over the largest cap any view has (AFORO_MAX_BODY_BYTES) reaches
+    Django, which reads a whole body (spooling it to disk) before any middleware runs.
+
+    A declared Content-Length over it is answered 413 without reading a byte; a body sent
+    without one (chunked) is read up to it, and answered 413 as soon as it is past. Each
+    view's own, smaller cap stays with BodyLimitMiddleware."""
+
+    def __init__(self, app, limit: int | None = None) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit or settings.AFORO_MAX_BODY_BYTES
+        declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        if declared is not None:
+            if declared.isdigit() and int(declared) > limit:
+                await _refuse(send, limit)
+                return
+            await self.app(scope, receive, send)  # the server holds the body to its length
+            return
+        messages, size = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > limit:
+                await _refuse(send, limit)
+                return
+            if not message.get("more_body"):
+                break
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(send, limit: int) -> None:
+    response = _too_large(limit)
+    headers = [(k.lower().encode(), v.encode()) for k, v in response.items()]
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [*headers, (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": response.content})
+
+
 def limited(view_func: Any, max_body_bytes: int) -> Any:
     """A plain view function with its own body cap."""
     view_func.max_body_bytes = max_body_bytes

@@ -159,3 +159,49 @@ def test_string_fields_still_refuse_surrogates_and_overlong_values_with_a_400(ap
                                content_type="application/json")
         assert response.status_code == 400
         assert response.json()["error"]["field"] == "name"
+
+
+def _answer_to(url: str, head: str, chunks=()) -> tuple[bytes, int]:
+    """Send a request's head, then `chunks` (of a chunked body) until the server answers;
+    (its answer, the body bytes sent before it)."""
+    import select
+    import socket
+    from urllib.parse import urlparse
+
+    where = urlparse(url)
+    sent = 0
+    with socket.create_connection((where.hostname, where.port), timeout=15) as sock:
+        sock.sendall(head.encode())
+        for chunk in chunks:
+            if select.select([sock], [], [], 0)[0]:
+                break
+            try:
+                sock.sendall(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                break
+            sent += len(chunk)
+        select.select([sock], [], [], 15)
+        return sock.recv(65536), sent
+
+
+def test_a_body_over_every_cap_is_refused_before_the_server_reads_it(live_api_url):
+    """Under ASGI, Django reads a whole body before any middleware: the ceiling in front of it
+    answers 413 on the declared length, without waiting for a byte of the body."""
+    declared = 20 * settings.AFORO_MAX_BODY_BYTES
+    answer, _sent = _answer_to(
+        live_api_url, f"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      f"Content-Type: application/json\r\nContent-Length: {declared}\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"payload_too_large" in answer
+
+
+def test_a_chunked_body_is_refused_once_it_passes_every_cap(live_api_url):
+    chunk = b"x" * (256 * 1024)
+    answer, sent = _answer_to(
+        live_api_url, "POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n",
+        chunks=[chunk] * (8 * settings.AFORO_MAX_BODY_BYTES // len(chunk)))
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert b"payload_too_large" in answer
+    # Answered once the body passed the cap, not after all 8 times the cap was sent.
+    assert sent < 2 * settings.AFORO_MAX_BODY_BYTES
