@@ -9,8 +9,10 @@ the field's camelCase API name (`capUsd`), and the console shows the message bes
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from django.db import IntegrityError, transaction
 from django.http import JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -51,6 +53,17 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     code = "conflict"
     status = 409
+
+
+@contextmanager
+def conflict_on_duplicate(message: str, *, field: str) -> Iterator[None]:
+    """The writes inside run in a savepoint; one that breaks a unique constraint (a name taken
+    in the tenant) is the Conflict `message` about `field`."""
+    try:
+        with transaction.atomic():
+            yield
+    except IntegrityError:
+        raise Conflict(message, field=field) from None
 
 
 def api_field(field: str | None) -> str | None:

@@ -3,7 +3,8 @@ alert rules and Margin Guard share.
 
 - A `Period` is calendar days first..last (both included) in a time zone: the dashboards'.
 - `period_parse` reads `from`/`to` as the API and the console take them (one end given: the
-  30 days from or to it; none: the last 30 days ending today); `period_preset` reads 7d/30d/90d.
+  30 days from or to it; none: the last 30 days ending today); `api_period_parse` is it for the
+  API (a 400 naming the parameter); `period_preset` reads 7d/30d/90d.
 - `period_bounds` is the month, quarter or year holding a moment (budgets); `window_bounds`
   a rolling window ending now or the month to date (alert rules, Margin Guard).
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
+
+from aforo.errors import ApiError
 
 DEFAULT_DAYS = 30
 MAX_PERIOD_DAYS = 731
@@ -114,6 +117,14 @@ def period_parse(first_raw: str | None, last_raw: str | None, *, time_zone: str)
         raise PeriodError(f"The period may span at most {MAX_PERIOD_DAYS} days.", field="from")
     return Period(first=first, last=last, time_zone=time_zone)
 
+
+
+def api_period_parse(first_raw: str | None, last_raw: str | None, *, time_zone: str) -> Period:
+    """`period_parse` for the API: a period it cannot read is a 400 naming the parameter."""
+    try:
+        return period_parse(first_raw, last_raw, time_zone=time_zone)
+    except PeriodError as exc:
+        raise ApiError(exc.message, field=exc.field) from None
 
 def period_preset(preset: str, *, time_zone: str) -> Period:
     """7d, 30d or 90d: that many days ending today."""

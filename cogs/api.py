@@ -9,10 +9,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aforo.errors import ApiError
 from aforo.money import CENT, MICRO, MoneyField, PctField, pct, rate, usd
 from aforo.pagination import envelope, int_param, page_of, page_request
-from aforo.periods import Period, PeriodError, period_parse
+from aforo.periods import Period, api_period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
 from cogs import queries, services
@@ -286,11 +285,8 @@ class DashboardSchema(_ExpectedSchema):
 
 def period_from_request(request, settings: CogsSettings) -> Period:
     """from/to (inclusive calendar days in the tenant's time zone); default the last 30 days."""
-    try:
-        return period_parse(request.query_params.get("from"), request.query_params.get("to"),
+    return api_period_parse(request.query_params.get("from"), request.query_params.get("to"),
                             time_zone=settings.time_zone)
-    except PeriodError as exc:
-        raise ApiError(exc.message, field=exc.field) from None
 
 
 def _optional(request, name: str) -> str | None:

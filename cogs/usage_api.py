@@ -8,10 +8,9 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aforo.errors import ApiError
 from aforo.money import pct
 from aforo.pagination import int_param
-from aforo.periods import Period, PeriodError, period_parse
+from aforo.periods import Period, api_period_parse
 from aforo.permissions import CanRead
 from aforo.renderers import ExactJSONRenderer
 from cogs.api import PERIOD_PARAMETERS, limit_param
@@ -28,11 +27,8 @@ MAX_TOP = 100
 
 
 def period_of(request) -> Period:
-    try:
-        return period_parse(request.query_params.get("from"), request.query_params.get("to"),
+    return api_period_parse(request.query_params.get("from"), request.query_params.get("to"),
                             time_zone=request.tenant.time_zone)
-    except PeriodError as exc:
-        raise ApiError(exc.message, field=exc.field) from None
 
 
 def _top(request) -> int:

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from aforo.errors import ApiError
 from aforo.money import MoneyField, PctField, pct, usd
 from aforo.pagination import page_of, page_rendered
-from aforo.periods import PeriodError, period_parse
+from aforo.periods import api_period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
 from cost_sources import allocations, queries, services
@@ -314,10 +314,7 @@ class AllocationListCreate(APIView):
         data = self.AllocationIn(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        try:
-            period = period_parse(values["from"], values["to"], time_zone="UTC")
-        except PeriodError as exc:
-            raise ApiError(exc.message, field=exc.field) from None
+        period = api_period_parse(values["from"], values["to"], time_zone="UTC")
         source = services.cost_source_get(tenant=request.tenant, source_id=values["sourceId"])
         allocation = allocations.allocation_create(
             tenant=request.tenant, source=source, first=period.first, last=period.last,
@@ -378,11 +375,8 @@ class Reconciliation(APIView):
         by = request.query_params.get("by", "provider")
         if by not in queries.GROUPS:
             raise ApiError("by must be provider, model or service.", field="by")
-        try:
-            period = period_parse(request.query_params.get("from"),
+        period = api_period_parse(request.query_params.get("from"),
                                   request.query_params.get("to"), time_zone="UTC")
-        except PeriodError as exc:
-            raise ApiError(exc.message, field=exc.field) from None
         tolerance = services.reconciliation_settings_get(tenant=request.tenant).tolerance_pct
         rows = queries.reconciliation(request.tenant.slug, first=period.first,
                                       last=period.last, by=by, tolerance_pct=tolerance)

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
-
 from aforo import outbound
-from aforo.errors import Conflict, DomainError, NotFound
+from aforo.errors import Conflict, DomainError, NotFound, conflict_on_duplicate
 from aforo.models import Tenant
 from cost_sources.credentials import credentials_seal
 from cost_sources.imports import (  # noqa: F401  (the services of an import)
@@ -52,14 +50,11 @@ def cost_source_create(*, tenant: Tenant, name: str, kind: str, mode: str = Mode
     """A source; `credentials` (a POLL source's API key) are stored sealed, never returned."""
     _check(kind, mode, name, base_url, schedule)
     sealed = credentials_seal(credentials) if credentials else ""
-    try:
-        with transaction.atomic():
-            return CostSource.objects.create(tenant=tenant, name=name.strip(), kind=kind,
-                                             mode=mode, base_url=base_url, schedule=schedule,
-                                             credentials_sealed=sealed)
-    except IntegrityError:
-        raise Conflict(f"A cost source named {name.strip()!r} exists already.",
-                       field="name") from None
+    with conflict_on_duplicate(f"A cost source named {name.strip()!r} exists already.",
+                               field="name"):
+        return CostSource.objects.create(tenant=tenant, name=name.strip(), kind=kind,
+                                         mode=mode, base_url=base_url, schedule=schedule,
+                                         credentials_sealed=sealed)
 
 
 def cost_source_update(*, source: CostSource, name: str | None = None,
@@ -76,12 +71,9 @@ def cost_source_update(*, source: CostSource, name: str | None = None,
         source.credentials_sealed = credentials_seal(credentials) if credentials else ""
     for key, value in changed.items():
         setattr(source, key, value.strip() if key == "name" else value)
-    try:
-        with transaction.atomic():
-            source.save()
-    except IntegrityError:
-        raise Conflict(f"A cost source named {source.name!r} exists already.",
-                       field="name") from None
+    with conflict_on_duplicate(f"A cost source named {source.name!r} exists already.",
+                               field="name"):
+        source.save()
     return source
 
 

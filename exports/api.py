@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.pagination import page_rendered, paged
-from aforo.periods import Period, PeriodError, period_parse
+from aforo.periods import Period, api_period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite, _RoleSet, sees_destinations
 from aforo.renderers import ExactJSONRenderer
 from exports import files, services
@@ -28,11 +28,8 @@ class CanExportLedger(_RoleSet):
 
 
 def _period(request) -> Period:
-    try:
-        return period_parse(request.query_params.get("from"), request.query_params.get("to"),
+    return api_period_parse(request.query_params.get("from"), request.query_params.get("to"),
                             time_zone=request.tenant.time_zone)
-    except PeriodError as exc:
-        raise ApiError(exc.message, field=exc.field) from None
 
 
 def _gzip(request) -> bool:

@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from aforo import outbound
-from aforo.errors import Conflict, DomainError, NotFound
+from aforo.errors import Conflict, DomainError, NotFound, conflict_on_duplicate
 from aforo.eventstore import EventStoreError
 from aforo.models import Tenant
 from exports import queries
@@ -77,15 +77,12 @@ def export_schedule_create(*, tenant: Tenant, name: str, kind: str, destination:
     _checked(kind=kind, destination=destination, table_name=table_name,
              interval_minutes=interval_minutes, lag_seconds=lag_seconds, chunk_rows=chunk_rows)
     secret = secrets.token_hex(32) if kind == DestinationKind.WEBHOOK else ""
-    try:
-        with transaction.atomic():
-            schedule = ExportSchedule.objects.create(
-                tenant=tenant, name=name, kind=kind, destination=destination,
-                table_name=table_name, signing_secret=secret,
-                interval_minutes=interval_minutes, lag_seconds=lag_seconds,
-                chunk_rows=chunk_rows, enabled=enabled, next_run_at=now or timezone.now())
-    except IntegrityError:
-        raise Conflict(f"An export schedule named {name!r} exists.", field="name") from None
+    with conflict_on_duplicate(f"An export schedule named {name!r} exists.", field="name"):
+        schedule = ExportSchedule.objects.create(
+            tenant=tenant, name=name, kind=kind, destination=destination,
+            table_name=table_name, signing_secret=secret,
+            interval_minutes=interval_minutes, lag_seconds=lag_seconds,
+            chunk_rows=chunk_rows, enabled=enabled, next_run_at=now or timezone.now())
     return ScheduleCreated(schedule, secret)
 
 
@@ -116,12 +113,9 @@ def export_schedule_update(*, schedule: ExportSchedule, **changes) -> ExportSche
         setattr(schedule, name, value)
     if moved:
         schedule.watermark_recorded_at, schedule.watermark_entry_id = None, ""
-    try:
-        with transaction.atomic():
-            schedule.save()
-    except IntegrityError:
-        raise Conflict(f"An export schedule named {schedule.name!r} exists.",
-                       field="name") from None
+    with conflict_on_duplicate(f"An export schedule named {schedule.name!r} exists.",
+                               field="name"):
+        schedule.save()
     return schedule
 
 

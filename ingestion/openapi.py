@@ -59,6 +59,15 @@ _PROBLEM = {"type": "object", "required": ["type", "title", "status", "detail", 
                         "reason": {"type": "string"}}}}}}}}
 
 
+
+def _errors(*own: tuple[str, str]) -> dict:
+    """The responses with the JSON error body: an intake endpoint's own (status, description)
+    pairs and the ones every intake endpoint answers, in status order."""
+    answers = sorted((*own, ("401", "No or bad token"), ("403", "No tenant or no ingest role"),
+                      ("413", "Body over 5 MB"), ("503", UNAVAILABLE_503)))
+    return {code: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
+            for code, text in answers}
+
 def events_path() -> dict:
     event = _event_schema()
     body = {"oneOf": [event, {"type": "object", "required": ["events"], "properties": {
@@ -94,11 +103,7 @@ def events_path() -> dict:
                                    "some event rejected (the valid ones were written)",
                     "content": {"application/json": {"schema": _REJECTED},
                                 "application/problem+json": {"schema": _PROBLEM}}},
-            **{code: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
-               for code, text in (("401", "No or bad token"),
-                                  ("403", "No tenant or no ingest role"),
-                                  ("413", "Body over 5 MB"), ("415", "Body is not JSON"),
-                                  ("503", UNAVAILABLE_503))},
+            **_errors(("415", "Body is not JSON")),
         },
     }}
 
@@ -131,13 +136,8 @@ def traces_path() -> dict:
                                    "rejected spans (empty when all were taken)",
                     "content": {"application/json": {"schema": _OTLP_ANSWER},
                                 "application/x-protobuf": {"schema": binary}}},
-            **{code: {"description": text, "content": {"application/json": {"schema": _ERROR}}}
-               for code, text in (("400", "Not an OTLP ExportTraceServiceRequest"),
-                                  ("401", "No or bad token"),
-                                  ("403", "No tenant or no ingest role"),
-                                  ("413", "Body over 5 MB"),
-                                  ("415", "Neither protobuf nor JSON"),
-                                  ("503", UNAVAILABLE_503))},
+            **_errors(("400", "Not an OTLP ExportTraceServiceRequest"),
+                      ("415", "Neither protobuf nor JSON")),
         },
     }}
 

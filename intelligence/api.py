@@ -18,7 +18,7 @@ from rest_framework.views import APIView
 from aforo.errors import ApiError
 from aforo.models import Role
 from aforo.pagination import page_of, page_rendered
-from aforo.periods import PeriodError, period_parse
+from aforo.periods import api_period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite, _RoleSet
 from aforo.renderers import ExactJSONRenderer
 from cogs.api import money, pct
@@ -397,11 +397,8 @@ class WhatIf(APIView):
                 to_provider=change.validated_data.get("toProvider", "").strip()))
         time_zone = request.tenant.time_zone
         first, last = data.validated_data.get("from"), data.validated_data.get("to")
-        try:
-            period = period_parse(first.isoformat() if first else None,
+        period = api_period_parse(first.isoformat() if first else None,
                                   last.isoformat() if last else None, time_zone=time_zone)
-        except PeriodError as exc:
-            raise ApiError(exc.message, field=exc.field) from None
         result = what_if(tenant=request.tenant, start=period.start_at, end=period.end_at,
                          changes=changes,
                          product_id=data.validated_data.get("productId") or None,

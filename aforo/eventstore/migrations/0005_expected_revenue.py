@@ -16,6 +16,8 @@ Events attributed before this migration get their SETTLE entries here, and the t
 rebuilt from the ledger. Stop ingest and attribution while it runs: the rollups' views are
 dropped and recreated, and rows inserted in between would miss them.
 """
+import importlib
+
 from aforo.eventstore.schema import (
     Topology,
     alter_table,
@@ -39,15 +41,8 @@ LEDGER_CHANGES = (
 
 # The rollups' measures after this migration (0002's plus the provisional revenue).
 # :TRICKY: measure names differ from the columns they sum (see 0002).
-MEASURE_SELECT = """
-    toInt64(sumIf(event_count, entry_type = 'COST')) AS events,
-    toInt64(sumIf(input_tokens, entry_type = 'COST')) AS tokens_in,
-    toInt64(sumIf(output_tokens, entry_type = 'COST')) AS tokens_out,
-    sumIf(ai_cogs_usd, entry_type = 'COST') AS cogs_ai,
-    sumIf(infra_cogs_usd, entry_type = 'COST') AS cogs_infra,
-    sumIf(fee_cogs_usd, entry_type = 'COST') AS cogs_fee,
-    sumIf(unclassified_cogs_usd, entry_type = 'COST') AS cogs_unclassified,
-    sumIf(revenue_usd, entry_type = 'REVENUE') AS revenue,
+_0002 = importlib.import_module("aforo.eventstore.migrations.0002_daily_rollups")
+MEASURE_SELECT = f"""{_0002.MEASURE_SELECT.rstrip()},
     sumIf(carried_revenue_usd, entry_type IN ('COST', 'SETTLE')) AS revenue_carried,
     sumIf(rated_revenue_usd, entry_type IN ('COST', 'SETTLE')) AS revenue_rated,
     toInt64(sumIf(event_count, revenue_source = 'NONE' AND entry_type IN ('COST', 'SETTLE')))

@@ -11,18 +11,15 @@ What the ledger already holds is copied while the view does not exist yet, then 
 the table; stop ingest while it runs, or rows inserted in between are missed (on a new install
 there is nothing to copy).
 """
+import importlib
+
 from aforo.eventstore.schema import Topology, create_table, view_source
 
 DIMENSIONS = "customer_id, product_id"
+# 0005's measures of the estimation basis: the same sums, by hour.
 # :TRICKY: measure names differ from the columns they sum (see 0002).
-MEASURE_SELECT = """
-    toInt64(sum(event_count)) AS events,
-    toInt64(sum(input_tokens)) AS tokens_in,
-    toInt64(sum(output_tokens)) AS tokens_out,
-    toInt64(sum(tool_calls)) AS tool_calls_n,
-    toInt64(sum(reasoning_steps)) AS reasoning_steps_n,
-    sum(ai_cogs_usd + infra_cogs_usd + fee_cogs_usd + unclassified_cogs_usd) AS cogs
-"""
+MEASURE_SELECT = importlib.import_module(
+    "aforo.eventstore.migrations.0005_expected_revenue").UNSOURCED_SELECT
 # toStartOfHour, not toStartOfInterval (18.16 has none); the column is DateTime('UTC').
 SELECT = (f"SELECT tenant_id, toStartOfHour(occurred_at) AS hour, {DIMENSIONS}, "
           f"{MEASURE_SELECT}")
