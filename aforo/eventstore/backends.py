@@ -54,13 +54,23 @@ class EventStore:
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        raise NotImplementedError
+        if not rows:
+            return 0
+        columns, cells = _dict_columns(rows)
+        return self._insert_columns(table, columns, cells, uniform=False)
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
                     ) -> int:
         """Rows as tuples in `columns` order, for bulk loads (a million-row cost file) where a
         dict per row and a per-cell type test show; a column's cells share one type."""
-        return self.insert(table, [dict(zip(columns, row, strict=True)) for row in rows])
+        if not rows:
+            return 0
+        return self._insert_columns(table, columns, _tuple_columns(columns, rows), uniform=True)
+
+    def _insert_columns(self, table: str, columns: Sequence[str], cells: list[list[Any]], *,
+                        uniform: bool) -> int:
+        """Write `cells` (one list per column); `uniform`: each column's cells share a type."""
+        raise NotImplementedError
 
     # Output formats the engine writes itself (exports stream them as they come); a backend
     # without them gives rows, and the caller encodes.
@@ -293,18 +303,6 @@ class ChdbStore(EventStore):
         data = _result_decoder(tuple(column.type for column in columns)).decode(raw).data
         return [column.name for column in columns], data
 
-    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        if not rows:
-            return 0
-        columns, cells = _dict_columns(rows)
-        return self._insert_columns(table, columns, cells, uniform=False)
-
-    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                    ) -> int:
-        if not rows:
-            return 0
-        return self._insert_columns(table, columns, _tuple_columns(columns, rows), uniform=True)
-
     def _insert_columns(self, table: str, columns: Sequence[str], cells: list[list[Any]], *,
                         uniform: bool) -> int:
         # The values travel as data, never as SQL text, so nothing in them is parsed as SQL:
@@ -467,18 +465,6 @@ class ServerStore(EventStore):
                     cells[i] = cells[i].replace(tzinfo=timezone.utc)
             out.append(tuple(cells))
         return names, out
-
-    def insert(self, table: str, rows: Sequence[Mapping[str, Any]]) -> int:
-        if not rows:
-            return 0
-        columns, cells = _dict_columns(rows)
-        return self._insert_columns(table, columns, cells, uniform=False)
-
-    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
-                    ) -> int:
-        if not rows:
-            return 0
-        return self._insert_columns(table, columns, _tuple_columns(columns, rows), uniform=True)
 
     def _insert_columns(self, table: str, columns: Sequence[str], cells: list[list[Any]], *,
                         uniform: bool) -> int:
