@@ -169,18 +169,23 @@ def _shard_repair(shard: int, held: dict[str, ServerStore], replicas: list[Serve
         by_node: dict[int, list[str]] = {}
         for event_id in lacking:
             by_node.setdefault(id(held[event_id]), []).append(event_id)
+        fed_here: list[str] = []  # of this view's feeds, those done
         for some in by_node.values():
             node = held[some[0]]
             try:
                 _view_feed(node, view, tenant_id, some)
             except EventStoreError as exc:
                 # How far this repair got, for the next one: every view before this one holds
-                # the shard's events now; this one too unless its write was refused.
+                # the shard's events now; this one too unless its write was refused (but for
+                # the events an earlier feed of it, through another replica, wrote).
                 here = FeedStop(f"{node.host}:{node.port}", view.name,
                                 wrote=not write_refused(str(exc)))
                 for event_id in ids:
                     stops[event_id] = here
+                for event_id in fed_here:
+                    stops[event_id] = FeedStop(here.node, view.name, wrote=True)
                 raise
+            fed_here.extend(some)
             result.repaired.update(some)
             result.fed[view.name] = result.fed.get(view.name, 0) + len(some)
     some_node = replicas[0]
