@@ -305,8 +305,7 @@ def unknown_resolve(claims, tenant: str, ids: list[str], token: bytes,
             written, absent = found.written, found.absent
             if found.repaired:
                 log.warning("fed the read models of %d events an unconfirmed write had "
-                            "skipped: %s; summing views judged by the id-holding views "
-                            "for %d", len(found.repaired), found.fed, len(found.judged))
+                            "skipped: %s", len(found.repaired), found.fed)
         else:
             written = already_in_ledger(tenant, ids)
             absent = set(ids) - written

@@ -18,6 +18,7 @@ nothing is decided (EventStoreUnavailable): a block may sit on it alone.
 """
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 
@@ -28,6 +29,8 @@ from aforo.eventstore.backends import (
     write_refused,
 )
 from aforo.eventstore.errors import EventStoreError, EventStoreUnavailable, FeedStop
+
+log = logging.getLogger(__name__)
 
 # A write that failed may still be finishing on a shard's replica (waiting for its quorum, then
 # feeding its views) until its quorum wait runs out: its outcome is settled only after that.
@@ -163,8 +166,14 @@ def _shard_repair(shard: int, held: dict[str, ServerStore], replicas: list[Serve
     todo = [(view, [e for e in ids if lacks(i, view, e)]) for i, view in enumerate(views)]
     by_witness = {e for e in ids if (stop := stops.get(e)) is None
                   or shard_of.get(stop.node) != shard}
-    result.judged.update(e for view, lacking in todo if not view.holds_ids
-                         for e in lacking if e in by_witness)
+    judged = {e for view, lacking in todo if not view.holds_ids
+              for e in lacking if e in by_witness}
+    if judged:
+        # Said before feeding: a repair failing midway turns this judgement into the FeedStop
+        # the next one goes by.
+        log.warning("shard %d: the summing views of %d events judged by the id-holding views "
+                    "around them (no FeedStop names the shard)", shard, len(judged))
+    result.judged.update(judged)
     for view, lacking in todo:
         by_node: dict[int, list[str]] = {}
         for event_id in lacking:
