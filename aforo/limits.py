@@ -75,12 +75,15 @@ class BodyCeiling:
             await self.app(scope, receive, send)
             return
         limit = self.limit or settings.AFORO_MAX_BODY_BYTES
-        declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
-        if declared is not None:
-            if declared.isdigit() and int(declared) > limit:
-                await _refuse(send, limit)
-                return
-            await self.app(scope, receive, send)  # the server holds the body to its length
+        headers = dict(scope.get("headers", ()))
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _refuse(send, limit)
+            return
+        if declared is not None or b"transfer-encoding" not in headers:
+            # The server holds a body to its declared length; without either header there is
+            # none.
+            await self.app(scope, receive, send)
             return
         messages, size = [], 0
         while True:

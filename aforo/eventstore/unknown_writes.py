@@ -47,9 +47,6 @@ class Resolution:
     absent: set[str] = field(default_factory=set)    # on no replica: never written
     repaired: set[str] = field(default_factory=set)  # of `written`, those whose views we fed
     fed: dict[str, int] = field(default_factory=dict)  # view: how many events it was fed
-    # of `repaired`, those fed to a summing view judged by the id-holding views around it, as
-    # no FeedStop named their shard (the case docs/eventstore.md leaves open)
-    judged: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -154,26 +151,25 @@ def _shard_repair(shard: int, held: dict[str, ServerStore], replicas: list[Serve
         before = [v.name for v in views[:position] if v.holds_ids and event_id in would[v.name]]
         return after[0] if after else (before[-1] if before else None)
 
+    own = {e: stop for e in ids
+           if (stop := stops.get(e)) is not None and shard_of.get(stop.node) == shard}
+
     def lacks(position: int, view: _View, event_id: str) -> bool:
         if view.holds_ids:
             return event_id in would[view.name] and event_id not in has[view.name]
-        stop = stops.get(event_id)
-        if stop is not None and shard_of.get(stop.node) == shard:
-            return not stop.fed(view.name)
+        if event_id in own:
+            return not own[event_id].fed(view.name)
         judge = witness(position, event_id)
         return judge is not None and event_id not in has[judge]
 
     todo = [(view, [e for e in ids if lacks(i, view, e)]) for i, view in enumerate(views)]
-    by_witness = {e for e in ids if (stop := stops.get(e)) is None
-                  or shard_of.get(stop.node) != shard}
-    judged = {e for view, lacking in todo if not view.holds_ids
-              for e in lacking if e in by_witness}
+    judged = {e for view, lacking in todo if not view.holds_ids for e in lacking
+              if e not in own}
     if judged:
         # Said before feeding: a repair failing midway turns this judgement into the FeedStop
         # the next one goes by.
         log.warning("shard %d: the summing views of %d events judged by the id-holding views "
                     "around them (no FeedStop names the shard)", shard, len(judged))
-    result.judged.update(judged)
     for view, lacking in todo:
         by_node: dict[int, list[str]] = {}
         for event_id in lacking:
