@@ -4,12 +4,16 @@ from __future__ import annotations
 import http.client
 import os
 import platform
+import re
 import socket
 import statistics
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -29,6 +33,11 @@ def django_setup(var_dir: str, clickhouse_url: str = "") -> None:
     import django
 
     django.setup()
+
+
+def disk_used(directory: Path) -> int:
+    """Bytes the files under `directory` take on disk (a benchmark's data set)."""
+    return sum(f.stat().st_blocks * 512 for f in directory.rglob("*") if f.is_file())
 
 
 def cpu_model() -> str:
@@ -105,6 +114,80 @@ def uvicorn_serve(env: dict, port: int, workers: int,
         time.sleep(0.1)
     proc.kill()
     raise SystemExit("server did not start: " + proc.stderr.read().decode()[-2000:])
+
+
+# --- bulk loading: the ledger's views fed once, after the load --------------------------------
+
+@contextmanager
+def ledger_views_deferred(store, tenants: list[str], *, slice_days: int = 1) -> Iterator[None]:
+    """Within the block the ledger's materialized views are detached, so a benchmark's bulk
+    INSERT ... SELECT writes the ledger's parts only; on leaving, each view's target gets what
+    the view would have written for those tenants' ledger rows (one INSERT ... SELECT per view
+    and `slice_days` of occurred_at, which bounds the engine's memory at 100M events), and the
+    views are attached again. Measured: about half the time of feeding the views per block
+    (benchmarks/RESULTS.md). For a benchmark's own single-node store only: the tenants must
+    hold no ledger rows when the block starts, and nothing else may write to the ledger while
+    it runs (its rows would reach no view). A load that fails leaves its rows unfed: start
+    the benchmark's store again."""
+    if store.cluster:
+        raise ValueError("ledger_views_deferred is for a single-node store")
+    held = store.query("SELECT count() AS n FROM ledger WHERE tenant_id IN %(tenants)s",
+                       {"tenants": tuple(tenants)})
+    if int(held[0]["n"]):
+        raise ValueError(f"{tenants} already hold ledger rows; the views were fed those")
+    views = _ledger_views(store)
+    for view in views:
+        store.command(f"DETACH TABLE {view.name}")
+    try:
+        yield
+    finally:
+        for view in views:
+            store.command(f"ATTACH TABLE {view.name}")
+    bounds = store.query(
+        "SELECT toUInt32(min(occurred_at)) AS low, toUInt32(max(occurred_at)) AS high "
+        "FROM ledger WHERE tenant_id IN %(tenants)s", {"tenants": tuple(tenants)})
+    if not bounds or bounds[0]["low"] is None:
+        return
+    step = slice_days * 86400
+    low = int(bounds[0]["low"]) // 86400 * 86400
+    for start in range(low, int(bounds[0]["high"]) + 1, step):
+        rows = (f"(SELECT * FROM {store.database}.ledger WHERE tenant_id IN %(tenants)s "
+                "AND occurred_at >= toDateTime(%(start)s, 'UTC') "
+                "AND occurred_at < toDateTime(%(end)s, 'UTC'))")
+        for view in views:
+            store.command(
+                f"INSERT INTO {view.target} ({view.columns}) SELECT {view.columns} FROM "
+                f"({view.select.replace(view.source, ' FROM ' + rows + ' ', 1)})",
+                {"tenants": tuple(tenants), "start": start, "end": start + step})
+
+
+@dataclass(frozen=True)
+class _LedgerView:
+    name: str
+    target: str
+    columns: str
+    select: str  # the view's SELECT, its % signs doubled (it is run with parameters)
+    source: str  # the text naming the ledger in it, which the feed replaces with its slice
+
+
+def _ledger_views(store) -> list[_LedgerView]:
+    """The materialized views that read the ledger (views on their targets stay attached, and
+    are fed by the targets' inserts as usual)."""
+    source = f" FROM {store.database}.ledger "
+    views = []
+    for row in store.query(
+            "SELECT name, create_table_query FROM system.tables WHERE database = "
+            "currentDatabase() AND engine = 'MaterializedView' ORDER BY name"):
+        create = row["create_table_query"]
+        if source not in create + " ":
+            continue
+        target = re.search(r" TO (\S+)", create).group(1)
+        columns = ", ".join(c["name"] for c in store.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() "
+            "AND table = %(view)s", {"view": row["name"]}))
+        select = (create + " ").split(" AS SELECT ", 1)[1].replace("%", "%%")
+        views.append(_LedgerView(row["name"], target, columns, "SELECT " + select, source))
+    return views
 
 
 # --- the probes: where a request's time goes (benchmarks/read_profile.py, impact.py) --------
