@@ -27,7 +27,7 @@ ZONES = ["UTC", "Asia/Tokyo", "America/New_York"]
 CUSTOMERS = ["c0", "c1", "c2"]
 PRODUCTS = ["p0", "p1", "p2"]
 YEAR = datetime(2026, 1, 1, tzinfo=timezone.utc)
-LONG_AGO = datetime(2019, 6, 1, tzinfo=timezone.utc)
+OLD = timedelta(days=380)  # before every period holding now, inside the retention
 money = st.decimals(min_value=Decimal(0), max_value=Decimal("3"), places=9, allow_nan=False,
                     allow_infinity=False)
 
@@ -41,8 +41,8 @@ def ledgers(draw):
     bounds = [now, *(period_bounds(p, now, zone)[0] for p in PERIODS)]
     near = st.builds(lambda bound, step: bound + timedelta(seconds=step),
                      st.sampled_from(bounds), st.integers(-2, 2))
-    anywhere = st.builds(lambda step: now + timedelta(seconds=step),
-                         st.integers(-400 * 86400, 86400))
+    anywhere = st.builds(lambda step: now + timedelta(seconds=step),  # ingest takes 5 min ahead
+                         st.integers(-int(OLD.total_seconds()), 240))
     sent = draw(st.lists(st.fixed_dictionaries({
         "at": st.one_of(near, anywhere), "customer": st.sampled_from(CUSTOMERS),
         "product": st.sampled_from(PRODUCTS), "cost": money}), max_size=25))
@@ -54,15 +54,15 @@ def ledgers(draw):
     return zone, now, sent, budgets
 
 
-def _ingested(tenant, sent: list[dict]) -> list[dict]:
-    """`sent` ingested, after one old event per customer and product (so every scope exists);
-    every event as (at, customer, product, cost)."""
-    seeds = [{"at": LONG_AGO, "customer": c, "product": p, "cost": Decimal("0.5")}
+def _ingested(tenant, sent: list[dict], now: datetime) -> list[dict]:
+    """`sent` ingested at `now`, after one old event per customer and product (so every scope
+    exists); every event as (at, customer, product, cost)."""
+    seeds = [{"at": now - OLD, "customer": c, "product": p, "cost": Decimal("0.5")}
              for c in CUSTOMERS for p in PRODUCTS]
     every = seeds + sent
     ingest(tenant, [{"eventId": f"e{n}", "occurredAt": e["at"], "customerId": e["customer"],
                      "productId": e["product"], "cogsUsd": format(e["cost"], "f")}
-                    for n, e in enumerate(every)])
+                    for n, e in enumerate(every)], now=now)
     return every
 
 
@@ -80,7 +80,7 @@ def test_each_budgets_spend_is_its_scope_margin_and_its_events_summed(store, db,
     zone, now, sent, specs = ledger
     tenant = tenant_create(slug=f"b-{uuid.uuid4().hex[:12]}", name="property")
     cogs_settings_update(tenant=tenant, time_zone=zone)
-    every = _ingested(tenant, sent)
+    every = _ingested(tenant, sent, now)
     for n, spec in enumerate(specs):
         services.budget_create(tenant=tenant, name=f"b{n}", period=spec["period"],
                                cap_usd=spec["cap"], product_id=spec["product"],
@@ -101,6 +101,40 @@ def test_each_budgets_spend_is_its_scope_margin_and_its_events_summed(store, db,
             customer=budget.customer_id), budget
         assert state.utilization_pct == state.spent_usd / budget.cap_usd * 100
         assert state == services.budget_status(budget, now=now)
+
+
+@st.composite
+def scoped_ledgers(draw):
+    """Events over a few days and scopes of any windows over them (ends apart, bounds on and
+    beside events, empty and reversed windows)."""
+    base = YEAR + timedelta(days=draw(st.integers(0, 300)))
+    instants = st.builds(lambda s: base + timedelta(seconds=s), st.integers(0, 4 * 86400))
+    sent = draw(st.lists(st.fixed_dictionaries({
+        "at": instants, "customer": st.sampled_from(CUSTOMERS),
+        "product": st.sampled_from(PRODUCTS), "cost": money}), min_size=1, max_size=25))
+    bounds = st.one_of(instants, st.builds(lambda e, step: e["at"] + timedelta(seconds=step),
+                                           st.sampled_from(sent), st.integers(-1, 1)))
+    scopes = draw(st.lists(st.builds(
+        CostScope, bounds, bounds, st.sampled_from(["", *PRODUCTS]),
+        st.sampled_from(["", *CUSTOMERS])), min_size=1, max_size=10))
+    return base + timedelta(days=4), sent, scopes
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(ledger=scoped_ledgers())
+def test_any_scopes_cogs_are_each_scopes_own_margin_and_its_events_summed(store, db, ledger):
+    now, sent, scopes = ledger
+    tenant = tenant_create(slug=f"s-{uuid.uuid4().hex[:12]}", name="property")
+    every = _ingested(tenant, sent, now)
+    found = scopes_cogs(tenant.slug, scopes)
+    assert set(found) == set(scopes)
+    for scope in scopes:
+        assert found[scope] == scope_margin(
+            tenant.slug, start=scope.start, end=scope.end, product_id=scope.product_id or None,
+            customer_id=scope.customer_id or None).cogs_usd == _by_hand(
+            every, start=scope.start, end=scope.end, product=scope.product_id,
+            customer=scope.customer_id), scope
 
 
 @pytest.mark.django_db
