@@ -7,8 +7,9 @@ per-unit rates attribution learnt (`billing.estimates`), applied in SQL by `esti
 any basis grouped by customer and product. Events with no rate at all are counted as unknown.
 
 `scope_margin` is the one function that measures a scope's margin over a window from expected
-revenue: budgets, alert rules and Margin Guard call it, and the dashboard's expected fields sum
-the same entries through the rollups.
+revenue: alert rules and Margin Guard call it, and the dashboard's expected fields sum the same
+entries through the rollups. `scopes_cogs` gives its COGS for many scopes in one read (a list of
+budgets).
 """
 from __future__ import annotations
 
