@@ -92,8 +92,10 @@ class SigningSecretOut(serializers.Serializer):
         help_text="The new secret; the old one stops signing at once. Shown only now.")
 
 
-def budget_json(budget: CostBudget, now: datetime, *, reveal: bool = True) -> dict:
-    state = services.budget_status(budget, now=now)
+def budget_json(budget: CostBudget, now: datetime, *, reveal: bool = True,
+                state: services.BudgetStatus | None = None) -> dict:
+    """A budget as the API shows it; `state` when a list measured it with its page."""
+    state = state or services.budget_status(budget, now=now)
     destination = budget.notify_destination if reveal else destination_masked(
         budget.notify_destination)
     return {
@@ -121,8 +123,9 @@ class BudgetList(APIView):
         page = destinations_load(paginator.paginate_queryset(
             CostBudget.objects.filter(tenant=request.tenant), request))
         reveal = sees_destinations(request)
-        return paginator.get_paginated_response([budget_json(b, now, reveal=reveal)
-                                                 for b in page])
+        states = services.budget_statuses(page, now=now)  # one ledger read for the page
+        return paginator.get_paginated_response([budget_json(s.budget, now, reveal=reveal,
+                                                             state=s) for s in states])
 
     @extend_schema(request=BudgetIn, responses={201: BudgetCreated}, examples=[OpenApiExample(
         "Monthly AI spend", request_only=True, value={

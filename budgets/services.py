@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -12,7 +13,7 @@ from aforo.errors import Conflict, DomainError
 from aforo.models import Customer, Product, Tenant
 from aforo.periods import period_bounds, window_bounds
 from budgets.models import Alert, AlertRule, CostBudget
-from cogs.expected import scope_margin
+from cogs.expected import CostScope, scope_margin, scopes_cogs
 from cogs.margins import HUNDRED
 from notifications import services as notifications
 from notifications.destinations import check_destination
@@ -91,13 +92,35 @@ class BudgetStatus:
     status: str
 
 
+def budget_statuses(budgets: Iterable[CostBudget], *, now: datetime) -> list[BudgetStatus]:
+    """Each budget's spend so far this period, utilization, projection at the pace so far, and
+    status, in the budgets' order: one ledger read per tenant for all of its budgets."""
+    budgets = list(budgets)
+    by_tenant: dict[int, list[CostBudget]] = {}
+    for budget in budgets:
+        by_tenant.setdefault(budget.tenant_id, []).append(budget)
+    states: dict[int, BudgetStatus] = {}
+    for group in by_tenant.values():
+        tenant = group[0].tenant
+        scopes = {}
+        for budget in group:
+            start, end = period_bounds(budget.period, now, tenant.time_zone)
+            scopes[id(budget)] = CostScope(start, min(now, end), product_id=budget.product_id,
+                                           customer_id=budget.customer_id), end
+        spent = scopes_cogs(tenant.slug, [scope for scope, _end in scopes.values()])
+        for budget in group:
+            scope, end = scopes[id(budget)]
+            states[id(budget)] = _budget_state(budget, scope.start, end, spent[scope], now)
+    return [states[id(budget)] for budget in budgets]
+
+
 def budget_status(budget: CostBudget, *, now: datetime) -> BudgetStatus:
-    """Spend so far this period, utilization, projection at the pace so far, and status."""
-    start, end = period_bounds(budget.period, now, budget.tenant.time_zone)
-    totals = scope_margin(budget.tenant.slug, start=start, end=min(now, end),
-                           product_id=budget.product_id or None,
-                           customer_id=budget.customer_id or None)
-    spent = totals.cogs_usd
+    """One budget's budget_statuses."""
+    return budget_statuses([budget], now=now)[0]
+
+
+def _budget_state(budget: CostBudget, start: datetime, end: datetime, spent: Decimal,
+                  now: datetime) -> BudgetStatus:
     utilization = spent / budget.cap_usd * HUNDRED
     elapsed = (min(now, end) - start).total_seconds()
     projected = spent * Decimal((end - start).total_seconds()) / Decimal(elapsed) \
@@ -226,7 +249,11 @@ def rule_evaluate(rule: AlertRule, *, now: datetime) -> Alert | None:
 
 def budget_evaluate(budget: CostBudget, *, now: datetime) -> list[Alert]:
     """Fire at the warning threshold and again at 100%, once per level and period."""
-    state = budget_status(budget, now=now)
+    return _budget_alerts_fire(budget_status(budget, now=now), now=now)
+
+
+def _budget_alerts_fire(state: BudgetStatus, *, now: datetime) -> list[Alert]:
+    budget = state.budget
     fired = []
     levels = [("WARNING", budget.warning_threshold_pct), ("OVER_BUDGET", HUNDRED)]
     for level, pct in levels:
@@ -260,11 +287,20 @@ def alerts_evaluate(*, now: datetime, tenant: Tenant | None = None) -> list[Aler
             continue
         if alert:
             fired.append(alert)
+    by_tenant: dict[int, list[CostBudget]] = {}
     for budget in budgets:
+        by_tenant.setdefault(budget.tenant_id, []).append(budget)
+    for group in by_tenant.values():  # one ledger read for each tenant's budgets
         try:
-            fired.extend(budget_evaluate(budget, now=now))
-        except Exception:
-            log.exception("evaluating budget %s failed", budget.pk)
+            states = budget_statuses(group, now=now)
+        except Exception:  # one tenant's failing read must not stop the others
+            log.exception("measuring the budgets of tenant %s failed", group[0].tenant_id)
+            continue
+        for state in states:
+            try:
+                fired.extend(_budget_alerts_fire(state, now=now))
+            except Exception:
+                log.exception("evaluating budget %s failed", state.budget.pk)
     notifications.deliveries_send_due(now=now)
     return fired
 

@@ -33,8 +33,9 @@ HISTORY_SHOWN = 50
 def budgets_tab_context(request: HttpRequest, tenant: Tenant, can_manage: bool) -> dict[str, Any]:
     now = datetime.now(timezone.utc)
     cards = []
-    for budget in CostBudget.objects.filter(tenant=tenant).prefetch_related("destinations"):
-        state = services.budget_status(budget, now=now)
+    budgets = CostBudget.objects.filter(tenant=tenant).prefetch_related("destinations")
+    for state in services.budget_statuses(budgets, now=now):  # one ledger read for all
+        budget = state.budget
         cards.append({"budget": budget, "state": state,
                       "bar_pct": float(min(state.utilization_pct, Decimal(100))),
                       "status_class": STATUS_CLASS[state.status],

@@ -7,8 +7,9 @@ per-unit rates attribution learnt (`billing.estimates`), applied in SQL by `esti
 any basis grouped by customer and product. Events with no rate at all are counted as unknown.
 
 `scope_margin` is the one function that measures a scope's margin over a window from expected
-revenue: budgets, alert rules and Margin Guard call it, and the dashboard's expected fields sum
-the same entries through the rollups.
+revenue: alert rules and Margin Guard call it, and the dashboard's expected fields sum the same
+entries through the rollups. `scopes_cogs` gives its COGS for many scopes in one read (a list of
+budgets).
 """
 from __future__ import annotations
 
@@ -229,3 +230,51 @@ def scope_margin(tenant_slug: str, *, start: datetime, end: datetime,
         attributed_usd=row["revenue"] or ZERO, carried_usd=row["revenue_carried"] or ZERO,
         rated_usd=row["revenue_rated"] or ZERO, estimated_usd=estimate.estimated_usd or ZERO,
         unknown_events=estimate.unknown_events, unknown_cogs_usd=estimate.unknown_cogs_usd or ZERO)
+
+
+# --- many scopes' COGS in one read: what a list of budgets shows ------------------------------
+
+@dataclass(frozen=True)
+class CostScope:
+    """Entries with occurred_at in [start, end), of a product and/or a customer ('': all)."""
+
+    start: datetime
+    end: datetime
+    product_id: str = ""
+    customer_id: str = ""
+
+
+def scopes_cogs(tenant_slug: str, scopes: Iterable[CostScope]) -> dict[CostScope, Decimal]:
+    """Each scope's COGS, exactly `scope_margin(...).cogs_usd` of it, from one read of the raw
+    ledger: the entries of any of the windows, grouped by which windows hold them and by the
+    products and customers the scopes name (the others in one group each), then summed per
+    scope here."""
+    scopes = list(dict.fromkeys(scopes))
+    if not scopes:
+        return {}
+    windows = list(dict.fromkeys((s.start, s.end) for s in scopes))
+    flags = {window: f"w{n}" for n, window in enumerate(windows)}
+    query = LedgerQuery(tenant_slug).within(windows)
+    for (start, end), name in flags.items():
+        query = query.flag_between(name, start, end)
+    keys = list(flags.values())
+    for column, key in (("product_id", "scope_product"), ("customer_id", "scope_customer")):
+        named = {getattr(s, column) for s in scopes} - {""}
+        if not named:
+            continue  # every scope takes every value: no need to tell them apart
+        query = query.dimension_among(key, column, named)
+        keys.append(key)
+        if all(getattr(s, column) for s in scopes):
+            query = query.where_in(column, named)
+    rows = query.measures("cogs").group_by(*keys).fetch()
+    out = {}
+    with localcontext() as context:
+        context.prec = 80  # exact: the groups' Decimal(38, 9) sums added without rounding
+        for scope in scopes:
+            flag = flags[(scope.start, scope.end)]
+            total = sum((row["cogs"] for row in rows if row[flag]
+                         and (not scope.product_id or row["scope_product"] == scope.product_id)
+                         and (not scope.customer_id
+                              or row["scope_customer"] == scope.customer_id)), ZERO)
+            out[scope] = total or ZERO  # as scope_margin: a zero sum is ZERO
+    return out

@@ -59,10 +59,11 @@ def pacing_subjects(tenant: Tenant, now: datetime) -> list[PacingSubject]:
 def budget_subjects(tenant: Tenant, now: datetime) -> Iterable[PacingSubject]:
     """Every cost budget of the tenant: its spend this period against its cap."""
     from budgets.models import CostBudget
-    from budgets.services import budget_status
+    from budgets.services import budget_statuses
 
-    for budget in CostBudget.objects.filter(tenant=tenant).select_related("tenant"):
-        state = budget_status(budget, now=now)
+    budgets = CostBudget.objects.filter(tenant=tenant).select_related("tenant")
+    for state in budget_statuses(budgets, now=now):  # one ledger read for all of them
+        budget = state.budget
         yield PacingSubject(
             subject=f"budget:{budget.pk}", name=f"Budget {budget.name}", unit="COGS_USD",
             limit=budget.cap_usd, used=state.spent_usd, period_start=state.period_start,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from aforo.models import Role
 from aforo.tenancy import api_token_create, tenant_create
 
 BACKENDS = ["server", "chdb"]
+RAW_LEDGER_READ = re.compile(r"\bFROM ledger WHERE\b")  # the builder's rendering
 # Modules whose `store` tests also run on the ClickHouse test cluster (2 shards x 2 replicas):
 # the event store, exactly-once ingest, attribution and the COGS reconciliations.
 CLUSTER_MODULES = frozenset({
@@ -106,6 +108,22 @@ def store(request, event_stores):
     eventstore.set_default(chosen)
     yield chosen
     eventstore.set_default(None)
+
+
+@pytest.fixture
+def ledger_reads(store, monkeypatch):
+    """The SQL of every statement the test sends that reads the raw ledger (reads of its read
+    models are not counted): for tests that a page reads the ledger once, not once a row."""
+    seen: list[str] = []
+    rows = store.rows
+
+    def counted(sql, params=None):
+        if RAW_LEDGER_READ.search(sql):
+            seen.append(sql)
+        return rows(sql, params)
+
+    monkeypatch.setattr(store, "rows", counted)
+    return seen
 
 
 @pytest.fixture

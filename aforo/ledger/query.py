@@ -425,6 +425,30 @@ class LedgerQuery:
             f"toUInt8({self._epoch()} >= {self._instant_of(column, name)}) AS {name}",),
             _flags=self._flags + (name,), params=self._instants_params(instants, name))
 
+    def flag_between(self, name: str, start: datetime, end: datetime) -> LedgerQuery:
+        """Select `name`: 1 for entries `between(start, end)` would keep, else 0, to group by
+        (one read serves windows with different starts and ends)."""
+        column = self.table.time_column
+        return self._with(_select=self._select + (
+            f"toUInt8({column} >= %(fb_{name}_from)s AND {column} < %(fb_{name}_to)s) "
+            f"AS {name}",), _flags=self._flags + (name,),
+            params={f"fb_{name}_from": start, f"fb_{name}_to": end})
+
+    def dimension_among(self, name: str, column: str, values: Iterable[str]) -> LedgerQuery:
+        """Select `name`: the `column` value where it is one of `values`, else '' (to group by
+        the few values readers ask for, the rest in one group)."""
+        _check_column(self.table, column)
+        values = tuple(sorted(set(values)))
+        if not values:
+            raise ValueError(f"dimension_among needs some values of {column}")
+        # :TRICKY: `name` must differ from `column`: ClickHouse would substitute the alias
+        # into this very expression and the WHERE clause.
+        if name == column:
+            raise ValueError("name the narrowed column differently from the column")
+        return self._with(_select=self._select + (
+            f"if({column} IN %(da_{name})s, {column}, '') AS {name}",),
+            _flags=self._flags + (name,), params={f"da_{name}": values})
+
     def _epoch(self) -> str:
         """The entry's instant in epoch seconds (a day's: its UTC midnight)."""
         # :TRICKY: a Date converts to its day number, on 18.16 and the current engine alike.
