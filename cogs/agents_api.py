@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from aforo.errors import ApiError, NotFound
 from aforo.money import MoneyField, PctField, pct, usd
 from aforo.pagination import PAGE_PARAMETERS, envelope, page_of, page_request
-from cogs.api import PERIOD_PARAMETERS
+from cogs.api import PERIOD_PARAMETERS, expected_fields
 from cogs.queries.agents import (
     AgentFigures,
     SessionFigures,
@@ -34,10 +34,7 @@ def figures_json(row: AgentFigures) -> dict:
             "totalTokens": row.input_tokens + row.output_tokens, "toolCalls": row.tool_calls,
             "reasoningSteps": row.reasoning_steps, "cogsUsd": usd(row.cogs_usd),
             "revenueUsd": usd(row.revenue_usd), "marginUsd": usd(row.margin_usd),
-            "marginPct": pct(row.margin_pct), "settlingRevenueUsd": usd(row.settling_revenue_usd),
-            "expectedRevenueUsd": usd(row.expected_revenue_usd),
-            "expectedMarginUsd": usd(row.expected_margin_usd),
-            "expectedMarginPct": pct(row.expected_margin_pct)}
+            "marginPct": pct(row.margin_pct), **expected_fields(row)}
 
 
 def session_json(session: SessionFigures) -> dict:

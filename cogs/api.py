@@ -41,7 +41,7 @@ def _margin_fields(totals: Totals, margin_pct: Decimal | None = None) -> dict:
 
 
 def expected_fields(totals) -> dict:
-    """API.md's expected-revenue fields of a row (Totals or a customer row)."""
+    """API.md's expected-revenue fields of a row (Totals, a customer row, an agent's figures)."""
     return {"settlingRevenueUsd": money(totals.settling_revenue_usd),
             "expectedRevenueUsd": money(totals.expected_revenue_usd),
             "expectedMarginUsd": money(totals.expected_margin_usd),
