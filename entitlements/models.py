@@ -8,9 +8,6 @@ from django.db import models
 from aforo.models import Tenant
 from aforo.money import money_field, pct_field, quantity_field
 
-FEATURES = ("EVENTS", "INPUT_TOKENS", "OUTPUT_TOKENS", "TOKENS", "TOOL_CALLS",
-            "REASONING_STEPS", "COGS_USD", "REVENUE_USD")
-
 
 class Entitlement(models.Model):
     class Feature(models.TextChoices):
@@ -53,6 +50,10 @@ class Entitlement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} {self.feature} ≤ {self.limit}/{self.period}"
+
+
+# What an entitlement or a burn rate may meter, as plain strings (API choices, messages).
+FEATURES = tuple(Entitlement.Feature.values)
 
 
 class Wallet(models.Model):
