@@ -29,6 +29,8 @@ from aforo.eventstore.escaping import render
 
 Row = dict[str, Any]
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Money goes in as Decimal: a float has already lost digits, so every write path refuses one.
+_FLOATS_REFUSED = "floats are not accepted by the event store; use Decimal"
 
 
 def _identifier(name: str) -> str:
@@ -146,7 +148,7 @@ def _json_cell(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, float):
-        raise TypeError("floats are not accepted by the event store; use Decimal")
+        raise TypeError(_FLOATS_REFUSED)
     return value
 
 
@@ -191,15 +193,21 @@ def _one_type(cells: list[Any]) -> type | None:
     return first if all(type(v) is first for v in cells) else None
 
 
-def _chdb_column(cells: list[Any], *, uniform: bool) -> list[Any]:
-    """A column's cells as JSON values for chdb: Decimals fixed-point (never `1E-9`), times as
-    UTC text (each distinct moment rendered once), dates ISO; strings and integers as they are.
+def _column_kind(cells: list[Any], *, uniform: bool) -> type | None:
+    """The type of a column's cells (None when they differ), a column of floats refused.
     `uniform`: the caller promises every cell has the first one's type (bulk loads)."""
     kind = type(cells[0]) if uniform else _one_type(cells)
+    if kind is float:
+        raise TypeError(_FLOATS_REFUSED)
+    return kind
+
+
+def _chdb_column(cells: list[Any], *, uniform: bool) -> list[Any]:
+    """A column's cells as JSON values for chdb: Decimals fixed-point (never `1E-9`), times as
+    UTC text (each distinct moment rendered once), dates ISO; strings and integers as they are."""
+    kind = _column_kind(cells, uniform=uniform)
     if kind is None:
         return [_json_cell(v) for v in cells]
-    if kind is float:
-        raise TypeError("floats are not accepted by the event store; use Decimal")
     if kind is Decimal:
         return [_fixed(v) for v in cells]
     if kind is datetime:
@@ -212,11 +220,9 @@ def _chdb_column(cells: list[Any], *, uniform: bool) -> list[Any]:
 def _server_column(cells: list[Any], *, uniform: bool) -> list[Any]:
     """A column's cells for clickhouse-driver: aware datetimes as naive UTC (each distinct
     moment converted once); floats refused; the rest as they are."""
-    kind = type(cells[0]) if uniform else _one_type(cells)
+    kind = _column_kind(cells, uniform=uniform)
     if kind is None:
         return [_server_cell(v) for v in cells]
-    if kind is float:
-        raise TypeError("floats are not accepted by the event store; use Decimal")
     if kind is datetime:
         seen: dict[datetime, datetime] = {}
         out = []
@@ -545,5 +551,5 @@ def _server_cell(value: Any) -> Any:
         # :TRICKY: clickhouse-driver writes naive datetimes as given; our columns are UTC.
         return value.astimezone(timezone.utc).replace(tzinfo=None)
     if isinstance(value, float):
-        raise TypeError("floats are not accepted by the event store; use Decimal")
+        raise TypeError(_FLOATS_REFUSED)
     return value
