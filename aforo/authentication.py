@@ -43,6 +43,12 @@ def _remembered(kind: str, key: str, load):
     return value
 
 
+def token_read_at(token_hash: str) -> float | None:
+    """When this process last read the token from the database (monotonic), if it holds it."""
+    held = _recent.get(("token", token_hash))
+    return held[0] if held is not None else None
+
+
 def forget_token(token_hash: str) -> None:
     """Drop a token from this process's memory (its revocation takes effect at once here;
     other processes forget it within AUTH_MEMORY_S)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 
+from aforo import refresher
 from aforo.shared_cache import cache_count, shared_cache
 from entitlements.state import gate, mirror_register, state_key
 from margin_guard.counters import decision_count
@@ -83,6 +84,9 @@ def mirror_refresh() -> int:
             if held is None or held[0] <= began:
                 _mirror[key] = (stamp, found.get(key, _MISSING))
     return len(keys)
+
+
+refresher.mirror_register(mirror_refresh)
 
 
 class Decision:
