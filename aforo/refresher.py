@@ -74,6 +74,11 @@ def token_hold(token_hash: str, token, tenant_slug: str, checked: float) -> None
                                   checked)
 
 
+def token_drop(token_hash: str) -> None:
+    """The doors stop answering this token themselves (revoked in this process)."""
+    _held.pop(token_hash, None)
+
+
 def token_held(token_hash: str) -> HeldToken | None:
     """The held token, when validated under TOKEN_TRUST_S ago and not expired; its use is
     noted for the next `last_used_at` write. No I/O: for the event loop."""
@@ -179,8 +184,7 @@ def tokens_revalidate() -> int:
             continue
         row = valid.get(token_hash)
         if row is None:
-            _held.pop(token_hash, None)
-            forget_token(token_hash)  # the slow path reads it again too
+            forget_token(token_hash)  # dropped here, and the slow path reads it again too
             continue
         held.pk, held.tenant_id, held.tenant_slug, held.role = row[:4]
         held.expires_at = row[4].timestamp() if row[4] is not None else None
