@@ -1,12 +1,10 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels (session-authenticated)."""
 import os
-import sys
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
 django_asgi_app = get_asgi_application()
-AFORO_SWITCH_INTERVAL_S = float(os.environ.get("AFORO_SWITCH_INTERVAL_S", "0.0005"))
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set up first)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -27,7 +25,3 @@ application = DecideFastPath(ProtocolTypeRouter({
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 }))
 freeze_startup_heap()
-# The event loop answers a decision in tens of microseconds; a background thread's Python work
-# (the refresher, the decision counts' flush) would otherwise keep the GIL up to the default
-# 5 ms before the loop gets it back, which is the decision's p99 under load.
-sys.setswitchinterval(AFORO_SWITCH_INTERVAL_S)

@@ -167,7 +167,30 @@ def answer_held(headers: dict[bytes, bytes], body: bytes):
         extra.append((b"X-Aforo-Model-Downgrade", verdict.downgrade_to.encode("latin-1")))
     if verdict.retry_after:
         extra.append((b"Retry-After", str(verdict.retry_after).encode()))
-    return (429 if verdict.retry_after else 200), extra, json.dumps(verdict.as_json()).encode()
+    return (429 if verdict.retry_after else 200), extra, _encoded(verdict)
+
+
+_ENCODED_HELD = 4096
+_encodings: dict[tuple, tuple[bytes, tuple]] = {}
+
+
+def _encoded(verdict) -> bytes:
+    """The verdict's JSON body (json.dumps's bytes, as the Django view's), remembered: a
+    customer's calls mostly repeat one verdict. `remaining` holds the published state's own
+    entitlement dicts (never changed once published), keyed by identity and kept alive by the
+    entry, so an id cannot be reused while it is remembered."""
+    remaining = verdict.remaining
+    key = (verdict.decision, verdict.level, verdict.model, verdict.downgrade_to,
+           verdict.retry_after, verdict.would, verdict.reason, verdict.reason_code,
+           *map(id, remaining))
+    held = _encodings.get(key)
+    if held is not None:
+        return held[0]
+    content = json.dumps(verdict.as_json()).encode()
+    if len(_encodings) >= _ENCODED_HELD:
+        _encodings.clear()
+    _encodings[key] = (content, remaining)
+    return content
 
 
 async def _answer_slow(meta: dict[str, str], body: bytes):
