@@ -217,18 +217,19 @@ class DecideFastPath:
             security = self._security = _Security()
             refresher.refresher_start()
         headers: dict[bytes, bytes] = {}
+        repeated = False
         for name, value in scope.get("headers", ()):
             if name in headers and name in (b"authorization", b"x-tenant-id", b"host",
                                             b"content-length"):
-                headers = {}  # repeated: as Django joins them, not here
-                break
+                repeated = True  # Django joins them: its answer, not ours
             headers[name] = value
         host = headers.get(b"host")
         if host is None and scope.get("server"):  # as Django: the server's own name
             host = scope["server"][0].encode("latin-1")
         declared = headers.get(b"content-length", b"0")
         secure = security.is_secure(scope, headers)
-        if (host is None or not security.host_allowed(host) or (security.redirect and not secure)
+        if (repeated or host is None or not security.host_allowed(host)
+                or (security.redirect and not secure)
                 or not declared.isdigit() or int(declared) > MAX_BODY
                 or b"transfer-encoding" in headers):
             await self.app(scope, receive, send)  # way 3: Django, the body unread

@@ -195,6 +195,19 @@ def test_a_request_out_of_the_ordinary_goes_to_django(throttled, door):
         "Authorization": f"Bearer {issued.raw}", "X-Tenant-Id": throttled.slug,
         "Host": "evil.example"})
     assert reply.status_code == 400
+    # a repeated credential header is Django's to answer too (it joins them: a 401 here)
+    body = json.dumps(BODY).encode()
+    headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {issued.raw}".encode()),
+               (b"authorization", f"Bearer {issued.raw}".encode()),
+               (b"x-tenant-id", throttled.slug.encode()),
+               (b"content-length", str(len(body)).encode())]
+
+    async def django_app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b"django"})
+
+    status, _headers, content = _asgi_post(fastpath.DecideFastPath(django_app), body, headers)
+    assert (status, content) == (299, b"django")
     assert door.ways == ["slow"]
 
 
