@@ -18,8 +18,10 @@ from margin_guard.fastpath import DecideFastPath  # noqa: E402
 
 start_in_process_schedule()
 
-application = ProtocolTypeRouter({
-    "http": BodyCeiling(DecideFastPath(django_asgi_app)),
+# The decision's door first: its calls pass no other layer (it caps its own body, and hands
+# everything else, its odd requests included, to the router below).
+application = DecideFastPath(ProtocolTypeRouter({
+    "http": BodyCeiling(django_asgi_app),
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
-})
+}))
 freeze_startup_heap()

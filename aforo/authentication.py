@@ -43,10 +43,20 @@ def _remembered(kind: str, key: str, load):
     return value
 
 
+def token_read_at(token_hash: str) -> float | None:
+    """When this process last read the token from the database (monotonic), if it holds it."""
+    held = _recent.get(("token", token_hash))
+    return held[0] if held is not None else None
+
+
 def forget_token(token_hash: str) -> None:
     """Drop a token from this process's memory (its revocation takes effect at once here;
-    other processes forget it within AUTH_MEMORY_S)."""
+    other processes forget it within AUTH_MEMORY_S, and their doors within the refresher's
+    token round, aforo.refresher)."""
+    from aforo.refresher import token_drop
+
     _recent.pop(("token", token_hash), None)
+    token_drop(token_hash)
 
 
 def _member_role(user_id: int, tenant_id: int) -> Role | None:

@@ -154,6 +154,9 @@ AFORO_OUTBOUND_ALLOWED_HOSTS = env.list("AFORO_OUTBOUND_ALLOWED_HOSTS", default=
 # Margin Guard writes its hourly decision counts from a background thread every second; the test
 # suite turns it off (reports flush their own process's counts) so it never races a teardown.
 AFORO_GUARD_COUNTS_FLUSH_THREAD = env.bool("AFORO_GUARD_COUNTS_FLUSH_THREAD", default=True)
+# One thread per process re-reads the decision door's mirrors (0.25 s) and tokens (1 s) off the
+# request path (aforo/refresher.py); the tests switch it off and run its rounds themselves.
+AFORO_REFRESH_THREAD = env.bool("AFORO_REFRESH_THREAD", default=True)
 # The Slack app's signing secret: Slack's button presses (Override throttle) are verified with it.
 AFORO_SLACK_SIGNING_SECRET = env("AFORO_SLACK_SIGNING_SECRET", default="")
 AFORO_PAGERDUTY_URL = env("AFORO_PAGERDUTY_URL",

@@ -20,7 +20,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from aforo.authentication import authorize_token
+from aforo.authentication import authorize_token, token_read_at
 from aforo.errors import ApiError, DomainError, api_exception_response, error_body, json_error
 from aforo.limits import BoundedDictField
 from aforo.money import MoneyField, PctField
@@ -32,6 +32,7 @@ from aforo.permissions import (
     ReadOrWrite,
     sees_destinations,
 )
+from aforo.refresher import token_hold
 from budgets.api import SigningSecretOut
 from cogs.api import PERIOD_PARAMETERS, period_from_request
 from cogs.services import cogs_settings_get
@@ -409,6 +410,11 @@ def decide_request(request, body: bytes) -> tuple[int, dict[str, str], dict]:
         return 400, {}, error_body("invalid", str(exc), field)
     except msgspec.DecodeError:
         return 415, {}, error_body("unsupported_media_type", "The body is not JSON.")
+    token = access.token
+    if token is not None and access.tenant.pk == token.tenant_id:
+        read_at = token_read_at(token.token_hash)
+        if read_at is not None:  # the door answers this token's next calls itself
+            token_hold(token.token_hash, token, access.tenant.slug, read_at)
     verdict = decision.decide(access.tenant.slug, customer_id=values.customer_id,
                               product_id=values.product_id, model=values.model,
                               feature=values.feature)

@@ -24,10 +24,26 @@ _lock = threading.Lock()
 _flusher: list[threading.Thread] = []
 
 
+_this_hour: list = [float("-inf"), None]  # (its first second, its datetime)
+
+
+def _hour_now() -> datetime:
+    now = time.time()
+    start = now - now % 3600
+    hour = datetime.fromtimestamp(start, timezone.utc)
+    _this_hour[:] = [start, hour]
+    return hour
+
+
 def decision_count(tenant_slug: str, customer_id: str, product_id: str, feature: str,
                    kind: str, *, at: datetime | None = None) -> None:
     """Count one decision (on the request path: a dictionary update)."""
-    hour = (at or datetime.now(timezone.utc)).replace(minute=0, second=0, microsecond=0)
+    if at is None:
+        hour = _this_hour[1]
+        if not 0 <= time.time() - _this_hour[0] < 3600:  # another hour (once an hour)
+            hour = _hour_now()
+    else:
+        hour = at.replace(minute=0, second=0, microsecond=0)
     with _lock:
         _pending[(tenant_slug, hour, customer_id, product_id, feature, kind)] += 1
         if not _flusher and settings.AFORO_GUARD_COUNTS_FLUSH_THREAD:

@@ -8,9 +8,8 @@ a level change is seen everywhere within LOCAL_TTL, inside the guard's one-secon
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 
+from aforo import refresher
 from aforo.shared_cache import cache_count, shared_cache
 from entitlements.state import gate, mirror_register, state_key
 from margin_guard.counters import decision_count
@@ -53,6 +52,7 @@ def _profiles(keys: list[str]) -> list[dict]:
     held = [_mirror.get(k) for k in keys]
     if all(h is not None and now - h[0] < LOCAL_TTL for h in held):
         return [h[1] for h in held]
+    refresher.refresher_start()  # from now on the mirror is kept fresh off the request path
     found = shared_cache().get_many(keys)
     if len(_mirror) > MIRROR_MAX:
         _mirror.clear()  # a crude bound; the next reads refill what is hot
@@ -64,24 +64,75 @@ def _profiles(keys: list[str]) -> list[dict]:
     return out
 
 
-@dataclass(frozen=True)
+# keys a refresh read takes at once: its decoding holds the GIL, so a request waiting for it
+# waits for one chunk's (~0.5 ms at most), not for the whole mirror's
+REFRESH_CHUNK = 100
+
+
+def mirror_refresh() -> int:
+    """Re-read every profile this process holds from the shared cache (the refresher thread's
+    round, aforo.refresher); returns how many keys were read.
+
+    A key written into the mirror after the read began (this process published it) keeps its
+    newer value."""
+    keys = list(_mirror)
+    cache = shared_cache()
+    for start in range(0, len(keys), REFRESH_CHUNK):
+        chunk = keys[start:start + REFRESH_CHUNK]
+        began = time.monotonic()
+        found = cache.get_many(chunk)
+        stamp = time.monotonic()
+        for key in chunk:
+            held = _mirror.get(key)
+            if held is None or held[0] <= began:
+                _mirror[key] = (stamp, found.get(key, _MISSING))
+    return len(keys)
+
+
+refresher.mirror_register(mirror_refresh)
+
+
 class Decision:
-    decision: str
-    level: int
-    model: str | None = None
-    downgrade_to: str | None = None
-    retry_after: int | None = None  # set when the throttle's rate limit is exceeded
-    would: str | None = None        # DRY_RUN: what ENFORCE would have answered
-    reason: str = ""
-    # MARGIN_FLOOR | ENTITLEMENT_EXCEEDED | WALLET_EMPTY | RATE_LIMITED | OVERRIDE; None: ALLOW
-    reason_code: str | None = None
-    remaining: tuple = ()           # per entitlement in scope: {entitlementId, feature, ...}
+    """A verdict. A plain slotted class, not a dataclass: building one is on the request path
+    (a frozen dataclass's __init__ costs ~4 µs a call here, this one well under one)."""
+
+    __slots__ = ("decision", "level", "model", "downgrade_to", "retry_after", "would", "reason",
+                 "reason_code", "remaining")
+
+    def __init__(self, decision: str, level: int, model: str | None = None,
+                 downgrade_to: str | None = None, retry_after: int | None = None,
+                 would: str | None = None, reason: str = "", reason_code: str | None = None,
+                 remaining: tuple = ()) -> None:
+        self.decision = decision
+        self.level = level
+        self.model = model
+        self.downgrade_to = downgrade_to
+        self.retry_after = retry_after  # set when the throttle's rate limit is exceeded
+        self.would = would              # DRY_RUN: what ENFORCE would have answered
+        self.reason = reason
+        # MARGIN_FLOOR | ENTITLEMENT_EXCEEDED | WALLET_EMPTY | RATE_LIMITED | OVERRIDE; None: ALLOW
+        self.reason_code = reason_code
+        self.remaining = remaining      # per entitlement in scope: {entitlementId, feature, ...}
+
+    def _fields(self) -> tuple:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Decision) and self._fields() == other._fields()
+
+    __hash__ = None  # type: ignore[assignment]  (mutable: not hashable)
+
+    def __repr__(self) -> str:
+        return "Decision(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__) + ")"
 
     def as_json(self) -> dict:
-        return {"decision": self.decision, "level": ["NONE", "ALERT", "THROTTLE", "BLOCK"][
-            self.level], "model": self.model, "downgradeTo": self.downgrade_to,
-            "retryAfter": self.retry_after, "wouldDecide": self.would, "reason": self.reason,
-            "reasonCode": self.reason_code, "remaining": list(self.remaining)}
+        return {"decision": self.decision, "level": _LEVELS[self.level], "model": self.model,
+                "downgradeTo": self.downgrade_to, "retryAfter": self.retry_after,
+                "wouldDecide": self.would, "reason": self.reason,
+                "reasonCode": self.reason_code, "remaining": list(self.remaining)}
+
+
+_LEVELS = ("NONE", "ALERT", "THROTTLE", "BLOCK")
 
 
 def _enforced(profile: dict, model: str, feature: str, rate_key: str) -> Decision:
@@ -118,7 +169,33 @@ def decide(tenant_slug: str, *, customer_id: str, product_id: str = "", model: s
     keys = [_key(tenant_slug, customer_id, product_id), _key(tenant_slug, customer_id, ""),
             state_key(tenant_slug, customer_id)]
     specific, general, credits = _profiles(keys)
-    profile = specific or general
+    return _decided(tenant_slug, customer_id, product_id, model, feature, keys[0],
+                    specific or general, credits)
+
+
+def decide_held(tenant_slug: str, customer_id: str, product_id: str, model: str,
+                feature: str) -> Decision | None:
+    """decide() when this process's mirror answers it alone (every profile it needs held and
+    fresher than LOCAL_TTL, no rate limit to count in Redis); None otherwise, and the caller
+    goes the way that may read Redis. For the event loop: no I/O of any kind."""
+    prefix = f"aforo:guard:{tenant_slug}:{customer_id}:"
+    specific = _mirror.get(prefix + product_id)
+    general = _mirror.get(prefix)
+    credits = _mirror.get(state_key(tenant_slug, customer_id))
+    if specific is None or general is None or credits is None:
+        return None
+    oldest = time.monotonic() - LOCAL_TTL
+    if specific[0] <= oldest or general[0] <= oldest or credits[0] <= oldest:
+        return None
+    profile = specific[1] or general[1]
+    if profile and profile["level"] >= THROTTLE_LEVEL and profile["rate"]:
+        return None  # the throttle's rate counter lives in Redis
+    return _decided(tenant_slug, customer_id, product_id, model, feature,
+                    prefix + product_id, profile, credits[1])
+
+
+def _decided(tenant_slug: str, customer_id: str, product_id: str, model: str, feature: str,
+             scope_key: str, profile: dict, credits: dict) -> Decision:
     level = profile["level"] if profile else NONE
     remaining: tuple = ()
     quota_throttle = None
@@ -140,10 +217,10 @@ def decide(tenant_slug: str, *, customer_id: str, product_id: str = "", model: s
             return quota_throttle
         return Decision(ALLOW, NONE, model=model, remaining=remaining)
     override = profile["override_until"]
-    if override and override > datetime.now(timezone.utc).timestamp():
+    if override and override > time.time():
         return quota_throttle or Decision(ALLOW, level, model=model, reason_code="OVERRIDE",
                                           reason="overridden by an admin", remaining=remaining)
-    verdict = _enforced(profile, model, feature, f"aforo:guard-rate:{keys[0]}")
+    verdict = _enforced(profile, model, feature, f"aforo:guard-rate:{scope_key}")
     if profile["mode"] == "DRY_RUN":
         return quota_throttle or Decision(
             ALLOW, level, model=model, would=verdict.decision,
@@ -152,7 +229,7 @@ def decide(tenant_slug: str, *, customer_id: str, product_id: str = "", model: s
     if verdict.decision == ALLOW and quota_throttle:
         verdict = quota_throttle
     elif remaining:
-        verdict = replace(verdict, remaining=remaining)
+        verdict.remaining = remaining  # a verdict of this call's own
     if verdict.decision == BLOCK:
         decision_count(tenant_slug, customer_id, product_id, feature or model, "BLOCKED")
     elif verdict.retry_after:

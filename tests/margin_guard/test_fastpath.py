@@ -23,7 +23,8 @@ async def _post(app, path: str, body: bytes, headers: list[tuple[bytes, bytes]])
     await communicator.send_input({"type": "http.request", "body": body, "more_body": False})
     start = await communicator.receive_output(5)
     payload = await communicator.receive_output(5)
-    return start["status"], dict(start["headers"]), payload["body"]
+    # names as Django's view sends them (Content-Type, ...): compared case-insensitively
+    return start["status"], {k.lower(): v for k, v in start["headers"]}, payload["body"]
 
 
 @pytest.fixture
