@@ -254,8 +254,13 @@ ENCODERS: dict[ExportFormat, type[Encoder]] = {
 def gzipped(pieces: Iterable[bytes]) -> Iterator[bytes]:
     """The same stream gzip-compressed, piece by piece (one gzip member)."""
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
-    for piece in pieces:
-        out = compressor.compress(piece)
-        if out:
-            yield out
-    yield compressor.flush()
+    try:
+        for piece in pieces:
+            out = compressor.compress(piece)
+            if out:
+                yield out
+        yield compressor.flush()
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:  # a download stopped early stops the reads under it at once
+            close()

@@ -21,6 +21,7 @@ from aforo import eventstore
 from aforo.errors import DomainError
 from aforo.ledger.query import LedgerQuery, Table, tenant_sql
 from aforo.periods import Period, day_start
+from exports import readahead
 from exports.formats import Column, Encoder
 
 CHUNK_ROWS = 50_000
@@ -107,18 +108,32 @@ class Chunk:
     rows: int
 
 
-def _encoded(query: LedgerQuery, columns: Sequence[Column], encoder: Encoder,
-             native: str) -> Chunk:
+@dataclass(frozen=True)
+class Read:
+    """One chunk as the store gave it: the engine's bytes in the encoder's native format, or
+    rows (a store that writes no such format, which the encoder then encodes)."""
+
+    raw: bytes = b""
+    rows: list[tuple] | None = None
+
+
+def _read(query: LedgerQuery, columns: Sequence[Column], native: str) -> Read:
     query = _select(query, columns, native)
     if native:
-        data = encoder.native(query.formatted(native))
-        return Chunk(data, encoder.last_rows)
+        return Read(raw=query.formatted(native))
     _names, rows = query.rows()
-    return Chunk(encoder.rows(rows), len(rows))
+    return Read(rows=rows)
 
 
-def _keyset_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
-                   encoder: Encoder, native: str, chunk_rows: int) -> Iterator[Chunk]:
+def _encoded(read: Read, encoder: Encoder) -> Chunk:
+    if read.rows is None:
+        data = encoder.native(read.raw)
+        return Chunk(data, encoder.last_rows)
+    return Chunk(encoder.rows(read.rows), len(read.rows))
+
+
+def _keyset_reads(base: LedgerQuery, order: Order, columns: Sequence[Column], native: str,
+                  chunk_rows: int) -> Iterator[Read]:
     """`base` cut by keys: where the next chunk ends (keys only, sorted), then its rows."""
     after = None
     while True:
@@ -130,7 +145,7 @@ def _keyset_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
             query = order.up_to(query, boundary)
         else:  # the rest: fewer than a chunk when asked
             query = query.order_by(*order.columns).limit(chunk_rows)
-        yield _encoded(query, columns, encoder, native)
+        yield _read(query, columns, native)
         if boundary is None:
             return
         after = boundary
@@ -177,26 +192,46 @@ def _planned_ranges(buckets: Sequence[tuple[datetime, datetime, int]], chunk_row
         yield start, end, False
 
 
-def encoded_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
-                   encoder: Encoder, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-    """Every entry of `base`, chunk by chunk, the chunks in `order` (the first column a time).
+def chunk_reads(base: LedgerQuery, order: Order, columns: Sequence[Column], native: str, *,
+                chunk_rows: int = CHUNK_ROWS) -> Iterator[Read]:
+    """Every entry of `base`, read chunk by chunk, the chunks in `order` (the first column a
+    time); `native` is the engine's output format to read them in ("" for rows).
 
     A plan cuts the entries by time: one read counts them per time bucket, and consecutive
     buckets make a chunk of at most chunk_rows entries, read by a range of the first column
     (the ledger's sort key: the engine reads only that range's granules, and nothing is read
-    twice). A bucket holding more than a chunk is cut by keys inside it (`_keyset_chunks`).
+    twice). A bucket holding more than a chunk is cut by keys inside it (`_keyset_reads`).
     Entries written during the export into a range not read yet are in it; entries after the
     plan's last bucket are not."""
-    native = encoder.native_format if encoder.native_format in eventstore.native_formats() \
-        else ""
     column = order.columns[0]
     for start, end, too_big in _planned_ranges(_time_buckets(base, column), chunk_rows):
         query = base.where_sql(f"{column} >= %(r_start)s AND {column} < %(r_end)s",
                                r_start=start, r_end=end)
         if too_big:
-            yield from _keyset_chunks(query, order, columns, encoder, native, chunk_rows)
+            yield from _keyset_reads(query, order, columns, native, chunk_rows)
         else:
-            yield _encoded(query, columns, encoder, native)
+            yield _read(query, columns, native)
+
+
+def encoded_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
+                   encoder: Encoder, *, chunk_rows: int = CHUNK_ROWS,
+                   read_ahead: bool = True) -> Iterator[Chunk]:
+    """`chunk_reads` encoded by `encoder`, chunk by chunk. With `read_ahead`, the next chunk
+    is read in a thread while this one is encoded and written (`exports.readahead`): the
+    engine's query and the encoding overlap, and at most two chunks are held."""
+    native = encoder.native_format if encoder.native_format in eventstore.native_formats() \
+        else ""
+    reads = chunk_reads(base, order, columns, native, chunk_rows=chunk_rows)
+    if read_ahead:
+        reads = readahead.read_ahead(reads)
+    try:
+        for read in reads:
+            chunk = _encoded(read, encoder)
+            del read  # the next read may be arriving; hold one raw chunk, not two
+            yield chunk
+            del chunk
+    finally:
+        reads.close()
 
 
 def ledger_period_query(tenant: str, period: Period) -> LedgerQuery:
