@@ -7,7 +7,9 @@ of occurred_at, and consecutive buckets make a chunk of at most chunk_rows entri
 range of occurred_at, the ledger's sort key, so none is read twice and none is skipped; a
 bucket holding more than a chunk is cut inside by keys, (occurred_at, event_id, entry_id).
 Incremental exports read after a (recorded_at, entry_id) watermark. Chunks follow each other in
-key order; the rows of a period chunk come in the order the engine reads them.
+key order; the rows of a period chunk come in the order the engine reads them. A period's
+chunks are read (`chunk_reads`) apart from their encoding, so the next can be read in a thread
+while one is encoded (`exports.readahead`); memory holds two chunks.
 """
 from __future__ import annotations
 
