@@ -11,8 +11,9 @@ was read only at each chunk's end, which is also given). Figures are appended to
 benchmarks/RESULTS.md.
 
 With --compare, each format is also exported the way it was before the read-ahead (one
-thread reading then encoding, never purging the engine's freed memory), alternating with the
-current code --rounds times in the same process, so both meet the same load.
+thread reading then encoding, never purging the engine's freed memory), and with one of the
+two changes alone, alternating with the current code --rounds times in the same process, so
+all meet the same load.
 
     .venv/bin/python benchmarks/export.py --events 10000000
     .venv/bin/python benchmarks/export.py --events 3000000 --compare --rounds 2
@@ -130,8 +131,10 @@ class RssSampler:
         self.peak = max(self.peak, rss_mb())
 
 
-# variant name: (read ahead, purge the engine's freed memory every this many chunks; 0 never)
-VARIANTS = {"read-ahead": (True, None), "sequential, no purge (before)": (False, 0)}
+# variant name: (read ahead, purge the engine's freed memory every this many chunks; 0 never,
+# None as the code does); the first is the code as it is, the last the code before.
+VARIANTS = {"read-ahead": (True, None), "read-ahead, no purge": (True, 0),
+            "sequential": (False, None), "sequential, no purge (before)": (False, 0)}
 
 
 def export_once(fmt, variant: str = "read-ahead") -> dict:
