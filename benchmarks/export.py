@@ -11,9 +11,9 @@ was read only at each chunk's end, which is also given). Figures are appended to
 benchmarks/RESULTS.md.
 
 With --compare, each format is also exported the way it was before the read-ahead (one
-thread reading then encoding, never purging the engine's freed memory), and with one of the
-two changes alone, alternating with the current code --rounds times in the same process, so
-all meet the same load.
+thread reading then encoding, never purging the engine's freed memory), and with read-ahead
+and the purge every 8 chunks alone and together, alternating with the code as it chooses
+--rounds times in the same process, so all meet the same load.
 
     .venv/bin/python benchmarks/export.py --events 10000000
     .venv/bin/python benchmarks/export.py --events 3000000 --compare --rounds 2
@@ -131,22 +131,20 @@ class RssSampler:
         self.peak = max(self.peak, rss_mb())
 
 
-# variant name: (read ahead, purge the engine's freed memory every this many chunks; 0 never,
-# None as the code does); the first is the code as it is, the last the code before.
-VARIANTS = {"read-ahead": (True, None), "read-ahead, no purge": (True, 0),
-            "sequential": (False, None), "sequential, no purge (before)": (False, 0)}
+# variant name: (read ahead, purge the engine's freed memory every this many chunks, 0 never;
+# None: as the code chooses per format); the first is the code as it is, the last the code
+# before the read-ahead and the purge.
+VARIANTS = {"as the code chooses": (None, None), "read-ahead, no purge": (True, 0),
+            "read-ahead, purge every 8": (True, 8), "sequential, purge every 8": (False, 8),
+            "sequential, no purge (before)": (False, 0)}
 
 
-def export_once(fmt, variant: str = "read-ahead") -> dict:
+def export_once(fmt, variant: str = "as the code chooses") -> dict:
     from aforo.models import Tenant
     from cogs import queries
-    from exports import queries as export_queries
     from exports.files import ledger_file
 
     read_ahead, purge_every = VARIANTS[variant]
-    saved_purge = export_queries.PURGE_EVERY
-    if purge_every is not None:
-        export_queries.PURGE_EVERY = purge_every
     tenant = Tenant(slug=TENANT, name=TENANT)
     stop = threading.Event()
     waits: list[float] = []
@@ -168,19 +166,16 @@ def export_once(fmt, variant: str = "read-ahead") -> dict:
 
     size = 0
     watcher = threading.Thread(target=dashboard, daemon=True)
-    try:
-        with RssSampler() as rss:
-            began, cpu_began = time.perf_counter(), time.process_time()
-            watcher.start()
-            for piece in ledger_file(tenant=tenant, period=PERIOD, fmt=fmt,
-                                     chunk_rows=ARGS.chunk_rows, progress=progress,
-                                     read_ahead=read_ahead).content:
-                size += len(piece)
-            elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
-            stop.set()
-            watcher.join()
-    finally:
-        export_queries.PURGE_EVERY = saved_purge
+    with RssSampler() as rss:
+        began, cpu_began = time.perf_counter(), time.process_time()
+        watcher.start()
+        for piece in ledger_file(tenant=tenant, period=PERIOD, fmt=fmt,
+                                 chunk_rows=ARGS.chunk_rows, progress=progress,
+                                 read_ahead=read_ahead, purge_every=purge_every).content:
+            size += len(piece)
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
+        stop.set()
+        watcher.join()
     waits.sort()
     return {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed, "cpu_s": cpu,
             "mb": size / 1e6, "rss_growth_mb": rss.peak - rss.base, "variant": variant,
@@ -222,7 +217,7 @@ def main() -> None:
             pass
     results = []
     loads = [os.getloadavg()[0]]
-    variants = list(VARIANTS) if ARGS.compare else ["read-ahead"]
+    variants = list(VARIANTS) if ARGS.compare else ["as the code chooses"]
     for round_ in range(ARGS.rounds):
         for fmt in (ExportFormat.CSV, ExportFormat.PARQUET):
             raw = raw_export(fmt)

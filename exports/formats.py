@@ -109,6 +109,9 @@ class Encoder:
     """Bytes for one export: `begin()`, then a piece per chunk, then `end()`."""
 
     native_format = ""
+    # Whether a chunk in native_format is still encoded here (Parquet from Arrow), or is the
+    # file's bytes as the engine wrote them (CSV, NDJSON)
+    encodes_native = False
 
     def __init__(self, columns: Sequence[Column]) -> None:
         self.columns = list(columns)
@@ -201,6 +204,7 @@ class ParquetEncoder(Encoder):
     array beyond): exact, and read back as decimal128 of the same precision and scale."""
 
     native_format = "ArrowStream"
+    encodes_native = True
 
     def __init__(self, columns: Sequence[Column]) -> None:
         super().__init__(columns)

@@ -194,16 +194,17 @@ def _planned_ranges(buckets: Sequence[tuple[datetime, datetime, int]], chunk_row
         yield start, end, False
 
 
-# The embedded engine's allocator keeps the pages of freed chunks (RSS grew 139 MB over a 10M
-# CSV export); they are handed back every this many chunks. Every chunk held RSS flat but cost
-# 30% more CPU (benchmarks/RESULTS.md).
+# The embedded engine's allocator keeps the pages of freed chunks: an engine-written CSV export's
+# RSS grew by 95-139 MB; handing them back every 8 chunks holds it near 55 MB, at about 10% of
+# its speed (every chunk: 30% more CPU). benchmarks/RESULTS.md, 2026-12-04.
 PURGE_EVERY = 8
 
 
 def chunk_reads(base: LedgerQuery, order: Order, columns: Sequence[Column], native: str, *,
-                chunk_rows: int = CHUNK_ROWS) -> Iterator[Read]:
+                chunk_rows: int = CHUNK_ROWS, purge_every: int = 0) -> Iterator[Read]:
     """Every entry of `base`, read chunk by chunk, the chunks in `order` (the first column a
-    time); `native` is the engine's output format to read them in ("" for rows).
+    time); `native` is the engine's output format to read them in ("" for rows). Every
+    `purge_every` chunks (0: never) the store hands its freed memory back.
 
     A plan cuts the entries by time: one read counts them per time bucket, and consecutive
     buckets make a chunk of at most chunk_rows entries, read by a range of the first column
@@ -219,20 +220,33 @@ def chunk_reads(base: LedgerQuery, order: Order, columns: Sequence[Column], nati
         for chunk in (_keyset_reads(query, order, columns, native, chunk_rows) if too_big
                       else (_read(query, columns, native),)):
             read += 1
-            if PURGE_EVERY and read % PURGE_EVERY == 0:
+            if purge_every and read % purge_every == 0:
                 eventstore.get_store().purge_freed_memory()
             yield chunk
 
 
 def encoded_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
                    encoder: Encoder, *, chunk_rows: int = CHUNK_ROWS,
-                   read_ahead: bool = True) -> Iterator[Chunk]:
-    """`chunk_reads` encoded by `encoder`, chunk by chunk. With `read_ahead`, the next chunk
-    is read in a thread while this one is encoded and written (`exports.readahead`): the
-    engine's query and the encoding overlap, and at most two chunks are held."""
+                   read_ahead: bool | None = None,
+                   purge_every: int | None = None) -> Iterator[Chunk]:
+    """`chunk_reads` encoded by `encoder`, chunk by chunk.
+
+    With `read_ahead`, the next chunk is read in a thread while this one is encoded and written
+    (`exports.readahead`), and at most two chunks are held. By default it is on where encoding
+    is real work: Parquet row groups, and rows from a store that writes no format itself. Where
+    the engine writes the file's own bytes (CSV, NDJSON embedded) the read is nine tenths of
+    the time, and reading ahead measured no faster on two shared cores (the engine's read
+    already takes both) while it held more memory. `purge_every` defaults to PURGE_EVERY
+    for those, and to never for Parquet (flat without it)."""
     native = encoder.native_format if encoder.native_format in eventstore.native_formats() \
         else ""
-    reads = chunk_reads(base, order, columns, native, chunk_rows=chunk_rows)
+    writes_itself = bool(native) and not encoder.encodes_native
+    if read_ahead is None:
+        read_ahead = not writes_itself
+    if purge_every is None:
+        purge_every = PURGE_EVERY if writes_itself else 0
+    reads = chunk_reads(base, order, columns, native, chunk_rows=chunk_rows,
+                        purge_every=purge_every)
     if read_ahead:
         reads = readahead.read_ahead(reads)
     try:

@@ -118,14 +118,14 @@ def test_the_command_fails_on_a_read_error_and_does_not_say_exported(ledger_of_6
     with pytest.raises(EventStoreError):
         call_command("export_ledger", ledger_of_60.slug, "--from", str(PERIOD.first),
                      "--to", str(PERIOD.last), "--output", str(out), "--chunk-rows", "7",
-                     "--no-progress")
+                     "--format", "parquet", "--no-progress")
     assert "Exported" not in capsys.readouterr().err
     assert not _readers()
 
 
 def test_closing_the_download_early_stops_and_joins_the_thread(ledger_of_60, read_threads):  # noqa: F811
     export = ledger_file(tenant=ledger_of_60, period=PERIOD, fmt=ExportFormat.CSV,
-                         chunk_rows=2)
+                         chunk_rows=2, read_ahead=True)
     content = export.content
     while len(read_threads) < 3:  # the header, then chunks, the next one read ahead
         next(content)
@@ -138,7 +138,7 @@ def test_closing_the_download_early_stops_and_joins_the_thread(ledger_of_60, rea
 
 def test_a_client_going_away_under_asgi_stops_the_thread(ledger_of_60, read_threads):  # noqa: F811
     export = ledger_file(tenant=ledger_of_60, period=PERIOD, fmt=ExportFormat.NDJSON,
-                         chunk_rows=2)
+                         chunk_rows=2, read_ahead=True)
 
     async def first_pieces() -> None:
         pieces = _async_pieces(export.content)
@@ -165,6 +165,18 @@ def test_closing_a_gzipped_download_closes_the_stream_under_it():
     next(zipped)
     zipped.close()
     assert closed.is_set()
+
+
+@pytest.mark.parametrize("fmt", list(ExportFormat))
+def test_reading_ahead_is_on_where_encoding_is_work(ledger_of_60, read_threads, store, fmt,  # noqa: F811
+                                                    monkeypatch):
+    purges = []
+    monkeypatch.setattr(type(store), "purge_freed_memory", lambda self: purges.append(1))
+    b"".join(ledger_file(tenant=ledger_of_60, period=PERIOD, fmt=fmt, chunk_rows=2).content)
+    writes_itself = store.name == "chdb" and fmt is not ExportFormat.PARQUET
+    caller = threading.current_thread().name
+    assert set(read_threads) == {caller if writes_itself else readahead.THREAD_NAME}
+    assert len(purges) == (len(read_threads) // queries.PURGE_EVERY if writes_itself else 0)
 
 
 class _Item:
