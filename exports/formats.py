@@ -3,7 +3,8 @@
 Each chunk arrives either as the embedded engine's own output (`native_format`: CSV,
 JSONEachRow or ArrowStream, written in C) or as rows (the ClickHouse server, and aggregates),
 which are encoded here the same way. Money is never a float: exact decimal text in CSV and
-NDJSON (strings in JSON), Decimal128 in Parquet. Memory holds one chunk, however many rows.
+NDJSON (strings in JSON), Decimal128 in Parquet. Memory holds one chunk (two when the next is
+read ahead), however many rows.
 """
 from __future__ import annotations
 

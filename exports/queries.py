@@ -1,6 +1,6 @@
 """Reads for exports: the ledger's entries of a period or since a watermark, and aggregates,
 each in chunks, so no single query holds the embedded store for long and memory holds one
-chunk at a time.
+chunk at a time (two when the next is read ahead).
 
 A period's entries are cut by a plan (`encoded_chunks`): one read counts them per time bucket
 of occurred_at, and consecutive buckets make a chunk of at most chunk_rows entries, read as a
@@ -9,7 +9,7 @@ bucket holding more than a chunk is cut inside by keys, (occurred_at, event_id, 
 Incremental exports read after a (recorded_at, entry_id) watermark. Chunks follow each other in
 key order; the rows of a period chunk come in the order the engine reads them. A period's
 chunks are read (`chunk_reads`) apart from their encoding, so the next can be read in a thread
-while one is encoded (`exports.readahead`); memory holds two chunks.
+while one is encoded (`exports.readahead`).
 """
 from __future__ import annotations
 
