@@ -195,8 +195,9 @@ def _planned_ranges(buckets: Sequence[tuple[datetime, datetime, int]], chunk_row
 
 
 # The embedded engine's allocator keeps the pages of freed chunks: an engine-written CSV export's
-# RSS grew by 95-139 MB; handing them back every 8 chunks holds it near 55 MB, at about 10% of
-# its speed (every chunk: 30% more CPU). benchmarks/RESULTS.md, 2026-12-04.
+# RSS grew by 95-139 MB; handing them back every 8 chunks holds it near 60 MB, at about a fifth
+# of its speed on two shared cores (every chunk: 30% more CPU). benchmarks/RESULTS.md,
+# 2026-12-04.
 PURGE_EVERY = 8
 
 
@@ -252,7 +253,7 @@ def encoded_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
     try:
         for read in reads:
             chunk = _encoded(read, encoder)
-            del read  # the next read may be arriving; hold one raw chunk, not two
+            del read  # this reference goes before the next read arrives
             yield chunk
             del chunk
     finally:
