@@ -195,9 +195,9 @@ def _planned_ranges(buckets: Sequence[tuple[datetime, datetime, int]], chunk_row
 
 
 # The embedded engine's allocator keeps the pages of freed chunks: an engine-written CSV export's
-# RSS grew by 95-139 MB; handing them back every 8 chunks holds it near 60 MB, at about a fifth
-# of its speed on two shared cores (every chunk: 30% more CPU). benchmarks/RESULTS.md,
-# 2026-12-04.
+# RSS grew by 95-139 MB; handing them back every 8 chunks held it near 60 MB at 3M entries but
+# 102-117 MB at 10M, at about a fifth of its speed on two shared cores (every chunk: 30% more
+# CPU). benchmarks/RESULTS.md, 2026-12-04.
 PURGE_EVERY = 8
 
 
