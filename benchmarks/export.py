@@ -5,10 +5,18 @@ Generates N COST entries over 30 days straight into the ledger with INSERT ... S
 benchmarks/dashboard.py does), then exports the whole period through exports.files (the code
 the API and manage.py export_ledger run), counting the bytes instead of keeping them. While
 each export runs, a second thread asks for the dashboard headline every 200 ms; its worst
-latency says whether the embedded store stays answerable. Figures are appended to
+latency says whether the embedded store stays answerable. RSS is sampled every 10 ms by a
+thread; its growth is the peak over the RSS at the export's start (as before, when the RSS
+was read only at each chunk's end, which is also given). Figures are appended to
 benchmarks/RESULTS.md.
 
+With --compare, each format is also exported the way it was before the read-ahead (one
+thread reading then encoding, never purging the engine's freed memory), and with read-ahead
+and the purge every 8 chunks alone and together, alternating with the code as it chooses
+--rounds times in the same process, so all meet the same load.
+
     .venv/bin/python benchmarks/export.py --events 10000000
+    .venv/bin/python benchmarks/export.py --events 3000000 --compare --rounds 2
     .venv/bin/python benchmarks/export.py --events 10000000 --generate-only  # data only
 """
 from __future__ import annotations
@@ -33,6 +41,10 @@ parser.add_argument("--events", type=int, default=10_000_000)
 parser.add_argument("--chunk-rows", type=int, default=50_000)
 parser.add_argument("--var-dir", default=str(ROOT / "var" / "bench-export"))
 parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
+parser.add_argument("--compare", action="store_true",
+                    help="also export sequentially without purging (the code before), "
+                         "alternating with the current code")
+parser.add_argument("--rounds", type=int, default=1)
 parser.add_argument("--generate-only", action="store_true",
                     help="generate the data (for benchmarks/analytics.py) and stop")
 ARGS = parser.parse_args()
@@ -99,11 +111,40 @@ def generate(events: int) -> None:
         print(f"  {offset + count:,} / {events:,}", flush=True)
 
 
-def export_once(fmt) -> dict:
+class RssSampler:
+    """The process's peak RSS while a block runs, sampled every 10 ms in a thread."""
+
+    def __enter__(self) -> RssSampler:
+        self.base = self.peak = rss_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, rss_mb())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_mb())
+
+
+# variant name: (read ahead, purge the engine's freed memory every this many chunks, 0 never;
+# None: as the code chooses per format); the first is the code as it is, the last the code
+# before the read-ahead and the purge.
+VARIANTS = {"as the code chooses": (None, None), "read-ahead, no purge": (True, 0),
+            "read-ahead, purge every 8": (True, 8), "sequential, purge every 8": (False, 8),
+            "sequential, no purge (before)": (False, 0)}
+
+
+def export_once(fmt, variant: str = "as the code chooses") -> dict:
     from aforo.models import Tenant
     from cogs import queries
     from exports.files import ledger_file
 
+    read_ahead, purge_every = VARIANTS[variant]
     tenant = Tenant(slug=TENANT, name=TENANT)
     stop = threading.Event()
     waits: list[float] = []
@@ -115,27 +156,30 @@ def export_once(fmt) -> dict:
             waits.append(time.perf_counter() - began)
             time.sleep(0.2)
 
-    peak = base = rss_mb()
     rows = 0
+    chunk_end_peak = 0.0
 
     def progress(written: int) -> None:
-        nonlocal peak, rows
+        nonlocal rows, chunk_end_peak
         rows = written
-        peak = max(peak, rss_mb())
+        chunk_end_peak = max(chunk_end_peak, rss_mb())
 
     size = 0
     watcher = threading.Thread(target=dashboard, daemon=True)
-    began, cpu_began = time.perf_counter(), time.process_time()
-    watcher.start()
-    for piece in ledger_file(tenant=tenant, period=PERIOD, fmt=fmt,
-                             chunk_rows=ARGS.chunk_rows, progress=progress).content:
-        size += len(piece)
-    elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
-    stop.set()
-    watcher.join()
+    with RssSampler() as rss:
+        began, cpu_began = time.perf_counter(), time.process_time()
+        watcher.start()
+        for piece in ledger_file(tenant=tenant, period=PERIOD, fmt=fmt,
+                                 chunk_rows=ARGS.chunk_rows, progress=progress,
+                                 read_ahead=read_ahead, purge_every=purge_every).content:
+            size += len(piece)
+        elapsed, cpu = time.perf_counter() - began, time.process_time() - cpu_began
+        stop.set()
+        watcher.join()
     waits.sort()
     return {"rows": rows, "seconds": elapsed, "rows_per_s": rows / elapsed, "cpu_s": cpu,
-            "mb": size / 1e6, "rss_growth_mb": peak - base,
+            "mb": size / 1e6, "rss_growth_mb": rss.peak - rss.base, "variant": variant,
+            "rss_chunk_end_growth_mb": max(chunk_end_peak, rss.base) - rss.base,
             "dashboard_p50_ms": waits[len(waits) // 2] * 1000 if waits else 0,
             "dashboard_max_ms": waits[-1] * 1000 if waits else 0, "dashboard_n": len(waits)}
 
@@ -171,38 +215,52 @@ def main() -> None:
         for _piece in ledger_file(tenant=Tenant(slug=TENANT, name=TENANT), period=PERIOD,
                                   fmt=fmt, chunk_rows=ARGS.chunk_rows).content:
             pass
-    results = {}
-    load_before = os.getloadavg()[0]
-    for fmt in (ExportFormat.CSV, ExportFormat.PARQUET):
-        raw = raw_export(fmt)
-        results[fmt.value] = figures = export_once(fmt)
-        figures["raw_s"] = raw["seconds"]
-        figures["raw_rows_per_s"] = figures["rows"] / raw["seconds"]
-        print(f"{fmt.value}: engine alone to /dev/null {raw['seconds']:.1f} s = "
-              f"{figures['raw_rows_per_s']:,.0f} rows/s; export "
-              f"{figures['rows']:,} rows in {figures['seconds']:.1f} s = "
-              f"{figures['rows_per_s']:,.0f} rows/s (CPU {figures['cpu_s']:.1f} s), "
-              f"{figures['mb']:,.0f} MB, RSS +"
-              f"{figures['rss_growth_mb']:.0f} MB, dashboard p50 "
-              f"{figures['dashboard_p50_ms']:.0f} ms max {figures['dashboard_max_ms']:.0f} ms "
-              f"({figures['dashboard_n']} asked)", flush=True)
+    results = []
+    loads = [os.getloadavg()[0]]
+    variants = list(VARIANTS) if ARGS.compare else ["as the code chooses"]
+    for round_ in range(ARGS.rounds):
+        for fmt in (ExportFormat.CSV, ExportFormat.PARQUET):
+            raw = raw_export(fmt)
+            # the order alternates per round, so neither variant always runs second
+            for variant in (variants if round_ % 2 == 0 else variants[::-1]):
+                figures = export_once(fmt, variant)
+                loads.append(os.getloadavg()[0])
+                figures.update(format=fmt.value, round=round_ + 1, raw_s=raw["seconds"],
+                               raw_rows_per_s=figures["rows"] / raw["seconds"],
+                               load=loads[-1])
+                results.append(figures)
+                print(f"round {round_ + 1} {fmt.value} {variant}: engine alone to /dev/null "
+                      f"{raw['seconds']:.1f} s = {figures['raw_rows_per_s']:,.0f} rows/s; "
+                      f"export {figures['rows']:,} rows in {figures['seconds']:.1f} s = "
+                      f"{figures['rows_per_s']:,.0f} rows/s "
+                      f"({figures['rows_per_s'] / figures['raw_rows_per_s']:.2f}x; "
+                      f"CPU {figures['cpu_s']:.1f} s), {figures['mb']:,.0f} MB, RSS +"
+                      f"{figures['rss_growth_mb']:.0f} MB (at chunk ends +"
+                      f"{figures['rss_chunk_end_growth_mb']:.0f} MB), dashboard p50 "
+                      f"{figures['dashboard_p50_ms']:.0f} ms max "
+                      f"{figures['dashboard_max_ms']:.0f} ms ({figures['dashboard_n']} asked), "
+                      f"load {loads[-1]:.1f}", flush=True)
     if ARGS.no_write:
         return
-    load_after = os.getloadavg()[0]
     lines = [f"\n## Export ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, embedded, "
              f"{ARGS.events:,} entries, chunks of {ARGS.chunk_rows:,}, "
              f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores shared, "
-             f"load average {load_before:.1f} before, {load_after:.1f} after)\n",
-             "| format | rows | seconds | CPU s (all threads) | rows/s | engine alone rows/s "
-             "| × engine alone | file MB | RSS growth MB | dashboard p50 ms during "
-             "| dashboard max ms during |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for name, f in results.items():
-        lines.append(f"| {name} | {f['rows']:,} | {f['seconds']:.1f} | {f['cpu_s']:.1f} | "
+             f"load average {min(loads):.1f} to {max(loads):.1f})\n",
+             "| format | code | round | rows | seconds | CPU s (all threads) | rows/s "
+             "| engine alone rows/s | × engine alone | file MB | RSS growth MB (10 ms samples) "
+             "| RSS growth MB (at chunk ends) "
+             "| dashboard p50 ms during | dashboard max ms during | load after |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- "
+             "| --- | --- |"]
+    for f in results:
+        lines.append(f"| {f['format']} | {f['variant']} | {f['round']} | {f['rows']:,} | "
+                     f"{f['seconds']:.1f} | {f['cpu_s']:.1f} | "
                      f"{f['rows_per_s']:,.0f} | {f['raw_rows_per_s']:,.0f} | "
                      f"{f['rows_per_s'] / f['raw_rows_per_s']:.2f} "
                      f"| {f['mb']:,.0f} | {f['rss_growth_mb']:.0f} | "
-                     f"{f['dashboard_p50_ms']:.0f} | {f['dashboard_max_ms']:.0f} |")
+                     f"{f['rss_chunk_end_growth_mb']:.0f} | "
+                     f"{f['dashboard_p50_ms']:.0f} | {f['dashboard_max_ms']:.0f} | "
+                     f"{f['load']:.1f} |")
     with open(ROOT / "benchmarks" / "RESULTS.md", "a") as out:
         out.write("\n".join(lines) + "\n")
 

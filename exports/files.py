@@ -42,23 +42,32 @@ def _finish(name: str, fmt: ExportFormat, pieces: Iterator[bytes], gzip: bool) -
 
 
 def ledger_file(*, tenant: Tenant, period: Period, fmt: ExportFormat, gzip: bool = False,
-                chunk_rows: int = queries.CHUNK_ROWS,
-                progress: Progress | None = None) -> ExportFile:
-    """Every ledger entry whose event occurred in the period, in the ledger's order."""
+                chunk_rows: int = queries.CHUNK_ROWS, progress: Progress | None = None,
+                read_ahead: bool | None = None, purge_every: int | None = None) -> ExportFile:
+    """Every ledger entry whose event occurred in the period, in the ledger's order; with
+    `read_ahead` the next chunk is read while this one is encoded and written, and every
+    `purge_every` chunks the engine's freed memory is handed back (None: as the format suits,
+    `queries.encoded_chunks`)."""
     columns = queries.ledger_columns()
     encoder = ENCODERS[fmt](columns)
 
     def pieces() -> Iterator[bytes]:
         yield encoder.begin()
         written = 0
-        for chunk in queries.encoded_chunks(
-                queries.ledger_period_query(tenant.slug, period), queries.BY_OCCURRENCE,
-                columns, encoder, chunk_rows=chunk_rows):
-            written += chunk.rows
-            if chunk.data:
-                yield chunk.data
-            if progress:
-                progress(written)
+        chunks = queries.encoded_chunks(
+            queries.ledger_period_query(tenant.slug, period), queries.BY_OCCURRENCE,
+            columns, encoder, chunk_rows=chunk_rows, read_ahead=read_ahead,
+            purge_every=purge_every)
+        try:
+            for chunk in chunks:
+                written += chunk.rows
+                if chunk.data:
+                    yield chunk.data
+                if progress:
+                    progress(written)
+                del chunk
+        finally:
+            chunks.close()  # a download stopped early stops the reads at once
         yield encoder.end()
 
     name = f"ledger-{tenant.slug}-{period.first}-{period.last}"

@@ -3,7 +3,8 @@
 Each chunk arrives either as the embedded engine's own output (`native_format`: CSV,
 JSONEachRow or ArrowStream, written in C) or as rows (the ClickHouse server, and aggregates),
 which are encoded here the same way. Money is never a float: exact decimal text in CSV and
-NDJSON (strings in JSON), Decimal128 in Parquet. Memory holds one chunk, however many rows.
+NDJSON (strings in JSON), Decimal128 in Parquet. Memory holds one chunk (two when the next is
+read ahead), however many rows.
 """
 from __future__ import annotations
 
@@ -109,6 +110,9 @@ class Encoder:
     """Bytes for one export: `begin()`, then a piece per chunk, then `end()`."""
 
     native_format = ""
+    # Whether a chunk in native_format is still encoded here (Parquet from Arrow), or is the
+    # file's bytes as the engine wrote them (CSV, NDJSON)
+    encodes_native = False
 
     def __init__(self, columns: Sequence[Column]) -> None:
         self.columns = list(columns)
@@ -201,6 +205,7 @@ class ParquetEncoder(Encoder):
     array beyond): exact, and read back as decimal128 of the same precision and scale."""
 
     native_format = "ArrowStream"
+    encodes_native = True
 
     def __init__(self, columns: Sequence[Column]) -> None:
         super().__init__(columns)
@@ -254,8 +259,13 @@ ENCODERS: dict[ExportFormat, type[Encoder]] = {
 def gzipped(pieces: Iterable[bytes]) -> Iterator[bytes]:
     """The same stream gzip-compressed, piece by piece (one gzip member)."""
     compressor = zlib.compressobj(6, zlib.DEFLATED, 31)
-    for piece in pieces:
-        out = compressor.compress(piece)
-        if out:
-            yield out
-    yield compressor.flush()
+    try:
+        for piece in pieces:
+            out = compressor.compress(piece)
+            if out:
+                yield out
+        yield compressor.flush()
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:  # a download stopped early stops the reads under it at once
+            close()

@@ -1,13 +1,15 @@
 """Reads for exports: the ledger's entries of a period or since a watermark, and aggregates,
 each in chunks, so no single query holds the embedded store for long and memory holds one
-chunk at a time.
+chunk at a time (two when the next is read ahead).
 
 A period's entries are cut by a plan (`encoded_chunks`): one read counts them per time bucket
 of occurred_at, and consecutive buckets make a chunk of at most chunk_rows entries, read as a
 range of occurred_at, the ledger's sort key, so none is read twice and none is skipped; a
 bucket holding more than a chunk is cut inside by keys, (occurred_at, event_id, entry_id).
 Incremental exports read after a (recorded_at, entry_id) watermark. Chunks follow each other in
-key order; the rows of a period chunk come in the order the engine reads them.
+key order; the rows of a period chunk come in the order the engine reads them. A period's
+chunks are read (`chunk_reads`) apart from their encoding, so the next can be read in a thread
+while one is encoded (`exports.readahead`).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from aforo import eventstore
 from aforo.errors import DomainError
 from aforo.ledger.query import LedgerQuery, Table, tenant_sql
 from aforo.periods import Period, day_start
+from exports import readahead
 from exports.formats import Column, Encoder
 
 CHUNK_ROWS = 50_000
@@ -107,18 +110,32 @@ class Chunk:
     rows: int
 
 
-def _encoded(query: LedgerQuery, columns: Sequence[Column], encoder: Encoder,
-             native: str) -> Chunk:
+@dataclass(frozen=True)
+class Read:
+    """One chunk as the store gave it: the engine's bytes in the encoder's native format, or
+    rows (a store that writes no such format, which the encoder then encodes)."""
+
+    raw: bytes = b""
+    rows: list[tuple] | None = None
+
+
+def _read(query: LedgerQuery, columns: Sequence[Column], native: str) -> Read:
     query = _select(query, columns, native)
     if native:
-        data = encoder.native(query.formatted(native))
-        return Chunk(data, encoder.last_rows)
+        return Read(raw=query.formatted(native))
     _names, rows = query.rows()
-    return Chunk(encoder.rows(rows), len(rows))
+    return Read(rows=rows)
 
 
-def _keyset_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
-                   encoder: Encoder, native: str, chunk_rows: int) -> Iterator[Chunk]:
+def _encoded(read: Read, encoder: Encoder) -> Chunk:
+    if read.rows is None:
+        data = encoder.native(read.raw)
+        return Chunk(data, encoder.last_rows)
+    return Chunk(encoder.rows(read.rows), len(read.rows))
+
+
+def _keyset_reads(base: LedgerQuery, order: Order, columns: Sequence[Column], native: str,
+                  chunk_rows: int) -> Iterator[Read]:
     """`base` cut by keys: where the next chunk ends (keys only, sorted), then its rows."""
     after = None
     while True:
@@ -130,7 +147,7 @@ def _keyset_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
             query = order.up_to(query, boundary)
         else:  # the rest: fewer than a chunk when asked
             query = query.order_by(*order.columns).limit(chunk_rows)
-        yield _encoded(query, columns, encoder, native)
+        yield _read(query, columns, native)
         if boundary is None:
             return
         after = boundary
@@ -177,26 +194,70 @@ def _planned_ranges(buckets: Sequence[tuple[datetime, datetime, int]], chunk_row
         yield start, end, False
 
 
-def encoded_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
-                   encoder: Encoder, *, chunk_rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
-    """Every entry of `base`, chunk by chunk, the chunks in `order` (the first column a time).
+# The embedded engine's allocator keeps the pages of freed chunks: an engine-written CSV export's
+# RSS grew by 95-139 MB; handing them back every 8 chunks held it near 60 MB at 3M entries but
+# 102-117 MB at 10M, at about a fifth of its speed on two shared cores (every chunk: 30% more
+# CPU). benchmarks/RESULTS.md, 2026-12-04.
+PURGE_EVERY = 8
+
+
+def chunk_reads(base: LedgerQuery, order: Order, columns: Sequence[Column], native: str, *,
+                chunk_rows: int = CHUNK_ROWS, purge_every: int = 0) -> Iterator[Read]:
+    """Every entry of `base`, read chunk by chunk, the chunks in `order` (the first column a
+    time); `native` is the engine's output format to read them in ("" for rows). Every
+    `purge_every` chunks (0: never) the store hands its freed memory back.
 
     A plan cuts the entries by time: one read counts them per time bucket, and consecutive
     buckets make a chunk of at most chunk_rows entries, read by a range of the first column
     (the ledger's sort key: the engine reads only that range's granules, and nothing is read
-    twice). A bucket holding more than a chunk is cut by keys inside it (`_keyset_chunks`).
+    twice). A bucket holding more than a chunk is cut by keys inside it (`_keyset_reads`).
     Entries written during the export into a range not read yet are in it; entries after the
     plan's last bucket are not."""
-    native = encoder.native_format if encoder.native_format in eventstore.native_formats() \
-        else ""
     column = order.columns[0]
+    read = 0
     for start, end, too_big in _planned_ranges(_time_buckets(base, column), chunk_rows):
         query = base.where_sql(f"{column} >= %(r_start)s AND {column} < %(r_end)s",
                                r_start=start, r_end=end)
-        if too_big:
-            yield from _keyset_chunks(query, order, columns, encoder, native, chunk_rows)
-        else:
-            yield _encoded(query, columns, encoder, native)
+        for chunk in (_keyset_reads(query, order, columns, native, chunk_rows) if too_big
+                      else (_read(query, columns, native),)):
+            read += 1
+            if purge_every and read % purge_every == 0:
+                eventstore.get_store().purge_freed_memory()
+            yield chunk
+
+
+def encoded_chunks(base: LedgerQuery, order: Order, columns: Sequence[Column],
+                   encoder: Encoder, *, chunk_rows: int = CHUNK_ROWS,
+                   read_ahead: bool | None = None,
+                   purge_every: int | None = None) -> Iterator[Chunk]:
+    """`chunk_reads` encoded by `encoder`, chunk by chunk.
+
+    With `read_ahead`, the next chunk is read in a thread while this one is encoded and written
+    (`exports.readahead`), and at most two chunks are held. By default it is on where encoding
+    is real work: Parquet row groups, and rows from a store that writes no format itself. Where
+    the engine writes the file's own bytes (CSV, NDJSON embedded) the read is nine tenths of
+    the time, and reading ahead measured no faster on two shared cores (the engine's read
+    already takes both) while it held more memory. `purge_every` defaults to PURGE_EVERY
+    for those, and to never for Parquet (flat without it)."""
+    native = encoder.native_format if encoder.native_format in eventstore.native_formats() \
+        else ""
+    writes_itself = bool(native) and not encoder.encodes_native
+    if read_ahead is None:
+        read_ahead = not writes_itself
+    if purge_every is None:
+        purge_every = PURGE_EVERY if writes_itself else 0
+    reads = chunk_reads(base, order, columns, native, chunk_rows=chunk_rows,
+                        purge_every=purge_every)
+    if read_ahead:
+        reads = readahead.read_ahead(reads)
+    try:
+        for read in reads:
+            chunk = _encoded(read, encoder)
+            del read  # this reference goes before the next read arrives
+            yield chunk
+            del chunk
+    finally:
+        reads.close()
 
 
 def ledger_period_query(tenant: str, period: Period) -> LedgerQuery:

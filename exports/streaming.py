@@ -15,11 +15,26 @@ _END = object()
 async def _async_pieces(pieces: Iterator[bytes]) -> AsyncIterator[bytes]:
     # :TRICKY: under ASGI Django reads a synchronous iterator into a list before sending
     # (the whole export in memory); each chunk is produced in a worker thread instead.
-    while True:
-        piece = await sync_to_async(next, thread_sensitive=False)(pieces, _END)
-        if piece is _END:
-            return
-        yield piece
+    try:
+        while True:
+            piece = await sync_to_async(next, thread_sensitive=False)(pieces, _END)
+            if piece is _END:
+                return
+            yield piece
+    finally:
+        # A client that goes away closes this iterator: close the export's too, off the event
+        # loop (closing it joins the thread reading ahead, once its read under way is done).
+        await sync_to_async(_close, thread_sensitive=False)(pieces)
+
+
+def _close(pieces: Iterator[bytes]) -> None:
+    close = getattr(pieces, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except ValueError:  # still inside a next() that was abandoned; it is closed when dropped
+        pass
 
 
 def streamed(request, export: ExportFile) -> StreamingHttpResponse:
