@@ -3,11 +3,15 @@ database of the servers the suite runs, not Aforo's own), and a ledger to export
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
+
+from aforo.ledger.query import LedgerQuery
+from aforo.periods import Period
+from tests.factories import ingest, invoice_lines
 
 WAREHOUSE_DB = "aforo_export_warehouse"
 
@@ -72,3 +76,41 @@ def ledger_events(prefix: str, n: int, at: datetime | None = None) -> list[dict]
              "model": "gpt-4o", "aiCogsUsd": f"0.{i:04d}00001", "inputTokens": 10 + i,
              "sessionId": f"s{i % 4}", "agent": "planner" if i % 2 else "coder"}
             for i in range(n)]
+
+
+# --- a ledger to export: 60 events of one tenant over three days, attributed ------------
+
+DAY = datetime(2026, 6, 10, tzinfo=timezone.utc)
+PERIOD = Period(first=date(2026, 6, 10), last=date(2026, 6, 12))
+
+
+def _events(n: int) -> list[dict]:
+    # Several events share each second (the keyset must order by event and entry too), and
+    # costs with nine decimals that a float would round.
+    return [{"eventId": f"ev-{i:03d}", "occurredAt": DAY + timedelta(hours=(i // 3) * 3),
+             "customerId": f"cust_{i % 4}", "productId": ("p_chat", "p_agent")[i % 2],
+             "productType": "API_WITH_AI", "provider": "OpenAI", "model": "gpt-4o",
+             "aiCogsUsd": f"0.{i:03d}000001", "infraCogsUsd": "0.000000003",
+             "inputTokens": 100 + i, "outputTokens": i, "sessionId": f"s{i % 5}",
+             "toolName": "search" if i % 3 == 0 else None}
+            for i in range(n)]
+
+
+@pytest.fixture
+def ledger_of_60(store, tenant, other_tenant):
+    ingest(tenant, _events(60))
+    # REVENUE entries share their events' keys: the order must still be total.
+    invoice_lines(tenant, "inv-1", customer="cust_0", start=DAY, end=DAY + timedelta(days=3),
+                  lines=[("l1", "p_chat", "12.345678912", "EVENTS")])
+    from billing.attribution import attribution_run
+
+    attribution_run(tenant=tenant, trigger="API")
+    ingest(other_tenant, _events(5))  # another tenant's entries never leak in
+    # one event outside the period
+    ingest(tenant, [{**_events(1)[0], "eventId": "late", "occurredAt": DAY + timedelta(days=3)}])
+    return tenant
+
+
+def ledger_ids(tenant) -> list[str]:
+    rows = LedgerQuery(tenant.slug).period(PERIOD).expressions("entry_id").fetch()
+    return sorted(r["entry_id"] for r in rows)

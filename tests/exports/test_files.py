@@ -6,7 +6,7 @@ import csv
 import gzip
 import io
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from decimal import Decimal
 
 import pyarrow as pa
@@ -14,50 +14,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from aforo.ledger.query import LedgerQuery
-from aforo.periods import Period
 from cogs import queries as cogs_queries
 from exports.files import aggregates_file, ledger_file
 from exports.formats import ExportFormat
-from tests.factories import ingest, invoice_lines
+from tests.exports.conftest import PERIOD, ledger_ids
 
 pytestmark = pytest.mark.django_db
-DAY = datetime(2026, 6, 10, tzinfo=timezone.utc)
-PERIOD = Period(first=date(2026, 6, 10), last=date(2026, 6, 12))
-
-
-def _events(n: int) -> list[dict]:
-    # Several events share each second (the keyset must order by event and entry too), and
-    # costs with nine decimals that a float would round.
-    return [{"eventId": f"ev-{i:03d}", "occurredAt": DAY + timedelta(hours=(i // 3) * 3),
-             "customerId": f"cust_{i % 4}", "productId": ("p_chat", "p_agent")[i % 2],
-             "productType": "API_WITH_AI", "provider": "OpenAI", "model": "gpt-4o",
-             "aiCogsUsd": f"0.{i:03d}000001", "infraCogsUsd": "0.000000003",
-             "inputTokens": 100 + i, "outputTokens": i, "sessionId": f"s{i % 5}",
-             "toolName": "search" if i % 3 == 0 else None}
-            for i in range(n)]
-
-
-@pytest.fixture
-def ledger_of_60(store, tenant, other_tenant):
-    ingest(tenant, _events(60))
-    # REVENUE entries share their events' keys: the order must still be total.
-    invoice_lines(tenant, "inv-1", customer="cust_0", start=DAY, end=DAY + timedelta(days=3),
-                  lines=[("l1", "p_chat", "12.345678912", "EVENTS")])
-    from billing.attribution import attribution_run
-
-    attribution_run(tenant=tenant, trigger="API")
-    ingest(other_tenant, _events(5))  # another tenant's entries never leak in
-    # one event outside the period
-    ingest(tenant, [{**_events(1)[0], "eventId": "late", "occurredAt": DAY + timedelta(days=3)}])
-    return tenant
-
-
-def _ledger_ids(tenant) -> list[str]:
-    rows = LedgerQuery(tenant.slug).period(PERIOD).expressions("entry_id").fetch()
-    return sorted(r["entry_id"] for r in rows)
-
-
 def _bytes(export) -> bytes:
     return b"".join(export.content)
 
@@ -74,7 +36,7 @@ def test_csv_holds_every_entry_of_the_period_once_and_sums_to_the_dashboard(ledg
     rows = list(csv.DictReader(io.StringIO(_bytes(export).decode())))
     ids = [r["entry_id"] for r in rows]
     assert len(ids) == len(set(ids))
-    assert sorted(ids) == _ledger_ids(tenant)
+    assert sorted(ids) == ledger_ids(tenant)
     assert len([r for r in rows if r["entry_type"] == "REVENUE"]) > 0
     assert "late" not in ids and not any(i.startswith("ev-") and r["customer_id"] == ""
                                          for i, r in zip(ids, rows, strict=True))
@@ -100,7 +62,7 @@ def test_ndjson_lines_carry_money_as_exact_strings(ledger_of_60):
     tenant = ledger_of_60
     export = ledger_file(tenant=tenant, period=PERIOD, fmt=ExportFormat.NDJSON, chunk_rows=11)
     lines = [json.loads(line) for line in _bytes(export).splitlines()]
-    assert sorted(r["entry_id"] for r in lines) == _ledger_ids(tenant)
+    assert sorted(r["entry_id"] for r in lines) == ledger_ids(tenant)
     first = next(r for r in lines if r["event_id"] == "ev-059" and r["entry_type"] == "COST")
     assert first["ai_cogs_usd"] == "0.059000001"  # a string: exact, never a float
     assert first["input_tokens"] == 159 and first["occurred_at"].endswith("Z")
@@ -120,7 +82,7 @@ def test_parquet_reads_back_with_decimal128_money_and_the_dashboards_sums(ledger
         tenant=tenant, period=PERIOD, fmt=ExportFormat.PARQUET, chunk_rows=13)))
     ).num_row_groups >= 5
     rows = table.to_pylist()
-    assert sorted(r["entry_id"] for r in rows) == _ledger_ids(tenant)
+    assert sorted(r["entry_id"] for r in rows) == ledger_ids(tenant)
     totals = cogs_queries.overview(tenant, PERIOD).totals
     cost = [r for r in rows if r["entry_type"] == "COST"]
     assert sum(r["ai_cogs_usd"] for r in cost) == totals.ai_cogs_usd
@@ -139,7 +101,7 @@ def test_parquet_row_groups_are_the_chunks_and_money_is_a_scaled_integer(ledger_
     # one row group per non-empty chunk, each at most a chunk, the file one valid whole
     ends = [0, *progress]
     assert sizes == [b - a for a, b in zip(ends, ends[1:], strict=False) if b > a]
-    assert max(sizes) <= 7 and sum(sizes) == parquet.metadata.num_rows == len(_ledger_ids(
+    assert max(sizes) <= 7 and sum(sizes) == parquet.metadata.num_rows == len(ledger_ids(
         tenant))
     names = parquet.schema_arrow.names
     group = parquet.metadata.row_group(0)
@@ -229,7 +191,7 @@ def test_ledger_endpoint_streams_the_file_for_billing_roles_only(ledger_of_60):
     assert response["Content-Type"] == "application/x-ndjson"
     assert "ledger-" in response["Content-Disposition"]
     ids = sorted(json.loads(line)["entry_id"] for line in _streamed(response).splitlines())
-    assert ids == _ledger_ids(tenant)
+    assert ids == ledger_ids(tenant)
     for role in (Role.VIEWER, Role.DEVELOPER):
         denied = api_client(tenant, role).get(f"{API}/ledger", params)
         assert denied.status_code == 403 and denied.json()["error"]["code"] == "forbidden"
@@ -247,7 +209,7 @@ def test_ledger_endpoint_gzip_and_bad_input(ledger_of_60):
     assert packed.status_code == 200, packed.content
     assert packed["Content-Type"] == "application/gzip"
     assert pq.read_table(io.BytesIO(gzip.decompress(_streamed(packed)))).num_rows == len(
-        _ledger_ids(ledger_of_60))
+        ledger_ids(ledger_of_60))
     for params, field in (({"format": "xlsx"}, "format"), ({"from": "2026-13-01"}, "from"),
                           ({"gzip": "maybe"}, "gzip")):
         bad = client.get(f"{API}/ledger", params)
@@ -267,7 +229,7 @@ def test_export_ledger_command_writes_the_file_with_progress(ledger_of_60, tmp_p
                  "2026-06-12", "--format", "parquet", "--output", str(target),
                  "--chunk-rows", "10", stderr=err)
     table = pq.read_table(target)
-    assert sorted(table.column("entry_id").to_pylist()) == _ledger_ids(ledger_of_60)
+    assert sorted(table.column("entry_id").to_pylist()) == ledger_ids(ledger_of_60)
     assert f"Exported {table.num_rows} entries" in err.getvalue()
     # the progress bar on stderr reached the total the command counted first
     assert f"{table.num_rows}/{table.num_rows}" in capsys.readouterr().err
@@ -291,4 +253,4 @@ def test_the_production_server_streams_the_same_file(ledger_of_60, live_api_url)
     expected = _streamed(api_client(tenant).get(f"{API}/ledger", dict(
         p.split("=") for p in params.split("&"))))
     assert sorted(body.splitlines()) == sorted(expected.splitlines())
-    assert body.count(b"\n") == len(_ledger_ids(tenant)) + 1
+    assert body.count(b"\n") == len(ledger_ids(tenant)) + 1

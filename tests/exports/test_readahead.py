@@ -18,7 +18,7 @@ from exports import queries, readahead
 from exports.files import ledger_file
 from exports.formats import ExportFormat, gzipped
 from exports.streaming import _async_pieces
-from tests.exports.test_files import PERIOD, _ledger_ids, ledger_of_60  # noqa: F401 (a fixture)
+from tests.exports.conftest import PERIOD, ledger_ids
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +28,7 @@ def _readers() -> list[threading.Thread]:
 
 
 @pytest.fixture
-def one_part(ledger_of_60):  # noqa: F811
+def one_part(ledger_of_60):
     """The ledger merged into one part: inside a chunk the engine then reads rows in one order
     every time (over several parts, two threads interleave them as they come)."""
     for _ in range(20):  # a merge already under way makes OPTIMIZE return without one
@@ -74,7 +74,7 @@ def test_read_ahead_gives_the_same_file_as_reading_in_turn(one_part, read_thread
     read_threads.clear()
     ahead = exported(True)
     assert set(read_threads) == {readahead.THREAD_NAME}  # every chunk read in the thread
-    assert len(read_threads) >= max(1, len(_ledger_ids(tenant)) // chunk_rows)
+    assert len(read_threads) >= max(1, len(ledger_ids(tenant)) // chunk_rows)
     assert ahead == in_turn
     assert not _readers()
 
@@ -84,10 +84,10 @@ def test_gzip_with_read_ahead_is_the_same_file(one_part):
                                   chunk_rows=5, gzip=True, read_ahead=ahead).content)
              for ahead in (False, True)]
     assert files[0] == files[1]
-    assert gzip.decompress(files[1]).count(b"\n") == 1 + len(_ledger_ids(one_part))
+    assert gzip.decompress(files[1]).count(b"\n") == 1 + len(ledger_ids(one_part))
 
 
-def test_a_read_error_fails_the_export_with_that_error(ledger_of_60, monkeypatch):  # noqa: F811
+def test_a_read_error_fails_the_export_with_that_error(ledger_of_60, monkeypatch):
     real = queries._read
     calls = []
 
@@ -109,7 +109,7 @@ def test_a_read_error_fails_the_export_with_that_error(ledger_of_60, monkeypatch
     assert not _readers()
 
 
-def test_the_command_fails_on_a_read_error_and_does_not_say_exported(ledger_of_60, tmp_path,  # noqa: F811
+def test_the_command_fails_on_a_read_error_and_does_not_say_exported(ledger_of_60, tmp_path,
                                                                      monkeypatch, capsys):
     from django.core.management import call_command
 
@@ -132,7 +132,7 @@ def test_the_command_fails_on_a_read_error_and_does_not_say_exported(ledger_of_6
     assert not _readers()
 
 
-def test_closing_the_download_early_stops_and_joins_the_thread(ledger_of_60, read_threads):  # noqa: F811
+def test_closing_the_download_early_stops_and_joins_the_thread(ledger_of_60, read_threads):
     export = ledger_file(tenant=ledger_of_60, period=PERIOD, fmt=ExportFormat.CSV,
                          chunk_rows=2, read_ahead=True)
     content = export.content
@@ -142,10 +142,10 @@ def test_closing_the_download_early_stops_and_joins_the_thread(ledger_of_60, rea
     content.close()
     assert not _readers()
     # it stopped reading: the period holds more than 30 chunks of 2
-    assert len(_ledger_ids(ledger_of_60)) > 60 and len(read_threads) < 10
+    assert len(ledger_ids(ledger_of_60)) > 60 and len(read_threads) < 10
 
 
-def test_a_client_going_away_under_asgi_stops_the_thread(ledger_of_60, read_threads):  # noqa: F811
+def test_a_client_going_away_under_asgi_stops_the_thread(ledger_of_60, read_threads):
     export = ledger_file(tenant=ledger_of_60, period=PERIOD, fmt=ExportFormat.NDJSON,
                          chunk_rows=2, read_ahead=True)
 
@@ -177,7 +177,7 @@ def test_closing_a_gzipped_download_closes_the_stream_under_it():
 
 
 @pytest.mark.parametrize("fmt", list(ExportFormat))
-def test_reading_ahead_is_on_where_encoding_is_work(ledger_of_60, read_threads, store, fmt,  # noqa: F811
+def test_reading_ahead_is_on_where_encoding_is_work(ledger_of_60, read_threads, store, fmt,
                                                     monkeypatch):
     purges = []
     monkeypatch.setattr(type(store), "purge_freed_memory", lambda self: purges.append(1))

@@ -23,7 +23,6 @@ from aforo.tenancy import api_token_create
 from entitlements.services import entitlement_create
 from margin_guard import decision, fastpath
 from margin_guard.fastpath import DECIDE_PATH
-from margin_guard.models import GuardPolicy, GuardState
 from tests.factories import prepaid_wallet
 from tests.factories import token_events as _tokens
 
@@ -71,16 +70,6 @@ def door(live_api_url, monkeypatch):
     yield served
     refresher.forget_all()
     decision._mirror.clear()
-
-
-@pytest.fixture
-def throttled(tenant):
-    policy = GuardPolicy.objects.create(tenant=tenant, name="floor", scope="TENANT",
-                                        mode="ENFORCE", downgrade_map={"gpt-4o": "gpt-4o-mini"})
-    state = GuardState.objects.create(tenant=tenant, customer_id="c1", level=2,
-                                      mode="ENFORCE", policy=policy)
-    decision.profile_store(state, policy)
-    return tenant
 
 
 def test_a_revoked_token_is_refused_by_the_door_after_one_refresh_round(throttled, door):

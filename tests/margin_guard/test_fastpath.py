@@ -7,9 +7,7 @@ import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 
-from margin_guard import decision
 from margin_guard.fastpath import DECIDE_PATH, DecideFastPath
-from margin_guard.models import GuardPolicy, GuardState
 from tests.conftest import api_client
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,16 +23,6 @@ async def _post(app, path: str, body: bytes, headers: list[tuple[bytes, bytes]])
     payload = await communicator.receive_output(5)
     # names as Django's view sends them (Content-Type, ...): compared case-insensitively
     return start["status"], {k.lower(): v for k, v in start["headers"]}, payload["body"]
-
-
-@pytest.fixture
-def throttled(tenant):
-    policy = GuardPolicy.objects.create(tenant=tenant, name="floor", scope="TENANT",
-                                        mode="ENFORCE", downgrade_map={"gpt-4o": "gpt-4o-mini"})
-    state = GuardState.objects.create(tenant=tenant, customer_id="c1", level=2,
-                                      mode="ENFORCE", policy=policy)
-    decision.profile_store(state, policy)
-    return tenant
 
 
 def test_the_fast_path_matches_the_view(throttled):
