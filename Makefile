@@ -5,6 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Where alerts and Slack messages link to the console: the address `make demo` and `make serve`
+# serve on, unless set.
+AFORO_PUBLIC_URL ?= http://$(HOST):$(PORT)
 
 .PHONY: demo serve install test bench lint clean
 
@@ -19,11 +22,12 @@ install: $(STAMP)
 
 demo: install
 	$(PY) manage.py migrate --verbosity 0
-	$(PY) manage.py demo --host $(HOST):$(PORT)
-	AFORO_DEMO_TRAFFIC=true $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	AFORO_PUBLIC_URL=$(AFORO_PUBLIC_URL) $(PY) manage.py demo --host $(HOST):$(PORT)
+	AFORO_PUBLIC_URL=$(AFORO_PUBLIC_URL) AFORO_DEMO_TRAFFIC=true \
+		$(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 serve: install
-	$(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	AFORO_PUBLIC_URL=$(AFORO_PUBLIC_URL) $(PY) manage.py runserver $(HOST):$(PORT) --noreload
 
 test: install
 	bash scripts/test $(ARGS)
