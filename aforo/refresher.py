@@ -1,7 +1,8 @@
 """One thread per process keeps what the hot doors answer from current, off the request path.
 
 - every MIRROR_EVERY_S (0.25 s): the registered mirrors re-read the shared cache (the guard's
-  profiles and the customers' entitlement and wallet states, margin_guard.decision);
+  profiles and the customers' entitlement and wallet states a decision read in the last
+  MIRROR_KEEP_S, margin_guard.decision; the others are dropped);
 - every TOKENS_EVERY_S (1 s): the API tokens used through a door in the last TOKEN_KEEP_S are
   re-validated in one raw SQL query (revoked, expired, user deactivated or no longer holding
   the token's role: dropped, and forgotten by aforo.authentication too), and the doors' uses

@@ -3,7 +3,8 @@
 Every level change stores a small profile per scope in the cache (Redis in server mode). Each
 process mirrors the profiles it reads for at most LOCAL_TTL, so a decision is a dict lookup plus
 a few comparisons (no database, no ClickHouse, and a Redis read only when the mirror is stale);
-a level change is seen everywhere within LOCAL_TTL, inside the guard's one-second promise.
+a level change is seen everywhere within LOCAL_TTL, inside the guard's one-second promise. The
+refresher keeps the keys read in the last MIRROR_KEEP_S current and drops the others.
 """
 from __future__ import annotations
 
@@ -19,8 +20,13 @@ NONE, ALERT, THROTTLE_LEVEL, BLOCK_LEVEL = 0, 1, 2, 3
 PROFILE_TTL = 7 * 24 * 3600
 LOCAL_TTL = 0.5  # seconds a process trusts its mirror of a profile
 MIRROR_MAX = 200_000
+MIRROR_KEEP_S = 300.0  # a key no decision read for this long is dropped by the next refresh
 _MISSING: dict = {}
 _mirror: dict[str, tuple[float, dict]] = {}
+# key -> monotonic time a decision last read it (a plain dict write on the request path); a
+# key held without one (published here, not read yet) is kept MIRROR_KEEP_S from the first
+# refresh that sees it
+_mirror_used: dict[str, float] = {}
 # entitlements publishes each customer's quota and wallet state into this mirror too, so this
 # process decides on a new state at once and the state travels in the profiles' one read
 mirror_register(_mirror)
@@ -51,15 +57,19 @@ def _profiles(keys: list[str]) -> list[dict]:
     now = time.monotonic()
     held = [_mirror.get(k) for k in keys]
     if all(h is not None and now - h[0] < LOCAL_TTL for h in held):
+        for key in keys:
+            _mirror_used[key] = now
         return [h[1] for h in held]
     refresher.refresher_start()  # from now on the mirror is kept fresh off the request path
     found = shared_cache().get_many(keys)
     if len(_mirror) > MIRROR_MAX:
         _mirror.clear()  # a crude bound; the next reads refill what is hot
+        _mirror_used.clear()
     out = []
     for key in keys:
         profile = found.get(key, _MISSING)
         _mirror[key] = (now, profile)
+        _mirror_used[key] = now  # after the entry: a refresh never sees a use without one
         out.append(profile)
     return out
 
@@ -70,23 +80,48 @@ REFRESH_CHUNK = 100
 
 
 def mirror_refresh() -> int:
-    """Re-read every profile this process holds from the shared cache (the refresher thread's
-    round, aforo.refresher); returns how many keys were read.
+    """Re-read from the shared cache every profile this process holds that a decision read in
+    the last MIRROR_KEEP_S (the refresher thread's round, aforo.refresher), and drop the others:
+    their next decision reads them from Redis again, as for a key never held. Returns how many
+    keys were read.
 
     A key written into the mirror after the read began (this process published it) keeps its
     newer value."""
     keys = list(_mirror)
+    if len(_mirror_used) > len(keys):  # uses noted as their key was dropped: forget them
+        for key in list(_mirror_used):
+            if key not in _mirror:
+                _mirror_used.pop(key, None)
     cache = shared_cache()
+    read = 0
     for start in range(0, len(keys), REFRESH_CHUNK):
-        chunk = keys[start:start + REFRESH_CHUNK]
         began = time.monotonic()
+        chunk = []
+        for key in keys[start:start + REFRESH_CHUNK]:
+            used = _mirror_used.get(key)
+            if used is None:
+                _mirror_used[key] = began
+            elif began - used > MIRROR_KEEP_S:
+                _mirror.pop(key, None)
+                _mirror_used.pop(key, None)
+                continue
+            chunk.append(key)
+        if not chunk:
+            continue
         found = cache.get_many(chunk)
         stamp = time.monotonic()
         for key in chunk:
             held = _mirror.get(key)
             if held is None or held[0] <= began:
                 _mirror[key] = (stamp, found.get(key, _MISSING))
-    return len(keys)
+        read += len(chunk)
+    return read
+
+
+def mirror_forget() -> None:
+    """Drop every mirrored key and its noted use (tests)."""
+    _mirror.clear()
+    _mirror_used.clear()
 
 
 refresher.mirror_register(mirror_refresh)
@@ -181,12 +216,16 @@ def decide_held(tenant_slug: str, customer_id: str, product_id: str, model: str,
     prefix = f"aforo:guard:{tenant_slug}:{customer_id}:"
     specific = _mirror.get(prefix + product_id)
     general = _mirror.get(prefix)
-    credits = _mirror.get(state_key(tenant_slug, customer_id))
+    credits_key = state_key(tenant_slug, customer_id)
+    credits = _mirror.get(credits_key)
     if specific is None or general is None or credits is None:
         return None
-    oldest = time.monotonic() - LOCAL_TTL
+    now = time.monotonic()
+    oldest = now - LOCAL_TTL
     if specific[0] <= oldest or general[0] <= oldest or credits[0] <= oldest:
         return None
+    _mirror_used[prefix + product_id] = _mirror_used[prefix] = now
+    _mirror_used[credits_key] = now
     profile = specific[1] or general[1]
     if profile and profile["level"] >= THROTTLE_LEVEL and profile["rate"]:
         return None  # the throttle's rate counter lives in Redis

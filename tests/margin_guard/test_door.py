@@ -49,7 +49,7 @@ def door(live_api_url, monkeypatch):
     """The served door, its ways counted; what the refresher holds is trusted for the test's
     length (the rounds are the test's own), and nothing is held from another test."""
     refresher.forget_all()
-    decision._mirror.clear()
+    decision.mirror_forget()
     monkeypatch.setattr(refresher, "TOKEN_TRUST_S", 3600.0)
     monkeypatch.setattr(decision, "LOCAL_TTL", 3600.0)
     served = Door(live_api_url)
@@ -69,7 +69,7 @@ def door(live_api_url, monkeypatch):
     monkeypatch.setattr(fastpath, "_decide", counted_slow)
     yield served
     refresher.forget_all()
-    decision._mirror.clear()
+    decision.mirror_forget()
 
 
 def test_a_revoked_token_is_refused_by_the_door_after_one_refresh_round(throttled, door):
