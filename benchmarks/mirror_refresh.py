@@ -1,6 +1,7 @@
 """One refresh round of the decision mirror with many held keys, in-process against Redis: all
 held keys in use (what every round read before the mirror forgot unused keys), the round that
-drops the unused ones, and the rounds after it (only the keys in use).
+drops the unused ones, and the rounds after it (only the keys in use). Appends its figures to
+RESULTS.md; without REDIS_URL (as `make bench` runs it) it says so and measures nothing.
 
     REDIS_URL=redis://127.0.0.1:6379/N .venv/bin/python benchmarks/mirror_refresh.py \
         [--held 100000] [--used 1000] [--repeat 3]
@@ -16,12 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aforo.settings")
+if not os.environ.get("REDIS_URL"):
+    print("benchmarks/mirror_refresh.py: set REDIS_URL (a Redis database to write into); skipped")
+    sys.exit(0)
 
 import django  # noqa: E402
 
 django.setup()
 
 from aforo.shared_cache import shared_cache  # noqa: E402
+from benchmarks.common import record  # noqa: E402
 from margin_guard import decision  # noqa: E402
 
 PROFILE = {"level": 2, "mode": "ENFORCE", "downgrade": {"gpt-4o": "gpt-4o-mini"}, "premium": [],
@@ -66,13 +71,14 @@ def main() -> None:
     decision.mirror_forget()
     cache.delete_many(keys)
     med = statistics.median
-    print(f"held {args.held}, in use {args.used}, median of {args.repeat}")
-    print(f"round, all held keys in use (the reference): {med(every) * 1000:.1f} ms")
-    print(f"round that drops the unused keys:           {med(drop) * 1000:.1f} ms")
-    print(f"round after (only the keys in use):          {med(after) * 1000:.2f} ms"
-          f"  ({med(every) / med(after):.0f}x less than the reference)")
-    print(f"load average {os.getloadavg()}")
-
+    record(f"Decision mirror refresh round, {args.held:,} held, {args.used:,} in use "
+           f"(benchmarks/mirror_refresh.py, median of {args.repeat})", [
+        "| round | ms |", "| --- | --- |",
+        f"| all held keys in use (the reference) | {med(every) * 1000:.1f} |",
+        f"| the round that drops the unused keys | {med(drop) * 1000:.1f} |",
+        f"| after: only the keys in use | {med(after) * 1000:.2f} |",
+        "", f"Reference / after: {med(every) / med(after):.0f}x; "
+        f"load average at the end {os.getloadavg()[0]:.1f}."])
 
 if __name__ == "__main__":
     main()
