@@ -88,7 +88,7 @@ def mirror_refresh() -> int:
     A key written into the mirror after the read began (this process published it) keeps its
     newer value."""
     keys = list(_mirror)
-    if len(_mirror_used) > len(keys):  # uses noted as their key was dropped: forget them
+    if len(_mirror_used) > len(_mirror):  # uses noted as their key was dropped: forget them
         for key in list(_mirror_used):
             if key not in _mirror:
                 _mirror_used.pop(key, None)
