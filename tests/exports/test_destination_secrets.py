@@ -184,3 +184,22 @@ def test_the_migration_without_a_key_names_it(tenant, settings):
     finally:
         settings.AFORO_CREDENTIALS_KEY = CREDENTIALS_KEY
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db
+def test_a_new_password_is_a_new_destination_and_the_same_one_is_not(tenant, warehouse_pg):
+    dsn, table = warehouse_pg
+    schedule = services.export_schedule_create(
+        tenant=tenant, name="wh", kind="POSTGRES", destination=_secret_dsn(dsn),
+        table_name=table).schedule
+    ExportSchedule.objects.filter(pk=schedule.pk).update(watermark_entry_id="e-9")
+
+    def changed(destination: str) -> ExportSchedule:
+        found = ExportSchedule.objects.get(pk=schedule.pk)
+        return services.export_schedule_update(schedule=found, destination=destination)
+
+    same = changed(_secret_dsn(dsn))
+    assert same.watermark_entry_id == "e-9" and same.dsn() == _secret_dsn(dsn)
+    other = changed(_secret_dsn(dsn).replace(PASSWORD, "n3w"))
+    assert other.watermark_entry_id == "" and ":n3w@" in other.dsn()
+    assert "n3w" not in _raw(schedule.pk)[0] + _raw(schedule.pk)[1]
