@@ -135,7 +135,8 @@ AFORO_MAX_BODY_BYTES = 5 * 1024 * 1024  # ingest and imports (a view's max_body_
 AFORO_MAX_JSON_BODY_BYTES = 1024 * 1024  # every other API endpoint
 # A cost file uploaded to /cost-sources/{id}/imports (a month of CUR is hundreds of MB); files
 # past FILE_UPLOAD_MAX_MEMORY_SIZE stream to a temporary file, never into memory.
-# Fernet key(s) encrypting POLL cost sources' credentials at rest (cost_sources/credentials.py).
+# Fernet key(s) encrypting credentials at rest: POLL cost sources' API keys, export DSNs'
+# passwords (aforo/credentials.py).
 AFORO_CREDENTIALS_KEY = env.str("AFORO_CREDENTIALS_KEY", default="")
 AFORO_MAX_COST_FILE_BYTES = env.int("AFORO_MAX_COST_FILE_BYTES", default=2 * 1024 ** 3)
 # Uploads larger than this are imported by a background task (the run's rowsRead shows its

@@ -38,7 +38,7 @@ class CostSource(models.Model):
     mode = models.CharField(max_length=10, choices=Mode.choices, default=Mode.UPLOAD)
     base_url = models.CharField(max_length=500, blank=True)
     schedule = models.CharField(max_length=100, blank=True)
-    # Fernet-encrypted (cost_sources/credentials.py); never returned, logged or shown.
+    # Fernet-encrypted (aforo/credentials.py); never returned, logged or shown.
     credentials_sealed = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -19,8 +19,8 @@ from datetime import date, datetime, timedelta, timezone
 from urllib.parse import urlencode
 
 from aforo import outbound
+from aforo.credentials import credentials_open
 from aforo.errors import DomainError
-from cost_sources.credentials import credentials_open
 from cost_sources.imports import cost_import_file, cost_import_start
 from cost_sources.models import CostImport, CostSource, Kind, Mode
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from aforo import outbound
+from aforo.credentials import credentials_seal
 from aforo.errors import Conflict, DomainError, NotFound, conflict_on_duplicate
 from aforo.models import Tenant
-from cost_sources.credentials import credentials_seal
 from cost_sources.imports import (  # noqa: F401  (the services of an import)
     cost_import_file,
     cost_import_queue,

@@ -167,7 +167,10 @@ class ScheduleSchema(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
     kind = serializers.ChoiceField(choices=DestinationKind.values)
-    destination = serializers.CharField(help_text="A DSN's password is never shown")
+    destination = serializers.CharField(
+        help_text="A DSN's password is never shown: it reads postgres://user:***@host/db "
+                  "(the password is stored encrypted); sent back unchanged in a PATCH, it "
+                  "keeps the stored password")
     tableName = serializers.CharField(allow_null=True)
     intervalMinutes = serializers.IntegerField()
     lagSeconds = serializers.IntegerField()
@@ -202,7 +205,9 @@ class _ScheduleIn(serializers.Serializer):
     kind = serializers.ChoiceField(choices=DestinationKind.values)
     destination = serializers.CharField(max_length=1000,
                                         help_text="A webhook URL, or a postgres:// or "
-                                                  "clickhouse:// DSN")
+                                                  "clickhouse:// DSN; a DSN's password is "
+                                                  "stored encrypted and needs "
+                                                  "AFORO_CREDENTIALS_KEY")
     tableName = serializers.CharField(max_length=63, required=False, allow_blank=True)
     intervalMinutes = serializers.IntegerField(required=False, min_value=1, max_value=10080)
     lagSeconds = serializers.IntegerField(required=False, min_value=0, max_value=86400)

@@ -2,9 +2,41 @@
 PostgreSQL table or a ClickHouse table), how often, and the watermark each run starts from."""
 from __future__ import annotations
 
+from urllib.parse import urlsplit, urlunsplit
+
 from django.db import models
 
+from aforo.credentials import CredentialsUnavailable, credentials_open, credentials_seal
 from aforo.models import Tenant
+
+MASK = "***"
+
+
+def dsn_split(kind: str, destination: str) -> tuple[str, str]:
+    """(the destination with a DSN's password replaced by ***, that password sealed): what a
+    schedule stores. A webhook URL, or a DSN without a password, is stored as it is and needs
+    no key; a password needs AFORO_CREDENTIALS_KEY (aforo.credentials)."""
+    if kind == DestinationKind.WEBHOOK:
+        return destination, ""
+    parts = urlsplit(destination)
+    if parts.password is None:
+        return destination, ""
+    netloc = parts.netloc.replace(f":{parts.password}@", f":{MASK}@", 1)
+    try:
+        sealed = credentials_seal(parts.password)
+    except CredentialsUnavailable as exc:
+        raise CredentialsUnavailable(f"A DSN's password is stored encrypted. {exc.message}",
+                                     field="destination") from None
+    return urlunsplit(parts._replace(netloc=netloc)), sealed
+
+
+def dsn_joined(shown: str, sealed: str) -> str:
+    """The DSN to connect with: the stored one with its sealed password put back."""
+    if not sealed:
+        return shown
+    parts = urlsplit(shown)
+    netloc = parts.netloc.replace(f":{MASK}@", f":{credentials_open(sealed)}@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class DestinationKind(models.TextChoices):
@@ -20,8 +52,11 @@ class ExportSchedule(models.Model):
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=10, choices=DestinationKind.choices)
-    # A webhook URL, or a DSN (postgres://..., clickhouse://...), which may hold a password.
+    # A webhook URL, or a DSN (postgres://..., clickhouse://...). A DSN's password is never
+    # stored here: it reads postgres://user:***@host/db, and the password is Fernet-encrypted
+    # in destination_password_sealed (aforo/credentials.py); dsn() puts it back at send time.
     destination = models.CharField(max_length=1000)
+    destination_password_sealed = models.TextField(blank=True, editable=False)
     table_name = models.CharField(max_length=63, blank=True)
     signing_secret = models.CharField(max_length=64, blank=True)
     interval_minutes = models.PositiveIntegerField(default=60)
@@ -44,6 +79,13 @@ class ExportSchedule(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+    def set_destination(self, destination: str) -> None:
+        self.destination, self.destination_password_sealed = dsn_split(self.kind, destination)
+
+    def dsn(self) -> str:
+        """The destination with its password, for the delivery only: never shown or logged."""
+        return dsn_joined(self.destination, self.destination_password_sealed)
 
 
 class ExportRun(models.Model):

@@ -21,6 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from aforo import outbound
+from aforo.credentials import credentials_open
 from aforo.errors import Conflict, DomainError, NotFound, conflict_on_duplicate
 from aforo.eventstore import EventStoreError
 from aforo.models import Tenant
@@ -30,7 +31,7 @@ from exports.destinations import (
     dsn_checked,
     table_name_checked,
 )
-from exports.models import DestinationKind, ExportRun, ExportSchedule
+from exports.models import DestinationKind, ExportRun, ExportSchedule, dsn_split
 
 LEASE = timedelta(minutes=2)
 MAX_CHUNK_ROWS = 50_000
@@ -78,11 +79,12 @@ def export_schedule_create(*, tenant: Tenant, name: str, kind: str, destination:
              interval_minutes=interval_minutes, lag_seconds=lag_seconds, chunk_rows=chunk_rows)
     secret = secrets.token_hex(32) if kind == DestinationKind.WEBHOOK else ""
     with conflict_on_duplicate(f"An export schedule named {name!r} exists.", field="name"):
-        schedule = ExportSchedule.objects.create(
-            tenant=tenant, name=name, kind=kind, destination=destination,
-            table_name=table_name, signing_secret=secret,
+        schedule = ExportSchedule(
+            tenant=tenant, name=name, kind=kind, table_name=table_name, signing_secret=secret,
             interval_minutes=interval_minutes, lag_seconds=lag_seconds,
             chunk_rows=chunk_rows, enabled=enabled, next_run_at=now or timezone.now())
+        schedule.set_destination(destination)  # a DSN's password sealed, before the insert
+        schedule.save(force_insert=True)
     return ScheduleCreated(schedule, secret)
 
 
@@ -91,6 +93,10 @@ def export_schedule_get(*, tenant: Tenant, schedule_id: int) -> ExportSchedule:
     if schedule is None:
         raise NotFound("No such export schedule.", field="schedule_id")
     return schedule
+
+
+def _password(sealed: str) -> str | None:
+    return credentials_open(sealed) if sealed else None
 
 
 _CHANGEABLE = ("name", "destination", "table_name", "interval_minutes", "lag_seconds",
@@ -104,11 +110,19 @@ def export_schedule_update(*, schedule: ExportSchedule, **changes) -> ExportSche
     if unknown:
         raise DomainError(f"{sorted(unknown)[0]} cannot be changed.", field=sorted(unknown)[0])
     merged = {name: changes.get(name, getattr(schedule, name)) for name in _CHANGEABLE}
+    # The stored destination (its password masked) checks as well as the full one: a change
+    # that leaves the destination alone needs no key.
     _checked(kind=schedule.kind, destination=merged["destination"],
              table_name=merged["table_name"], interval_minutes=merged["interval_minutes"],
              lag_seconds=merged["lag_seconds"], chunk_rows=merged["chunk_rows"])
-    moved = (merged["destination"] != schedule.destination
-             or merged["table_name"] != schedule.table_name)
+    moved = merged["table_name"] != schedule.table_name
+    if "destination" in changes:
+        shown, sealed = dsn_split(schedule.kind, merged.pop("destination"))
+        moved = (moved or shown != schedule.destination
+                 or _password(sealed) != _password(schedule.destination_password_sealed))
+        schedule.destination, schedule.destination_password_sealed = shown, sealed
+    else:
+        merged.pop("destination")
     for name, value in merged.items():
         setattr(schedule, name, value)
     if moved:
@@ -172,7 +186,7 @@ def export_run(*, schedule: ExportSchedule, trigger: str = ExportRun.Trigger.API
     state, error = ExportRun.State.SUCCEEDED, ""
     destination = None
     try:
-        destination = destination_open(kind=schedule.kind, destination=schedule.destination,
+        destination = destination_open(kind=schedule.kind, destination=schedule.dsn(),
                                        table_name=schedule.table_name,
                                        signing_secret=schedule.signing_secret)
         columns = queries.ledger_columns()

@@ -14,6 +14,8 @@ from aforo.periods import Period
 from tests.factories import ingest, invoice_lines
 
 WAREHOUSE_DB = "aforo_export_warehouse"
+# A DSN's password is stored encrypted (aforo/credentials.py): the warehouses' DSNs may hold one.
+CREDENTIALS_KEY = "MfDdY-yqMYV9CG2xqsAMU8fwTMcdvH8HMz9vkOV5RkA="
 
 
 def _pg_server() -> dict:
@@ -29,6 +31,7 @@ def warehouse_pg(settings):
     import psycopg
 
     settings.AFORO_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    settings.AFORO_CREDENTIALS_KEY = CREDENTIALS_KEY
     db = _pg_server()
     host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
@@ -54,6 +57,7 @@ def warehouse_ch(settings):
     if not settings.CLICKHOUSE_URL:
         pytest.skip("CLICKHOUSE_URL is not set; `make test` starts a ClickHouse server")
     settings.AFORO_OUTBOUND_ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+    settings.AFORO_CREDENTIALS_KEY = CREDENTIALS_KEY
     parts = urlsplit(settings.CLICKHOUSE_URL)
     dsn = f"clickhouse://{parts.netloc}/aforo_export_warehouse"
     return dsn, f"ledger_{uuid.uuid4().hex[:10]}"

@@ -53,7 +53,7 @@ def test_schedule_lifecycle_through_the_api(store, tenant, warehouse_pg):
                           format="json")
     from exports.models import ExportSchedule
 
-    assert ExportSchedule.objects.get(pk=schedule_id).destination == secret_dsn
+    assert ExportSchedule.objects.get(pk=schedule_id).dsn() == secret_dsn
     assert patched.status_code == 200
     assert (patched.json()["intervalMinutes"], patched.json()["enabled"]) == (15, False)
     assert owner.delete(f"{BASE}/{schedule_id}").status_code == 204

@@ -1,4 +1,5 @@
-"""A POLL source's credentials, encrypted at rest with a key from the environment.
+"""Credentials encrypted at rest with a key from the environment: a POLL cost source's API key,
+an export schedule's DSN password.
 
 `AFORO_CREDENTIALS_KEY` holds one Fernet key, or several separated by commas: the first
 encrypts, every one decrypts, so a key is rotated by putting the new one first. Without it,
