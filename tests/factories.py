@@ -342,3 +342,23 @@ def token_events(prefix: str, count: int, tokens: int, *, customer: str = "cust_
     at = at or datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=5)
     return usage_events(prefix, customer=customer, at=at, count=count, inputTokens=tokens,
                         outputTokens=0, cogsUsd="0.001", **fields)
+
+
+def migrate_to(targets) -> Any:
+    """Migrate the test database to `targets` (app, migration) pairs; the apps of that state,
+    for a migration test's historical models."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def latest_migrations() -> list:
+    """Every app's last migration: what a migration test migrates back to."""
+    from django.db import connection
+    from django.db.migrations.executor import MigrationExecutor
+
+    return MigrationExecutor(connection).loader.graph.leaf_nodes()

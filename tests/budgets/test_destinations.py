@@ -6,13 +6,12 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from budgets import services
 from margin_guard.models import GuardPolicy
 from margin_guard.services import guard_policy_create
 from notifications.models import Destination
+from tests.factories import latest_migrations, migrate_to
 
 BEFORE = [("budgets", "0006_alter_alertrule_source"), ("margin_guard", "0007_decision_counts"),
           ("notifications", "0003_slack_user_links")]
@@ -21,16 +20,9 @@ AFTER = [("budgets", "0007_destinations"), ("margin_guard", "0008_destinations")
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXX"
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_keeps_every_destination_in_order_and_back(tenant):
-    old = _migrate(BEFORE)
+    old = migrate_to(BEFORE)
     Budget, Rule = old.get_model("budgets", "CostBudget"), old.get_model("budgets", "AlertRule")
     Policy = old.get_model("margin_guard", "GuardPolicy")
     t = tenant.pk
@@ -47,7 +39,7 @@ def test_the_migration_keeps_every_destination_in_order_and_back(tenant):
                                  notify_channel="PAGERDUTY",
                                  notify_destination="R0UT1NGKEY0123456")
     try:
-        _migrate(AFTER)
+        migrate_to(AFTER)
         from budgets.models import AlertRule, CostBudget
 
         assert CostBudget.objects.get(pk=mailed.pk).destination_pairs() == [
@@ -60,7 +52,7 @@ def test_the_migration_keeps_every_destination_in_order_and_back(tenant):
         assert GuardPolicy.objects.get(pk=lone.pk).notify_targets() == [
             ("PAGERDUTY", "R0UT1NGKEY0123456")]
 
-        old = _migrate(BEFORE)  # and back: the fields hold them again
+        old = migrate_to(BEFORE)  # and back: the fields hold them again
         Budget, Rule = old.get_model("budgets", "CostBudget"), old.get_model("budgets",
                                                                               "AlertRule")
         Policy = old.get_model("margin_guard", "GuardPolicy")
@@ -74,12 +66,7 @@ def test_the_migration_keeps_every_destination_in_order_and_back(tenant):
         assert Policy.objects.filter(pk=lone.pk).values_list(
             "notify_channel", "notify_destination").get() == ("PAGERDUTY", "R0UT1NGKEY0123456")
     finally:
-        _migrate(_latest())
-
-
-def _latest():
-    executor = MigrationExecutor(connection)
-    return executor.loader.graph.leaf_nodes()
+        migrate_to(latest_migrations())
 
 
 @pytest.mark.django_db

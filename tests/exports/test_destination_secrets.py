@@ -7,7 +7,6 @@ import time
 import pytest
 from cryptography.fernet import Fernet
 from django.db import connection
-from django.db.migrations.executor import MigrationExecutor
 
 from aforo.models import Role
 from exports import services
@@ -15,7 +14,7 @@ from exports.models import ExportSchedule
 from tests.conftest import api_client
 from tests.console.conftest import console_user
 from tests.exports.conftest import CREDENTIALS_KEY, ledger_events, pg_rows
-from tests.factories import ingest
+from tests.factories import ingest, latest_migrations, migrate_to
 
 BASE = "/api/v1/exports/schedules"
 # Percent-encoded characters and a colon: the password goes back exactly as it was written.
@@ -134,17 +133,10 @@ def test_a_password_needs_the_key_and_a_dsn_without_one_does_not(store, tenant, 
                        format="json").status_code == 200
 
 
-def _migrate(targets):
-    executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
-    executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
-
-
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_seals_a_password_stored_in_clear_and_back(tenant, settings):
     settings.AFORO_CREDENTIALS_KEY = CREDENTIALS_KEY
-    old = _migrate([("exports", "0001_initial")])
+    old = migrate_to([("exports", "0001_initial")])
     Schedule = old.get_model("exports", "ExportSchedule")
     clear = "postgres://etl:s3cret@warehouse.example.com:5432/dw"
     kept = {"tenant_id": tenant.pk, "next_run_at": "2026-12-01T00:00:00Z", "table_name": "t"}
@@ -155,35 +147,35 @@ def test_the_migration_seals_a_password_stored_in_clear_and_back(tenant, setting
                                    destination="https://hooks.example.com/x", tenant_id=tenant.pk,
                                    next_run_at="2026-12-01T00:00:00Z")
     try:
-        _migrate([("exports", "0002_destination_password_sealed")])
+        migrate_to([("exports", "0002_destination_password_sealed")])
         destination, sealed = _raw(with_password.pk)
         assert destination == "postgres://etl:***@warehouse.example.com:5432/dw"
         assert "s3cret" not in sealed and sealed
         assert ExportSchedule.objects.get(pk=with_password.pk).dsn() == clear
         assert _raw(without.pk) == ("clickhouse://ch.example.com/dw", "")
         assert _raw(hook.pk) == ("https://hooks.example.com/x", "")
-        _migrate([("exports", "0001_initial")])  # and back: the clear DSN again
+        migrate_to([("exports", "0001_initial")])  # and back: the clear DSN again
         with connection.cursor() as cursor:
             cursor.execute("SELECT destination FROM exports_exportschedule WHERE id = %s",
                            [with_password.pk])
             assert cursor.fetchone() == (clear,)
     finally:
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to(latest_migrations())
 
 
 @pytest.mark.django_db(transaction=True)
 def test_the_migration_without_a_key_names_it(tenant, settings):
-    old = _migrate([("exports", "0001_initial")])
+    old = migrate_to([("exports", "0001_initial")])
     old.get_model("exports", "ExportSchedule").objects.create(
         name="a", kind="POSTGRES", destination="postgres://etl:s3cret@wh.example.com/dw",
         tenant_id=tenant.pk, next_run_at="2026-12-01T00:00:00Z", table_name="t")
     settings.AFORO_CREDENTIALS_KEY = ""
     try:
         with pytest.raises(Exception, match="AFORO_CREDENTIALS_KEY"):
-            _migrate([("exports", "0002_destination_password_sealed")])
+            migrate_to([("exports", "0002_destination_password_sealed")])
     finally:
         settings.AFORO_CREDENTIALS_KEY = CREDENTIALS_KEY
-        _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+        migrate_to(latest_migrations())
 
 
 @pytest.mark.django_db
