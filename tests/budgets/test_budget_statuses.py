@@ -178,7 +178,9 @@ def test_budgets_of_two_tenants_each_read_their_own_spend(store, tenant, other_t
 # --- one ledger read for a list of budgets, wherever it is listed ------------------------------
 
 def _many_budgets(tenant, count: int = 25) -> None:
-    now = datetime.now(timezone.utc)
+    # a minute back: the event store keeps whole seconds, so an event in the current second
+    # would count for a read a second later and not for one now
+    now = datetime.now(timezone.utc) - timedelta(minutes=1)
     ingest(tenant, [{"eventId": f"e{n}", "occurredAt": now - timedelta(hours=n),
                      "customerId": CUSTOMERS[n % 3], "productId": PRODUCTS[n % 2],
                      "cogsUsd": "0.01"} for n in range(30)])
