@@ -1,8 +1,6 @@
 """Exports API: the ledger and its aggregates as files, and the export schedules."""
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -102,18 +100,6 @@ class AggregatesExport(_FileView):
 
 # --- schedules ----------------------------------------------------------------------------
 
-def dsn_masked(kind: str, destination: str) -> str:
-    """A destination as the API shows it: a DSN's password never (it is a credential); a
-    webhook URL in clear to the billing roles only (see sees_destinations)."""
-    if kind == "WEBHOOK":
-        return destination
-    parts = urlsplit(destination)
-    if parts.password is None:
-        return destination
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def _iso(moment) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
 
@@ -128,7 +114,7 @@ def run_json(run: ExportRun) -> dict:
 
 
 def schedule_json(schedule: ExportSchedule, request) -> dict:
-    destination = dsn_masked(schedule.kind, schedule.destination)
+    destination = schedule.destination  # stored with a DSN's password masked (models.dsn_split)
     if not sees_destinations(request):
         destination = destination_masked(destination)
     last = schedule.runs.first()
@@ -262,7 +248,7 @@ class ScheduleDetail(APIView):
         data = self.SchedulePatch(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         values = _values(data.validated_data)
-        if values.get("destination") == dsn_masked(schedule.kind, schedule.destination):
+        if values.get("destination") == schedule.destination:
             del values["destination"]  # the masked DSN sent back as read: unchanged
         updated = services.export_schedule_update(schedule=schedule, **values)
         return Response(schedule_json(updated, request))
