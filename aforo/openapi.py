@@ -49,6 +49,29 @@ class MoneyFieldScheme(OpenApiSerializerFieldExtension):
         return schema
 
 
+class DecimalFieldScheme(OpenApiSerializerFieldExtension):
+    """Any other decimal that is read or written as a JSON number: a number of its declared
+    places, never a float format (a field that writes a string keeps drf-spectacular's
+    string). MoneyField's own scheme comes first."""
+
+    target_class = "rest_framework.fields.DecimalField"
+    match_subclasses = True
+    priority = -1
+
+    def map_serializer_field(self, auto_schema, direction):
+        field = self.target
+        if direction == "response" and field.coerce_to_string:
+            return auto_schema._map_serializer_field(field, direction, bypass_extensions=True)
+        schema = {"type": "number"}
+        if field.decimal_places is not None:
+            schema["description"] = f"at most {field.decimal_places} decimals"
+        if direction == "request" and field.max_digits is not None:
+            bound = 10 ** (field.max_digits - field.decimal_places)
+            schema.update(minimum=field.min_value if field.min_value is not None else -bound,
+                          maximum=field.max_value if field.max_value is not None else bound)
+        return schema
+
+
 class BoundedListSerializerScheme(OpenApiSerializerFieldExtension):
     """A nested `Item(many=True, max_length=N)` keeps its caps in the schema (maxItems)."""
 

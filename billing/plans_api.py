@@ -25,11 +25,9 @@ from billing.api import BillingPermission, MomentField
 from billing.models import COMPONENT_UNIT, ComponentKind, RatePlan, Subscription
 from billing.queries import SubscriptionStatus
 
-
-def _rate(value: Decimal) -> Decimal:
-    # Prices are rates with up to 12 decimals, not money amounts: rendered in full (the exact
-    # renderer writes a Decimal's digits), so what a client wrote reads back the same.
-    return value
+# Prices are rates with up to 12 decimals, not money amounts: rendered in full (unquantized;
+# the exact renderer writes a Decimal's digits), so what a client wrote reads back the same.
+_RATE_IN = {"max_digits": None, "decimal_places": None, "coerce_to_string": False}
 
 
 # --- shapes -----------------------------------------------------------------------------------
@@ -50,21 +48,17 @@ def _errors(*codes: int) -> dict[int, OpenApiResponse]:
 
 @extend_schema_serializer(component_name="PriceTier")
 class TierOut(serializers.Serializer):
-    upTo = serializers.SerializerMethodField(help_text="Null: no upper limit (the last tier).")
-    unitPrice = serializers.SerializerMethodField()
-
-    def get_upTo(self, tier) -> float | None:
-        return None if tier.up_to is None else _rate(tier.up_to)
-
-    def get_unitPrice(self, tier) -> float:
-        return _rate(tier.unit_price)
+    upTo = serializers.DecimalField(source="up_to", **_RATE_IN, allow_null=True,
+                                    help_text="Null: no upper limit (the last tier).")
+    unitPrice = serializers.DecimalField(source="unit_price", **_RATE_IN)
 
 
 @extend_schema_serializer(component_name="PriceComponent")
 class ComponentOut(serializers.Serializer):
     kind = serializers.ChoiceField(choices=ComponentKind.choices)
     productId = serializers.SerializerMethodField(help_text="Null: every product.")
-    unitPrice = serializers.SerializerMethodField(
+    unitPrice = serializers.DecimalField(
+        source="unit_price", **_RATE_IN,
         help_text="USD per event / per 1K tokens / per tool call / per reasoning step; the fee "
                   "per period for FLAT_FEE; the percentage for MARKUP_PCT.")
     unit = serializers.SerializerMethodField(
@@ -75,9 +69,6 @@ class ComponentOut(serializers.Serializer):
 
     def get_productId(self, component) -> str | None:
         return component.product_id or None
-
-    def get_unitPrice(self, component) -> float:
-        return _rate(component.unit_price)
 
     def get_unit(self, component) -> str:
         return str(COMPONENT_UNIT[component.kind])
@@ -116,9 +107,6 @@ class SubscriptionOut(serializers.Serializer):
                                        help_text="Exclusive; null: open-ended.")
     status = _StatusField()
     createdAt = serializers.DateTimeField(source="created_at")
-
-
-_RATE_IN = {"max_digits": None, "decimal_places": None, "coerce_to_string": False}
 
 
 @extend_schema_serializer(component_name="PriceTierInput")

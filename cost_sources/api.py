@@ -72,7 +72,7 @@ class ImportSchema(serializers.Serializer):
     rowsSkippedTotal = serializers.IntegerField()
     linesChanged = serializers.IntegerField(
         help_text="lines appended to the billed ledger: 0 when re-importing the same rows")
-    totalUsd = serializers.FloatField(help_text="the file's billed total")
+    totalUsd = MoneyField(help_text="the file's billed total")
     periodStart = serializers.DateField(allow_null=True)
     periodEnd = serializers.DateField(allow_null=True, help_text="exclusive: the days "
                                       "[periodStart, periodEnd) this file replaced")
@@ -343,22 +343,20 @@ class AllocationReverse(APIView):
 class ReconciliationRowSchema(serializers.Serializer):
     date = serializers.DateField(help_text="a UTC day")
     group = serializers.CharField(help_text="the provider, model or service")
-    billedUsd = serializers.FloatField(help_text="the cost sources' lines")
-    meteredUsd = serializers.FloatField(help_text="the events' AI inference and unclassified "
-                                        "cost")
-    gapUsd = serializers.FloatField(help_text="billed minus metered")
-    gapPct = serializers.FloatField(allow_null=True, help_text="of billed; null when nothing "
-                                    "was billed")
+    billedUsd = MoneyField(help_text="the cost sources' lines")
+    meteredUsd = MoneyField(help_text="the events' AI inference and unclassified cost")
+    gapUsd = MoneyField(help_text="billed minus metered")
+    gapPct = PctField(allow_null=True, help_text="of billed; null when nothing was billed")
     status = serializers.ChoiceField(choices=[queries.MATCHED, queries.UNDER_METERED,
                                               queries.OVER_METERED])
 
 
 class ReconciliationSchema(serializers.Serializer):
     by = serializers.ChoiceField(choices=list(queries.GROUPS))
-    tolerancePct = serializers.FloatField()
-    billedUsd = serializers.FloatField()
-    meteredUsd = serializers.FloatField()
-    gapUsd = serializers.FloatField()
+    tolerancePct = PctField()
+    billedUsd = MoneyField()
+    meteredUsd = MoneyField()
+    gapUsd = MoneyField()
     rows = ReconciliationRowSchema(many=True)
 
 

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from aforo.errors import ApiError
 from aforo.models import Role
+from aforo.money import MoneyField, PctField
 from aforo.pagination import page_of, page_rendered
 from aforo.periods import api_period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite, _RoleSet
@@ -64,6 +65,12 @@ def signal_json(signal: Signal) -> dict:
     }
 
 
+def _measure(places: int, **kwargs) -> serializers.DecimalField:
+    """A signal's figure in a response: an exact number of at most `places` decimals."""
+    return serializers.DecimalField(max_digits=24, decimal_places=places,
+                                    coerce_to_string=False, **kwargs)
+
+
 class SignalSchema(serializers.Serializer):
     id = serializers.IntegerField()
     kind = serializers.ChoiceField(choices=Kind.choices)
@@ -74,14 +81,13 @@ class SignalSchema(serializers.Serializer):
                                  "OUTPUT_TOKENS, TOOL_CALLS, REASONING_STEPS, COGS_USD, "
                                  "MARGIN_PCT")
     subject = serializers.CharField(allow_null=True, help_text="budget:ID, guard-action:ID")
-    threshold = serializers.FloatField(help_text="σ for anomalies and spikes, % otherwise")
+    threshold = _measure(6, help_text="σ for anomalies and spikes, % otherwise")
     windowStart = serializers.DateTimeField()
     windowEnd = serializers.DateTimeField()
-    value = serializers.FloatField()
-    baseline = serializers.FloatField(allow_null=True)
-    deviation = serializers.FloatField(allow_null=True,
-                                       help_text="σ from the baseline, % change or % pace")
-    magnitude = serializers.FloatField(help_text="times its threshold (the tile's order)")
+    value = _measure(6)
+    baseline = _measure(6, allow_null=True)
+    deviation = _measure(4, allow_null=True, help_text="σ from the baseline, % change or % pace")
+    magnitude = _measure(4, help_text="times its threshold (the tile's order)")
     severity = serializers.ChoiceField(choices=Severity.choices)
     state = serializers.ChoiceField(choices=Signal.State.choices)
     sampleEventIds = serializers.ListField(child=serializers.CharField())
@@ -245,26 +251,26 @@ class IntelligenceSettingsDetail(APIView):
 
 class ForecastPointSchema(serializers.Serializer):
     date = serializers.DateField(help_text="the day, or the month's first day for 12m")
-    cogsUsd = serializers.FloatField()
-    revenueUsd = serializers.FloatField(help_text="expected revenue")
-    marginPct = serializers.FloatField(allow_null=True)
-    lower = serializers.FloatField(help_text="COGS: the interval's lower end")
-    upper = serializers.FloatField(help_text="COGS: the interval's upper end")
-    revenueLower = serializers.FloatField()
-    revenueUpper = serializers.FloatField()
+    cogsUsd = MoneyField()
+    revenueUsd = MoneyField(help_text="expected revenue")
+    marginPct = PctField(allow_null=True)
+    lower = MoneyField(help_text="COGS: the interval's lower end")
+    upper = MoneyField(help_text="COGS: the interval's upper end")
+    revenueLower = MoneyField()
+    revenueUpper = MoneyField()
 
 
 class ActualSchema(serializers.Serializer):
     date = serializers.DateField()
-    cogsUsd = serializers.FloatField()
-    revenueUsd = serializers.FloatField()
-    marginPct = serializers.FloatField(allow_null=True)
+    cogsUsd = MoneyField()
+    revenueUsd = MoneyField()
+    marginPct = PctField(allow_null=True)
 
 
 class ForecastSchema(serializers.Serializer):
     horizon = serializers.ChoiceField(choices=list(forecasting.HORIZONS))
     method = serializers.CharField()
-    intervalPct = serializers.FloatField(help_text="the prediction interval's level")
+    intervalPct = PctField(help_text="the prediction interval's level")
     firstLossDate = serializers.DateField(allow_null=True)
     forecast = ForecastPointSchema(many=True)
     history = ActualSchema(many=True, help_text="the daily actuals the model was fitted on")
@@ -309,10 +315,10 @@ class Forecast(APIView):
 # --- what-if ---------------------------------------------------------------------------------
 
 class FiguresSchema(serializers.Serializer):
-    cogsUsd = serializers.FloatField()
-    revenueUsd = serializers.FloatField(help_text="expected revenue")
-    marginUsd = serializers.FloatField()
-    marginPct = serializers.FloatField(allow_null=True)
+    cogsUsd = MoneyField()
+    revenueUsd = MoneyField(help_text="expected revenue")
+    marginUsd = MoneyField()
+    marginPct = PctField(allow_null=True)
 
 
 class ComparisonSchema(serializers.Serializer):

@@ -12,11 +12,11 @@ from django.db import IntegrityError, transaction
 
 from aforo.errors import Conflict, DomainError
 from aforo.models import Tenant
+from aforo.money import ledger
 from intelligence.models import IntelligenceSettings, Kind, Severity, Signal
 
 log = logging.getLogger(__name__)
 FOUR_PLACES = Decimal("0.0001")
-NINE_PLACES = Decimal("0.000000001")
 
 
 def _four(value: Decimal | float | None) -> Decimal | None:
@@ -63,9 +63,9 @@ def signal_record(*, tenant: Tenant, finding: Finding, now: datetime) -> Signal 
     try:
         with transaction.atomic():
             signal = Signal.objects.create(
-                **key, value=finding.value.quantize(NINE_PLACES),
+                **key, value=ledger(finding.value),
                 baseline=None if finding.baseline is None
-                else finding.baseline.quantize(NINE_PLACES),
+                else ledger(finding.baseline),
                 deviation=_four(finding.deviation), magnitude=_four(finding.magnitude),
                 severity=finding.severity, title=finding.title[:300],
                 sample_event_ids=list(finding.sample_event_ids), detected_at=now,

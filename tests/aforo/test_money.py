@@ -13,7 +13,8 @@ from rest_framework import serializers
 from aforo.money import LEDGER_MAX, MoneyField, fits_ledger, json_bytes, pct, usd
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("aforo", "ingestion", "billing", "cogs", "budgets", "margin_guard")
+APPS = ("aforo", "ingestion", "billing", "cogs", "budgets", "margin_guard", "intelligence",
+        "cost_sources", "entitlements", "exports", "notifications")
 
 
 def _app_modules() -> list[Path]:
@@ -85,3 +86,29 @@ def test_an_api_response_writes_money_as_numbers_not_strings(api, store):
     assert created.status_code == 201, created.content
     assert b'"capUsd":10.123457' in created.content
     assert b'"spentUsd":0.000000' in created.content
+
+
+def _schema_numbers(node, path=""):
+    """Every (path, schema) of a number in the OpenAPI document."""
+    if isinstance(node, dict):
+        if node.get("type") == "number" or node.get("format") in ("double", "float", "decimal"):
+            yield path, node
+        for key, value in node.items():
+            yield from _schema_numbers(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from _schema_numbers(value, f"{path}/{index}")
+
+
+def test_the_openapi_schema_declares_no_number_a_float():
+    # Every number the API reads or writes is an exact decimal (money, percentages, quantities,
+    # a signal's figures): the schema must not tell a client generator to hold it in a double.
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    numbers = list(_schema_numbers(schema))
+    floats = [path for path, node in numbers if node.get("format") in ("double", "float")]
+    as_strings = [path for path, node in numbers if node.get("type") == "string"]
+    assert len(numbers) > 100
+    assert not floats, f"declared as floats: {floats}"
+    assert not as_strings, f"decimals declared as strings, written as numbers: {as_strings}"
