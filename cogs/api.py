@@ -136,10 +136,6 @@ def transaction_row(event: Transaction) -> dict:
 
 # --- response shapes, for the OpenAPI schema (rendering builds dicts directly, for speed) --
 
-def _money_field(**kwargs) -> MoneyField:
-    return MoneyField(**kwargs)
-
-
 class TransactionRowSchema(serializers.Serializer):
     eventId = serializers.CharField()
     occurredAt = serializers.DateTimeField()
@@ -150,21 +146,21 @@ class TransactionRowSchema(serializers.Serializer):
     model = serializers.CharField()
     toolName = serializers.CharField(allow_null=True)
     sourceType = serializers.CharField()
-    cogsUsd = _money_field()
-    revenueUsd = _money_field()
-    marginUsd = _money_field()
+    cogsUsd = MoneyField()
+    revenueUsd = MoneyField()
+    marginUsd = MoneyField()
     marginPct = PctField(allow_null=True)
-    aiCogsUsd = _money_field()
-    infraCogsUsd = _money_field()
-    feeCogsUsd = _money_field()
-    unclassifiedCogsUsd = _money_field(required=False)
+    aiCogsUsd = MoneyField()
+    infraCogsUsd = MoneyField()
+    feeCogsUsd = MoneyField()
+    unclassifiedCogsUsd = MoneyField(required=False)
     inputTokens = serializers.IntegerField(required=False)
     outputTokens = serializers.IntegerField(required=False)
     totalTokens = serializers.IntegerField(required=False)
     revenueStatus = serializers.ChoiceField(choices=["SETTLED", "SETTLING"], required=False)
     revenueSource = serializers.ChoiceField(choices=[s.value for s in queries.RevenueSource],
                                             required=False)
-    expectedRevenueUsd = _money_field(required=False)
+    expectedRevenueUsd = MoneyField(required=False)
     creditsDebited = serializers.DecimalField(
         max_digits=38, decimal_places=9, coerce_to_string=False, required=False,
         help_text="Prepaid credits the event burnt; absent when it burnt none.")
@@ -174,7 +170,7 @@ TransactionPageSchema = page_of(TransactionRowSchema)
 
 
 class AnomalyRowSchema(TransactionRowSchema):
-    averageCogsUsd = _money_field()
+    averageCogsUsd = MoneyField()
     ratio = PctField(allow_null=True)
     groupEventCount = serializers.IntegerField()
 
@@ -183,32 +179,32 @@ AnomalyPageSchema = page_of(AnomalyRowSchema)
 
 
 class CostCompositionSchema(serializers.Serializer):
-    aiCogsUsd = _money_field()
-    infraCogsUsd = _money_field()
-    feeCogsUsd = _money_field()
-    unclassifiedUsd = _money_field()
-    totalCogsUsd = _money_field()
+    aiCogsUsd = MoneyField()
+    infraCogsUsd = MoneyField()
+    feeCogsUsd = MoneyField()
+    unclassifiedUsd = MoneyField()
+    totalCogsUsd = MoneyField()
 
 
 class _ExpectedSchema(serializers.Serializer):
-    settlingRevenueUsd = _money_field(help_text="Expected revenue of events not yet attributed")
-    expectedRevenueUsd = _money_field(help_text="Attributed + settling")
-    expectedMarginUsd = _money_field()
+    settlingRevenueUsd = MoneyField(help_text="Expected revenue of events not yet attributed")
+    expectedRevenueUsd = MoneyField(help_text="Attributed + settling")
+    expectedMarginUsd = MoneyField()
     expectedMarginPct = PctField(allow_null=True)
 
 
 class RevenueSourcesSchema(serializers.Serializer):
-    attributedUsd = _money_field()
-    carriedUsd = _money_field()
-    ratedUsd = _money_field()
-    estimatedUsd = _money_field()
+    attributedUsd = MoneyField()
+    carriedUsd = MoneyField()
+    ratedUsd = MoneyField()
+    estimatedUsd = MoneyField()
     unknownEvents = serializers.IntegerField(help_text="Events with no revenue source at all")
 
 
 class _MarginRowSchema(_ExpectedSchema):
-    cogsUsd = _money_field()
-    revenueUsd = _money_field(help_text="Attributed revenue")
-    marginUsd = _money_field()
+    cogsUsd = MoneyField()
+    revenueUsd = MoneyField(help_text="Attributed revenue")
+    marginUsd = MoneyField()
     marginPct = PctField(allow_null=True, help_text="Null where revenue is zero")
     eventCount = serializers.IntegerField()
 
@@ -216,7 +212,7 @@ class _MarginRowSchema(_ExpectedSchema):
 class ProductRowSchema(_MarginRowSchema):
     productId = serializers.CharField()
     productType = serializers.CharField()
-    aiCogsUsd = _money_field(help_text="The AI-inference slice of cogsUsd")
+    aiCogsUsd = MoneyField(help_text="The AI-inference slice of cogsUsd")
 
 
 class CustomerRowSchema(_MarginRowSchema):
@@ -231,12 +227,12 @@ class ModelRowSchema(_ExpectedSchema):
     inputTokens = serializers.IntegerField()
     outputTokens = serializers.IntegerField()
     totalTokens = serializers.IntegerField()
-    cogsUsd = _money_field()
-    aiCogsUsd = _money_field()
-    revenueUsd = _money_field(help_text="Attributed revenue of the model's events")
-    marginUsd = _money_field()
+    cogsUsd = MoneyField()
+    aiCogsUsd = MoneyField()
+    revenueUsd = MoneyField(help_text="Attributed revenue of the model's events")
+    marginUsd = MoneyField()
     marginPct = PctField(allow_null=True, help_text="Null where revenue is zero")
-    avgCostPer1kUsd = _money_field(allow_null=True)
+    avgCostPer1kUsd = MoneyField(allow_null=True)
     inputRatePer1k = MoneyField(allow_null=True, places_out=9,
                                 help_text="From the rate card at the period's end")
     outputRatePer1k = MoneyField(allow_null=True, places_out=9)
@@ -245,8 +241,8 @@ class ModelRowSchema(_ExpectedSchema):
 
 class TrendRowSchema(_ExpectedSchema):
     date = serializers.DateField()
-    cogsUsd = _money_field()
-    revenueUsd = _money_field()
+    cogsUsd = MoneyField()
+    revenueUsd = MoneyField()
     marginPct = PctField(allow_null=True)
 
 
@@ -254,13 +250,13 @@ class TokenAnalysisSchema(serializers.Serializer):
     totalTokens = serializers.IntegerField()
     inputTokens = serializers.IntegerField()
     outputTokens = serializers.IntegerField()
-    avgCostPer1kTokensUsd = _money_field(allow_null=True)
+    avgCostPer1kTokensUsd = MoneyField(allow_null=True)
 
 
 class UnitEconomicsSchema(serializers.Serializer):
-    avgCostPerEventUsd = _money_field(allow_null=True)
-    avgRevenuePerEventUsd = _money_field(allow_null=True)
-    avgMarginPerEventUsd = _money_field(allow_null=True)
+    avgCostPerEventUsd = MoneyField(allow_null=True)
+    avgRevenuePerEventUsd = MoneyField(allow_null=True)
+    avgMarginPerEventUsd = MoneyField(allow_null=True)
     breakEvenEvents = serializers.IntegerField(allow_null=True)
 
 
@@ -271,11 +267,11 @@ class PnlSchema(serializers.Serializer):
 
 
 class DashboardSchema(_ExpectedSchema):
-    totalCogsUsd = _money_field()
-    revenueUsd = _money_field()
+    totalCogsUsd = MoneyField()
+    revenueUsd = MoneyField()
     grossMarginPct = PctField(allow_null=True)
-    costPerEventUsd = _money_field(allow_null=True)
-    aiModelSpendUsd = _money_field()
+    costPerEventUsd = MoneyField(allow_null=True)
+    aiModelSpendUsd = MoneyField()
     activeProducts = serializers.IntegerField()
     eventCount = serializers.IntegerField()
     revenueSources = RevenueSourcesSchema()
