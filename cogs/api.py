@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from aforo.money import CENT, MICRO, MoneyField, PctField, pct, rate, usd
-from aforo.pagination import envelope, int_param, page_of, page_request
+from aforo.pagination import PAGE_PARAMETERS, envelope, int_param, page_of, page_request
 from aforo.periods import Period, api_period_parse
 from aforo.permissions import BILLING_ROLES, CanRead, ReadOrWrite
 from aforo.renderers import ExactJSONRenderer
@@ -294,12 +294,6 @@ PERIOD_PARAMETERS = [
     OpenApiParameter("from", OpenApiTypes.DATE, description="First day (default: 29 days ago)"),
     OpenApiParameter("to", OpenApiTypes.DATE, description="Last day, included (default: today)"),
 ]
-PAGE_PARAMETERS = [
-    OpenApiParameter("page", OpenApiTypes.INT, description="0-based page"),
-    OpenApiParameter("size", OpenApiTypes.INT, description="Rows per page (max 200)"),
-]
-
-
 class _DashboardView(APIView):
     permission_classes = [CanRead]
     renderer_classes = [ExactJSONRenderer]
