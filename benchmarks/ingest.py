@@ -19,6 +19,14 @@ recomputed and published after it, in the request), sent to in alternating round
 the same engine reference.
 
     .venv/bin/python benchmarks/ingest.py --credits --events 50000 --modes server
+
+With `--sustain SECONDS` (server mode) the clients send fresh 1,000-event batches without pause
+for that long, while a thread samples the ClickHouse server's parts every 10 s: the most
+active parts in any one partition of any table (18.16 refuses inserts with "too many parts"
+at 300, `parts_to_throw_insert`, and delays them from 150), the active parts in all and the
+merges running. It shows whether merges keep up with ingest at its sustained rate.
+
+    .venv/bin/python benchmarks/ingest.py --sustain 300 --modes server
 """
 from __future__ import annotations
 
@@ -90,6 +98,112 @@ def _send_all(port: int, token: str, tenant: str, bodies: list[bytes], clients: 
     if failures:
         raise SystemExit(f"{len(failures)} requests failed, first: {failures[0]}")
     return elapsed
+
+
+def _send_for(port: int, token: str, tenant: str, seconds: float, clients: int,
+              sample) -> tuple[int, float, dict[int, int]]:
+    """Fresh 1,000-event batches from `clients` threads for `seconds`; `sample()` every 10 s.
+    Returns (events accepted, seconds, {status: responses} of the non-200 answers)."""
+    stop = time.perf_counter() + seconds
+    counter = iter(range(10**9))
+    lock = threading.Lock()
+    sent = [0]
+    refused: dict[int, int] = {}
+    run = uuid.uuid4().hex[:6]
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        headers = {"Authorization": f"Bearer {token}", "X-Tenant-Id": tenant,
+                   "Content-Type": "application/json"}
+        while time.perf_counter() < stop:
+            with lock:
+                n = next(counter)
+            body = _bodies(1000, 1000, f"sustain-{run}-{n}")[0]
+            conn.request("POST", "/api/v1/events", body=body, headers=headers)
+            response = conn.getresponse()
+            response.read()
+            with lock:
+                if response.status == 200:
+                    sent[0] += 1000
+                else:
+                    refused[response.status] = refused.get(response.status, 0) + 1
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    while time.perf_counter() < stop:
+        sample(time.perf_counter() - started, sent[0])
+        time.sleep(max(0.0, min(10.0, stop - time.perf_counter())))
+    for t in threads:
+        t.join()
+    return sent[0], time.perf_counter() - started, refused
+
+
+def _parts_now(server: ClickHouseServer, database: str) -> tuple[int, str, int, int]:
+    """(the most active parts of one partition, its table, active parts in all, merges)."""
+    out = subprocess.run(
+        ["clickhouse-client", "--port", str(server.port), "--query",
+         f"SELECT (SELECT max(n) FROM (SELECT count() AS n FROM system.parts WHERE database = "
+         f"'{database}' AND active GROUP BY table, partition)), (SELECT argMax(table, n) FROM "
+         f"(SELECT table, count() AS n FROM system.parts WHERE database = '{database}' AND "
+         f"active GROUP BY table, partition)), (SELECT count() FROM system.parts WHERE "
+         f"database = '{database}' AND active), (SELECT count() FROM system.merges WHERE "
+         f"database = '{database}') FORMAT TSV"],
+        check=True, capture_output=True, text=True).stdout.split("\t")
+    return int(out[0]), out[1], int(out[2]), int(out[3])
+
+
+def sustain(args, workdir: Path) -> list[str]:
+    """Server mode, `args.sustain` seconds of ingest without pause, parts sampled."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "CLICKHOUSE_URL")}
+    env.update(AFORO_VAR_DIR=str(workdir / "sustain"), LOG_LEVEL="ERROR")
+    db = f"aforo_bench_{uuid.uuid4().hex[:6]}"
+    with ClickHouseServer(workdir / "clickhouse") as server:
+        env.update(DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db}",
+                   REDIS_URL=args.redis, CLICKHOUSE_URL=server.url("aforo_bench"),
+                   CONN_MAX_AGE="60")
+        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c",
+                        f"CREATE DATABASE {db}"], check=True, capture_output=True)
+        try:
+            _manage(env, "migrate", "-v0")
+            _manage(env, "shell", "-v", "0", "-c", "from aforo.tenancy import tenant_create; "
+                    "tenant_create(slug='bench', name='Bench')")
+            token = _manage(env, "create_api_token", "--tenant", "bench", "--role",
+                            "DEVELOPER").strip()
+            port = free_port()
+            proc = uvicorn_serve(env, port, args.workers)
+            samples = []
+
+            def sample(at: float, accepted: int) -> None:
+                samples.append((at, accepted, *_parts_now(server, "aforo_bench"),
+                                os.getloadavg()[0]))
+
+            try:
+                accepted, elapsed, refused = _send_for(port, token, "bench", args.sustain,
+                                                       args.clients, sample)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+            sample(elapsed, accepted)
+            time.sleep(30)  # merges after the load
+            sample(elapsed + 30, accepted)
+        finally:
+            subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-c",
+                            f"DROP DATABASE IF EXISTS {db}"], capture_output=True)
+    lines = [f"{args.sustain} s of 1,000-event batches from {args.clients} clients, "
+             f"{args.workers} uvicorn workers, dedupe on: **{accepted:,} events accepted, "
+             f"{accepted / elapsed:,.0f} events/s**; refused: "
+             f"{', '.join(f'{n} x {status}' for status, n in sorted(refused.items())) or 'none'}"
+             f". Peak active parts in one partition: **{max(s[2] for s in samples)}** "
+             f"(18.16 delays inserts from 150 and refuses them at 300).", "",
+             "| at s | events accepted | most active parts in one partition (table) "
+             "| active parts, all tables | merges running | load (1 min) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {at:.0f} | {n:,} | {peak} ({table}) | {total} | {merges} | {load:.1f} |"
+              for at, n, peak, table, total, merges, load in samples]
+    return lines
 
 
 def _manage(env: dict, *args: str) -> str:
@@ -255,8 +369,20 @@ def main() -> None:
     parser.add_argument("--note", default="", help="a line about the machine's load")
     parser.add_argument("--credits", action="store_true",
                         help="entitlements and wallets in play against none, alternating")
+    parser.add_argument("--sustain", type=int, default=0, metavar="SECONDS",
+                        help="server mode: ingest without pause this long, parts sampled")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="aforo-bench-"))
+    if args.sustain:
+        load_before = os.getloadavg()[0]
+        try:
+            lines = sustain(args, workdir)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        lines.append(f"\n- load average (1 min) before / after: {load_before:.1f} / "
+                     f"{os.getloadavg()[0]:.1f}{' ' + args.note if args.note else ''}")
+        record("Sustained ingest and the server's parts (benchmarks/ingest.py --sustain)", lines)
+        return
     if args.credits:
         title = "What entitlements and wallets cost ingest (benchmarks/ingest.py --credits)"
         lines = ["| mode | tenant's credits | events | time | Aforo events/s "
